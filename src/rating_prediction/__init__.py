@@ -1,0 +1,4 @@
+"""rating-prediction
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,11 @@
+"""Project settings. See https://docs.kedro.org/en/stable/configure/configuration_basics/"""
+
+from omegaconf.resolvers import oc
+
+# `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
+# conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.
+CONFIG_LOADER_ARGS = {
+    "base_env": "base",
+    "default_run_env": "local",
+    "custom_resolvers": {"oc.env": oc.env},
+}
