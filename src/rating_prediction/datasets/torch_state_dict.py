@@ -1,0 +1,48 @@
+"""A Kedro dataset for PyTorch state dicts, saved atomically and loaded with weights_only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import torch
+from kedro.io import AbstractDataset
+
+
+class TorchStateDictDataset(
+    AbstractDataset[dict[str, torch.Tensor], dict[str, torch.Tensor]]
+):
+    """Saves a ``state_dict`` with ``torch.save`` and loads it with ``weights_only=True``.
+
+    The file is written next to its target and renamed into place, so an interrupted save never
+    leaves a truncated checkpoint behind.
+
+    Example catalog entry::
+
+        "{variant}.model_weights":
+          type: rating_prediction.datasets.TorchStateDictDataset
+          filepath: data/06_models/{variant}/weights.pt
+    """
+
+    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = PurePosixPath(filepath)
+        self.metadata = metadata
+
+    def load(self) -> dict[str, torch.Tensor]:
+        return torch.load(Path(self._filepath), map_location="cpu", weights_only=True)
+
+    def save(self, data: dict[str, torch.Tensor]) -> None:
+        target = Path(self._filepath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        torch.save(
+            {name: tensor.detach().cpu() for name, tensor in data.items()}, partial
+        )
+        os.replace(partial, target)
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}

@@ -1,0 +1,215 @@
+"""Rating models: the notebook's inner-product model and a biased matrix factorisation.
+
+Both map (user index, movie index) pairs, as 0-based mapped ids, to a rating. A negative index
+means "not seen in training": :meth:`RatingModel.predict` gives such ids zero factors and zero
+biases, which is each model's natural fallback (the global mean plus whatever is known).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+
+class RatingModel(nn.Module):
+    """Common interface: ``forward`` for training, ``predict`` for serving and evaluation."""
+
+    def __init__(self, rating_min: float, rating_max: float) -> None:
+        super().__init__()
+        self.rating_min = rating_min
+        self.rating_max = rating_max
+
+    def embed(self, table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
+        """Rows of ``table`` for ``index``, zeros where the index is negative (unknown)."""
+        known = index >= 0
+        rows = table(index.clamp(min=0))
+        return rows * known.unsqueeze(-1).to(rows.dtype)
+
+    def regularization(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """L2 penalty on the parameters a batch touches (zero for unregularised models)."""
+        return torch.zeros((), device=users.device)
+
+    @torch.no_grad()
+    def forget_unseen(
+        self, seen_users: torch.Tensor, seen_movies: torch.Tensor
+    ) -> None:
+        """Zero the parameters of ids absent from training so they get the fallback."""
+        for table, seen in self.id_tables(seen_users, seen_movies):
+            table.weight[~seen.to(table.weight.device)] = 0.0
+
+    def id_tables(
+        self, seen_users: torch.Tensor, seen_movies: torch.Tensor
+    ) -> list[tuple[nn.Embedding, torch.Tensor]]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        """Ratings clipped to the rating scale; negative ids are treated as unknown."""
+        raise NotImplementedError
+
+
+class InnerSigmoidModel(RatingModel):
+    """The notebook's model: ``min + (max - min) * sigmoid(w * <p_u, q_m> + b)``.
+
+    As in the d2l.ai matrix factorisation chapter, without biases or regularisation. The output
+    bias starts so that the untrained model predicts ``global_mean`` (the training mean).
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_movies: int,
+        *,
+        embedding_dim: int = 5,
+        rating_min: float = 0.5,
+        rating_max: float = 5.0,
+        global_mean: float = 3.5,
+        init_std: float = 0.1,
+        sparse: bool = False,
+    ) -> None:
+        super().__init__(rating_min, rating_max)
+        self.user_embedding = nn.Embedding(n_users, embedding_dim, sparse=sparse)
+        self.movie_embedding = nn.Embedding(n_movies, embedding_dim, sparse=sparse)
+        self.linear = nn.Linear(1, 1)
+        nn.init.normal_(self.user_embedding.weight, std=init_std)
+        nn.init.normal_(self.movie_embedding.weight, std=init_std)
+        fraction = (global_mean - rating_min) / (rating_max - rating_min)
+        fraction = min(max(fraction, 1e-3), 1 - 1e-3)
+        nn.init.constant_(self.linear.bias, math.log(fraction / (1 - fraction)))
+
+    def _score(
+        self, user_vectors: torch.Tensor, movie_vectors: torch.Tensor
+    ) -> torch.Tensor:
+        dot = (user_vectors * movie_vectors).sum(dim=1, keepdim=True)
+        scale = self.rating_max - self.rating_min
+        return (self.rating_min + scale * torch.sigmoid(self.linear(dot))).squeeze(1)
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self._score(self.user_embedding(users), self.movie_embedding(movies))
+
+    def id_tables(self, seen_users, seen_movies):
+        return [(self.user_embedding, seen_users), (self.movie_embedding, seen_movies)]
+
+    @torch.no_grad()
+    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self._score(
+            self.embed(self.user_embedding, users),
+            self.embed(self.movie_embedding, movies),
+        )
+
+
+class BiasedMatrixFactorization(RatingModel):
+    """Global mean + user bias + movie bias + ``<p_u, q_m>``, the classic biased MF (SVD-style).
+
+    ``regularization`` returns the L2 penalty of the rows a batch touches, so it works with
+    sparse gradients (``SparseAdam``), where optimizer weight decay is not available.
+    """
+
+    def __init__(
+        self,
+        n_users: int,
+        n_movies: int,
+        *,
+        embedding_dim: int = 32,
+        rating_min: float = 0.5,
+        rating_max: float = 5.0,
+        global_mean: float = 3.5,
+        init_std: float = 0.01,
+        factor_reg: float = 0.0,
+        bias_reg: float = 0.0,
+        sparse: bool = False,
+    ) -> None:
+        super().__init__(rating_min, rating_max)
+        self.user_factors = nn.Embedding(n_users, embedding_dim, sparse=sparse)
+        self.movie_factors = nn.Embedding(n_movies, embedding_dim, sparse=sparse)
+        self.user_bias = nn.Embedding(n_users, 1, sparse=sparse)
+        self.movie_bias = nn.Embedding(n_movies, 1, sparse=sparse)
+        self.register_buffer("global_mean", torch.tensor(float(global_mean)))
+        self.factor_reg = factor_reg
+        self.bias_reg = bias_reg
+        nn.init.normal_(self.user_factors.weight, std=init_std)
+        nn.init.normal_(self.movie_factors.weight, std=init_std)
+        nn.init.zeros_(self.user_bias.weight)
+        nn.init.zeros_(self.movie_bias.weight)
+
+    def _score(self, p_u, q_m, b_u, b_m) -> torch.Tensor:
+        return (
+            self.global_mean
+            + b_u.squeeze(-1)
+            + b_m.squeeze(-1)
+            + (p_u * q_m).sum(dim=1)
+        )
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self._score(
+            self.user_factors(users),
+            self.movie_factors(movies),
+            self.user_bias(users),
+            self.movie_bias(movies),
+        )
+
+    def regularization(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        factors = self.user_factors(users).pow(2).sum(1) + self.movie_factors(
+            movies
+        ).pow(2).sum(1)
+        biases = self.user_bias(users).pow(2).sum(1) + self.movie_bias(movies).pow(
+            2
+        ).sum(1)
+        return (self.factor_reg * factors + self.bias_reg * biases).mean()
+
+    def id_tables(self, seen_users, seen_movies):
+        return [
+            (self.user_factors, seen_users),
+            (self.user_bias, seen_users),
+            (self.movie_factors, seen_movies),
+            (self.movie_bias, seen_movies),
+        ]
+
+    @torch.no_grad()
+    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        raw = self._score(
+            self.embed(self.user_factors, users),
+            self.embed(self.movie_factors, movies),
+            self.embed(self.user_bias, users),
+            self.embed(self.movie_bias, movies),
+        )
+        return raw.clamp(self.rating_min, self.rating_max)
+
+
+MODEL_VARIANTS: dict[str, type[RatingModel]] = {
+    "inner_sigmoid": InnerSigmoidModel,
+    "biased_mf": BiasedMatrixFactorization,
+}
+
+
+def check_variant(variant: str) -> type[RatingModel]:
+    """The model class of ``variant``; a clear error for an unknown name."""
+    if variant not in MODEL_VARIANTS:
+        raise ValueError(
+            f"Unknown model variant {variant!r}; valid variants: {', '.join(MODEL_VARIANTS)}."
+        )
+    return MODEL_VARIANTS[variant]
+
+
+def build_model(config: dict[str, Any]) -> RatingModel:
+    """Instantiate a model from its saved config (``data/06_models/<variant>/config.json``).
+
+    The config holds ``variant``, ``n_users``, ``n_movies`` and ``model_kwargs`` (the
+    constructor's keyword arguments, rating range and initial/global mean included).
+    """
+    model_class = check_variant(config["variant"])
+    return model_class(
+        n_users=config["n_users"], n_movies=config["n_movies"], **config["model_kwargs"]
+    )
+
+
+def load_trained_model(
+    config: dict[str, Any], state_dict: dict[str, torch.Tensor]
+) -> RatingModel:
+    """A trained model in eval mode, from the training pipeline's config and weights."""
+    model = build_model(config)
+    model.load_state_dict(state_dict)
+    return model.eval()

@@ -1,0 +1,5 @@
+"""Training: one Kedro namespace per model variant."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,165 @@
+"""The training node: learning, early stopping, best weights, tracking, determinism, errors."""
+
+from __future__ import annotations
+
+import mlflow
+import polars as pl
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from rating_prediction.models import load_trained_model
+from rating_prediction.pipelines.training.nodes import PatientEarlyStopping, train_model
+
+
+def _train(splits, options):
+    return train_model(
+        splits["train_ratings"],
+        splits["val_ratings"],
+        splits["user_mapping"],
+        splits["movie_mapping"],
+        options,
+    )
+
+
+def _mse(config, weights, ratings: pl.DataFrame) -> float:
+    model = load_trained_model(config, weights)
+    # The raw forward pass: training's val loss is measured before clipping to the scale.
+    with torch.no_grad():
+        predictions = model(
+            torch.from_numpy(ratings["userIdMapped"].to_numpy().astype("int64")),
+            torch.from_numpy(ratings["movieIdMapped"].to_numpy().astype("int64")),
+        )
+    truth = torch.from_numpy(ratings["rating"].to_numpy(writable=True))
+    return float(((predictions - truth) ** 2).mean())
+
+
+@pytest.mark.parametrize("variant", ["inner_sigmoid", "biased_mf"])
+def test_training_beats_the_mean_baseline_on_val(splits, training_parameters, variant):
+    options = training_parameters[variant] | {"max_epochs": 15}
+    weights, config, history = _train(splits, options)
+    train_mean = splits["train_ratings"]["rating"].mean()
+    val = splits["val_ratings"]
+    baseline = float(((val["rating"] - train_mean) ** 2).mean())
+    assert history["val_loss"].min() < 0.8 * baseline
+    assert config["variant"] == variant
+    assert config["n_users"] == splits["user_mapping"].height
+    assert history.columns == ["epoch", "train_loss", "val_loss"]
+    assert history["epoch"].to_list() == list(range(1, history.height + 1))
+
+
+def test_returned_weights_are_the_best_epochs_not_the_last(splits, training_parameters):
+    # Large unregularised factors on few ratings overfit fast, so val loss turns up.
+    options = training_parameters["biased_mf"] | {"max_epochs": 30, "min_epochs": 1}
+    options["model"] = options["model"] | {"embedding_dim": 64, "factor_reg": 0.0}
+    options["optimizer"] = options["optimizer"] | {"learning_rate": 0.05}
+    weights, config, history = _train(splits, options)
+    best_epoch = int(history["val_loss"].arg_min()) + 1
+    assert config["best_epoch"] == best_epoch < history.height
+    assert config["best_val_loss"] == pytest.approx(history["val_loss"].min())
+    assert _mse(config, weights, splits["val_ratings"]) == pytest.approx(
+        history["val_loss"].min(), rel=1e-4
+    )
+
+
+def test_early_stopping_never_stops_before_the_minimum_epoch(
+    splits, training_parameters
+):
+    # With a zero learning rate the val loss never improves after epoch 1.
+    options = training_parameters["inner_sigmoid"] | {"min_epochs": 6, "patience": 2}
+    options["optimizer"] = options["optimizer"] | {"learning_rate": 0.0}
+    _, _, history = _train(splits, options)
+    assert history.height == 6
+
+
+class _FakeTrainer:
+    def __init__(self):
+        self.callback_metrics = {}
+        self.current_epoch = 0
+        self.should_stop = False
+
+
+def test_patient_early_stopping_resets_patience_on_improvement():
+    # Patience runs out at epoch 3, before the minimum; the improvements at epochs 4 and 6
+    # reset it, so the run goes on until two epochs pass without improvement (epoch 8).
+    stopper = PatientEarlyStopping("val", patience=2, min_epochs=5)
+    trainer = _FakeTrainer()
+    stopped_at = None
+    for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9, 1.0, 0.8, 0.9, 1.0, 0.5]):
+        trainer.current_epoch = epoch
+        trainer.callback_metrics["val"] = torch.tensor(loss)
+        stopper.on_train_epoch_end(trainer, None)
+        if trainer.should_stop:
+            stopped_at = epoch + 1
+            break
+    assert stopped_at == 8
+
+
+def test_losses_are_logged_into_the_active_mlflow_run(
+    splits, training_parameters, tmp_path
+):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        mlflow.set_experiment("training-test")
+        with mlflow.start_run() as run:
+            _, _, history = _train(
+                splits, training_parameters["inner_sigmoid"] | {"max_epochs": 7}
+            )
+        client = MlflowClient()
+        val_history = client.get_metric_history(
+            run.info.run_id, "inner_sigmoid.val_loss"
+        )
+        train_history = client.get_metric_history(
+            run.info.run_id, "inner_sigmoid.train_loss"
+        )
+        runs = client.search_runs([run.info.experiment_id])
+        assert client.get_run(run.info.run_id).info.status == "FINISHED"
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert len(runs) == 1
+    assert [m.step for m in val_history] == history["epoch"].to_list()
+    assert [m.value for m in val_history] == pytest.approx(
+        history["val_loss"].to_list()
+    )
+    assert len(train_history) == history.height
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_training_is_deterministic_for_a_seed(splits, training_parameters):
+    options = training_parameters["biased_mf"] | {"max_epochs": 6}
+    first = _train(splits, options)[2]
+    second = _train(splits, options)[2]
+    assert first["val_loss"].to_list() == second["val_loss"].to_list()
+
+
+def test_empty_training_split_is_a_clear_error(splits, training_parameters):
+    empty = splits | {"train_ratings": splits["train_ratings"].clear()}
+    with pytest.raises(ValueError, match="train split is empty"):
+        _train(empty, training_parameters["inner_sigmoid"])
+
+
+def test_ids_beyond_the_mapping_are_a_clear_error(splits, training_parameters):
+    short_mapping = splits | {"movie_mapping": splits["movie_mapping"].head(10)}
+    with pytest.raises(ValueError, match="movie_mapping has 10 ids"):
+        _train(short_mapping, training_parameters["inner_sigmoid"])
+
+
+def test_nan_loss_stops_with_the_epoch_named(splits, training_parameters):
+    train = splits["train_ratings"]
+    poisoned = train.with_columns(
+        pl.when(pl.int_range(train.height) == 0)
+        .then(float("nan"))
+        .otherwise(pl.col("rating"))
+        .cast(pl.Float32)
+        .alias("rating")
+    )
+    with pytest.raises(FloatingPointError, match="NaN or infinite at epoch 1"):
+        _train(
+            splits | {"train_ratings": poisoned}, training_parameters["inner_sigmoid"]
+        )
+
+
+def test_unknown_variant_is_a_clear_error(splits, training_parameters):
+    options = training_parameters["inner_sigmoid"] | {"variant": "svdpp"}
+    with pytest.raises(ValueError, match="Unknown model variant 'svdpp'"):
+        _train(splits, options)

@@ -1,0 +1,72 @@
+"""The training pipeline run by Kedro, with one process and with two (DDP)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Pipeline
+from kedro.runner import SequentialRunner
+
+from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.pipelines.training import create_pipeline
+from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
+
+SPLIT_INPUTS = ("train_ratings", "val_ratings", "user_mapping", "movie_mapping")
+
+
+def _run(splits, training_parameters, variants=MODEL_VARIANTS):
+    pipeline = sum(
+        (create_variant_pipeline(variant) for variant in variants), Pipeline([])
+    )
+    catalog = DataCatalog({name: MemoryDataset(splits[name]) for name in SPLIT_INPUTS})
+    for variant in variants:
+        catalog[f"params:training.{variant}"] = MemoryDataset(
+            training_parameters[variant]
+        )
+    SequentialRunner().run(pipeline, catalog)
+    return catalog
+
+
+def test_one_namespace_per_variant_with_the_contract_outputs():
+    pipeline = create_pipeline()
+    assert {node.name for node in pipeline.nodes} == {
+        f"{variant}.train_model" for variant in MODEL_VARIANTS
+    }
+    for variant in MODEL_VARIANTS:
+        assert {
+            f"{variant}.model_weights",
+            f"{variant}.model_config",
+            f"{variant}.training_history",
+        } <= pipeline.outputs()
+        assert f"params:training.{variant}" in pipeline.inputs()
+
+
+def test_pipeline_trains_every_variant(splits, training_parameters):
+    for options in training_parameters.values():
+        options["max_epochs"] = 6
+    catalog = _run(splits, training_parameters)
+    for variant in MODEL_VARIANTS:
+        config = catalog.load(f"{variant}.model_config")
+        assert config["variant"] == variant
+        assert catalog.load(f"{variant}.training_history").height == 6
+        assert catalog.load(f"{variant}.model_weights")
+
+
+@pytest.mark.slow
+def test_two_process_ddp_reaches_the_quality_of_one_process(
+    splits, training_parameters
+):
+    single = copy.deepcopy(training_parameters)
+    distributed = copy.deepcopy(single)
+    distributed["biased_mf"]["trainer"] |= {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp_spawn",
+    }
+    # Each process sees half of every epoch: half the batch keeps the number of steps.
+    distributed["biased_mf"]["batch_size"] //= 2
+    one = _run(splits, single, ("biased_mf",)).load("biased_mf.model_config")
+    two = _run(splits, distributed, ("biased_mf",)).load("biased_mf.model_config")
+    assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=0.05)

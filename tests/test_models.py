@@ -1,0 +1,119 @@
+"""The rating models: shapes, output range, fallbacks for unknown ids."""
+
+import pytest
+import torch
+
+from rating_prediction.models import (
+    BiasedMatrixFactorization,
+    InnerSigmoidModel,
+    build_model,
+    load_trained_model,
+)
+
+
+def test_inner_sigmoid_is_the_notebooks_architecture():
+    model = InnerSigmoidModel(7, 4, embedding_dim=5)
+    assert model.user_embedding.weight.shape == (7, 5)
+    assert model.movie_embedding.weight.shape == (4, 5)
+    assert isinstance(model.linear, torch.nn.Linear)
+    assert model.linear.weight.shape == (1, 1)
+
+
+def test_forward_returns_one_rating_per_pair():
+    users, movies = torch.tensor([0, 1, 6]), torch.tensor([3, 0, 2])
+    for model in (InnerSigmoidModel(7, 4), BiasedMatrixFactorization(7, 4)):
+        assert model(users, movies).shape == (3,)
+
+
+def test_inner_sigmoid_output_stays_in_rating_range_even_with_huge_weights():
+    model = InnerSigmoidModel(3, 3, rating_min=0.5, rating_max=5.0)
+    with torch.no_grad():
+        model.user_embedding.weight.fill_(100.0)
+        model.movie_embedding.weight[0].fill_(100.0)
+        model.movie_embedding.weight[1].fill_(-100.0)
+    ratings = model(torch.tensor([0, 0]), torch.tensor([0, 1]))
+    assert ratings.min() >= 0.5
+    assert ratings.max() <= 5.0
+
+
+def test_untrained_inner_sigmoid_predicts_the_training_mean():
+    model = InnerSigmoidModel(50, 20, global_mean=3.7, init_std=0.0)
+    ratings = model(torch.arange(20), torch.arange(20))
+    assert torch.allclose(ratings, torch.full((20,), 3.7), atol=1e-5)
+
+
+def test_biased_mf_prediction_is_mean_plus_biases_plus_dot_and_is_clipped():
+    model = BiasedMatrixFactorization(2, 2, embedding_dim=1, global_mean=3.0)
+    with torch.no_grad():
+        model.user_bias.weight[:] = torch.tensor([[0.5], [3.0]])
+        model.movie_bias.weight[:] = torch.tensor([[-0.25], [1.0]])
+        model.user_factors.weight[:] = torch.tensor([[2.0], [0.0]])
+        model.movie_factors.weight[:] = torch.tensor([[0.1], [0.0]])
+    raw = model(torch.tensor([0, 1]), torch.tensor([0, 1]))
+    assert raw.tolist() == pytest.approx([3.0 + 0.5 - 0.25 + 0.2, 7.0])
+    assert model.predict(torch.tensor([0, 1]), torch.tensor([0, 1])).tolist() == (
+        pytest.approx([3.45, 5.0])
+    )
+
+
+def test_negative_ids_fall_back_to_the_known_side():
+    model = BiasedMatrixFactorization(2, 2, embedding_dim=1, global_mean=3.0)
+    with torch.no_grad():
+        model.user_bias.weight[:] = 0.5
+        model.movie_bias.weight[:] = -0.25
+        model.user_factors.weight[:] = 1.0
+        model.movie_factors.weight[:] = 1.0
+    prediction = model.predict(torch.tensor([-1, 0, -1]), torch.tensor([0, -1, -1]))
+    assert prediction.tolist() == pytest.approx([2.75, 3.5, 3.0])
+
+
+def test_inner_sigmoid_unknown_ids_give_the_sigmoid_of_the_bias():
+    model = InnerSigmoidModel(3, 3, global_mean=3.2)
+    with torch.no_grad():
+        model.linear.weight.fill_(2.0)
+    prediction = model.predict(torch.tensor([-1, 1]), torch.tensor([0, -1]))
+    assert prediction.tolist() == pytest.approx([3.2, 3.2], abs=1e-5)
+
+
+def test_forget_unseen_zeroes_only_unseen_rows():
+    model = BiasedMatrixFactorization(3, 2, embedding_dim=2, init_std=1.0)
+    with torch.no_grad():
+        model.user_bias.weight.fill_(1.0)
+    model.forget_unseen(torch.tensor([True, False, True]), torch.tensor([False, True]))
+    assert model.user_factors.weight[1].abs().sum() == 0
+    assert model.user_bias.weight[1].item() == 0
+    assert model.user_bias.weight[0].item() == 1.0
+    assert model.movie_factors.weight[0].abs().sum() == 0
+    assert model.movie_factors.weight[1].abs().sum() > 0
+
+
+def test_regularization_penalises_the_batch_rows():
+    model = BiasedMatrixFactorization(
+        2, 2, embedding_dim=1, factor_reg=0.5, bias_reg=0.1
+    )
+    with torch.no_grad():
+        model.user_factors.weight[:] = 2.0
+        model.movie_factors.weight[:] = 1.0
+        model.user_bias.weight[:] = 1.0
+        model.movie_bias.weight[:] = 0.0
+    penalty = model.regularization(torch.tensor([0]), torch.tensor([1]))
+    assert penalty.item() == pytest.approx(0.5 * (4 + 1) + 0.1 * 1)
+
+
+def test_build_model_rejects_unknown_variants():
+    with pytest.raises(ValueError, match="valid variants: inner_sigmoid, biased_mf"):
+        build_model({"variant": "svd", "n_users": 2, "n_movies": 2, "model_kwargs": {}})
+
+
+def test_load_trained_model_round_trips_weights():
+    config = {
+        "variant": "biased_mf",
+        "n_users": 5,
+        "n_movies": 3,
+        "model_kwargs": {"embedding_dim": 4, "global_mean": 3.3},
+    }
+    trained = build_model(config)
+    loaded = load_trained_model(config, trained.state_dict())
+    users, movies = torch.tensor([0, 4]), torch.tensor([2, 1])
+    assert not loaded.training
+    assert torch.equal(loaded.predict(users, movies), trained.predict(users, movies))
