@@ -1,0 +1,5 @@
+"""Ingestion: a MovieLens release (or a synthetic sample) into ``ratings`` and ``movies``."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

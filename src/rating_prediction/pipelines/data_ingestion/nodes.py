@@ -1,0 +1,119 @@
+"""Nodes of the data ingestion pipeline."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from rating_prediction.movielens import (
+    MOVIES_SCHEMA,
+    RATINGS_SCHEMA,
+    SYNTHETIC_RELEASE,
+    MovieLensError,
+    ReleaseSource,
+    download_release,
+    locate_release,
+    release_layout,
+    require_columns,
+)
+from rating_prediction.synthetic import SyntheticSettings, ensure_synthetic_release
+
+logger = logging.getLogger(__name__)
+
+MIN_RATING = 0.5
+MAX_RATING = 5.0
+# GroupLens marks movies without genres this way; downstream sees null instead.
+NO_GENRES = "(no genres listed)"
+
+
+def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
+    """Make the configured release available in ``raw_dir`` and say where it is.
+
+    The synthetic sample is (re)generated if its settings changed; a GroupLens release
+    is used as found (zip or extracted folder) or else downloaded once.
+    """
+    release = ingestion["dataset"]
+    raw_dir = Path(ingestion["raw_dir"])
+    release_layout(release)  # fail on an unknown name before touching the disk
+    if release == SYNTHETIC_RELEASE:
+        settings = SyntheticSettings.from_parameters(ingestion["synthetic"])
+        ensure_synthetic_release(raw_dir / SYNTHETIC_RELEASE, settings)
+    elif locate_release(raw_dir, release) is None:
+        download_release(
+            release, raw_dir, ingestion["base_url"], ingestion["download_timeout_s"]
+        )
+    source = locate_release(raw_dir, release)
+    if source is None:  # only if the files vanished while this node ran
+        raise MovieLensError(f"{release} is missing from {raw_dir} after preparing it.")
+    logger.info("Reading MovieLens release %s from %s", release, source.path)
+    return source
+
+
+def clean_ratings(raw_ratings: pl.DataFrame) -> pl.DataFrame:
+    """Validate ratings, keep the latest rating per (user, movie), sort by user and movie.
+
+    Raises:
+        MovieLensError: If columns are missing, or rows hold nulls or ratings outside
+            0.5..5 (the message counts them and shows up to five).
+    """
+    require_columns(raw_ratings.columns, list(RATINGS_SCHEMA), "ratings")
+    ratings = raw_ratings.select(
+        pl.col(column).cast(dtype) for column, dtype in RATINGS_SCHEMA.items()
+    )
+    _reject_rows(
+        ratings,
+        pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA),
+        "have missing values",
+    )
+    _reject_rows(
+        ratings,
+        ~pl.col("rating").is_between(MIN_RATING, MAX_RATING),
+        f"have a rating outside {MIN_RATING}..{MAX_RATING}",
+    )
+    ratings = ratings.sort("userId", "movieId", "timestamp")
+    # After this sort, a row followed by the same pair has a later rating of that pair.
+    superseded = (pl.col("userId") == pl.col("userId").shift(-1)) & (
+        pl.col("movieId") == pl.col("movieId").shift(-1)
+    )
+    deduplicated = ratings.filter(~superseded.fill_null(False))
+    dropped = ratings.height - deduplicated.height
+    if dropped:
+        logger.warning(
+            "Dropped %d duplicated (userId, movieId) rating(s), keeping the latest",
+            dropped,
+        )
+    logger.info(
+        "%d ratings by %d users of %d movies",
+        deduplicated.height,
+        deduplicated["userId"].n_unique(),
+        deduplicated["movieId"].n_unique(),
+    )
+    return deduplicated
+
+
+def clean_movies(raw_movies: pl.DataFrame) -> pl.DataFrame:
+    """Keep one row per movie id, sorted, with null genres where a movie has none."""
+    require_columns(raw_movies.columns, list(MOVIES_SCHEMA), "movies")
+    return (
+        raw_movies.select(
+            pl.col(column).cast(dtype) for column, dtype in MOVIES_SCHEMA.items()
+        )
+        .with_columns(
+            pl.when(~pl.col("genres").is_in(["", NO_GENRES])).then(pl.col("genres"))
+        )
+        .unique("movieId", keep="first", maintain_order=True)
+        .sort("movieId")
+    )
+
+
+def _reject_rows(ratings: pl.DataFrame, is_bad: pl.Expr, problem: str) -> None:
+    """Raise if any row matches ``is_bad``, counting them and showing up to five."""
+    bad_rows = ratings.with_row_index("row", offset=1).filter(is_bad)
+    if bad_rows.height:
+        raise MovieLensError(
+            f"Ratings: {bad_rows.height} row(s) {problem}; first "
+            f"{min(bad_rows.height, 5)}:\n{bad_rows.head(5)}"
+        )

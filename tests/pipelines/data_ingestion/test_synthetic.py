@@ -1,0 +1,174 @@
+"""Tests of the synthetic MovieLens-format generator."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from rating_prediction.movielens import ReleaseSource, read_movies, read_ratings
+from rating_prediction.synthetic import (
+    SETTINGS_FILE,
+    SyntheticSettings,
+    ensure_synthetic_release,
+    generate_movies,
+    generate_ratings,
+)
+
+SMALL = SyntheticSettings(seed=7, n_users=600, n_movies=300, n_ratings=20_000)
+
+
+@pytest.fixture(scope="module")
+def ratings() -> pl.DataFrame:
+    return generate_ratings(SMALL)
+
+
+def test_deterministic_for_a_seed(ratings):
+    assert_frame_equal(generate_ratings(SMALL), ratings)
+    assert not generate_ratings(replace(SMALL, seed=8)).equals(ratings)
+
+
+def test_exact_row_count_of_distinct_sorted_pairs(ratings):
+    assert ratings.height == SMALL.n_ratings
+    assert ratings.select("userId", "movieId").is_duplicated().sum() == 0
+    assert ratings.equals(ratings.sort("userId", "movieId"))
+    assert ratings.schema == pl.Schema(
+        {
+            "userId": pl.Int32,
+            "movieId": pl.Int32,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        }
+    )
+
+
+def test_ids_within_configured_ranges(ratings):
+    assert ratings["userId"].min() >= 1
+    assert ratings["userId"].max() <= SMALL.n_users
+    assert ratings["movieId"].min() >= 1
+    assert ratings["movieId"].max() <= SMALL.n_movies
+    assert (
+        ratings["timestamp"]
+        .is_between(SMALL.first_timestamp, SMALL.last_timestamp)
+        .all()
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_half_stars_with_a_realistic_mean(seed):
+    ratings = generate_ratings(replace(SMALL, seed=seed))["rating"]
+    assert 3.5 <= ratings.mean() <= 3.9
+    assert ratings.is_between(0.5, 5.0).all()
+    assert ((ratings * 2).round() == ratings * 2).all()
+    assert ratings.n_unique() == 10  # every half star from 0.5 to 5 occurs
+
+
+def test_long_tailed_popularity_and_activity(ratings):
+    per_movie = ratings["movieId"].value_counts()["count"].sort(descending=True)
+    per_user = ratings["userId"].value_counts()["count"].sort(descending=True)
+    assert per_movie.head(SMALL.n_movies // 10).sum() > 0.3 * ratings.height
+    assert per_user.head(SMALL.n_users // 10).sum() > 0.2 * ratings.height
+    assert per_movie.max() > 5 * per_movie.median()
+
+
+def test_learnable_structure(ratings):
+    """Movie effects replicate across disjoint users, as the model must learn them."""
+    halves = ratings.with_columns(half=pl.col("userId") % 2).group_by("movieId", "half")
+    movie_means = (
+        halves.agg(pl.col("rating").mean(), pl.len())
+        .filter(pl.col("len") >= 10)
+        .pivot(on="half", index="movieId", values="rating")
+        .drop_nulls()
+    )
+    assert np.corrcoef(movie_means["0"], movie_means["1"])[0, 1] > 0.6
+
+
+def test_low_rank_interaction_beyond_biases(ratings):
+    """Residuals after movie and user means keep user x movie structure.
+
+    Shuffling the residuals over the same (user, movie) cells destroys that structure,
+    so the leading singular values of the real residual matrix must stand out from the
+    shuffled ones (they do not when ``interaction_std`` is 0).
+    """
+    residuals = ratings.with_columns(
+        residual=pl.col("rating") - pl.col("rating").mean().over("movieId")
+    ).with_columns(
+        residual=pl.col("residual") - pl.col("residual").mean().over("userId")
+    )
+    users = residuals["userId"].to_numpy() - 1
+    movies = residuals["movieId"].to_numpy() - 1
+
+    def singular_values(values: np.ndarray) -> np.ndarray:
+        matrix = np.zeros((SMALL.n_users, SMALL.n_movies))
+        matrix[users, movies] = values
+        # Eigenvalues of the small Gram matrix: the squared singular values, cheaply.
+        return np.sqrt(np.linalg.eigvalsh(matrix.T @ matrix)[::-1].clip(0))
+
+    real = singular_values(residuals["residual"].to_numpy())
+    shuffled = singular_values(
+        np.random.default_rng(0).permutation(residuals["residual"].to_numpy())
+    )
+    assert real[0] > 1.2 * shuffled[0]
+    assert real[: SMALL.rank - 1].min() > shuffled[0]
+
+
+def test_movies_have_titles_and_genres():
+    movies = generate_movies(SMALL)
+    assert movies["movieId"].to_list() == list(range(1, SMALL.n_movies + 1))
+    assert movies["title"][0].startswith("Synthetic Movie 1 (")
+    assert movies["genres"].null_count() == 0
+    assert (movies["genres"] != "").all()
+
+
+def test_settings_reject_impossible_density():
+    with pytest.raises(ValueError, match="at most half"):
+        SyntheticSettings.from_parameters(
+            {"n_users": 10, "n_movies": 10, "n_ratings": 60}
+        )
+
+
+def test_settings_reject_unknown_keys():
+    with pytest.raises(TypeError, match="n_user"):
+        SyntheticSettings.from_parameters({"n_user": 10})
+
+
+class TestEnsureSyntheticRelease:
+    def test_writes_an_ml_latest_small_style_release(self, tmp_path, ratings):
+        assert ensure_synthetic_release(tmp_path, SMALL)
+        header = (tmp_path / "ratings.csv").read_text().splitlines()[:2]
+        assert header[0] == "userId,movieId,rating,timestamp"
+        assert header[1].split(",")[2] in {f"{value / 2:.1f}" for value in range(1, 11)}
+        assert (
+            (tmp_path / "movies.csv").read_text().startswith("movieId,title,genres\n")
+        )
+        source = ReleaseSource("synthetic", tmp_path)
+        assert_frame_equal(read_ratings(source), ratings)
+        assert_frame_equal(read_movies(source), generate_movies(SMALL))
+
+    def test_reuses_files_while_settings_are_unchanged(self, tmp_path):
+        ensure_synthetic_release(tmp_path, SMALL)
+        written = (tmp_path / "ratings.csv").stat().st_mtime_ns
+        assert not ensure_synthetic_release(tmp_path, SMALL)
+        assert (tmp_path / "ratings.csv").stat().st_mtime_ns == written
+
+    def test_regenerates_when_settings_change(self, tmp_path):
+        ensure_synthetic_release(tmp_path, SMALL)
+        changed = replace(SMALL, n_ratings=1_000)
+        assert ensure_synthetic_release(tmp_path, changed)
+        assert len((tmp_path / "ratings.csv").read_text().splitlines()) == 1_001
+        assert json.loads((tmp_path / SETTINGS_FILE).read_text())["n_ratings"] == 1_000
+
+    def test_regenerates_when_a_file_is_missing(self, tmp_path):
+        ensure_synthetic_release(tmp_path, SMALL)
+        (tmp_path / "movies.csv").unlink()
+        assert ensure_synthetic_release(tmp_path, SMALL)
+        assert (tmp_path / "movies.csv").is_file()
+        assert sorted(path.name for path in tmp_path.iterdir()) == [
+            SETTINGS_FILE,
+            "movies.csv",
+            "ratings.csv",
+        ]

@@ -1,0 +1,130 @@
+from pathlib import Path
+
+import polars as pl
+import pytest
+from kedro.config import OmegaConfigLoader
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+
+from rating_prediction.pipelines.data_processing import create_pipeline
+from rating_prediction.pipelines.data_processing.nodes import MAPPED_RATINGS_SCHEMA
+
+CONF_SOURCE = Path(__file__).parents[3] / "conf"
+OUTPUTS = [
+    "user_mapping",
+    "movie_mapping",
+    "train_ratings",
+    "val_ratings",
+    "test_ratings",
+]
+
+
+@pytest.fixture(scope="module")
+def config_loader() -> OmegaConfigLoader:
+    # Only this pipeline's files, so the test does not depend on the other pipelines.
+    return OmegaConfigLoader(
+        conf_source=str(CONF_SOURCE),
+        base_env="base",
+        default_run_env="local",
+        config_patterns={
+            "parameters": ["parameters_data_processing*"],
+            "catalog": ["catalog_data_processing*"],
+        },
+    )
+
+
+@pytest.fixture(scope="module")
+def processing_params(config_loader) -> dict:
+    return config_loader["parameters"]["processing"]
+
+
+@pytest.fixture(scope="module")
+def catalog_config(config_loader) -> dict:
+    return config_loader["catalog"]
+
+
+def run_pipeline(
+    ratings: pl.DataFrame, processing: dict, catalog_config: dict, output_dir: Path
+) -> dict[str, Path]:
+    """Runs the pipeline with this pipeline's catalog entries redirected to
+    ``output_dir``; returns the written files by dataset name."""
+    filepaths = {
+        name: output_dir / Path(catalog_config[name]["filepath"]).name
+        for name in OUTPUTS
+    }
+    catalog = DataCatalog.from_config(
+        {
+            name: {**catalog_config[name], "filepath": str(filepath)}
+            for name, filepath in filepaths.items()
+        }
+    )
+    catalog["ratings"] = MemoryDataset(ratings)
+    catalog["params:processing.top_n_movies"] = MemoryDataset(
+        processing["top_n_movies"]
+    )
+    catalog["params:processing.split"] = MemoryDataset(processing["split"])
+    SequentialRunner().run(create_pipeline(), catalog)
+    return filepaths
+
+
+def test_default_parameters_match_the_notebook(processing_params):
+    assert processing_params == {
+        "top_n_movies": 50,
+        "split": {"strategy": "random", "fractions": [0.7, 0.2, 0.1], "seed": 42},
+    }
+
+
+def test_catalog_defines_every_output_as_parquet(catalog_config):
+    assert set(catalog_config) == set(OUTPUTS)
+    for name, config in catalog_config.items():
+        assert config["type"] == "polars.EagerPolarsDataset"
+        assert config["file_format"] == "parquet"
+        expected_layer = "primary" if name.endswith("mapping") else "model_input"
+        assert config["metadata"]["kedro-viz"]["layer"] == expected_layer
+
+
+def test_pipeline_produces_mapped_splits_of_the_top_movies(
+    synthetic_ratings, processing_params, catalog_config, tmp_path
+):
+    filepaths = run_pipeline(
+        synthetic_ratings, processing_params, catalog_config, tmp_path
+    )
+    outputs = {name: pl.read_parquet(filepath) for name, filepath in filepaths.items()}
+    splits = [outputs[f"{name}_ratings"] for name in ("train", "val", "test")]
+    n_ratings = sum(split.height for split in splits)
+
+    for split in splits:
+        assert split.schema == MAPPED_RATINGS_SCHEMA
+    assert [split.height for split in splits] == [
+        round(0.7 * n_ratings),
+        round(0.9 * n_ratings) - round(0.7 * n_ratings),
+        n_ratings - round(0.9 * n_ratings),
+    ]
+
+    movie_mapping = outputs["movie_mapping"]
+    assert movie_mapping.schema == pl.Schema(
+        {"movieId": pl.Int32, "movieIdMapped": pl.Int32}
+    )
+    assert movie_mapping.height == 50
+    assert movie_mapping["movieIdMapped"].to_list() == list(range(50))
+    user_mapping = outputs["user_mapping"]
+    assert user_mapping.schema == pl.Schema(
+        {"userId": pl.Int32, "userIdMapped": pl.Int32}
+    )
+    assert user_mapping["userIdMapped"].to_list() == list(range(user_mapping.height))
+    # Filtered before mapping: exactly the top-50 movies' ratings are split.
+    top_movie_ratings = synthetic_ratings.join(movie_mapping, on="movieId", how="semi")
+    assert n_ratings == top_movie_ratings.height < synthetic_ratings.height
+
+
+def test_pipeline_writes_byte_identical_files_across_runs(
+    synthetic_ratings, processing_params, catalog_config, tmp_path
+):
+    first_run, second_run = (
+        run_pipeline(
+            synthetic_ratings, processing_params, catalog_config, tmp_path / run
+        )
+        for run in ("first", "second")
+    )
+    for name in OUTPUTS:
+        assert first_run[name].read_bytes() == second_run[name].read_bytes(), name
