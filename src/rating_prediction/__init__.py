@@ -1,4 +1,3 @@
-"""rating-prediction
-"""
+"""rating-prediction"""
 
 __version__ = "0.1"

@@ -1,0 +1,151 @@
+"""A tiny hand-set biased MF model and id mappings, with ids unseen in training.
+
+Users 10, 20, 30 and movies 1-4 appear in train. User 40 and movie 5 are mapped (they
+appear in val / test only) but unseen in training, so their parameters are zero.
+Session-scoped: the frames are immutable and no test changes the configs or weights.
+"""
+
+import polars as pl
+import pytest
+import torch
+
+from rating_prediction.models import build_model
+from rating_prediction.serving import ServedModel, assemble_served_model
+
+GLOBAL_MEAN = 3.5
+USER_BIAS = [0.3, -0.2, 0.1, 0.0]
+MOVIE_BIAS = [0.5, -0.5, 0.2, 0.1, 0.0]
+
+RATINGS_SCHEMA = {
+    "userId": pl.Int32,
+    "movieId": pl.Int32,
+    "rating": pl.Float32,
+    "timestamp": pl.Int64,
+    "userIdMapped": pl.Int32,
+    "movieIdMapped": pl.Int32,
+}
+
+
+def make_ratings(pairs: list[tuple[int, int]]) -> pl.DataFrame:
+    """Ratings of 4.0 for (userId, movieId) pairs, mapped as the fixtures map them."""
+    rows = [(user, movie, 4.0, 0, user // 10 - 1, movie - 1) for user, movie in pairs]
+    return pl.DataFrame(rows, schema=RATINGS_SCHEMA, orient="row")
+
+
+@pytest.fixture(scope="session")
+def user_mapping() -> pl.DataFrame:
+    return pl.DataFrame(
+        {"userId": [10, 20, 30, 40], "userIdMapped": [0, 1, 2, 3]},
+        schema={"userId": pl.Int32, "userIdMapped": pl.Int32},
+    )
+
+
+@pytest.fixture(scope="session")
+def movie_mapping() -> pl.DataFrame:
+    return pl.DataFrame(
+        {"movieId": [1, 2, 3, 4, 5], "movieIdMapped": [0, 1, 2, 3, 4]},
+        schema={"movieId": pl.Int32, "movieIdMapped": pl.Int32},
+    )
+
+
+@pytest.fixture(scope="session")
+def movies() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "movieId": [1, 2, 3, 4, 5, 6],
+            "title": [f"Movie {i}" for i in range(1, 7)],
+            "genres": ["Drama"] * 6,
+        },
+        schema={"movieId": pl.Int32, "title": pl.String, "genres": pl.String},
+    )
+
+
+@pytest.fixture(scope="session")
+def train_ratings() -> pl.DataFrame:
+    return make_ratings([(10, 1), (10, 2), (20, 2), (20, 3), (30, 4), (30, 1)])
+
+
+@pytest.fixture(scope="session")
+def val_ratings() -> pl.DataFrame:
+    return make_ratings([(40, 1), (10, 3)])
+
+
+@pytest.fixture(scope="session")
+def test_ratings() -> pl.DataFrame:
+    return make_ratings([(20, 5)])
+
+
+@pytest.fixture(scope="session")
+def biased_config() -> dict:
+    return {
+        "variant": "biased_mf",
+        "n_users": 4,
+        "n_movies": 5,
+        "model_kwargs": {"embedding_dim": 3, "global_mean": GLOBAL_MEAN},
+        "best_epoch": 1,
+        "best_val_loss": 0.8,
+    }
+
+
+@pytest.fixture(scope="session")
+def biased_weights(biased_config) -> dict[str, torch.Tensor]:
+    """Known biases; random factors; zero parameters for the ids unseen in training."""
+    torch.manual_seed(0)
+    model = build_model(biased_config)
+    with torch.no_grad():
+        model.user_factors.weight.normal_(std=0.3)
+        model.movie_factors.weight.normal_(std=0.3)
+        model.user_bias.weight.copy_(torch.tensor(USER_BIAS).unsqueeze(1))
+        model.movie_bias.weight.copy_(torch.tensor(MOVIE_BIAS).unsqueeze(1))
+    model.forget_unseen(
+        torch.tensor([True, True, True, False]),
+        torch.tensor([True, True, True, True, False]),
+    )
+    return model.state_dict()
+
+
+@pytest.fixture(scope="session")
+def inner_sigmoid_config() -> dict:
+    return {
+        "variant": "inner_sigmoid",
+        "n_users": 4,
+        "n_movies": 5,
+        "model_kwargs": {"embedding_dim": 3},
+        "best_epoch": 1,
+        "best_val_loss": 0.9,
+    }
+
+
+@pytest.fixture(scope="session")
+def inner_sigmoid_weights(inner_sigmoid_config) -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    return build_model(inner_sigmoid_config).state_dict()
+
+
+@pytest.fixture(scope="session")
+def metrics() -> dict:
+    def split(rmse: float) -> dict:
+        return {"mse": rmse**2, "rmse": rmse, "mae": rmse * 0.8}
+
+    return {
+        "inner_sigmoid": {"train": split(0.9), "val": split(1.0), "test": split(1.0)},
+        "biased_mf": {"train": split(0.7), "val": split(0.85), "test": split(0.86)},
+        "mean_baseline": {"train": split(1.0), "val": split(0.5), "test": split(1.0)},
+        "bias_baseline": {"train": split(0.9), "val": split(0.6), "test": split(0.9)},
+    }
+
+
+@pytest.fixture(scope="session")
+def served_inputs(user_mapping, movie_mapping, train_ratings, movies) -> dict:
+    """The tables a served model is assembled from, as keyword arguments."""
+    return {
+        "user_mapping": user_mapping,
+        "movie_mapping": movie_mapping,
+        "train_ratings": train_ratings,
+        "movies": movies,
+    }
+
+
+@pytest.fixture(scope="session")
+def served(biased_config, biased_weights, served_inputs) -> ServedModel:
+    return assemble_served_model(biased_config, biased_weights, **served_inputs)

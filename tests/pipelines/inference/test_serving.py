@@ -1,0 +1,205 @@
+"""Serving building blocks: variant choice, bundle, input checks, pairs, top-K."""
+
+import math
+
+import polars as pl
+import pytest
+import torch
+
+from rating_prediction.serving import (
+    PAIR_PREDICTIONS_SCHEMA,
+    RECOMMENDATIONS_SCHEMA,
+    assemble_served_model,
+    predict_pairs,
+    recommend_top_k,
+    select_served_variant,
+    validate_pairs,
+)
+
+from .conftest import GLOBAL_MEAN, MOVIE_BIAS, USER_BIAS
+
+
+def pairs(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=["userId", "movieId"], orient="row")
+
+
+class TestSelectServedVariant:
+    def test_best_is_the_lowest_val_rmse_among_model_variants(self, metrics):
+        # The baselines score better here, but only model variants can be served.
+        assert select_served_variant(metrics, "best") == "biased_mf"
+
+    def test_explicit_variant(self, metrics):
+        assert select_served_variant(metrics, "inner_sigmoid") == "inner_sigmoid"
+
+    def test_unknown_variant_lists_the_valid_ones(self, metrics):
+        with pytest.raises(ValueError, match="best, inner_sigmoid, biased_mf"):
+            select_served_variant(metrics, "svd")
+
+    def test_best_without_model_metrics(self):
+        with pytest.raises(ValueError, match="Cannot pick the best variant"):
+            select_served_variant({"mean_baseline": {}}, "best")
+
+
+class TestAssembleServedModel:
+    def test_keeps_only_ids_seen_in_training_with_titles(self, served):
+        assert served.variant == "biased_mf"
+        assert served.known_users["userId"].to_list() == [10, 20, 30]
+        assert served.known_movies.sort("movieId").rows() == [
+            (1, 0, "Movie 1"),
+            (2, 1, "Movie 2"),
+            (3, 2, "Movie 3"),
+            (4, 3, "Movie 4"),
+        ]
+
+    def test_mapping_larger_than_the_model_is_an_error(
+        self, biased_config, biased_weights, user_mapping, movie_mapping, movies
+    ):
+        train = pl.DataFrame(
+            {"userId": [10], "movieId": [1]},
+            schema={"userId": pl.Int32, "movieId": pl.Int32},
+        )
+        stale_users = user_mapping.with_columns(pl.col("userIdMapped") + 10)
+        with pytest.raises(ValueError, match="rerun training"):
+            assemble_served_model(
+                biased_config,
+                biased_weights,
+                user_mapping=stale_users,
+                movie_mapping=movie_mapping,
+                train_ratings=train,
+                movies=movies,
+            )
+
+
+class TestValidatePairs:
+    def test_whole_number_floats_become_integers(self):
+        valid = validate_pairs(pairs([(1.0, 2.0)]))
+        assert valid.schema == pl.Schema({"userId": pl.Int64, "movieId": pl.Int64})
+        assert valid.rows() == [(1, 2)]
+
+    def test_extra_columns_are_dropped(self):
+        request = pairs([(1, 2)]).with_columns(comment=pl.lit("x"))
+        assert validate_pairs(request).columns == ["userId", "movieId"]
+
+    def test_missing_column(self):
+        with pytest.raises(ValueError, match=r"lacks the column\(s\) \['movieId'\]"):
+            validate_pairs(pl.DataFrame({"userId": [1]}))
+
+    @pytest.mark.parametrize("bad", [1.5, math.inf, math.nan])
+    def test_non_integer_floats(self, bad):
+        with pytest.raises(ValueError, match="'movieId' must hold integer ids"):
+            validate_pairs(pairs([(1.0, 2.0), (1.0, bad)]))
+
+    def test_strings(self):
+        with pytest.raises(
+            ValueError, match="'userId' must hold integer ids, not String"
+        ):
+            validate_pairs(pairs([("a", 1)]))
+
+    def test_nulls(self):
+        with pytest.raises(ValueError, match="'userId' has 1 missing value"):
+            validate_pairs(pairs([(None, 1), (2, 1)]))
+
+    def test_empty_request_of_any_dtype(self):
+        empty = pl.DataFrame(schema={"userId": pl.String, "movieId": pl.Null})
+        assert validate_pairs(empty).schema == pl.Schema(
+            {"userId": pl.Int64, "movieId": pl.Int64}
+        )
+
+
+class TestPredictPairs:
+    def test_known_pairs_match_the_model_in_request_order(self, served):
+        model = served.load_model()
+        predicted = predict_pairs(served, pairs([(30, 4), (10, 1), (20, 3)]))
+        expected = model.predict(torch.tensor([2, 0, 1]), torch.tensor([3, 0, 2]))
+        assert predicted.schema == PAIR_PREDICTIONS_SCHEMA
+        assert predicted["userId"].to_list() == [30, 10, 20]
+        assert predicted["prediction"].to_list() == pytest.approx(expected.tolist())
+        assert predicted["known_user"].all() and predicted["known_movie"].all()
+
+    def test_unknown_user_gets_the_movie_bias_fallback(self, served):
+        # 999 is not in the mapping; 40 is mapped but unseen in training.
+        predicted = predict_pairs(served, pairs([(999, 1), (40, 1)]))
+        expected = GLOBAL_MEAN + MOVIE_BIAS[0]
+        assert predicted["prediction"].to_list() == pytest.approx([expected] * 2)
+        assert predicted["known_user"].to_list() == [False, False]
+        assert predicted["known_movie"].to_list() == [True, True]
+
+    def test_unknown_movie_gets_the_user_bias_fallback(self, served):
+        predicted = predict_pairs(served, pairs([(20, 5), (20, 777)]))
+        expected = GLOBAL_MEAN + USER_BIAS[1]
+        assert predicted["prediction"].to_list() == pytest.approx([expected] * 2)
+        assert predicted["known_user"].to_list() == [True, True]
+        assert predicted["known_movie"].to_list() == [False, False]
+
+    def test_unknown_both_gets_the_global_mean(self, served):
+        predicted = predict_pairs(served, pairs([(999, 777)]))
+        assert predicted["prediction"].to_list() == pytest.approx([GLOBAL_MEAN])
+
+    def test_inner_sigmoid_fallback_is_its_zero_vector_score(
+        self, inner_sigmoid_config, inner_sigmoid_weights, served_inputs
+    ):
+        served = assemble_served_model(
+            inner_sigmoid_config, inner_sigmoid_weights, **served_inputs
+        )
+        fallback = served.load_model().predict(torch.tensor([-1]), torch.tensor([-1]))
+        predicted = predict_pairs(served, pairs([(999, 1)]))
+        assert predicted["prediction"].to_list() == pytest.approx(fallback.tolist())
+
+    def test_predictions_stay_on_the_rating_scale(self, served):
+        all_pairs = pairs([(u, m) for u in (10, 20, 30, 40, 5) for m in range(0, 7)])
+        predicted = predict_pairs(served, all_pairs)
+        assert predicted["prediction"].is_between(0.5, 5.0).all()
+
+    def test_empty_request_gives_an_empty_table(self, served):
+        predicted = predict_pairs(served, pl.DataFrame(schema=["userId", "movieId"]))
+        assert predicted.is_empty()
+        assert predicted.schema == PAIR_PREDICTIONS_SCHEMA
+
+
+class TestRecommendTopK:
+    def test_excludes_rated_movies_and_sorts_by_prediction(self, served, train_ratings):
+        recommended = recommend_top_k(served, [10], train_ratings, top_k=2)
+        assert recommended.schema == RECOMMENDATIONS_SCHEMA
+        assert set(recommended["movieId"]).isdisjoint({1, 2})
+        assert recommended["rank"].to_list() == [1, 2]
+        assert recommended["prediction"].is_sorted(descending=True)
+        assert recommended["title"].to_list() == [
+            f"Movie {movie}" for movie in recommended["movieId"]
+        ]
+
+    def test_only_movies_seen_in_training_are_candidates(self, served, train_ratings):
+        # Movie 5 is mapped but unseen in training; movie 6 is not even mapped.
+        recommended = recommend_top_k(served, [20], train_ratings, top_k=10)
+        assert sorted(recommended["movieId"]) == [1, 4]
+
+    def test_k_larger_than_the_candidates(self, served, train_ratings):
+        recommended = recommend_top_k(served, [10, 30], train_ratings, top_k=50)
+        assert recommended.group_by("userId").len().sort("userId").rows() == [
+            (10, 2),
+            (30, 2),
+        ]
+        assert recommended["userId"].is_sorted()
+
+    def test_unknown_user_gets_movies_ranked_by_bias(self, served, train_ratings):
+        recommended = recommend_top_k(served, [999], train_ratings, top_k=4)
+        ranked_by_bias = [1, 3, 4, 2]  # movie biases 0.5, 0.2, 0.1, -0.5
+        assert recommended["movieId"].to_list() == ranked_by_bias
+        assert not recommended["known_user"].any()
+
+    def test_duplicate_user_ids_are_recommended_once(self, served, train_ratings):
+        recommended = recommend_top_k(served, [10, 10], train_ratings, top_k=1)
+        assert recommended.height == 1
+
+    def test_no_users(self, served, train_ratings):
+        recommended = recommend_top_k(served, [], train_ratings, top_k=3)
+        assert recommended.is_empty()
+        assert recommended.schema == RECOMMENDATIONS_SCHEMA
+
+    @pytest.mark.parametrize("top_k", [0, -1, 2.5, True])
+    def test_bad_top_k(self, served, train_ratings, top_k):
+        with pytest.raises(ValueError, match="top_k must be a positive integer"):
+            recommend_top_k(served, [10], train_ratings, top_k=top_k)
+
+    def test_bad_user_ids(self, served, train_ratings):
+        with pytest.raises(ValueError, match="User ids must be integers"):
+            recommend_top_k(served, [10, "20"], train_ratings, top_k=1)
