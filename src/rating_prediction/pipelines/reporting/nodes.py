@@ -1,0 +1,292 @@
+"""Nodes of the ``reporting`` pipeline: figures of the training and evaluation outputs and
+a one-page markdown summary.
+
+Every plot node returns a matplotlib ``Figure`` that the catalog saves as a PNG and logs
+to the MLflow run. Each figure is closed as soon as it is built: ``MatplotlibDataset``
+saves the ``Figure`` object itself, and open figures would otherwise pile up in pyplot's
+global registry during a long run.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from rating_prediction.metrics import BASELINES, METRICS, SPLITS, grouped_rmse
+
+logger = logging.getLogger(__name__)
+
+# Half-star bins centred on the MovieLens rating values 0.5, 1.0, ..., 5.0.
+HALF_STAR_BINS = np.arange(0.25, 5.5, 0.5)
+BASELINE_STYLES = {
+    "mean_baseline": {"color": "0.6", "linestyle": ":"},
+    "bias_baseline": {"color": "0.3", "linestyle": "--"},
+}
+
+
+def plot_loss_curves(**training_histories: pl.DataFrame) -> Figure:
+    """Train and validation loss per epoch, one axes per model variant.
+
+    Each history has ``epoch``, ``train_loss`` and ``val_loss``; the epoch with the lowest
+    validation loss (the checkpoint the model keeps) is marked.
+    """
+    figure, axes = _subplots_per_entry(training_histories, sharey=False)
+    for ax, (variant, history) in zip(axes, training_histories.items()):
+        epochs = history["epoch"].to_numpy()
+        ax.plot(epochs, history["train_loss"].to_numpy(), marker="o", label="train")
+        ax.plot(epochs, history["val_loss"].to_numpy(), marker="o", label="validation")
+        best_epoch = epochs[history["val_loss"].arg_min()]
+        ax.axvline(best_epoch, color="0.5", linestyle="--", label="best epoch")
+        ax.set(title=variant, xlabel="Epoch", ylabel="Loss (mean squared error)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend()
+    figure.suptitle("Training and validation loss per epoch")
+    return _finish(figure)
+
+
+def plot_rating_histograms(**test_predictions: pl.DataFrame) -> Figure:
+    """Overlaid histograms of true and predicted test ratings, one axes per model."""
+    figure, axes = _subplots_per_entry(test_predictions, sharey=True)
+    for ax, (entry, predictions) in zip(axes, test_predictions.items()):
+        ax.hist(
+            predictions["rating"].to_numpy(),
+            bins=HALF_STAR_BINS,
+            alpha=0.5,
+            label="true",
+        )
+        ax.hist(
+            predictions["prediction"].to_numpy(),
+            bins=HALF_STAR_BINS,
+            alpha=0.5,
+            label="predicted",
+        )
+        ax.set(title=entry, xlabel="Rating (stars)", ylabel="Number of test ratings")
+        ax.legend()
+    figure.suptitle("Predicted vs true ratings on the test split (half-star bins)")
+    return _finish(figure)
+
+
+def plot_rmse_by_rating(**test_predictions: pl.DataFrame) -> Figure:
+    """Test RMSE per true rating value, each model variant against both baselines."""
+    by_entry = {
+        entry: grouped_rmse(predictions, "rating")
+        for entry, predictions in test_predictions.items()
+    }
+    figure = _plot_variants_against_baselines(
+        by_entry, x_column="rating", xlabel="True rating (stars)"
+    )
+    figure.suptitle("Test RMSE by true rating")
+    return _finish(figure)
+
+
+def plot_rmse_by_popularity(
+    train_ratings: pl.DataFrame, n_buckets: int, **test_predictions: pl.DataFrame
+) -> Figure:
+    """Test RMSE by movie popularity bucket, each model variant against both baselines.
+
+    A movie's popularity is its number of training ratings; movies are split into
+    ``n_buckets`` quantile buckets of (nearly) equal movie counts, from the least to the
+    most rated, each labelled with its range of training ratings.
+    """
+    # Every entry predicts the same test ratings, so any one of them lists the movies.
+    buckets = _popularity_buckets(
+        train_ratings, next(iter(test_predictions.values())), n_buckets
+    )
+    by_entry = {
+        entry: grouped_rmse(
+            predictions.join(buckets, on="movieId", how="left"),
+            ["bucket", "bucket_label"],
+        )
+        for entry, predictions in test_predictions.items()
+    }
+    figure = _plot_variants_against_baselines(
+        by_entry,
+        x_column="bucket_label",
+        xlabel="Movie popularity (training ratings per movie, quantile buckets)",
+    )
+    figure.suptitle("Test RMSE by movie popularity")
+    return _finish(figure)
+
+
+def plot_test_rmse(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
+    """Bar chart of the test RMSE of every model variant and both baselines."""
+    entries = list(metrics)
+    rmse = [metrics[entry]["test"]["rmse"] for entry in entries]
+    colors = [
+        BASELINE_STYLES[entry]["color"] if entry in BASELINES else f"C{index}"
+        for index, entry in enumerate(entries)
+    ]
+    figure, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    bars = ax.bar(entries, rmse, color=colors)
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set(
+        title="Test RMSE: model variants against baselines (lower is better)",
+        xlabel="Model",
+        ylabel="RMSE (stars)",
+    )
+    return _finish(figure)
+
+
+def write_summary(
+    dataset_name: str,
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
+    test_ratings: pl.DataFrame,
+    metrics: dict[str, dict[str, dict[str, float]]],
+    *,
+    figures: dict[str, str],
+) -> str:
+    """One-page markdown summary: split sizes, the metrics table and links to the figures.
+
+    ``figures`` maps each figure's title to its path relative to the summary.
+    """
+    splits = dict(zip(SPLITS, [train_ratings, val_ratings, test_ratings]))
+    size_rows = [
+        [
+            split,
+            f"{frame.height:,}",
+            f"{frame['userId'].n_unique():,}",
+            f"{frame['movieId'].n_unique():,}",
+        ]
+        for split, frame in splits.items()
+    ]
+    figure_links = "\n".join(f"- [{title}]({path})" for title, path in figures.items())
+    return "\n".join(
+        [
+            "# Rating prediction: summary",
+            "",
+            f"Dataset: `{dataset_name}`.",
+            "",
+            "## Splits",
+            "",
+            _markdown_table(["Split", "Ratings", "Users", "Movies"], size_rows),
+            "",
+            "## Metrics",
+            "",
+            "Errors in stars (MSE in stars squared); lower is better.",
+            "",
+            format_metrics_table(metrics),
+            "",
+            "## Figures",
+            "",
+            figure_links,
+            "",
+        ]
+    )
+
+
+def log_summary(summary: str) -> None:
+    """Logs the summary (split sizes and metrics table) at the end of the run."""
+    logger.info("Evaluation summary:\n%s", summary)
+
+
+def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of every metric on every split, one row per model or baseline."""
+    header = ["Model"] + [
+        f"{split} {metric.upper()}" for metric in METRICS for split in SPLITS
+    ]
+    rows = [
+        [entry]
+        + [f"{by_split[split][metric]:.4f}" for metric in METRICS for split in SPLITS]
+        for entry, by_split in metrics.items()
+    ]
+    return _markdown_table(header, rows)
+
+
+def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = [header, ["---"] * len(header), *rows]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
+
+
+def _popularity_buckets(
+    train_ratings: pl.DataFrame, test_predictions: pl.DataFrame, n_buckets: int
+) -> pl.DataFrame:
+    """``movieId``, ``bucket`` (0 = least rated) and ``bucket_label`` of every movie
+    rated in train or test; movies unseen in training have popularity 0."""
+    if n_buckets < 1:
+        raise ValueError(f"n_buckets must be at least 1, got {n_buckets}.")
+    popularity = (
+        pl.concat([train_ratings.select("movieId"), test_predictions.select("movieId")])
+        .unique()
+        .join(
+            train_ratings.group_by("movieId").agg(pl.len().alias("n_train")),
+            on="movieId",
+            how="left",
+        )
+        .with_columns(pl.col("n_train").fill_null(0))
+        # Ranking by (popularity, movieId) gives equal-sized buckets even when many
+        # movies share a rating count.
+        .sort("n_train", "movieId")
+        .with_columns(
+            bucket=(pl.int_range(pl.len()) * n_buckets // pl.len()).cast(pl.Int32)
+        )
+    )
+    labels = popularity.group_by("bucket").agg(
+        bucket_label=pl.format(
+            "{}–{}", pl.col("n_train").min(), pl.col("n_train").max()
+        )
+    )
+    return popularity.join(labels, on="bucket").select(
+        "movieId", "bucket", "bucket_label"
+    )
+
+
+def _plot_variants_against_baselines(
+    rmse_by_entry: dict[str, pl.DataFrame], x_column: str, xlabel: str
+) -> Figure:
+    """One axes per model variant: its RMSE per group with both baselines overlaid.
+
+    Each frame holds ``x_column`` and ``rmse``, sorted in display order.
+    """
+    variants = {e: f for e, f in rmse_by_entry.items() if e not in BASELINES}
+    baselines = {e: f for e, f in rmse_by_entry.items() if e in BASELINES}
+    figure, axes = _subplots_per_entry(variants, sharey=True)
+    for index, (ax, (variant, frame)) in enumerate(zip(axes, variants.items())):
+        # Categorical x positions, so string bucket labels and ratings plot alike.
+        ticks = frame[x_column].cast(pl.String).to_list()
+        ax.plot(
+            ticks,
+            frame["rmse"].to_numpy(),
+            marker="o",
+            color=f"C{index}",
+            label=variant,
+        )
+        for baseline, baseline_frame in baselines.items():
+            aligned = frame.select(x_column).join(
+                baseline_frame, on=x_column, how="left", maintain_order="left"
+            )
+            ax.plot(
+                ticks,
+                aligned["rmse"].to_numpy(),
+                marker=".",
+                label=baseline,
+                **BASELINE_STYLES[baseline],
+            )
+        ax.set(title=f"{variant} vs baselines", xlabel=xlabel, ylabel="RMSE (stars)")
+        ax.tick_params(axis="x", labelrotation=30)
+        ax.legend()
+    return figure
+
+
+def _subplots_per_entry(entries: dict[str, Any], sharey: bool) -> tuple[Figure, Any]:
+    figure, axes = plt.subplots(
+        1,
+        len(entries),
+        figsize=(6 * len(entries), 4.5),
+        sharey=sharey,
+        squeeze=False,
+        layout="constrained",
+    )
+    return figure, axes[0]
+
+
+def _finish(figure: Figure) -> Figure:
+    """Detaches ``figure`` from pyplot so it does not stay open; it can still be saved."""
+    plt.close(figure)
+    return figure

@@ -1,0 +1,89 @@
+"""``reporting`` pipeline: figures (PNG, also logged to MLflow) and a one-page summary.
+
+Comparison figures take one input per model variant and baseline, named by entry, so a
+new variant in ``MODEL_VARIANTS`` shows up in every figure without touching this file.
+"""
+
+from kedro.pipeline import Node, Pipeline
+
+from rating_prediction.metrics import BASELINES
+from rating_prediction.models import MODEL_VARIANTS
+
+from .nodes import (
+    log_summary,
+    plot_loss_curves,
+    plot_rating_histograms,
+    plot_rmse_by_popularity,
+    plot_rmse_by_rating,
+    plot_test_rmse,
+    write_summary,
+)
+
+MODEL_TEST_PREDICTIONS = {
+    variant: f"{variant}.test_predictions" for variant in MODEL_VARIANTS
+}
+ALL_TEST_PREDICTIONS = {
+    entry: f"{entry}.test_predictions" for entry in [*MODEL_VARIANTS, *BASELINES]
+}
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                func=plot_loss_curves,
+                inputs={
+                    variant: f"{variant}.training_history" for variant in MODEL_VARIANTS
+                },
+                outputs="loss_curves_plot",
+                name="plot_loss_curves_node",
+            ),
+            Node(
+                func=plot_rating_histograms,
+                inputs=MODEL_TEST_PREDICTIONS,
+                outputs="rating_histograms_plot",
+                name="plot_rating_histograms_node",
+            ),
+            Node(
+                func=plot_rmse_by_rating,
+                inputs=ALL_TEST_PREDICTIONS,
+                outputs="rmse_by_rating_plot",
+                name="plot_rmse_by_rating_node",
+            ),
+            Node(
+                func=plot_rmse_by_popularity,
+                inputs={
+                    "train_ratings": "train_ratings",
+                    "n_buckets": "params:reporting.popularity_buckets",
+                    **ALL_TEST_PREDICTIONS,
+                },
+                outputs="rmse_by_popularity_plot",
+                name="plot_rmse_by_popularity_node",
+            ),
+            Node(
+                func=plot_test_rmse,
+                inputs="metrics",
+                outputs="test_rmse_plot",
+                name="plot_test_rmse_node",
+            ),
+            Node(
+                func=write_summary,
+                inputs={
+                    "dataset_name": "params:ingestion.dataset",
+                    "train_ratings": "train_ratings",
+                    "val_ratings": "val_ratings",
+                    "test_ratings": "test_ratings",
+                    "metrics": "metrics",
+                    "figures": "params:reporting.summary_figures",
+                },
+                outputs="summary",
+                name="write_summary_node",
+            ),
+            Node(
+                func=log_summary,
+                inputs="summary",
+                outputs=None,
+                name="log_summary_node",
+            ),
+        ]
+    )

@@ -1,0 +1,111 @@
+import mlflow
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
+
+from rating_prediction.metrics import fit_mean_baseline
+from rating_prediction.models import MODEL_VARIANTS, load_trained_model
+from rating_prediction.pipelines.evaluation.nodes import (
+    collect_metrics,
+    compute_split_metrics,
+    flatten_metrics_for_mlflow,
+    predict_with_baseline,
+    predict_with_model,
+)
+
+from .fakes import ALL_ENTRIES, fake_trained_model, make_splits
+
+PREDICTION_COLUMNS = ["userId", "movieId", "rating", "prediction"]
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits()
+
+
+@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+def test_predict_with_model_in_small_batches_matches_one_pass(variant, splits):
+    config, weights = fake_trained_model(variant)
+    test = splits["test"]
+    predictions = predict_with_model(config, weights, test, batch_size=7)
+
+    assert predictions.columns == PREDICTION_COLUMNS
+    assert predictions["prediction"].dtype == pl.Float32
+    assert predictions.select("userId", "movieId", "rating").equals(
+        test.select("userId", "movieId", "rating")
+    )
+    model = load_trained_model(config, weights)
+    expected = model.predict(
+        torch.tensor(test["userIdMapped"].to_list()),
+        torch.tensor(test["movieIdMapped"].to_list()),
+    ).numpy()
+    np.testing.assert_allclose(
+        predictions["prediction"].to_numpy(), expected, rtol=1e-6
+    )
+    assert predictions["prediction"].is_between(0.5, 5.0).all()
+
+
+def test_predict_with_model_rejects_a_non_positive_batch_size(splits):
+    config, weights = fake_trained_model("inner_sigmoid")
+    with pytest.raises(ValueError, match="batch_size"):
+        predict_with_model(config, weights, splits["test"], batch_size=0)
+
+
+def test_predict_with_baseline_keeps_the_rows_in_order(splits):
+    baseline = fit_mean_baseline(splits["train"])
+    predictions = predict_with_baseline(baseline, splits["val"])
+    assert predictions.columns == PREDICTION_COLUMNS
+    assert predictions["rating"].equals(splits["val"]["rating"])
+    assert predictions["prediction"].to_list() == pytest.approx(
+        [baseline.global_mean] * splits["val"].height
+    )
+
+
+def test_compute_split_metrics_scores_every_split():
+    perfect = pl.DataFrame({"rating": [1.0, 2.0], "prediction": [1.0, 2.0]})
+    off_by_one = pl.DataFrame({"rating": [1.0, 2.0], "prediction": [2.0, 3.0]})
+    metrics = compute_split_metrics(perfect, off_by_one, perfect)
+    assert list(metrics) == ["train", "val", "test"]
+    assert metrics["train"] == {"mse": 0.0, "rmse": 0.0, "mae": 0.0}
+    assert metrics["val"] == {"mse": 1.0, "rmse": 1.0, "mae": 1.0}
+
+
+def _split_metrics(value: float) -> dict[str, dict[str, float]]:
+    return {
+        split: {"mse": value**2, "rmse": value, "mae": value}
+        for split in ("train", "val", "test")
+    }
+
+
+def test_collect_metrics_keeps_entries_in_order():
+    metrics = collect_metrics(**{entry: _split_metrics(1.0) for entry in ALL_ENTRIES})
+    assert list(metrics) == ALL_ENTRIES
+    assert metrics["bias_baseline"]["test"]["rmse"] == 1.0
+
+
+def test_flatten_metrics_for_mlflow_uses_entry_split_metric_keys():
+    metrics = {
+        "inner_sigmoid": _split_metrics(0.9),
+        "mean_baseline": _split_metrics(1.1),
+    }
+    flat = flatten_metrics_for_mlflow(metrics)
+    assert len(flat) == 2 * 3 * 3
+    assert flat["inner_sigmoid.test.rmse"] == {"value": 0.9, "step": 0}
+    assert flat["mean_baseline.train.mse"] == {"value": pytest.approx(1.21), "step": 0}
+
+
+def test_flattened_metrics_are_logged_by_the_mlflow_dataset(tmp_path):
+    previous_uri = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            MlflowMetricsHistoryDataset().save(
+                flatten_metrics_for_mlflow({"biased_mf": _split_metrics(0.8)})
+            )
+        logged = mlflow.get_run(run.info.run_id).data.metrics
+    finally:
+        mlflow.set_tracking_uri(previous_uri)
+    assert logged["biased_mf.test.rmse"] == pytest.approx(0.8)
+    assert len(logged) == 9

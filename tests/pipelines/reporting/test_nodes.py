@@ -1,0 +1,164 @@
+import logging
+
+import matplotlib.pyplot as plt
+import polars as pl
+import pytest
+from matplotlib.figure import Figure
+
+from rating_prediction.metrics import SPLITS
+from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.pipelines.reporting.nodes import (
+    _popularity_buckets,
+    format_metrics_table,
+    log_summary,
+    plot_loss_curves,
+    plot_rating_histograms,
+    plot_rmse_by_popularity,
+    plot_rmse_by_rating,
+    plot_test_rmse,
+    write_summary,
+)
+from tests.pipelines.evaluation.fakes import (
+    ALL_ENTRIES,
+    fake_test_predictions,
+    fake_training_history,
+    make_splits,
+)
+
+VARIANTS = list(MODEL_VARIANTS)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits()
+
+
+@pytest.fixture(scope="module")
+def test_predictions(splits):
+    return fake_test_predictions(splits["test"], ALL_ENTRIES)
+
+
+@pytest.fixture
+def metrics():
+    return {
+        entry: {
+            split: {"mse": (0.8 + i / 10) ** 2, "rmse": 0.8 + i / 10, "mae": 0.6}
+            for split in SPLITS
+        }
+        for i, entry in enumerate(ALL_ENTRIES)
+    }
+
+
+def _assert_closed_figure(figure, n_axes: int) -> None:
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == n_axes
+    # Detached from pyplot, so long runs do not accumulate open figures.
+    assert figure.number not in plt.get_fignums()
+
+
+def _legend_labels(ax) -> list[str]:
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+def test_plot_loss_curves_has_one_axes_per_variant():
+    figure = plot_loss_curves(**{v: fake_training_history() for v in VARIANTS})
+    _assert_closed_figure(figure, len(VARIANTS))
+    assert [ax.get_title() for ax in figure.axes] == VARIANTS
+    ax = figure.axes[0]
+    assert _legend_labels(ax) == ["train", "validation", "best epoch"]
+    assert ax.get_xlabel() == "Epoch"
+    # The best-epoch marker sits at the epoch of the lowest validation loss.
+    assert ax.lines[2].get_xdata()[0] == 3
+
+
+def test_plot_rating_histograms_overlays_true_and_predicted(test_predictions):
+    figure = plot_rating_histograms(**{v: test_predictions[v] for v in VARIANTS})
+    _assert_closed_figure(figure, len(VARIANTS))
+    ax = figure.axes[0]
+    assert ax.get_title() == VARIANTS[0]
+    assert _legend_labels(ax) == ["true", "predicted"]
+    assert ax.get_xlabel() == "Rating (stars)"
+    # Ten half-star bins per histogram, each bar one bin.
+    assert len(ax.patches) == 2 * 10
+
+
+def test_plot_rmse_by_rating_compares_each_variant_with_both_baselines(
+    test_predictions,
+):
+    figure = plot_rmse_by_rating(**test_predictions)
+    _assert_closed_figure(figure, len(VARIANTS))
+    for ax, variant in zip(figure.axes, VARIANTS):
+        assert ax.get_title() == f"{variant} vs baselines"
+        assert _legend_labels(ax) == [variant, "mean_baseline", "bias_baseline"]
+        assert ax.get_ylabel() == "RMSE (stars)"
+
+
+def test_plot_rmse_by_popularity_has_one_point_per_bucket(splits, test_predictions):
+    figure = plot_rmse_by_popularity(splits["train"], 3, **test_predictions)
+    _assert_closed_figure(figure, len(VARIANTS))
+    ax = figure.axes[0]
+    assert _legend_labels(ax) == [VARIANTS[0], "mean_baseline", "bias_baseline"]
+    assert all(len(line.get_xdata()) == 3 for line in ax.lines)
+
+
+def test_popularity_buckets_are_equal_sized_quantiles():
+    # Movie m has m + 1 training ratings; movie 9 appears only in test (popularity 0).
+    train = pl.DataFrame(
+        {"movieId": [m for m in range(8) for _ in range(m + 1)]},
+        schema={"movieId": pl.Int32},
+    )
+    test = pl.DataFrame({"movieId": [0, 9]}, schema={"movieId": pl.Int32})
+    buckets = _popularity_buckets(train, test, n_buckets=3).sort("movieId")
+    # By popularity: movies 9, 0, 1 | 2, 3, 4 | 5, 6, 7.
+    assert buckets["bucket"].to_list() == [0, 0, 1, 1, 1, 2, 2, 2, 0]
+    assert buckets.filter(pl.col("movieId") == 9)["bucket_label"][0] == "0–2"
+    assert buckets.filter(pl.col("movieId") == 7)["bucket_label"][0] == "6–8"
+
+
+def test_plot_test_rmse_has_a_bar_per_entry(metrics):
+    figure = plot_test_rmse(metrics)
+    _assert_closed_figure(figure, 1)
+    ax = figure.axes[0]
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == ALL_ENTRIES
+    assert [bar.get_height() for bar in ax.patches] == pytest.approx(
+        [0.8, 0.9, 1.0, 1.1]
+    )
+    assert "Test RMSE" in ax.get_title()
+
+
+def test_format_metrics_table(metrics):
+    table = format_metrics_table({"mean_baseline": metrics["mean_baseline"]})
+    lines = table.splitlines()
+    assert lines[0] == (
+        "| Model | train MSE | val MSE | test MSE | train RMSE | val RMSE | test RMSE"
+        " | train MAE | val MAE | test MAE |"
+    )
+    assert lines[2] == (
+        "| mean_baseline | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 1.0000 | 1.0000"
+        " | 0.6000 | 0.6000 | 0.6000 |"
+    )
+
+
+def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
+    summary = write_summary(
+        "synthetic",
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        metrics,
+        figures={"Loss curves": "loss_curves.png"},
+    )
+    train = splits["train"]
+    assert "Dataset: `synthetic`." in summary
+    assert (
+        f"| train | {train.height} | {train['userId'].n_unique()}"
+        f" | {train['movieId'].n_unique()} |"
+    ) in summary
+    assert all(f"| {entry} |" in summary for entry in ALL_ENTRIES)
+    assert "- [Loss curves](loss_curves.png)" in summary
+
+
+def test_log_summary_logs_the_table(caplog):
+    with caplog.at_level(logging.INFO):
+        log_summary("| Model | test RMSE |")
+    assert "| Model | test RMSE |" in caplog.text

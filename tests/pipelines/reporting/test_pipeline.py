@@ -1,0 +1,107 @@
+"""The evaluation and reporting pipelines together, on fake trained models."""
+
+import json
+
+import polars as pl
+import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.runner import SequentialRunner
+from kedro_datasets.json import JSONDataset
+from kedro_datasets.matplotlib import MatplotlibDataset
+from kedro_datasets.polars import EagerPolarsDataset
+from kedro_datasets.text import TextDataset
+
+from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.pipelines.evaluation import (
+    create_pipeline as create_evaluation_pipeline,
+)
+from rating_prediction.pipelines.reporting import (
+    create_pipeline as create_reporting_pipeline,
+)
+from tests.pipelines.evaluation.fakes import (
+    ALL_ENTRIES,
+    fake_trained_model,
+    fake_training_history,
+    make_splits,
+)
+
+FIGURES = [
+    "loss_curves_plot",
+    "rating_histograms_plot",
+    "rmse_by_rating_plot",
+    "rmse_by_popularity_plot",
+    "test_rmse_plot",
+]
+
+
+@pytest.fixture
+def catalog(tmp_path) -> DataCatalog:
+    inputs = {f"{split}_ratings": frame for split, frame in make_splits().items()}
+    for variant in MODEL_VARIANTS:
+        config, weights = fake_trained_model(variant)
+        inputs[f"{variant}.model_config"] = config
+        inputs[f"{variant}.model_weights"] = weights
+        inputs[f"{variant}.training_history"] = fake_training_history()
+    inputs |= {
+        "params:evaluation.prediction_batch_size": 50,
+        "params:evaluation.bias_baseline.reg_user": 15,
+        "params:evaluation.bias_baseline.reg_movie": 10,
+        "params:evaluation.bias_baseline.n_epochs": 10,
+        "params:reporting.popularity_buckets": 4,
+        "params:reporting.summary_figures": {"Loss": "loss_curves.png"},
+        "params:ingestion.dataset": "synthetic",
+    }
+    outputs = {
+        "metrics": JSONDataset(filepath=str(tmp_path / "metrics.json")),
+        "summary": TextDataset(filepath=str(tmp_path / "summary.md")),
+        **{
+            figure: MatplotlibDataset(filepath=str(tmp_path / f"{figure}.png"))
+            for figure in FIGURES
+        },
+        **{
+            f"{entry}.test_predictions": EagerPolarsDataset(
+                filepath=str(tmp_path / entry / "test_predictions.parquet"),
+                file_format="parquet",
+            )
+            for entry in ALL_ENTRIES
+        },
+    }
+    return DataCatalog(
+        datasets={name: MemoryDataset(data) for name, data in inputs.items()} | outputs
+    )
+
+
+def test_evaluation_and_reporting_run_on_fake_models(catalog, tmp_path):
+    pipeline = create_evaluation_pipeline() + create_reporting_pipeline()
+    outputs = SequentialRunner().run(pipeline, catalog)
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(metrics) == ALL_ENTRIES
+    for entry in ALL_ENTRIES:
+        assert list(metrics[entry]) == ["train", "val", "test"]
+        for values in metrics[entry].values():
+            assert set(values) == {"mse", "rmse", "mae"}
+            assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
+    # The bias baseline learns the synthetic biases; an untrained model does not.
+    assert (
+        metrics["bias_baseline"]["test"]["rmse"]
+        < metrics["mean_baseline"]["test"]["rmse"]
+    )
+
+    mlflow_metrics = outputs["mlflow_metrics"].load()
+    assert len(mlflow_metrics) == len(ALL_ENTRIES) * 3 * 3
+    assert mlflow_metrics["inner_sigmoid.test.rmse"] == {
+        "value": metrics["inner_sigmoid"]["test"]["rmse"],
+        "step": 0,
+    }
+
+    test = catalog.load("test_ratings")
+    for entry in ALL_ENTRIES:
+        predictions = pl.read_parquet(tmp_path / entry / "test_predictions.parquet")
+        assert predictions.columns == ["userId", "movieId", "rating", "prediction"]
+        assert predictions.height == test.height
+    for figure in FIGURES:
+        assert (tmp_path / f"{figure}.png").stat().st_size > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Metrics" in summary
+    assert "[Loss](loss_curves.png)" in summary

@@ -1,0 +1,50 @@
+"""Running the whole project in a temporary copy, so the repository's data/ and MLflow
+store stay untouched."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from rating_prediction.models import MODEL_VARIANTS
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+
+# About 10k ratings after the top-50 filter; a higher learning rate so a few epochs
+# are enough to learn something.
+SMALL_RUN_PARAMS = {
+    "ingestion": {"synthetic": {"n_users": 400, "n_movies": 150, "n_ratings": 20_000}},
+    "training": {
+        variant: {
+            "max_epochs": 8,
+            "min_epochs": 1,
+            "optimizer": {"learning_rate": 0.05},
+        }
+        for variant in MODEL_VARIANTS
+    },
+}
+
+
+def copy_project(destination: Path) -> Path:
+    """The project's configuration in ``destination``; the package is the installed one.
+
+    Kedro requires the source directory to exist, so an empty ``src/`` stands in for it.
+    """
+    shutil.copytree(PROJECT_ROOT / "conf", destination / "conf")
+    shutil.copy(PROJECT_ROOT / "pyproject.toml", destination)
+    (destination / "src").mkdir()
+    return destination
+
+
+def run_project(project_path: Path, runtime_params: dict[str, Any]) -> None:
+    """``kedro run`` (every pipeline) with ``runtime_params`` merged into the parameters."""
+    bootstrap_project(project_path)
+    with KedroSession.create(
+        project_path=project_path, runtime_params=runtime_params
+    ) as session:
+        session.run()

@@ -1,0 +1,58 @@
+"""``kedro run`` from ingestion to reporting on a small synthetic release, in a copy of
+the project so the repository's data/ and MLflow store stay untouched."""
+
+import json
+
+import mlflow
+import pytest
+
+from rating_prediction.metrics import BASELINES
+from rating_prediction.models import MODEL_VARIANTS
+from tests.project import SMALL_RUN_PARAMS, run_project
+
+
+@pytest.mark.slow
+def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy):
+    project_path = project_copy
+    run_project(project_path, SMALL_RUN_PARAMS)
+    # The run is closed: a second session in the same process must get a run of its own.
+    assert mlflow.active_run() is None
+
+    reporting = project_path / "data" / "08_reporting"
+    metrics = json.loads((reporting / "metrics.json").read_text())
+    assert list(metrics) == [*MODEL_VARIANTS, *BASELINES]
+    for by_split in metrics.values():
+        assert list(by_split) == ["train", "val", "test"]
+        assert all(
+            set(values) == {"mse", "rmse", "mae"} for values in by_split.values()
+        )
+    assert (
+        metrics["inner_sigmoid"]["test"]["rmse"]
+        < metrics["mean_baseline"]["test"]["rmse"]
+    )
+    assert (
+        metrics["bias_baseline"]["test"]["rmse"]
+        < metrics["mean_baseline"]["test"]["rmse"]
+    )
+    for figure in (
+        "loss_curves",
+        "rating_histograms",
+        "rmse_by_rating",
+        "rmse_by_popularity",
+        "test_rmse",
+    ):
+        assert (reporting / f"{figure}.png").is_file()
+    assert "| inner_sigmoid |" in (reporting / "summary.md").read_text()
+    for entry in [*MODEL_VARIANTS, *BASELINES]:
+        model_output = project_path / "data" / "07_model_output" / entry
+        assert (model_output / "test_predictions.parquet").is_file()
+
+    # The same metrics and figures are in the run's MLflow run.
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    assert run.data.metrics["inner_sigmoid.test.rmse"] == pytest.approx(
+        metrics["inner_sigmoid"]["test"]["rmse"]
+    )
+    artifacts = mlflow.MlflowClient().list_artifacts(run.info.run_id, "reporting")
+    assert {"reporting/summary.md", "reporting/test_rmse.png"} <= {
+        artifact.path for artifact in artifacts
+    }
