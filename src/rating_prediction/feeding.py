@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 import pytorch_lightning as pl_lightning
@@ -128,6 +129,18 @@ class RatingsDataModule(pl_lightning.LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.data_on_device = data_on_device
+
+    def transfer_batch_to_device(
+        self, batch: Any, device: torch.device, dataloader_idx: int
+    ) -> Any:
+        """The batch itself when it is already on ``device`` (``data_on_device``): this
+        skips Lightning's generic walk over the batch, a cost paid on every step."""
+        if isinstance(batch, tuple) and all(
+            isinstance(tensor, torch.Tensor) and tensor.device == device
+            for tensor in batch
+        ):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     def _placed(self, data: RatingTensors) -> RatingTensors:
         device = self.trainer.strategy.root_device

@@ -50,7 +50,11 @@ def test_training_beats_the_mean_baseline_on_val(splits, training_parameters, va
 
 def test_returned_weights_are_the_best_epochs_not_the_last(splits, training_parameters):
     # Large unregularised factors on few ratings overfit fast, so val loss turns up.
-    options = training_parameters["biased_mf"] | {"max_epochs": 30, "min_epochs": 1}
+    options = training_parameters["biased_mf"] | {
+        "max_epochs": 30,
+        "min_epochs": 1,
+        "refit_on_train_val": False,
+    }
     options["model"] = options["model"] | {"embedding_dim": 64, "factor_reg": 0.0}
     options["optimizer"] = options["optimizer"] | {"learning_rate": 0.05}
     weights, config, history = _train(splits, options)
@@ -59,6 +63,26 @@ def test_returned_weights_are_the_best_epochs_not_the_last(splits, training_para
     assert config["best_val_loss"] == pytest.approx(history["val_loss"].min())
     assert _mse(config, weights, splits["val_ratings"]) == pytest.approx(
         history["val_loss"].min(), rel=1e-4
+    )
+
+
+def test_refit_retrains_on_train_and_val_for_the_chosen_epochs(
+    splits, training_parameters
+):
+    options = training_parameters["biased_mf"] | {"max_epochs": 8}
+    held_out = _train(splits, options | {"refit_on_train_val": False})
+    refit = _train(splits, options | {"refit_on_train_val": True})
+    both = pl.concat([splits["train_ratings"], splits["val_ratings"]])
+    assert refit[1]["refit_on_train_val"] is True
+    assert refit[1]["best_epoch"] == held_out[1]["best_epoch"]
+    assert refit[1]["best_val_loss"] == held_out[1]["best_val_loss"]
+    assert refit[1]["model_kwargs"]["global_mean"] == pytest.approx(
+        both["rating"].mean()
+    )
+    assert refit[2].equals(held_out[2])
+    # Val is now in the training data: the refit model fits it better.
+    assert (
+        _mse(refit[1], refit[0], splits["val_ratings"]) < held_out[1]["best_val_loss"]
     )
 
 

@@ -121,6 +121,69 @@ def _trainer(
     )
 
 
+def _lightning_parts(
+    options: dict[str, Any],
+    model: RatingModel,
+    train: RatingTensors,
+    val: RatingTensors,
+    max_epochs: int,
+) -> tuple[RatingRegressor, RatingsDataModule]:
+    module = RatingRegressor(
+        model,
+        variant=options["variant"],
+        learning_rate=options["optimizer"]["learning_rate"],
+        weight_decay=options["optimizer"]["weight_decay"],
+        max_epochs=max_epochs,
+    )
+    data = RatingsDataModule(
+        train,
+        val,
+        batch_size=options["batch_size"],
+        eval_batch_size=options["eval_batch_size"],
+        seed=options["seed"],
+        data_on_device=options["data_on_device"],
+    )
+    return module, data
+
+
+def _refit_on_train_and_val(
+    options: dict[str, Any],
+    train: RatingTensors,
+    val: RatingTensors,
+    id_counts: tuple[int, int],
+    epochs: int,
+) -> tuple[RatingModel, dict[str, Any]]:
+    """Retrain from scratch on train + val for the number of epochs chosen on val."""
+    n_users, n_movies = id_counts
+    both = RatingTensors(
+        torch.cat([train.users, val.users]),
+        torch.cat([train.movies, val.movies]),
+        torch.cat([train.ratings, val.ratings]),
+    )
+    pl_lightning.seed_everything(options["seed"], verbose=False)
+    model, config = _build_model(
+        options, n_users, n_movies, float(both.ratings.double().mean())
+    )
+    model.forget_unseen(_seen(both.users, n_users), _seen(both.movies, n_movies))
+    module, data = _lightning_parts(options, model, both, val, epochs)
+    logger.info(
+        "%s: refitting on train + val for %d epochs", options["variant"], epochs
+    )
+    pl_lightning.Trainer(
+        max_epochs=epochs,
+        min_epochs=epochs,
+        limit_val_batches=0,
+        callbacks=[TQDMProgressBar(refresh_rate=options["progress_bar_refresh_rate"])],
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        **options["trainer"],
+    ).fit(module, datamodule=data)
+    return model, config
+
+
 def train_model(
     train_ratings: pl.DataFrame,
     val_ratings: pl.DataFrame,
@@ -144,21 +207,7 @@ def train_model(
         options, n_users, n_movies, float(train.ratings.double().mean())
     )
     model.forget_unseen(_seen(train.users, n_users), _seen(train.movies, n_movies))
-    module = RatingRegressor(
-        model,
-        variant=options["variant"],
-        learning_rate=options["optimizer"]["learning_rate"],
-        weight_decay=options["optimizer"]["weight_decay"],
-        max_epochs=options["max_epochs"],
-    )
-    data = RatingsDataModule(
-        train,
-        val,
-        batch_size=options["batch_size"],
-        eval_batch_size=options["eval_batch_size"],
-        seed=options["seed"],
-        data_on_device=options["data_on_device"],
-    )
+    module, data = _lightning_parts(options, model, train, val, options["max_epochs"])
     with tempfile.TemporaryDirectory(prefix="rating-prediction-") as checkpoint_dir:
         trainer = _trainer(options, module.val_loss_key, checkpoint_dir)
         started = time.perf_counter()
@@ -179,7 +228,15 @@ def train_model(
         )
     module.load_state_dict(best["state_dict"])
     best_row = history.row(int(history["val_loss"].arg_min()), named=True)
-    config |= {"best_epoch": best_row["epoch"], "best_val_loss": best_row["val_loss"]}
+    if options["refit_on_train_val"]:
+        model, config = _refit_on_train_and_val(
+            options, train, val, (n_users, n_movies), best_row["epoch"]
+        )
+    config |= {
+        "best_epoch": best_row["epoch"],
+        "best_val_loss": best_row["val_loss"],
+        "refit_on_train_val": options["refit_on_train_val"],
+    }
     logger.info(
         "%s: %d epochs in %.1f s (%.2f s per epoch, %s training ratings/s including "
         "validation); best val MSE %.4f at epoch %d",
