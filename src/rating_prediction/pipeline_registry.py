@@ -31,6 +31,10 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
+    # `kedro run --pipelines a,b` loads only the pipelines it names; the bound model
+    # needs both its training side and its serving side.
+    if not {"training", "inference"} <= pipelines.keys():
+        return pipelines
     pipelines["__default__"] = pipeline_ml_factory(
         training=sum(pipelines.values()),
         inference=create_serving_pipeline(),

@@ -8,4 +8,7 @@ CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",
     "custom_resolvers": {"oc.env": oc.env},
+    # Environments (conf/local, conf/scale) override single keys of the nested parameters
+    # instead of replacing whole top-level blocks.
+    "merge_strategy": {"parameters": "soft"},
 }
