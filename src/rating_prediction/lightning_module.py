@@ -51,8 +51,10 @@ class RatingRegressor(pl.LightningModule):
         self.automatic_optimization = False
         self._regularized = type(model).regularization is not RatingModel.regularization
         self.register_buffer("history", torch.full((max_epochs, 2), math.nan))
-        self.register_buffer("_train_loss_sum", torch.zeros((), dtype=torch.float64))
-        self.register_buffer("_train_count", torch.zeros((), dtype=torch.float64))
+        # Plain tensors, not buffers: DDP broadcasts buffers from rank 0 at every step,
+        # which would overwrite the other ranks' sums before they are averaged.
+        self._train_loss_sum = torch.zeros((), dtype=torch.float64)
+        self._train_count = torch.zeros((), dtype=torch.float64)
 
     @property
     def val_loss_key(self) -> str:
@@ -115,8 +117,8 @@ class RatingRegressor(pl.LightningModule):
         )
 
     def on_train_epoch_start(self) -> None:
-        self._train_loss_sum.zero_()
-        self._train_count.zero_()
+        self._train_loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._train_count = torch.zeros((), dtype=torch.float64, device=self.device)
 
     def on_train_epoch_end(self) -> None:
         epoch = self.current_epoch

@@ -43,6 +43,7 @@ def test_training_beats_the_mean_baseline_on_val(splits, training_parameters, va
     baseline = float(((val["rating"] - train_mean) ** 2).mean())
     assert history["val_loss"].min() < 0.8 * baseline
     assert config["variant"] == variant
+    assert config["fit_seconds"] > 0
     assert config["n_users"] == splits["user_mapping"].height
     assert history.columns == ["epoch", "train_loss", "val_loss"]
     assert history["epoch"].to_list() == list(range(1, history.height + 1))

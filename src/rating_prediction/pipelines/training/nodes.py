@@ -236,6 +236,7 @@ def train_model(
         "best_epoch": best_row["epoch"],
         "best_val_loss": best_row["val_loss"],
         "refit_on_train_val": options["refit_on_train_val"],
+        "fit_seconds": round(time.perf_counter() - started, 3),
     }
     logger.info(
         "%s: %d epochs in %.1f s (%.2f s per epoch, %s training ratings/s including "

@@ -1,0 +1,351 @@
+"""Training throughput: the seed notebook's feeding vs the project's training vs a plain loop.
+
+Run by hand from the project root (not a test)::
+
+    python benchmarks/training_throughput.py                  # CPU, 1 epoch, best of 3
+    python benchmarks/training_throughput.py --epochs 2 --repeats 5 --threads 2
+    python benchmarks/training_throughput.py --device cuda    # training set kept on the GPU
+
+One synthetic data set with the seed notebook's shape (157,480 users x 50 movies,
+1,781,184 training ratings: random pairs, ratings 0.5..5 in half stars), the notebook's
+model (:class:`~rating_prediction.models.InnerSigmoidModel`, embedding size 5), Adam 5e-3,
+MSE, batches of 4,096, trained side by side in one process:
+
+(a) ``seed``: the notebook's feeding, a ``TensorDataset`` + ``DataLoader(shuffle=True)``
+    with default collation, under Lightning with automatic optimisation (the training
+    tensors stay on the CPU, as in the notebook, and Lightning moves each batch);
+(b) ``project``: :class:`~rating_prediction.lightning_module.RatingRegressor` +
+    :class:`~rating_prediction.feeding.RatingsDataModule` + the ``Trainer`` that
+    ``pipelines/training/nodes.py`` builds (its own functions, the ``inner_sigmoid`` block of
+    ``conf/base/parameters_training.yml``), validating on a tiny val set (4,096 ratings);
+(c) ``plain``: a plain PyTorch loop over index tensors pre-shuffled once per epoch, with
+    the project's optimizer (``RatingRegressor.configure_optimizers``: fused Adam on CPU
+    and CUDA), so (b)/(c) is the cost of Lightning and the project's feeding alone.
+
+Each method is warmed up once (a few batches), then the measurements are interleaved,
+``--repeats`` times: (a) once, then (b) and (c) alternately three times each (they are
+some 20 times faster); the best of each is kept, to fight noise from other processes.
+(a) and (b) are timed around ``trainer.fit`` (set-up, validation and the checkpoint
+included), (c) around its epochs. All three run with ``torch.set_num_threads(--threads)``
+(default: the CPU count); on a machine shared with other busy processes, ``--threads 1``
+gives steadier figures (two threads that wait for each other lose most when one is
+descheduled). It prints the machine, ratings/s for each method (best and median) and,
+last, a line ``speedup_vs_seed=<b/a> fraction_of_plain_loop=<b/c>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import logging
+import os
+import platform
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from rating_prediction.feeding import RatingsDataModule, RatingTensors
+from rating_prediction.lightning_module import RatingRegressor
+from rating_prediction.models import InnerSigmoidModel
+from rating_prediction.pipelines.training.nodes import _build_model, _trainer
+
+N_USERS = 157_480
+N_MOVIES = 50
+N_TRAIN = 1_781_184
+N_VAL = 4_096
+EMBEDDING_DIM = 5
+BATCH_SIZE = 4_096
+LEARNING_RATE = 5e-3
+WARMUP_BATCHES = 20
+# (b) and (c) take a second or two, (a) half a minute: per repeat, (a) runs once and
+# (b), (c) alternate this many times, so that both meet the machine's quiet moments.
+FAST_PAIRS_PER_REPEAT = 3
+TRAINING_PARAMETERS = (
+    Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_training.yml"
+)
+
+
+def synthetic(n: int, generator: torch.Generator) -> RatingTensors:
+    """``n`` random (user, movie) pairs with ratings 0.5..5 in half stars."""
+    return RatingTensors(
+        users=torch.randint(0, N_USERS, (n,), generator=generator),
+        movies=torch.randint(0, N_MOVIES, (n,), generator=generator),
+        ratings=torch.randint(1, 11, (n,), generator=generator).float() / 2,
+    )
+
+
+def new_model(global_mean: float) -> InnerSigmoidModel:
+    torch.manual_seed(0)
+    return InnerSigmoidModel(
+        N_USERS, N_MOVIES, embedding_dim=EMBEDDING_DIM, global_mean=global_mean
+    )
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# (a) The seed notebook: TensorDataset + DataLoader, automatic optimisation.
+
+
+class SeedModule(pl.LightningModule):
+    """The notebook's LightningModule: automatic optimisation, Adam, MSE."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def training_step(self, batch, batch_idx):
+        users, movies, ratings = batch
+        return nn.functional.mse_loss(self.model(users, movies), ratings)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE)
+
+
+def run_seed(
+    train: RatingTensors, device: torch.device, epochs: int, max_batches: int | None
+) -> int:
+    loader = DataLoader(
+        TensorDataset(train.users, train.movies, train.ratings),
+        batch_size=BATCH_SIZE,
+        shuffle=True,
+    )
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator=device.type,
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        limit_train_batches=max_batches or 1.0,
+    )
+    trainer.fit(SeedModule(new_model(float(train.ratings.mean()))), loader)
+    return trainer.fit_loop.epoch_loop.total_batch_idx
+
+
+# (b) The project's training code, as pipelines/training/nodes.py runs it.
+
+
+def project_options(device: torch.device, epochs: int) -> dict[str, Any]:
+    options = copy.deepcopy(
+        yaml.safe_load(TRAINING_PARAMETERS.read_text())["training"]["inner_sigmoid"]
+    )
+    options["model"]["embedding_dim"] = EMBEDDING_DIM
+    options["optimizer"] = {"learning_rate": LEARNING_RATE, "weight_decay": 0.0}
+    options["batch_size"] = BATCH_SIZE
+    options |= {"max_epochs": epochs, "min_epochs": 1, "patience": epochs + 1}
+    options["data_on_device"] = True
+    options["trainer"] |= {"accelerator": device.type, "devices": 1}
+    return options
+
+
+def run_project(
+    train: RatingTensors,
+    val: RatingTensors,
+    device: torch.device,
+    epochs: int,
+    max_batches: int | None,
+) -> int:
+    options = project_options(device, epochs)
+    if max_batches:
+        options["trainer"]["limit_train_batches"] = max_batches
+    model, _ = _build_model(
+        options, N_USERS, N_MOVIES, float(train.ratings.double().mean())
+    )
+    module = RatingRegressor(
+        model,
+        variant=options["variant"],
+        learning_rate=options["optimizer"]["learning_rate"],
+        weight_decay=options["optimizer"]["weight_decay"],
+        max_epochs=options["max_epochs"],
+    )
+    data = RatingsDataModule(
+        train,
+        val,
+        batch_size=options["batch_size"],
+        eval_batch_size=options["eval_batch_size"],
+        seed=options["seed"],
+        data_on_device=options["data_on_device"],
+    )
+    with tempfile.TemporaryDirectory(prefix="throughput-") as checkpoint_dir:
+        trainer = _trainer(options, module.val_loss_key, checkpoint_dir)
+        trainer.fit(module, datamodule=data)
+    return trainer.fit_loop.epoch_loop.total_batch_idx
+
+
+# (c) A plain PyTorch loop over pre-shuffled index tensors.
+
+
+def run_plain(
+    train: RatingTensors, device: torch.device, epochs: int, max_batches: int | None
+) -> int:
+    model = new_model(float(train.ratings.mean())).to(device)
+    # The project's optimizer (same class and settings), built by its own factory.
+    (optimizer,) = RatingRegressor(
+        model, variant="inner_sigmoid", learning_rate=LEARNING_RATE, max_epochs=1
+    ).configure_optimizers()
+    steps = 0
+    for _ in range(epochs):
+        order = torch.randperm(len(train), device=device)
+        users, movies, ratings = (
+            train.users[order],
+            train.movies[order],
+            train.ratings[order],
+        )
+        total = torch.zeros((), device=device)
+        for start in range(0, len(train), BATCH_SIZE):
+            if max_batches and steps >= max_batches:
+                break
+            end = start + BATCH_SIZE
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.mse_loss(
+                model(users[start:end], movies[start:end]), ratings[start:end]
+            )
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            steps += 1
+        float(total)
+    return steps
+
+
+def measure(run: Callable[[], int], device: torch.device) -> float:
+    """Seconds ``run`` takes; progress bars (still drawn, as in training) go to devnull."""
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+        synchronize(device)
+        started = time.perf_counter()
+        run()
+        synchronize(device)
+        return time.perf_counter() - started
+
+
+def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
+    flags = [key for key in ("fused", "foreach") if optimizer.defaults.get(key)]
+    return type(optimizer).__name__ + "".join(f" {key}=True" for key in flags)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    parser.add_argument(
+        "--epochs", type=int, default=1, help="epochs per measurement (default 1)"
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="rounds of measurements, interleaved: (a) once, (b) and (c) three times "
+        "each per round; the best is kept (default 3)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count(),
+        help="torch.set_num_threads for all three methods (default: the CPU count)",
+    )
+    parser.add_argument(
+        "--skip-seed",
+        action="store_true",
+        help="skip (a), the slow one (then no speedup_vs_seed)",
+    )
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda, but torch sees no CUDA device")
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+    generator = torch.Generator().manual_seed(0)
+    train_cpu = synthetic(N_TRAIN, generator)
+    val_cpu = synthetic(N_VAL, generator)
+    train_device = train_cpu.to(device)
+
+    methods: dict[str, Callable[[int | None], int]] = {
+        "seed": lambda batches: run_seed(train_cpu, device, args.epochs, batches),
+        "project": lambda batches: run_project(
+            train_cpu, val_cpu, device, args.epochs, batches
+        ),
+        "plain": lambda batches: run_plain(train_device, device, args.epochs, batches),
+    }
+    if args.skip_seed:
+        del methods["seed"]
+
+    gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()
+        + f", cpu_count={os.cpu_count()}, torch.get_num_threads()={args.threads}, "
+        f"torch {torch.__version__}, pytorch_lightning {pl.__version__}, "
+        f"device {device}{gpu}"
+    )
+    print(
+        f"data: {N_USERS:,} users x {N_MOVIES} movies, {N_TRAIN:,} training ratings, "
+        f"embedding {EMBEDDING_DIM}, batch {BATCH_SIZE:,}, {args.epochs} epoch(s) per "
+        f"measurement, best of {args.repeats} for (a), "
+        f"{args.repeats * FAST_PAIRS_PER_REPEAT} for (b) and (c)"
+    )
+    (project_optimizer,) = RatingRegressor(
+        new_model(3.0).to(device),
+        variant="inner_sigmoid",
+        learning_rate=LEARNING_RATE,
+        max_epochs=1,
+    ).configure_optimizers()
+    print(
+        "optimizer: (a) Adam (torch's default implementation), (b) and (c) "
+        f"{optimizer_name(project_optimizer)}, lr {LEARNING_RATE}"
+    )
+    for run in methods.values():
+        measure(lambda run=run: run(WARMUP_BATCHES), device)
+
+    ratings_done = N_TRAIN * args.epochs
+    rates: dict[str, list[float]] = {name: [] for name in methods}
+    for _ in range(args.repeats):
+        rounds = [["seed"]] if "seed" in methods else []
+        rounds += [["project", "plain"]] * FAST_PAIRS_PER_REPEAT
+        for name in (name for pair in rounds for name in pair):
+            seconds = measure(lambda name=name: methods[name](None), device)
+            rates[name].append(ratings_done / seconds)
+            if torch.get_num_threads() != args.threads:
+                raise RuntimeError(f"{name} changed torch's thread count")
+
+    labels = {
+        "seed": "(a) seed: DataLoader + automatic optimisation",
+        "project": "(b) project: RatingRegressor + RatingsDataModule",
+        "plain": "(c) plain PyTorch loop",
+    }
+    for name, values in rates.items():
+        print(
+            f"{labels[name]:<52} {max(values):>12,.0f} ratings/s "
+            f"(median {statistics.median(values):,.0f}, "
+            f"{ratings_done / max(values):.2f} s per run)"
+        )
+    best = {name: max(values) for name, values in rates.items()}
+    speedup = f"{best['project'] / best['seed']:.2f}" if "seed" in best else "n/a"
+    print(
+        f"speedup_vs_seed={speedup} "
+        f"fraction_of_plain_loop={best['project'] / best['plain']:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
