@@ -79,20 +79,19 @@ class ServedModel:
         return load_trained_model(self.config, self.state_dict)
 
 
-def select_served_variant(metrics: dict[str, Any], served_variant: str) -> str:
-    """``served_variant`` itself, or for ``best`` the variant with the lowest val RMSE."""
+def select_served_variant(
+    held_out_val_mse: dict[str, float], served_variant: str
+) -> str:
+    """``served_variant`` itself, or for ``best`` the variant with the lowest val error.
+
+    ``held_out_val_mse`` maps each trained variant to its ``best_val_loss``: the val MSE of
+    its best epoch, measured before any refit on train + val, so a refit variant's
+    in-sample val metrics in metrics.json do not decide.
+    """
     if served_variant == BEST_VARIANT:
-        val_rmse = {
-            variant: metrics[variant]["val"]["rmse"]
-            for variant in MODEL_VARIANTS
-            if variant in metrics
-        }
-        if not val_rmse:
-            raise ValueError(
-                f"Cannot pick the best variant: the metrics hold none of "
-                f"{', '.join(MODEL_VARIANTS)}."
-            )
-        return min(val_rmse, key=val_rmse.get)
+        if not held_out_val_mse:
+            raise ValueError("Cannot pick the best variant: no trained model variant.")
+        return min(held_out_val_mse, key=held_out_val_mse.get)
     if served_variant not in MODEL_VARIANTS:
         raise ValueError(
             f"Unknown served variant {served_variant!r}; valid values: "

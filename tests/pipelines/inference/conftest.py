@@ -123,19 +123,6 @@ def inner_sigmoid_weights(inner_sigmoid_config) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="session")
-def metrics() -> dict:
-    def split(rmse: float) -> dict:
-        return {"mse": rmse**2, "rmse": rmse, "mae": rmse * 0.8}
-
-    return {
-        "inner_sigmoid": {"train": split(0.9), "val": split(1.0), "test": split(1.0)},
-        "biased_mf": {"train": split(0.7), "val": split(0.85), "test": split(0.86)},
-        "mean_baseline": {"train": split(1.0), "val": split(0.5), "test": split(1.0)},
-        "bias_baseline": {"train": split(0.9), "val": split(0.6), "test": split(0.9)},
-    }
-
-
-@pytest.fixture(scope="session")
 def served_inputs(user_mapping, movie_mapping, train_ratings, movies) -> dict:
     """The tables a served model is assembled from, as keyword arguments."""
     return {

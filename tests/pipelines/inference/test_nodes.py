@@ -25,18 +25,18 @@ def trained_models(
 
 
 class TestSelectTrainedModel:
-    def test_best_variant(self, metrics, trained_models, biased_config):
-        config, weights = select_trained_model(metrics, "best", *trained_models)
+    def test_best_variant(self, trained_models, biased_config):
+        config, weights = select_trained_model("best", *trained_models)
         assert config == biased_config
         assert "user_bias.weight" in weights
 
-    def test_explicit_variant(self, metrics, trained_models, inner_sigmoid_config):
-        config, _ = select_trained_model(metrics, "inner_sigmoid", *trained_models)
+    def test_explicit_variant(self, trained_models, inner_sigmoid_config):
+        config, _ = select_trained_model("inner_sigmoid", *trained_models)
         assert config == inner_sigmoid_config
 
-    def test_unknown_variant(self, metrics, trained_models):
+    def test_unknown_variant(self, trained_models):
         with pytest.raises(ValueError, match="valid values: best, inner_sigmoid"):
-            select_trained_model(metrics, "nope", *trained_models)
+            select_trained_model("nope", *trained_models)
 
 
 def test_build_served_model(biased_config, biased_weights, served_inputs):

@@ -13,7 +13,6 @@ from .conftest import GLOBAL_MEAN, MOVIE_BIAS
 
 # Catalog entry -> conftest fixture holding its data.
 INPUT_FIXTURES = {
-    "metrics": "metrics",
     "inner_sigmoid.model_config": "inner_sigmoid_config",
     "inner_sigmoid.model_weights": "inner_sigmoid_weights",
     "biased_mf.model_config": "biased_config",

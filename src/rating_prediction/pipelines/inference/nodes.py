@@ -27,19 +27,22 @@ logger = logging.getLogger(__name__)
 
 
 def select_trained_model(
-    metrics: dict[str, Any], served_variant: str, *configs_and_weights: Any
+    served_variant: str, *configs_and_weights: Any
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The config and weights of the served variant (``best``: lowest val RMSE).
+    """The config and weights of the served variant (``best``: lowest held-out val loss).
 
     ``configs_and_weights`` alternates each variant's config and state dict.
     """
-    variant = select_served_variant(metrics, served_variant)
     trained = {
         config["variant"]: (config, weights)
         for config, weights in zip(
             configs_and_weights[::2], configs_and_weights[1::2], strict=True
         )
     }
+    held_out_val_mse = {
+        variant: config["best_val_loss"] for variant, (config, _) in trained.items()
+    }
+    variant = select_served_variant(held_out_val_mse, served_variant)
     logger.info("Serving the %s model (served_variant=%s).", variant, served_variant)
     return trained[variant]
 

@@ -32,7 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=select_trained_model,
-                inputs=["metrics", "params:inference.served_variant", *trained_models],
+                inputs=["params:inference.served_variant", *trained_models],
                 outputs=["served_model_config", "served_model_weights"],
                 name="select_trained_model_node",
             ),
