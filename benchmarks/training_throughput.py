@@ -55,10 +55,14 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from rating_prediction.feeding import RatingsDataModule, RatingTensors
+from rating_prediction.feeding import RatingTensors
 from rating_prediction.lightning_module import RatingRegressor
 from rating_prediction.models import InnerSigmoidModel
-from rating_prediction.pipelines.training.nodes import _build_model, _trainer
+from rating_prediction.pipelines.training.nodes import (
+    build_lightning_parts,
+    build_trainer,
+    build_variant_model,
+)
 
 N_USERS = 157_480
 N_MOVIES = 50
@@ -163,26 +167,14 @@ def run_project(
     options = project_options(device, epochs)
     if max_batches:
         options["trainer"]["limit_train_batches"] = max_batches
-    model, _ = _build_model(
+    model, _ = build_variant_model(
         options, N_USERS, N_MOVIES, float(train.ratings.double().mean())
     )
-    module = RatingRegressor(
-        model,
-        variant=options["variant"],
-        learning_rate=options["optimizer"]["learning_rate"],
-        weight_decay=options["optimizer"]["weight_decay"],
-        max_epochs=options["max_epochs"],
-    )
-    data = RatingsDataModule(
-        train,
-        val,
-        batch_size=options["batch_size"],
-        eval_batch_size=options["eval_batch_size"],
-        seed=options["seed"],
-        data_on_device=options["data_on_device"],
+    module, data = build_lightning_parts(
+        options, model, train, val, options["max_epochs"]
     )
     with tempfile.TemporaryDirectory(prefix="throughput-") as checkpoint_dir:
-        trainer = _trainer(options, module.val_loss_key, checkpoint_dir)
+        trainer = build_trainer(options, module.val_loss_key, checkpoint_dir)
         trainer.fit(module, datamodule=data)
     return trainer.fit_loop.epoch_loop.total_batch_idx
 

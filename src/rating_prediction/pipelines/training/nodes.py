@@ -78,9 +78,10 @@ def _seen(ids: torch.Tensor, count: int) -> torch.Tensor:
     return seen
 
 
-def _build_model(
+def build_variant_model(
     options: dict[str, Any], n_users: int, n_movies: int, global_mean: float
 ) -> tuple[RatingModel, dict[str, Any]]:
+    """A fresh model of ``options["variant"]`` and the config that rebuilds it."""
     model_class = check_variant(options["variant"])
     model_kwargs = {**options["model"], "global_mean": global_mean}
     config = {
@@ -92,9 +93,11 @@ def _build_model(
     return model_class(n_users, n_movies, **model_kwargs), config
 
 
-def _trainer(
+def build_trainer(
     options: dict[str, Any], monitor: str, checkpoint_dir: str
 ) -> pl_lightning.Trainer:
+    """A Trainer with the notebook's early stopping and the best checkpoint kept, logging
+    into the active MLflow run if there is one."""
     checkpoint = ModelCheckpoint(
         dirpath=checkpoint_dir,
         filename="best",
@@ -121,13 +124,14 @@ def _trainer(
     )
 
 
-def _lightning_parts(
+def build_lightning_parts(
     options: dict[str, Any],
     model: RatingModel,
     train: RatingTensors,
     val: RatingTensors,
     max_epochs: int,
 ) -> tuple[RatingRegressor, RatingsDataModule]:
+    """The LightningModule and DataModule that train ``model`` with ``options``."""
     module = RatingRegressor(
         model,
         variant=options["variant"],
@@ -161,11 +165,11 @@ def _refit_on_train_and_val(
         torch.cat([train.ratings, val.ratings]),
     )
     pl_lightning.seed_everything(options["seed"], verbose=False)
-    model, config = _build_model(
+    model, config = build_variant_model(
         options, n_users, n_movies, float(both.ratings.double().mean())
     )
     model.forget_unseen(_seen(both.users, n_users), _seen(both.movies, n_movies))
-    module, data = _lightning_parts(options, model, both, val, epochs)
+    module, data = build_lightning_parts(options, model, both, val, epochs)
     logger.info(
         "%s: refitting on train + val for %d epochs", options["variant"], epochs
     )
@@ -203,13 +207,15 @@ def train_model(
 
     train = RatingTensors.from_frame(train_ratings)
     val = RatingTensors.from_frame(val_ratings)
-    model, config = _build_model(
+    model, config = build_variant_model(
         options, n_users, n_movies, float(train.ratings.double().mean())
     )
     model.forget_unseen(_seen(train.users, n_users), _seen(train.movies, n_movies))
-    module, data = _lightning_parts(options, model, train, val, options["max_epochs"])
+    module, data = build_lightning_parts(
+        options, model, train, val, options["max_epochs"]
+    )
     with tempfile.TemporaryDirectory(prefix="rating-prediction-") as checkpoint_dir:
-        trainer = _trainer(options, module.val_loss_key, checkpoint_dir)
+        trainer = build_trainer(options, module.val_loss_key, checkpoint_dir)
         started = time.perf_counter()
         trainer.fit(module, datamodule=data)
         seconds = time.perf_counter() - started
