@@ -63,6 +63,21 @@ class RatingRegressor(pl.LightningModule):
     def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         return self.model(users, movies)
 
+    def setup(self, stage: str) -> None:
+        sparse = any(
+            isinstance(module, nn.Embedding) and module.sparse
+            for module in self.model.modules()
+        )
+        if sparse and self.trainer.world_size > 1:
+            # Seen here with gloo on CPU: heap corruption in the all-reduce of sparse
+            # gradients ("malloc(): unaligned tcache chunk detected"); NCCL has no sparse
+            # all-reduce at all.
+            raise ValueError(
+                f"{self.variant}: sparse embedding gradients are not supported with "
+                f"{self.trainer.world_size} data-parallel processes. Set "
+                f"training.{self.variant}.model.sparse: false for multi-process training."
+            )
+
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         sparse, dense = [], []
         for module in self.model.modules():

@@ -61,6 +61,7 @@ def test_two_process_ddp_reaches_the_quality_of_one_process(
     single = copy.deepcopy(training_parameters)
     # The refit is a second fit; the comparison is about the first one.
     single["biased_mf"]["refit_on_train_val"] = False
+    single["biased_mf"]["model"]["sparse"] = False
     distributed = copy.deepcopy(single)
     distributed["biased_mf"]["trainer"] |= {
         "accelerator": "cpu",
@@ -72,3 +73,18 @@ def test_two_process_ddp_reaches_the_quality_of_one_process(
     one = _run(splits, single, ("biased_mf",)).load("biased_mf.model_config")
     two = _run(splits, distributed, ("biased_mf",)).load("biased_mf.model_config")
     assert two["best_val_loss"] == pytest.approx(one["best_val_loss"], rel=0.05)
+
+
+@pytest.mark.slow
+def test_sparse_gradients_with_several_processes_are_a_clear_error(
+    splits, training_parameters
+):
+    options = copy.deepcopy(training_parameters)
+    options["biased_mf"] |= {"max_epochs": 1, "refit_on_train_val": False}
+    options["biased_mf"]["trainer"] |= {
+        "accelerator": "cpu",
+        "devices": 2,
+        "strategy": "ddp_spawn",
+    }
+    with pytest.raises(Exception, match="model.sparse: false"):
+        _run(splits, options, ("biased_mf",))
