@@ -10,15 +10,8 @@ import torch
 
 from rating_prediction.metrics import BASELINES
 from rating_prediction.models import MODEL_VARIANTS, build_model
+from rating_prediction.pipelines.data_processing.nodes import MAPPED_RATINGS_SCHEMA
 
-SPLIT_SCHEMA = {
-    "userId": pl.Int32,
-    "movieId": pl.Int32,
-    "rating": pl.Float32,
-    "timestamp": pl.Int64,
-    "userIdMapped": pl.Int32,
-    "movieIdMapped": pl.Int32,
-}
 N_USERS = 30
 N_MOVIES = 20
 ALL_ENTRIES = [*MODEL_VARIANTS, *BASELINES]
@@ -29,7 +22,7 @@ def make_split(rows: list[tuple[int, int, float]]) -> pl.DataFrame:
     ids are the mapped ids plus 100 (users) and 1000 (movies)."""
     return pl.DataFrame(
         [(u + 100, m + 1000, r, 0, u, m) for u, m, r in rows],
-        schema=SPLIT_SCHEMA,
+        schema=MAPPED_RATINGS_SCHEMA,
         orient="row",
     )
 

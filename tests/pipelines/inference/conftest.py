@@ -10,26 +10,18 @@ import pytest
 import torch
 
 from rating_prediction.models import build_model
+from rating_prediction.pipelines.data_processing.nodes import MAPPED_RATINGS_SCHEMA
 from rating_prediction.serving import ServedModel, assemble_served_model
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]
 MOVIE_BIAS = [0.5, -0.5, 0.2, 0.1, 0.0]
 
-RATINGS_SCHEMA = {
-    "userId": pl.Int32,
-    "movieId": pl.Int32,
-    "rating": pl.Float32,
-    "timestamp": pl.Int64,
-    "userIdMapped": pl.Int32,
-    "movieIdMapped": pl.Int32,
-}
-
 
 def make_ratings(pairs: list[tuple[int, int]]) -> pl.DataFrame:
     """Ratings of 4.0 for (userId, movieId) pairs, mapped as the fixtures map them."""
     rows = [(user, movie, 4.0, 0, user // 10 - 1, movie - 1) for user, movie in pairs]
-    return pl.DataFrame(rows, schema=RATINGS_SCHEMA, orient="row")
+    return pl.DataFrame(rows, schema=MAPPED_RATINGS_SCHEMA, orient="row")
 
 
 @pytest.fixture(scope="session")
