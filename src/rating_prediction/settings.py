@@ -2,6 +2,10 @@
 
 from omegaconf.resolvers import oc
 
+from rating_prediction.hooks import ParameterCheckHooks
+
+HOOKS = (ParameterCheckHooks(),)
+
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.
 CONFIG_LOADER_ARGS = {

@@ -1,0 +1,87 @@
+"""Original MovieLens ids and the 0-based indices the models use, in one place.
+
+The id mappings (``user_mapping``, ``movie_mapping``) number every id kept after the
+top-N filter, before the split; an id is *seen* only when the training split rates it.
+Training zeroes the parameters of unseen indices, the baselines give them no bias, and
+serving answers them with the model's fallback: all three ask :func:`seen_mask` or an
+:class:`IdIndex`, so "seen in training" means the same everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+UNKNOWN_INDEX = -1
+
+
+def seen_mask(indices: np.ndarray, size: int) -> np.ndarray:
+    """A boolean mask of length ``size``: True at every index that occurs in ``indices``.
+
+    Raises:
+        ValueError: If an index falls outside ``0..size-1`` (a split and a mapping from
+            different runs).
+    """
+    indices = np.asarray(indices)
+    if indices.size and (indices.min() < 0 or indices.max() >= size):
+        raise ValueError(
+            f"Indices range over [{indices.min()}, {indices.max()}] but the mapping has "
+            f"{size} ids (0..{size - 1}): the split and the mapping come from different "
+            "runs. Rerun the data_processing pipeline."
+        )
+    mask = np.zeros(size, dtype=bool)
+    mask[indices] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class IdIndex:
+    """Original id to index for one kind of id (users or movies); unknown is ``-1``.
+
+    Attributes:
+        ids: The original ids in index order (ascending, as the mappings number them).
+        seen: Per index, whether the training split rates it.
+    """
+
+    ids: np.ndarray
+    seen: np.ndarray
+
+    @classmethod
+    def from_training(
+        cls, mapping: pl.DataFrame, train_ratings: pl.DataFrame, id_column: str
+    ) -> IdIndex:
+        """The index of ``id_column`` (``userId`` or ``movieId``) from its mapping and
+        the training split."""
+        index_column = f"{id_column}Mapped"
+        ordered = mapping.sort(index_column)
+        indices = ordered[index_column].to_numpy()
+        ids = ordered[id_column].cast(pl.Int64).to_numpy()
+        if not np.array_equal(indices, np.arange(len(indices))) or np.any(
+            np.diff(ids) <= 0
+        ):
+            raise ValueError(
+                f"The {id_column} mapping must number its ids 0..n-1 in ascending id "
+                "order; rerun the data_processing pipeline."
+            )
+        seen = seen_mask(train_ratings[index_column].to_numpy(), len(ids))
+        return cls(ids=ids, seen=seen)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def known_ids(self) -> np.ndarray:
+        """The original ids seen in training, ascending."""
+        return self.ids[self.seen]
+
+    def lookup(self, ids: np.ndarray) -> np.ndarray:
+        """The index of each original id, ``UNKNOWN_INDEX`` where it is not in the
+        mapping or not seen in training."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(self.ids) == 0:
+            return np.full(ids.shape, UNKNOWN_INDEX, dtype=np.int64)
+        position = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
+        found = (self.ids[position] == ids) & self.seen[position]
+        return np.where(found, position, UNKNOWN_INDEX).astype(np.int64)
