@@ -6,7 +6,7 @@ import json
 import mlflow
 import pytest
 
-from rating_prediction.metrics import BASELINES
+from rating_prediction.baselines import BASELINES
 from rating_prediction.models import MODEL_VARIANTS
 from tests.project import SMALL_RUN_PARAMS, run_project
 

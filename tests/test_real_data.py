@@ -37,8 +37,7 @@ def test_ingestion_and_processing_keep_every_rating_user_and_movie():
                     "download_timeout_s": 1,
                 }
             ),
-            "params:processing.top_n_movies": MemoryDataset(None),
-            "params:processing.split": MemoryDataset(ALL_MOVIES_RANDOM_SPLIT["split"]),
+            "params:processing": MemoryDataset(ALL_MOVIES_RANDOM_SPLIT),
         }
     )
     pipeline = data_ingestion.create_pipeline() + data_processing.create_pipeline()

@@ -2,18 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-RATINGS_SCHEMA = {
-    "userId": pl.Int32,
-    "movieId": pl.Int32,
-    "rating": pl.Float32,
-    "timestamp": pl.Int64,
-}
-
-
-def make_ratings(rows: list[tuple[int, int, float, int]]) -> pl.DataFrame:
-    """Builds a ``ratings`` frame, as data_ingestion produces, from (user, movie,
-    rating, timestamp) tuples."""
-    return pl.DataFrame(rows, schema=RATINGS_SCHEMA, orient="row")
+from tests.fakes import ratings_frame
 
 
 @pytest.fixture
@@ -34,4 +23,4 @@ def synthetic_ratings() -> pl.DataFrame:
             rows.append(
                 (user, movie, rng.integers(1, 11) / 2, rng.integers(10**9, 2 * 10**9))
             )
-    return make_ratings(rows)
+    return ratings_frame(rows)

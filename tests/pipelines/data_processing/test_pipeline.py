@@ -7,7 +7,11 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines.data_processing import create_pipeline
-from rating_prediction.pipelines.data_processing.nodes import MAPPED_RATINGS_SCHEMA
+from rating_prediction.schema import (
+    MAPPED_RATINGS_SCHEMA,
+    MOVIE_MAPPING_SCHEMA,
+    USER_MAPPING_SCHEMA,
+)
 
 CONF_SOURCE = Path(__file__).parents[3] / "conf"
 OUTPUTS = [
@@ -59,28 +63,9 @@ def run_pipeline(
         }
     )
     catalog["ratings"] = MemoryDataset(ratings)
-    catalog["params:processing.top_n_movies"] = MemoryDataset(
-        processing["top_n_movies"]
-    )
-    catalog["params:processing.split"] = MemoryDataset(processing["split"])
+    catalog["params:processing"] = MemoryDataset(processing)
     SequentialRunner().run(create_pipeline(), catalog)
     return filepaths
-
-
-def test_default_parameters_match_the_notebook(processing_params):
-    assert processing_params == {
-        "top_n_movies": 50,
-        "split": {"strategy": "random", "fractions": [0.7, 0.2, 0.1], "seed": 42},
-    }
-
-
-def test_catalog_defines_every_output_as_parquet(catalog_config):
-    assert set(catalog_config) == set(OUTPUTS)
-    for name, config in catalog_config.items():
-        assert config["type"] == "polars.EagerPolarsDataset"
-        assert config["file_format"] == "parquet"
-        expected_layer = "primary" if name.endswith("mapping") else "model_input"
-        assert config["metadata"]["kedro-viz"]["layer"] == expected_layer
 
 
 def test_pipeline_produces_mapped_splits_of_the_top_movies(
@@ -102,15 +87,11 @@ def test_pipeline_produces_mapped_splits_of_the_top_movies(
     ]
 
     movie_mapping = outputs["movie_mapping"]
-    assert movie_mapping.schema == pl.Schema(
-        {"movieId": pl.Int32, "movieIdMapped": pl.Int32}
-    )
+    assert movie_mapping.schema == MOVIE_MAPPING_SCHEMA
     assert movie_mapping.height == 50
     assert movie_mapping["movieIdMapped"].to_list() == list(range(50))
     user_mapping = outputs["user_mapping"]
-    assert user_mapping.schema == pl.Schema(
-        {"userId": pl.Int32, "userIdMapped": pl.Int32}
-    )
+    assert user_mapping.schema == USER_MAPPING_SCHEMA
     assert user_mapping["userIdMapped"].to_list() == list(range(user_mapping.height))
     # Filtered before mapping: exactly the top-50 movies' ratings are split.
     top_movie_ratings = synthetic_ratings.join(movie_mapping, on="movieId", how="semi")

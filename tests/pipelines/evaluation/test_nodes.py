@@ -5,31 +5,44 @@ import pytest
 import torch
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
-from rating_prediction.metrics import fit_mean_baseline
+from rating_prediction.baselines import fit_mean_baseline
 from rating_prediction.models import MODEL_VARIANTS, load_trained_model
+from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
-    collect_metrics,
     compute_split_metrics,
-    flatten_metrics_for_mlflow,
+    fit_bias_baseline,
+    gather_metrics,
     predict_with_baseline,
     predict_with_model,
 )
-
-from .fakes import ALL_ENTRIES, fake_trained_model, make_splits
+from tests.fakes import ALL_ENTRIES, bias_splits, fake_trained_model
 
 PREDICTION_COLUMNS = ["userId", "movieId", "rating", "prediction"]
 
 
+def evaluation(batch_size: int = 1_000_000, **bias_baseline: object) -> dict:
+    """The ``evaluation`` parameter block, with Surprise's defaults unless overridden."""
+    return {
+        "prediction_batch_size": batch_size,
+        "bias_baseline": {
+            "reg_user": 15,
+            "reg_movie": 10,
+            "n_epochs": 10,
+            **bias_baseline,
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 def splits():
-    return make_splits()
+    return bias_splits()
 
 
 @pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
 def test_predict_with_model_in_small_batches_matches_one_pass(variant, splits):
     config, weights = fake_trained_model(variant)
     test = splits["test"]
-    predictions = predict_with_model(config, weights, test, batch_size=7)
+    predictions = predict_with_model(config, weights, test, evaluation(batch_size=7))
 
     assert predictions.columns == PREDICTION_COLUMNS
     assert predictions["prediction"].dtype == pl.Float32
@@ -49,8 +62,22 @@ def test_predict_with_model_in_small_batches_matches_one_pass(variant, splits):
 
 def test_predict_with_model_rejects_a_non_positive_batch_size(splits):
     config, weights = fake_trained_model("inner_sigmoid")
-    with pytest.raises(ValueError, match="batch_size"):
-        predict_with_model(config, weights, splits["test"], batch_size=0)
+    with pytest.raises(
+        ParameterError, match=r"'evaluation\.prediction_batch_size': .*greater than"
+    ):
+        predict_with_model(config, weights, splits["test"], evaluation(batch_size=0))
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("n_epochs", 0), ("reg_user", -1), ("reg_movie", -1)]
+)
+def test_fit_bias_baseline_rejects_degenerate_settings_naming_them(
+    splits, setting, value
+):
+    with pytest.raises(
+        ParameterError, match=rf"'evaluation\.bias_baseline\.{setting}'"
+    ):
+        fit_bias_baseline(splits["train"], evaluation(**{setting: value}))
 
 
 def test_predict_with_baseline_keeps_the_rows_in_order(splits):
@@ -79,21 +106,21 @@ def _split_metrics(value: float) -> dict[str, dict[str, float]]:
     }
 
 
-def test_collect_metrics_keeps_entries_in_order():
-    metrics = collect_metrics(**{entry: _split_metrics(1.0) for entry in ALL_ENTRIES})
+def test_gather_metrics_keeps_entries_in_order_and_flattens_them_for_mlflow():
+    metrics, flat = gather_metrics(
+        **{
+            entry: _split_metrics(0.9 + index)
+            for index, entry in enumerate(ALL_ENTRIES)
+        }
+    )
     assert list(metrics) == ALL_ENTRIES
-    assert metrics["bias_baseline"]["test"]["rmse"] == 1.0
-
-
-def test_flatten_metrics_for_mlflow_uses_entry_split_metric_keys():
-    metrics = {
-        "inner_sigmoid": _split_metrics(0.9),
-        "mean_baseline": _split_metrics(1.1),
-    }
-    flat = flatten_metrics_for_mlflow(metrics)
-    assert len(flat) == 2 * 3 * 3
+    assert metrics["bias_baseline"]["test"]["rmse"] == 0.9 + 3
+    assert len(flat) == len(ALL_ENTRIES) * 3 * 3
     assert flat["inner_sigmoid.test.rmse"] == {"value": 0.9, "step": 0}
-    assert flat["mean_baseline.train.mse"] == {"value": pytest.approx(1.21), "step": 0}
+    assert flat["mean_baseline.train.mse"] == {
+        "value": pytest.approx(2.9**2),
+        "step": 0,
+    }
 
 
 def test_flattened_metrics_are_logged_by_the_mlflow_dataset(tmp_path):
@@ -101,9 +128,8 @@ def test_flattened_metrics_are_logged_by_the_mlflow_dataset(tmp_path):
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
         with mlflow.start_run() as run:
-            MlflowMetricsHistoryDataset().save(
-                flatten_metrics_for_mlflow({"biased_mf": _split_metrics(0.8)})
-            )
+            _, flat = gather_metrics(biased_mf=_split_metrics(0.8))
+            MlflowMetricsHistoryDataset().save(flat)
         logged = mlflow.get_run(run.info.run_id).data.metrics
     finally:
         mlflow.set_tracking_uri(previous_uri)

@@ -5,12 +5,11 @@ import polars as pl
 import pytest
 from matplotlib.figure import Figure
 
-from rating_prediction.metrics import SPLITS
 from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.nodes import (
     _popularity_buckets,
     format_metrics_table,
-    log_summary,
     plot_loss_curves,
     plot_rating_histograms,
     plot_rmse_by_popularity,
@@ -18,19 +17,25 @@ from rating_prediction.pipelines.reporting.nodes import (
     plot_test_rmse,
     write_summary,
 )
-from tests.pipelines.evaluation.fakes import (
+from rating_prediction.schema import SPLITS
+from tests.fakes import (
     ALL_ENTRIES,
+    bias_splits,
     fake_test_predictions,
     fake_training_history,
-    make_splits,
 )
 
 VARIANTS = list(MODEL_VARIANTS)
 
 
+def reporting(popularity_buckets: object = 3, **figures: str) -> dict:
+    """The ``reporting`` parameter block."""
+    return {"popularity_buckets": popularity_buckets, "summary_figures": figures}
+
+
 @pytest.fixture(scope="module")
 def splits():
-    return make_splits()
+    return bias_splits()
 
 
 @pytest.fixture(scope="module")
@@ -94,11 +99,33 @@ def test_plot_rmse_by_rating_compares_each_variant_with_both_baselines(
 
 
 def test_plot_rmse_by_popularity_has_one_point_per_bucket(splits, test_predictions):
-    figure = plot_rmse_by_popularity(splits["train"], 3, **test_predictions)
+    figure = plot_rmse_by_popularity(splits["train"], reporting(3), **test_predictions)
     _assert_closed_figure(figure, len(VARIANTS))
     ax = figure.axes[0]
     assert _legend_labels(ax) == [VARIANTS[0], "mean_baseline", "bias_baseline"]
     assert all(len(line.get_xdata()) == 3 for line in ax.lines)
+
+
+@pytest.mark.parametrize("popularity_buckets", [0, -1, 2.5, True])
+def test_plot_rmse_by_popularity_rejects_degenerate_buckets(
+    splits, test_predictions, popularity_buckets
+):
+    with pytest.raises(ParameterError, match=r"'reporting\.popularity_buckets'"):
+        plot_rmse_by_popularity(
+            splits["train"], reporting(popularity_buckets), **test_predictions
+        )
+
+
+def test_plot_rmse_by_popularity_rejects_more_buckets_than_movies(
+    splits, test_predictions
+):
+    n_movies = pl.concat([splits["train"], splits["test"]])["movieId"].n_unique()
+    with pytest.raises(
+        ValueError,
+        match=rf"'reporting\.popularity_buckets' is 1000 but only {n_movies} movies"
+        rf".*at most {n_movies}",
+    ):
+        plot_rmse_by_popularity(splits["train"], reporting(1000), **test_predictions)
 
 
 def test_popularity_buckets_are_equal_sized_quantiles():
@@ -146,7 +173,7 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
         splits["val"],
         splits["test"],
         metrics,
-        figures={"Loss curves": "loss_curves.png"},
+        reporting=reporting(**{"Loss curves": "loss_curves.png"}),
     )
     train = splits["train"]
     assert "Dataset: `synthetic`." in summary
@@ -158,7 +185,15 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
     assert "- [Loss curves](loss_curves.png)" in summary
 
 
-def test_log_summary_logs_the_table(caplog):
+def test_write_summary_logs_the_metrics_table(splits, metrics, caplog):
     with caplog.at_level(logging.INFO):
-        log_summary("| Model | test RMSE |")
-    assert "| Model | test RMSE |" in caplog.text
+        summary = write_summary(
+            "synthetic",
+            splits["train"],
+            splits["val"],
+            splits["test"],
+            metrics,
+            reporting=reporting(),
+        )
+    assert format_metrics_table(metrics) in summary
+    assert format_metrics_table(metrics) in caplog.text

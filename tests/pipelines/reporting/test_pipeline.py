@@ -18,11 +18,11 @@ from rating_prediction.pipelines.evaluation import (
 from rating_prediction.pipelines.reporting import (
     create_pipeline as create_reporting_pipeline,
 )
-from tests.pipelines.evaluation.fakes import (
+from tests.fakes import (
     ALL_ENTRIES,
+    bias_splits,
     fake_trained_model,
     fake_training_history,
-    make_splits,
 )
 
 FIGURES = [
@@ -36,19 +36,21 @@ FIGURES = [
 
 @pytest.fixture
 def catalog(tmp_path) -> DataCatalog:
-    inputs = {f"{split}_ratings": frame for split, frame in make_splits().items()}
+    inputs = {f"{split}_ratings": frame for split, frame in bias_splits().items()}
     for variant in MODEL_VARIANTS:
         config, weights = fake_trained_model(variant)
         inputs[f"{variant}.model_config"] = config
         inputs[f"{variant}.model_weights"] = weights
         inputs[f"{variant}.training_history"] = fake_training_history()
     inputs |= {
-        "params:evaluation.prediction_batch_size": 50,
-        "params:evaluation.bias_baseline.reg_user": 15,
-        "params:evaluation.bias_baseline.reg_movie": 10,
-        "params:evaluation.bias_baseline.n_epochs": 10,
-        "params:reporting.popularity_buckets": 4,
-        "params:reporting.summary_figures": {"Loss": "loss_curves.png"},
+        "params:evaluation": {
+            "prediction_batch_size": 50,
+            "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
+        },
+        "params:reporting": {
+            "popularity_buckets": 4,
+            "summary_figures": {"Loss": "loss_curves.png"},
+        },
         "params:ingestion.dataset": "synthetic",
     }
     outputs = {

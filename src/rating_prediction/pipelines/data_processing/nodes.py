@@ -11,38 +11,28 @@ so such ratings get the fallback prediction.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from rating_prediction.parameters import ProcessingParameters, parse
+from rating_prediction.schema import MAPPED_RATINGS_SCHEMA, SPLITS
+
 logger = logging.getLogger(__name__)
 
-SPLIT_STRATEGIES = ("random", "temporal")
-SPLIT_NAMES = ("train", "val", "test")
-FRACTIONS_TOLERANCE = 1e-6
 
-MAPPED_RATINGS_SCHEMA = pl.Schema(
-    {
-        "userId": pl.Int32,
-        "movieId": pl.Int32,
-        "rating": pl.Float32,
-        "timestamp": pl.Int64,
-        "userIdMapped": pl.Int32,
-        "movieIdMapped": pl.Int32,
-    }
-)
-
-
-def filter_top_movies(ratings: pl.DataFrame, top_n_movies: int | None) -> pl.DataFrame:
-    """Keeps the ratings of the ``top_n_movies`` most-rated movies (all if ``None``).
+def filter_top_movies(
+    ratings: pl.DataFrame, processing: dict[str, Any]
+) -> pl.DataFrame:
+    """Keeps the ratings of the ``processing.top_n_movies`` most-rated movies (all if
+    ``null``).
 
     Movies with equal rating counts are ranked by ascending ``movieId``, so the
     selection does not depend on the input row order. A non-empty input always keeps
     at least one movie, so only an empty input can leave nothing to process.
     """
-    _validate_top_n_movies(top_n_movies)
+    top_n_movies = parse(ProcessingParameters, processing, "processing").top_n_movies
     if ratings.is_empty():
         raise ValueError(
             "The input 'ratings' is empty: there is nothing to process. "
@@ -101,28 +91,29 @@ def apply_id_mappings(
 
 
 def split_ratings(
-    ratings: pl.DataFrame, split: dict[str, Any]
+    ratings: pl.DataFrame, processing: dict[str, Any]
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Splits the mapped ratings into train, val and test sets.
+    """Splits the mapped ratings into train, val and test sets, as
+    ``processing.split`` says.
 
-    ``split["strategy"]`` is ``random`` (a seeded permutation of all ratings cut at
-    ``split["fractions"]``) or ``temporal`` (per user: the earliest ratings to train,
+    ``split.strategy`` is ``random`` (a seeded permutation of all ratings cut at
+    ``split.fractions``) or ``temporal`` (per user: the earliest ratings to train,
     the latest to test, and at least one rating to train). Each set keeps the input
     columns, sorted by the mapped ids. Users and movies absent from train keep their
     mapped index; the training code treats them as unknown.
     """
-    _validate_split(split)
-    fractions = split["fractions"]
+    split = parse(ProcessingParameters, processing, "processing").split
+    fractions = split.fractions
     # Sorting first makes the result independent of the order the rows arrive in.
     ratings = ratings.sort(_rating_order())
-    if split["strategy"] == "random":
-        split_index = _random_split_index(ratings.height, fractions, split["seed"])
+    if split.strategy == "random":
+        split_index = _random_split_index(ratings.height, fractions, split.seed)
     else:
         split_index = _temporal_split_index(ratings, fractions)
     labelled = ratings.with_columns(split_index.alias("split_index"))
     train, val, test = (
         labelled.filter(pl.col("split_index") == index).drop("split_index")
-        for index in range(len(SPLIT_NAMES))
+        for index in range(len(SPLITS))
     )
     if train.is_empty():
         raise ValueError(
@@ -132,7 +123,7 @@ def split_ratings(
     logger.info(
         "Split %d ratings (%s): train %d, val %d, test %d.",
         ratings.height,
-        split["strategy"],
+        split.strategy,
         train.height,
         val.height,
         test.height,
@@ -196,54 +187,3 @@ def _cut_points(n_ratings: int, fractions: list[float]) -> tuple[int, int]:
     train_end = round(n_ratings * train_fraction)
     val_end = min(n_ratings, round(n_ratings * (train_fraction + val_fraction)))
     return train_end, val_end
-
-
-def _validate_top_n_movies(top_n_movies: Any) -> None:
-    # bool is a subclass of int, but `top_n_movies: true` is surely a mistake.
-    if top_n_movies is None or (
-        isinstance(top_n_movies, int)
-        and not isinstance(top_n_movies, bool)
-        and top_n_movies > 0
-    ):
-        return
-    raise ValueError(
-        f"'processing.top_n_movies' must be a positive integer or null (keep all "
-        f"movies), got {top_n_movies!r}."
-    )
-
-
-def _validate_split(split: dict[str, Any]) -> None:
-    strategy = split.get("strategy")
-    if strategy not in SPLIT_STRATEGIES:
-        raise ValueError(
-            f"'processing.split.strategy' must be one of {list(SPLIT_STRATEGIES)}, "
-            f"got {strategy!r}."
-        )
-    fractions = split.get("fractions")
-    if not _are_split_fractions(fractions):
-        raise ValueError(
-            "'processing.split.fractions' must be 3 non-negative numbers "
-            f"(train, val, test) summing to 1, got {fractions!r}."
-        )
-    seed = split.get("seed")
-    is_seed = isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0
-    if strategy == "random" and not is_seed:
-        raise ValueError(
-            "'processing.split.seed' must be a non-negative integer for the random "
-            "strategy, "
-            f"got {seed!r}."
-        )
-
-
-def _are_split_fractions(fractions: Any) -> bool:
-    if not isinstance(fractions, list | tuple) or len(fractions) != len(SPLIT_NAMES):
-        return False
-    if not all(
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value >= 0
-        for value in fractions
-    ):
-        return False
-    return abs(sum(fractions) - 1) <= FRACTIONS_TOLERANCE

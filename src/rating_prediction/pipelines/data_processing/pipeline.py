@@ -12,11 +12,12 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """Create the data processing pipeline."""
     return Pipeline(
         [
             Node(
                 func=filter_top_movies,
-                inputs=["ratings", "params:processing.top_n_movies"],
+                inputs=["ratings", "params:processing"],
                 outputs="filtered_ratings",
                 name="filter_top_movies_node",
             ),
@@ -40,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=split_ratings,
-                inputs=["mapped_ratings", "params:processing.split"],
+                inputs=["mapped_ratings", "params:processing"],
                 outputs=["train_ratings", "val_ratings", "test_ratings"],
                 name="split_ratings_node",
             ),

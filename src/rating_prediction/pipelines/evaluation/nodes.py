@@ -12,8 +12,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.metrics import SPLITS, BaselinePredictor, regression_metrics
+from rating_prediction import baselines
+from rating_prediction.baselines import BaselinePredictor
+from rating_prediction.metrics import regression_metrics
 from rating_prediction.models import load_trained_model
+from rating_prediction.parameters import EvaluationParameters, parse
+from rating_prediction.schema import SPLITS
 
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
 RATED_PAIR_COLUMNS = ["userId", "movieId", "rating"]
@@ -23,15 +27,17 @@ def predict_with_model(
     model_config: dict[str, Any],
     model_weights: dict[str, torch.Tensor],
     ratings: pl.DataFrame,
-    batch_size: int,
+    evaluation: dict[str, Any],
 ) -> pl.DataFrame:
-    """Predicts ``ratings`` with a trained model, ``batch_size`` rows at a time.
+    """Predicts ``ratings`` with a trained model, ``evaluation.prediction_batch_size``
+    rows at a time.
 
     Batching bounds the memory of the forward pass whatever the split size (MovieLens
     25M included): only the ids and the float32 predictions are held in full.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    batch_size = parse(
+        EvaluationParameters, evaluation, "evaluation"
+    ).prediction_batch_size
     model = load_trained_model(model_config, model_weights)
     users = ratings["userIdMapped"].to_numpy()
     movies = ratings["movieIdMapped"].to_numpy()
@@ -45,6 +51,16 @@ def predict_with_model(
             ).numpy()
     return ratings.select(RATED_PAIR_COLUMNS).with_columns(
         prediction=pl.Series(predictions, dtype=pl.Float32)
+    )
+
+
+def fit_bias_baseline(
+    train_ratings: pl.DataFrame, evaluation: dict[str, Any]
+) -> BaselinePredictor:
+    """The bias baseline with ``evaluation.bias_baseline``'s regularisation and epochs."""
+    settings = parse(EvaluationParameters, evaluation, "evaluation").bias_baseline
+    return baselines.fit_bias_baseline(
+        train_ratings, settings.reg_user, settings.reg_movie, settings.n_epochs
     )
 
 
@@ -72,23 +88,19 @@ def compute_split_metrics(
     }
 
 
-def collect_metrics(
+def gather_metrics(
     **split_metrics: dict[str, dict[str, float]],
-) -> dict[str, dict[str, dict[str, float]]]:
-    """``metrics.json``: the split metrics of every model and baseline, by entry name."""
-    return split_metrics
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+    """``metrics.json`` (every entry's split metrics, by entry name) and the same
+    figures as flat MLflow keys ``<entry>.<split>.<metric>``.
 
-
-def flatten_metrics_for_mlflow(
-    metrics: dict[str, dict[str, dict[str, float]]],
-) -> dict[str, dict[str, float]]:
-    """The metrics as flat MLflow keys ``<entry>.<split>.<metric>``.
-
-    Values take the ``{"value": .., "step": 0}`` form ``MlflowMetricsHistoryDataset`` logs.
+    MLflow values take the ``{"value": .., "step": 0}`` form ``MlflowMetricsHistoryDataset``
+    logs.
     """
-    return {
+    mlflow_metrics = {
         f"{entry}.{split}.{name}": {"value": value, "step": 0}
-        for entry, splits in metrics.items()
+        for entry, splits in split_metrics.items()
         for split, values in splits.items()
         for name, value in values.items()
     }
+    return split_metrics, mlflow_metrics

@@ -3,8 +3,8 @@
 One namespace per entry of ``metrics.json`` (each model variant, ``mean_baseline`` and
 ``bias_baseline``), as the training pipeline has one per variant. Inside a namespace the
 entry predicts the three splits, saves its test predictions as
-``<entry>.test_predictions`` and scores them as ``<entry>.split_metrics``; two final
-nodes gather every entry into ``metrics`` (metrics.json) and ``mlflow_metrics``.
+``<entry>.test_predictions`` and scores them as ``<entry>.split_metrics``; a final
+node gathers every entry into ``metrics`` (metrics.json) and ``mlflow_metrics``.
 """
 
 from collections.abc import Callable
@@ -12,18 +12,18 @@ from collections.abc import Callable
 import polars as pl
 from kedro.pipeline import Node, Pipeline, pipeline
 
-from rating_prediction.metrics import (
+from rating_prediction.baselines import (
     BASELINES,
-    SPLITS,
-    fit_bias_baseline,
+    BaselinePredictor,
     fit_mean_baseline,
 )
 from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.schema import SPLITS
 
 from .nodes import (
-    collect_metrics,
     compute_split_metrics,
-    flatten_metrics_for_mlflow,
+    fit_bias_baseline,
+    gather_metrics,
     predict_with_baseline,
     predict_with_model,
 )
@@ -33,69 +33,52 @@ EVALUATED_ENTRIES = [*MODEL_VARIANTS, *BASELINES]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """Create the evaluation pipeline."""
     model_evaluations = [
         pipeline(
             _model_evaluation(),
             namespace=variant,
             inputs=SPLIT_INPUTS,
-            parameters={"params:evaluation.prediction_batch_size"},
+            parameters={"params:evaluation"},
         )
         for variant in MODEL_VARIANTS
     ]
-    mean_baseline_evaluation = pipeline(
-        [
-            Node(
-                func=fit_mean_baseline,
-                inputs="train_ratings",
-                outputs="baseline",
-                name="fit_mean_baseline_node",
-            ),
-            *_baseline_scoring(),
-        ],
-        namespace="mean_baseline",
-        inputs=SPLIT_INPUTS,
-    )
-    bias_baseline_evaluation = pipeline(
-        [
-            Node(
-                func=fit_bias_baseline,
-                inputs={
-                    "train_ratings": "train_ratings",
-                    "reg_user": "params:evaluation.bias_baseline.reg_user",
-                    "reg_movie": "params:evaluation.bias_baseline.reg_movie",
-                    "n_epochs": "params:evaluation.bias_baseline.n_epochs",
-                },
-                outputs="baseline",
-                name="fit_bias_baseline_node",
-            ),
-            *_baseline_scoring(),
-        ],
-        namespace="bias_baseline",
-        inputs=SPLIT_INPUTS,
-        parameters={
-            "params:evaluation.bias_baseline.reg_user",
-            "params:evaluation.bias_baseline.reg_movie",
-            "params:evaluation.bias_baseline.n_epochs",
-        },
-    )
     return Pipeline(
         [
             *model_evaluations,
-            mean_baseline_evaluation,
-            bias_baseline_evaluation,
-            Node(
-                func=collect_metrics,
-                inputs={entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
-                outputs="metrics",
-                name="collect_metrics_node",
+            _baseline_evaluation("mean_baseline", fit_mean_baseline, ["train_ratings"]),
+            _baseline_evaluation(
+                "bias_baseline",
+                fit_bias_baseline,
+                ["train_ratings", "params:evaluation"],
             ),
             Node(
-                func=flatten_metrics_for_mlflow,
-                inputs="metrics",
-                outputs="mlflow_metrics",
-                name="flatten_metrics_for_mlflow_node",
+                func=gather_metrics,
+                inputs={entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
+                outputs=["metrics", "mlflow_metrics"],
+                name="gather_metrics_node",
             ),
         ]
+    )
+
+
+def _baseline_evaluation(
+    baseline: str, fit: Callable[..., BaselinePredictor], fit_inputs: list[str]
+) -> Pipeline:
+    """Fit ``baseline`` on the training split, then predict and score every split."""
+    return pipeline(
+        [
+            Node(
+                func=fit,
+                inputs=fit_inputs,
+                outputs="baseline",
+                name=f"fit_{baseline}_node",
+            ),
+            *_baseline_scoring(),
+        ],
+        namespace=baseline,
+        inputs=SPLIT_INPUTS,
+        parameters={name for name in fit_inputs if name.startswith("params:")},
     )
 
 
@@ -105,7 +88,7 @@ def _model_evaluation() -> list[Node]:
         {
             "model_config": "model_config",
             "model_weights": "model_weights",
-            "batch_size": "params:evaluation.prediction_batch_size",
+            "evaluation": "params:evaluation",
         },
     )
 

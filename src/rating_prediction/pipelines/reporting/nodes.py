@@ -18,12 +18,15 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rating_prediction.metrics import BASELINES, METRICS, SPLITS, grouped_rmse
+from rating_prediction.baselines import BASELINES
+from rating_prediction.metrics import METRICS, grouped_rmse
+from rating_prediction.parameters import ReportingParameters, parse
+from rating_prediction.schema import RATING_MAX, RATING_MIN, SPLITS
 
 logger = logging.getLogger(__name__)
 
 # Half-star bins centred on the MovieLens rating values 0.5, 1.0, ..., 5.0.
-HALF_STAR_BINS = np.arange(0.25, 5.5, 0.5)
+HALF_STAR_BINS = np.arange(RATING_MIN - 0.25, RATING_MAX + 0.5, 0.5)
 BASELINE_STYLES = {
     "mean_baseline": {"color": "0.6", "linestyle": ":"},
     "bias_baseline": {"color": "0.3", "linestyle": "--"},
@@ -86,14 +89,17 @@ def plot_rmse_by_rating(**test_predictions: pl.DataFrame) -> Figure:
 
 
 def plot_rmse_by_popularity(
-    train_ratings: pl.DataFrame, n_buckets: int, **test_predictions: pl.DataFrame
+    train_ratings: pl.DataFrame,
+    reporting: dict[str, Any],
+    **test_predictions: pl.DataFrame,
 ) -> Figure:
     """Test RMSE by movie popularity bucket, each model variant against both baselines.
 
     A movie's popularity is its number of training ratings; movies are split into
-    ``n_buckets`` quantile buckets of (nearly) equal movie counts, from the least to the
-    most rated, each labelled with its range of training ratings.
+    ``reporting.popularity_buckets`` quantile buckets of (nearly) equal movie counts,
+    from the least to the most rated, each labelled with its range of training ratings.
     """
+    n_buckets = parse(ReportingParameters, reporting, "reporting").popularity_buckets
     # Every entry predicts the same test ratings, so any one of them lists the movies.
     buckets = _popularity_buckets(
         train_ratings, next(iter(test_predictions.values())), n_buckets
@@ -140,12 +146,14 @@ def write_summary(
     test_ratings: pl.DataFrame,
     metrics: dict[str, dict[str, dict[str, float]]],
     *,
-    figures: dict[str, str],
+    reporting: dict[str, Any],
 ) -> str:
-    """One-page markdown summary: split sizes, the metrics table and links to the figures.
+    """One-page markdown summary: split sizes, the metrics table and links to the
+    figures (``reporting.summary_figures``: title to path relative to the summary).
 
-    ``figures`` maps each figure's title to its path relative to the summary.
+    The summary is also logged, so the metrics table ends the ``kedro run`` output.
     """
+    figures = parse(ReportingParameters, reporting, "reporting").summary_figures
     splits = dict(zip(SPLITS, [train_ratings, val_ratings, test_ratings]))
     size_rows = [
         [
@@ -157,7 +165,7 @@ def write_summary(
         for split, frame in splits.items()
     ]
     figure_links = "\n".join(f"- [{title}]({path})" for title, path in figures.items())
-    return "\n".join(
+    summary = "\n".join(
         [
             "# Rating prediction: summary",
             "",
@@ -179,11 +187,8 @@ def write_summary(
             "",
         ]
     )
-
-
-def log_summary(summary: str) -> None:
-    """Logs the summary (split sizes and metrics table) at the end of the run."""
     logger.info("Evaluation summary:\n%s", summary)
+    return summary
 
 
 def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -209,8 +214,6 @@ def _popularity_buckets(
 ) -> pl.DataFrame:
     """``movieId``, ``bucket`` (0 = least rated) and ``bucket_label`` of every movie
     rated in train or test; movies unseen in training have popularity 0."""
-    if n_buckets < 1:
-        raise ValueError(f"n_buckets must be at least 1, got {n_buckets}.")
     popularity = (
         pl.concat([train_ratings.select("movieId"), test_predictions.select("movieId")])
         .unique()
@@ -227,6 +230,12 @@ def _popularity_buckets(
             bucket=(pl.int_range(pl.len()) * n_buckets // pl.len()).cast(pl.Int32)
         )
     )
+    if n_buckets > popularity.height:
+        raise ValueError(
+            f"'reporting.popularity_buckets' is {n_buckets} but only "
+            f"{popularity.height} movies are rated in train or test: set it to at most "
+            f"{popularity.height}."
+        )
     labels = popularity.group_by("bucket").agg(
         bucket_label=pl.format(
             "{}–{}", pl.col("n_train").min(), pl.col("n_train").max()

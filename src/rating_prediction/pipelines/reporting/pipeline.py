@@ -6,11 +6,10 @@ new variant in ``MODEL_VARIANTS`` shows up in every figure without touching this
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.metrics import BASELINES
+from rating_prediction.baselines import BASELINES
 from rating_prediction.models import MODEL_VARIANTS
 
 from .nodes import (
-    log_summary,
     plot_loss_curves,
     plot_rating_histograms,
     plot_rmse_by_popularity,
@@ -25,16 +24,26 @@ MODEL_TEST_PREDICTIONS = {
 ALL_TEST_PREDICTIONS = {
     entry: f"{entry}.test_predictions" for entry in [*MODEL_VARIANTS, *BASELINES]
 }
+TRAINING_HISTORIES = {
+    variant: f"{variant}.training_history" for variant in MODEL_VARIANTS
+}
+SUMMARY_INPUTS = {
+    "dataset_name": "params:ingestion.dataset",
+    "train_ratings": "train_ratings",
+    "val_ratings": "val_ratings",
+    "test_ratings": "test_ratings",
+    "metrics": "metrics",
+    "reporting": "params:reporting",
+}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    """Create the reporting pipeline."""
     return Pipeline(
         [
             Node(
                 func=plot_loss_curves,
-                inputs={
-                    variant: f"{variant}.training_history" for variant in MODEL_VARIANTS
-                },
+                inputs=TRAINING_HISTORIES,
                 outputs="loss_curves_plot",
                 name="plot_loss_curves_node",
             ),
@@ -54,7 +63,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=plot_rmse_by_popularity,
                 inputs={
                     "train_ratings": "train_ratings",
-                    "n_buckets": "params:reporting.popularity_buckets",
+                    "reporting": "params:reporting",
                     **ALL_TEST_PREDICTIONS,
                 },
                 outputs="rmse_by_popularity_plot",
@@ -68,22 +77,9 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=write_summary,
-                inputs={
-                    "dataset_name": "params:ingestion.dataset",
-                    "train_ratings": "train_ratings",
-                    "val_ratings": "val_ratings",
-                    "test_ratings": "test_ratings",
-                    "metrics": "metrics",
-                    "figures": "params:reporting.summary_figures",
-                },
+                inputs=SUMMARY_INPUTS,
                 outputs="summary",
                 name="write_summary_node",
-            ),
-            Node(
-                func=log_summary,
-                inputs="summary",
-                outputs=None,
-                name="log_summary_node",
             ),
         ]
     )

@@ -1,0 +1,124 @@
+"""The two reference predictors every model variant is compared with.
+
+Both baselines are fitted on the training split only and keyed by the mapped ids
+(``userIdMapped``, ``movieIdMapped``), so they score the exact rows the models score.
+
+- ``mean_baseline`` predicts the global mean of the training ratings.
+- ``bias_baseline`` is the classic baseline predictor ``mu + b_u + b_i`` (Koren 2010,
+  Surprise's ``BaselineOnly``), fitted by alternating least squares with separate
+  regularisation for user and movie biases. Users and movies absent from the training
+  split (see :func:`rating_prediction.ids.seen_mask`) get zero bias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from rating_prediction.ids import seen_mask
+
+BASELINES = ("mean_baseline", "bias_baseline")
+
+
+@dataclass(frozen=True)
+class BaselinePredictor:
+    """``global_mean + user_bias + movie_bias``; ids missing from the bias tables get 0.
+
+    ``user_biases`` has columns ``userIdMapped``, ``user_bias``; ``movie_biases`` has
+    ``movieIdMapped``, ``movie_bias``. The mean baseline is this with empty tables.
+    """
+
+    global_mean: float
+    user_biases: pl.DataFrame
+    movie_biases: pl.DataFrame
+
+    def predict(self, ratings: pl.DataFrame) -> pl.Series:
+        """Predictions for the ``userIdMapped``, ``movieIdMapped`` pairs of ``ratings``."""
+        keys = ratings.select("userIdMapped", "movieIdMapped")
+        with_biases = keys.join(
+            self.user_biases, on="userIdMapped", how="left", maintain_order="left"
+        ).join(self.movie_biases, on="movieIdMapped", how="left", maintain_order="left")
+        return with_biases.select(
+            (
+                self.global_mean
+                + pl.col("user_bias").fill_null(0.0)
+                + pl.col("movie_bias").fill_null(0.0)
+            )
+            .cast(pl.Float32)
+            .alias("prediction")
+        ).to_series()
+
+
+def fit_mean_baseline(train_ratings: pl.DataFrame) -> BaselinePredictor:
+    """The global mean of the training ratings, with no biases."""
+    return BaselinePredictor(
+        global_mean=_global_mean(train_ratings),
+        user_biases=pl.DataFrame(
+            schema={"userIdMapped": pl.Int32, "user_bias": pl.Float64}
+        ),
+        movie_biases=pl.DataFrame(
+            schema={"movieIdMapped": pl.Int32, "movie_bias": pl.Float64}
+        ),
+    )
+
+
+def fit_bias_baseline(
+    train_ratings: pl.DataFrame, reg_user: float, reg_movie: float, n_epochs: int
+) -> BaselinePredictor:
+    """Regularised user and movie biases by alternating least squares.
+
+    Each epoch sets every movie bias to ``sum(r - mu - b_u) / (reg_movie + n_movie)``
+    and then every user bias to ``sum(r - mu - b_i) / (reg_user + n_user)``, the update
+    order and formulas of Surprise's ``BaselineOnly`` (defaults ``reg_i=10``,
+    ``reg_u=15``, 10 epochs). Sums per id are ``np.bincount`` over the dense mapped
+    ids, so an epoch is a few vectorised passes over the ratings.
+    """
+    global_mean = _global_mean(train_ratings)
+    users = train_ratings["userIdMapped"].to_numpy()
+    movies = train_ratings["movieIdMapped"].to_numpy()
+    residuals = train_ratings["rating"].to_numpy().astype(np.float64) - global_mean
+    user_counts = np.bincount(users)
+    movie_counts = np.bincount(movies)
+    user_bias = np.zeros(user_counts.size)
+    movie_bias = np.zeros(movie_counts.size)
+    for _ in range(n_epochs):
+        movie_bias = _shrunk_mean(
+            movies, residuals - user_bias[users], movie_counts, reg_movie
+        )
+        user_bias = _shrunk_mean(
+            users, residuals - movie_bias[movies], user_counts, reg_user
+        )
+    # Ids in the dense range but without training ratings are left out: they are unknown.
+    seen_users = np.flatnonzero(seen_mask(users, user_counts.size))
+    seen_movies = np.flatnonzero(seen_mask(movies, movie_counts.size))
+    return BaselinePredictor(
+        global_mean=global_mean,
+        user_biases=pl.DataFrame(
+            {
+                "userIdMapped": pl.Series(seen_users, dtype=pl.Int32),
+                "user_bias": user_bias[seen_users],
+            }
+        ),
+        movie_biases=pl.DataFrame(
+            {
+                "movieIdMapped": pl.Series(seen_movies, dtype=pl.Int32),
+                "movie_bias": movie_bias[seen_movies],
+            }
+        ),
+    )
+
+
+def _global_mean(train_ratings: pl.DataFrame) -> float:
+    if train_ratings.is_empty():
+        raise ValueError("Cannot fit a baseline on an empty training split.")
+    return float(train_ratings["rating"].cast(pl.Float64).mean())
+
+
+def _shrunk_mean(
+    ids: np.ndarray, values: np.ndarray, counts: np.ndarray, reg: float
+) -> np.ndarray:
+    """``sum(values) / (reg + count)`` per id; 0 for ids without values."""
+    sums = np.bincount(ids, weights=values, minlength=counts.size)
+    return np.divide(sums, reg + counts, out=np.zeros(counts.size), where=counts > 0)
