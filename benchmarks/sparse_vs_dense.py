@@ -17,30 +17,15 @@ import time
 import torch
 from torch import nn
 
-from rating_prediction.models import MODEL_VARIANTS, RatingModel
+from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.training import make_optimizers
 
 N_USERS, N_MOVIES, BATCH_SIZE = 162_541, 59_047, 4_096
+LEARNING_RATE = 5e-3
 MODEL_ARGUMENTS = {
     "inner_sigmoid": {"embedding_dim": 5},
     "biased_mf": {"embedding_dim": 32, "factor_reg": 0.1, "bias_reg": 0.005},
 }
-
-
-def optimizers_for(model: RatingModel, sparse: bool) -> list[torch.optim.Optimizer]:
-    """Adam (fused) for dense parameters, SparseAdam for sparse embeddings."""
-    embeddings = [
-        parameter
-        for module in model.modules()
-        if isinstance(module, nn.Embedding) and module.sparse
-        for parameter in module.parameters()
-    ]
-    dense = [p for p in model.parameters() if all(p is not e for e in embeddings)]
-    optimizers: list[torch.optim.Optimizer] = []
-    if dense:
-        optimizers.append(torch.optim.Adam(dense, lr=5e-3, fused=True))
-    if sparse:
-        optimizers.append(torch.optim.SparseAdam(embeddings, lr=5e-3))
-    return optimizers
 
 
 def step_seconds(variant: str, sparse: bool, steps: int) -> float:
@@ -49,7 +34,9 @@ def step_seconds(variant: str, sparse: bool, steps: int) -> float:
     model = MODEL_VARIANTS[variant](
         N_USERS, N_MOVIES, sparse=sparse, **MODEL_ARGUMENTS[variant]
     )
-    optimizers = optimizers_for(model, sparse)
+    # The project's optimizers: fused Adam for dense parameters, SparseAdam for sparse
+    # embeddings.
+    optimizers = make_optimizers(model, learning_rate=LEARNING_RATE)
     users = torch.randint(0, N_USERS, (BATCH_SIZE,), generator=generator)
     movies = torch.randint(0, N_MOVIES, (BATCH_SIZE,), generator=generator)
     ratings = torch.rand(BATCH_SIZE, generator=generator) * 4.5 + 0.5

@@ -14,13 +14,15 @@ MSE, batches of 4,096, trained side by side in one process:
 (a) ``seed``: the notebook's feeding, a ``TensorDataset`` + ``DataLoader(shuffle=True)``
     with default collation, under Lightning with automatic optimisation (the training
     tensors stay on the CPU, as in the notebook, and Lightning moves each batch);
-(b) ``project``: :class:`~rating_prediction.lightning_module.RatingRegressor` +
-    :class:`~rating_prediction.feeding.RatingsDataModule` + the ``Trainer`` that
-    ``pipelines/training/nodes.py`` builds (its own functions, the ``inner_sigmoid`` block of
-    ``conf/base/parameters_training.yml``), validating on a tiny val set (4,096 ratings);
+(b) ``project``: :class:`~rating_prediction.training.RatingRegressor` +
+    :class:`~rating_prediction.training.RatingsDataModule` + the ``Trainer`` of
+    :func:`~rating_prediction.training.make_trainer`, built by the functions
+    :func:`~rating_prediction.training.fit_variant` uses, with the ``inner_sigmoid`` block of
+    ``conf/base/parameters_training.yml``, validating on a tiny val set (4,096 ratings);
 (c) ``plain``: a plain PyTorch loop over index tensors pre-shuffled once per epoch, with
-    the project's optimizer (``RatingRegressor.configure_optimizers``: fused Adam on CPU
-    and CUDA), so (b)/(c) is the cost of Lightning and the project's feeding alone.
+    the project's optimizer (:func:`~rating_prediction.training.make_optimizers`: fused
+    Adam on CPU and CUDA), so (b)/(c) is the cost of Lightning and the project's feeding
+    alone.
 
 Each method is warmed up once (a few batches), then the measurements are interleaved,
 ``--repeats`` times: (a) once, then (b) and (c) alternately three times each (they are
@@ -49,20 +51,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
+import pytorch_lightning
 import torch
 import yaml
+from pytorch_lightning import LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from rating_prediction.feeding import RatingTensors
-from rating_prediction.lightning_module import RatingRegressor
 from rating_prediction.models import InnerSigmoidModel
-from rating_prediction.pipelines.training.nodes import (
-    build_lightning_parts,
-    build_trainer,
-    build_variant_model,
+from rating_prediction.parameters import (
+    VariantParameters,
+    parse,
+    variant_parameters_model,
 )
+from rating_prediction.training import (
+    RatingTensors,
+    lightning_parts,
+    make_optimizers,
+    make_trainer,
+)
+from rating_prediction.training import new_model as new_project_model
 
 N_USERS = 157_480
 N_MOVIES = 50
@@ -104,7 +112,7 @@ def synchronize(device: torch.device) -> None:
 # (a) The seed notebook: TensorDataset + DataLoader, automatic optimisation.
 
 
-class SeedModule(pl.LightningModule):
+class SeedModule(LightningModule):
     """The notebook's LightningModule: automatic optimisation, Adam, MSE."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -127,7 +135,7 @@ def run_seed(
         batch_size=BATCH_SIZE,
         shuffle=True,
     )
-    trainer = pl.Trainer(
+    trainer = Trainer(
         max_epochs=epochs,
         accelerator=device.type,
         devices=1,
@@ -141,10 +149,13 @@ def run_seed(
     return trainer.fit_loop.epoch_loop.total_batch_idx
 
 
-# (b) The project's training code, as pipelines/training/nodes.py runs it.
+# (b) The project's training code, as rating_prediction.training.fit_variant runs it.
 
 
-def project_options(device: torch.device, epochs: int) -> dict[str, Any]:
+def project_options(device: torch.device, epochs: int) -> VariantParameters[Any]:
+    """The ``inner_sigmoid`` block of the project's parameters, set to the benchmark's
+    model size, optimizer, batch size, epochs and device."""
+    # A copy: the YAML's shared defaults (an anchor) are one dict for both variants.
     options = copy.deepcopy(
         yaml.safe_load(TRAINING_PARAMETERS.read_text())["training"]["inner_sigmoid"]
     )
@@ -154,7 +165,9 @@ def project_options(device: torch.device, epochs: int) -> dict[str, Any]:
     options |= {"max_epochs": epochs, "min_epochs": 1, "patience": epochs + 1}
     options["data_on_device"] = True
     options["trainer"] |= {"accelerator": device.type, "devices": 1}
-    return options
+    return parse(
+        variant_parameters_model("inner_sigmoid"), options, "training.inner_sigmoid"
+    )
 
 
 def run_project(
@@ -165,16 +178,18 @@ def run_project(
     max_batches: int | None,
 ) -> int:
     options = project_options(device, epochs)
-    if max_batches:
-        options["trainer"]["limit_train_batches"] = max_batches
-    model, _ = build_variant_model(
-        options, N_USERS, N_MOVIES, float(train.ratings.double().mean())
+    model, _ = new_project_model("inner_sigmoid", options, train, (N_USERS, N_MOVIES))
+    module, data = lightning_parts(
+        "inner_sigmoid", options, model, (train, val), options.max_epochs
     )
-    module, data = build_lightning_parts(
-        options, model, train, val, options["max_epochs"]
-    )
+    overrides = {"limit_train_batches": max_batches} if max_batches else {}
     with tempfile.TemporaryDirectory(prefix="throughput-") as checkpoint_dir:
-        trainer = build_trainer(options, module.val_loss_key, checkpoint_dir)
+        trainer = make_trainer(
+            options,
+            variant="inner_sigmoid",
+            checkpoint_dir=checkpoint_dir,
+            **overrides,
+        )
         trainer.fit(module, datamodule=data)
     return trainer.fit_loop.epoch_loop.total_batch_idx
 
@@ -187,9 +202,7 @@ def run_plain(
 ) -> int:
     model = new_model(float(train.ratings.mean())).to(device)
     # The project's optimizer (same class and settings), built by its own factory.
-    (optimizer,) = RatingRegressor(
-        model, variant="inner_sigmoid", learning_rate=LEARNING_RATE, max_epochs=1
-    ).configure_optimizers()
+    (optimizer,) = make_optimizers(model, learning_rate=LEARNING_RATE)
     steps = 0
     for _ in range(epochs):
         order = torch.randperm(len(train), device=device)
@@ -230,7 +243,7 @@ def optimizer_name(optimizer: torch.optim.Optimizer) -> str:
     return type(optimizer).__name__ + "".join(f" {key}=True" for key in flags)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -258,21 +271,26 @@ def main() -> None:
         help="skip (a), the slow one (then no speedup_vs_seed)",
     )
     args = parser.parse_args()
-
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
         parser.error("--device cuda, but torch sees no CUDA device")
-    torch.set_num_threads(args.threads)
+    return args
+
+
+def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
+
+def benchmark_methods(
+    args: argparse.Namespace, device: torch.device
+) -> dict[str, Callable[[int | None], int]]:
+    """Each method as a function of its batch limit (``None``: whole epochs)."""
     generator = torch.Generator().manual_seed(0)
     train_cpu = synthetic(N_TRAIN, generator)
     val_cpu = synthetic(N_VAL, generator)
     train_device = train_cpu.to(device)
-
     methods: dict[str, Callable[[int | None], int]] = {
         "seed": lambda batches: run_seed(train_cpu, device, args.epochs, batches),
         "project": lambda batches: run_project(
@@ -282,12 +300,15 @@ def main() -> None:
     }
     if args.skip_seed:
         del methods["seed"]
+    return methods
 
+
+def print_setup(args: argparse.Namespace, device: torch.device) -> None:
     gpu = f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""
     print(
         f"machine: {platform.machine()} {platform.processor() or ''}".rstrip()
         + f", cpu_count={os.cpu_count()}, torch.get_num_threads()={args.threads}, "
-        f"torch {torch.__version__}, pytorch_lightning {pl.__version__}, "
+        f"torch {torch.__version__}, pytorch_lightning {pytorch_lightning.__version__}, "
         f"device {device}{gpu}"
     )
     print(
@@ -296,19 +317,23 @@ def main() -> None:
         f"measurement, best of {args.repeats} for (a), "
         f"{args.repeats * FAST_PAIRS_PER_REPEAT} for (b) and (c)"
     )
-    (project_optimizer,) = RatingRegressor(
-        new_model(3.0).to(device),
-        variant="inner_sigmoid",
-        learning_rate=LEARNING_RATE,
-        max_epochs=1,
-    ).configure_optimizers()
+    (project_optimizer,) = make_optimizers(
+        new_model(3.0).to(device), learning_rate=LEARNING_RATE
+    )
     print(
         "optimizer: (a) Adam (torch's default implementation), (b) and (c) "
         f"{optimizer_name(project_optimizer)}, lr {LEARNING_RATE}"
     )
+
+
+def measure_rates(
+    methods: dict[str, Callable[[int | None], int]],
+    args: argparse.Namespace,
+    device: torch.device,
+) -> dict[str, list[float]]:
+    """Ratings per second of every measurement, by method, after one warm-up each."""
     for run in methods.values():
         measure(lambda run=run: run(WARMUP_BATCHES), device)
-
     ratings_done = N_TRAIN * args.epochs
     rates: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(args.repeats):
@@ -319,7 +344,10 @@ def main() -> None:
             rates[name].append(ratings_done / seconds)
             if torch.get_num_threads() != args.threads:
                 raise RuntimeError(f"{name} changed torch's thread count")
+    return rates
 
+
+def print_rates(rates: dict[str, list[float]], ratings_done: int) -> None:
     labels = {
         "seed": "(a) seed: DataLoader + automatic optimisation",
         "project": "(b) project: RatingRegressor + RatingsDataModule",
@@ -337,6 +365,17 @@ def main() -> None:
         f"speedup_vs_seed={speedup} "
         f"fraction_of_plain_loop={best['project'] / best['plain']:.2f}"
     )
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    quiet_lightning()
+    methods = benchmark_methods(args, device)
+    print_setup(args, device)
+    rates = measure_rates(methods, args, device)
+    print_rates(rates, N_TRAIN * args.epochs)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.feeding import RatingTensors, ShuffledBatches
+from rating_prediction.training.feeding import RatingTensors, ShuffledBatches
 
 
 def _data(n: int) -> RatingTensors:

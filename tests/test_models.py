@@ -1,11 +1,15 @@
 """The rating models: shapes, output range, fallbacks for unknown ids."""
 
+import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
+from rating_prediction.ids import seen_mask
 from rating_prediction.models import (
     BiasedMatrixFactorization,
     InnerSigmoidModel,
+    ModelConfig,
     build_model,
     load_trained_model,
 )
@@ -87,6 +91,18 @@ def test_forget_unseen_zeroes_only_unseen_rows():
     assert model.movie_factors.weight[1].abs().sum() > 0
 
 
+def test_forget_unseen_takes_the_seen_masks_of_the_training_ids():
+    # As training builds them: seen_mask over the training split's mapped ids.
+    model = InnerSigmoidModel(4, 3, embedding_dim=2, init_std=1.0)
+    seen_users = torch.from_numpy(seen_mask(np.array([0, 2, 2]), 4))
+    seen_movies = torch.from_numpy(seen_mask(np.array([1]), 3))
+    model.forget_unseen(seen_users, seen_movies)
+    user_rows = model.user_embedding.weight.abs().sum(1)
+    movie_rows = model.movie_embedding.weight.abs().sum(1)
+    assert (user_rows > 0).tolist() == [True, False, True, False]
+    assert (movie_rows > 0).tolist() == [False, True, False]
+
+
 def test_regularization_penalises_the_batch_rows():
     model = BiasedMatrixFactorization(
         2, 2, embedding_dim=1, factor_reg=0.5, bias_reg=0.1
@@ -117,3 +133,33 @@ def test_load_trained_model_round_trips_weights():
     users, movies = torch.tensor([0, 4]), torch.tensor([2, 1])
     assert not loaded.training
     assert torch.equal(loaded.predict(users, movies), trained.predict(users, movies))
+
+
+def test_build_model_takes_the_model_config_training_writes():
+    config = ModelConfig(
+        variant="inner_sigmoid",
+        n_users=6,
+        n_movies=4,
+        model_kwargs={"embedding_dim": 3, "sparse": True, "global_mean": 3.5},
+        best_epoch=2,
+        best_val_loss=0.8,
+    )
+    model = build_model(config)
+    assert model.user_embedding.weight.shape == (6, 3)
+    assert model.movie_embedding.sparse
+    # config.json holds config.model_dump(): the same model comes back from it.
+    assert ModelConfig.model_validate(config.model_dump()) == config
+    assert build_model(config.model_dump()).user_embedding.weight.shape == (6, 3)
+
+
+def test_model_config_rejects_unknown_keys():
+    with pytest.raises(ValidationError, match="best_epochs"):
+        ModelConfig.model_validate(
+            {
+                "variant": "biased_mf",
+                "n_users": 2,
+                "n_movies": 2,
+                "model_kwargs": {},
+                "best_epochs": 3,
+            }
+        )

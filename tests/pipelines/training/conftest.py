@@ -1,79 +1,46 @@
-"""Small learnable rating splits for training tests."""
+"""The training tests' inputs: small learnable splits and the project's parameters."""
 
 from __future__ import annotations
 
-import copy
+import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pytest
-import yaml
+from kedro.config import OmegaConfigLoader
 
-TRAINING_PARAMETERS = (
-    Path(__file__).resolve().parents[3] / "conf" / "base" / "parameters_training.yml"
-)
+from tests.fakes import learnable_splits
+
+CONF_SOURCE = Path(__file__).resolve().parents[3] / "conf"
 
 
-def make_splits(
-    n_users: int = 400, n_movies: int = 60, n_ratings: int = 12_000, seed: int = 0
-) -> dict[str, pl.DataFrame]:
-    """Ratings with user and movie biases plus rank-3 structure, split 70/20/10."""
-    rng = np.random.default_rng(seed)
-    pairs = rng.choice(n_users * n_movies, size=n_ratings, replace=False)
-    users, movies = pairs // n_movies, pairs % n_movies
-    user_factors = rng.normal(0, 0.7, (n_users, 3))
-    movie_factors = rng.normal(0, 0.7, (n_movies, 3))
-    raw = (
-        3.6
-        + rng.normal(0, 0.4, n_users)[users]
-        + rng.normal(0, 0.4, n_movies)[movies]
-        + (user_factors[users] * movie_factors[movies]).sum(1)
-        + rng.normal(0, 0.3, n_ratings)
-    )
-    ratings = pl.DataFrame(
-        {
-            "userId": (users + 1).astype(np.int32),
-            "movieId": (movies + 10).astype(np.int32),
-            "rating": np.clip(np.round(raw * 2) / 2, 0.5, 5.0).astype(np.float32),
-            "timestamp": np.arange(n_ratings, dtype=np.int64),
-            "userIdMapped": users.astype(np.int32),
-            "movieIdMapped": movies.astype(np.int32),
-        }
-    )
-    order = rng.permutation(n_ratings)
-    cut_val, cut_test = int(0.7 * n_ratings), int(0.9 * n_ratings)
-    return {
-        "train_ratings": ratings[order[:cut_val]],
-        "val_ratings": ratings[order[cut_val:cut_test]],
-        "test_ratings": ratings[order[cut_test:]],
-        "user_mapping": pl.DataFrame(
-            {
-                "userId": np.arange(1, n_users + 1, dtype=np.int32),
-                "userIdMapped": np.arange(n_users, dtype=np.int32),
-            }
-        ),
-        "movie_mapping": pl.DataFrame(
-            {
-                "movieId": np.arange(10, n_movies + 10, dtype=np.int32),
-                "movieIdMapped": np.arange(n_movies, dtype=np.int32),
-            }
-        ),
-    }
+def project_training_parameters() -> dict[str, Any]:
+    """``training`` from conf/base/parameters_training.yml as Kedro loads it: the YAML
+    anchors resolved into independent dicts per variant, ``_`` keys dropped."""
+    with warnings.catch_warnings():
+        # omegaconf's notice about the resolver registration Kedro uses.
+        warnings.simplefilter("ignore", UserWarning)
+        loader = OmegaConfigLoader(
+            str(CONF_SOURCE),
+            base_env="base",
+            default_run_env="base",
+            config_patterns={"training": ["parameters_training*"]},
+        )
+        return loader["training"]["training"]
 
 
 @pytest.fixture(scope="session")
 def splits() -> dict[str, pl.DataFrame]:
-    return make_splits()
+    return learnable_splits()
 
 
 @pytest.fixture
 def training_parameters() -> dict[str, Any]:
     """The project's training parameters, quiet and on the CPU."""
-    parameters = yaml.safe_load(TRAINING_PARAMETERS.read_text())["training"]
+    parameters = project_training_parameters()
     for options in parameters.values():
         options["progress_bar_refresh_rate"] = 0
         options["trainer"]["accelerator"] = "cpu"
         options["batch_size"] = 512
-    return copy.deepcopy(parameters)
+    return parameters

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mlflow
 import polars as pl
 import pytest
@@ -9,16 +11,19 @@ import torch
 from mlflow.tracking import MlflowClient
 
 from rating_prediction.models import load_trained_model
-from rating_prediction.pipelines.training.nodes import PatientEarlyStopping, train_model
+from rating_prediction.parameters import ParameterError
+from rating_prediction.pipelines.training.nodes import train_model
+from rating_prediction.training import PatientEarlyStopping
 
 
-def _train(splits, options):
+def _train(splits, options, variant):
     return train_model(
         splits["train_ratings"],
         splits["val_ratings"],
         splits["user_mapping"],
         splits["movie_mapping"],
         options,
+        variant=variant,
     )
 
 
@@ -37,7 +42,7 @@ def _mse(config, weights, ratings: pl.DataFrame) -> float:
 @pytest.mark.parametrize("variant", ["inner_sigmoid", "biased_mf"])
 def test_training_beats_the_mean_baseline_on_val(splits, training_parameters, variant):
     options = training_parameters[variant] | {"max_epochs": 15}
-    weights, config, history = _train(splits, options)
+    weights, config, history = _train(splits, options, variant)
     train_mean = splits["train_ratings"]["rating"].mean()
     val = splits["val_ratings"]
     baseline = float(((val["rating"] - train_mean) ** 2).mean())
@@ -58,7 +63,7 @@ def test_returned_weights_are_the_best_epochs_not_the_last(splits, training_para
     }
     options["model"] = options["model"] | {"embedding_dim": 64, "factor_reg": 0.0}
     options["optimizer"] = options["optimizer"] | {"learning_rate": 0.05}
-    weights, config, history = _train(splits, options)
+    weights, config, history = _train(splits, options, "biased_mf")
     best_epoch = int(history["val_loss"].arg_min()) + 1
     assert config["best_epoch"] == best_epoch < history.height
     assert config["best_val_loss"] == pytest.approx(history["val_loss"].min())
@@ -71,8 +76,8 @@ def test_refit_retrains_on_train_and_val_for_the_chosen_epochs(
     splits, training_parameters
 ):
     options = training_parameters["biased_mf"] | {"max_epochs": 8}
-    held_out = _train(splits, options | {"refit_on_train_val": False})
-    refit = _train(splits, options | {"refit_on_train_val": True})
+    held_out = _train(splits, options | {"refit_on_train_val": False}, "biased_mf")
+    refit = _train(splits, options | {"refit_on_train_val": True}, "biased_mf")
     both = pl.concat([splits["train_ratings"], splits["val_ratings"]])
     assert refit[1]["refit_on_train_val"] is True
     assert refit[1]["best_epoch"] == held_out[1]["best_epoch"]
@@ -90,10 +95,12 @@ def test_refit_retrains_on_train_and_val_for_the_chosen_epochs(
 def test_early_stopping_never_stops_before_the_minimum_epoch(
     splits, training_parameters
 ):
-    # With a zero learning rate the val loss never improves after epoch 1.
+    # A learning rate of 1e-30 (zero is not a valid setting) moves no float32 weight, so
+    # the val loss never improves after epoch 1.
     options = training_parameters["inner_sigmoid"] | {"min_epochs": 6, "patience": 2}
-    options["optimizer"] = options["optimizer"] | {"learning_rate": 0.0}
-    _, _, history = _train(splits, options)
+    options["optimizer"] = options["optimizer"] | {"learning_rate": 1e-30}
+    _, _, history = _train(splits, options, "inner_sigmoid")
+    assert history["val_loss"].n_unique() == 1
     assert history.height == 6
 
 
@@ -128,7 +135,9 @@ def test_losses_are_logged_into_the_active_mlflow_run(
         mlflow.set_experiment("training-test")
         with mlflow.start_run() as run:
             _, _, history = _train(
-                splits, training_parameters["inner_sigmoid"] | {"max_epochs": 7}
+                splits,
+                training_parameters["inner_sigmoid"] | {"max_epochs": 7},
+                "inner_sigmoid",
             )
         client = MlflowClient()
         val_history = client.get_metric_history(
@@ -152,21 +161,21 @@ def test_losses_are_logged_into_the_active_mlflow_run(
 
 def test_training_is_deterministic_for_a_seed(splits, training_parameters):
     options = training_parameters["biased_mf"] | {"max_epochs": 6}
-    first = _train(splits, options)[2]
-    second = _train(splits, options)[2]
+    first = _train(splits, options, "biased_mf")[2]
+    second = _train(splits, options, "biased_mf")[2]
     assert first["val_loss"].to_list() == second["val_loss"].to_list()
 
 
 def test_empty_training_split_is_a_clear_error(splits, training_parameters):
     empty = splits | {"train_ratings": splits["train_ratings"].clear()}
     with pytest.raises(ValueError, match="train split is empty"):
-        _train(empty, training_parameters["inner_sigmoid"])
+        _train(empty, training_parameters["inner_sigmoid"], "inner_sigmoid")
 
 
 def test_ids_beyond_the_mapping_are_a_clear_error(splits, training_parameters):
     short_mapping = splits | {"movie_mapping": splits["movie_mapping"].head(10)}
     with pytest.raises(ValueError, match="movie_mapping has 10 ids"):
-        _train(short_mapping, training_parameters["inner_sigmoid"])
+        _train(short_mapping, training_parameters["inner_sigmoid"], "inner_sigmoid")
 
 
 def test_nan_loss_stops_with_the_epoch_named(splits, training_parameters):
@@ -180,11 +189,45 @@ def test_nan_loss_stops_with_the_epoch_named(splits, training_parameters):
     )
     with pytest.raises(FloatingPointError, match="NaN or infinite at epoch 1"):
         _train(
-            splits | {"train_ratings": poisoned}, training_parameters["inner_sigmoid"]
+            splits | {"train_ratings": poisoned},
+            training_parameters["inner_sigmoid"],
+            "inner_sigmoid",
         )
 
 
 def test_unknown_variant_is_a_clear_error(splits, training_parameters):
-    options = training_parameters["inner_sigmoid"] | {"variant": "svdpp"}
-    with pytest.raises(ValueError, match="Unknown model variant 'svdpp'"):
-        _train(splits, options)
+    with pytest.raises(ParameterError, match="Unknown model variant 'svdpp'"):
+        _train(splits, training_parameters["inner_sigmoid"], "svdpp")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"max_epoch": 10}, "unknown key 'training.inner_sigmoid.max_epoch'"),
+        # The namespace names the variant: the key of the old layout is unknown now.
+        ({"variant": "inner_sigmoid"}, "unknown key 'training.inner_sigmoid.variant'"),
+        (
+            {"min_epochs": 8, "max_epochs": 5},
+            "'training.inner_sigmoid.min_epochs': min_epochs (8) must not exceed "
+            "max_epochs (5)",
+        ),
+        (
+            {"model": {"embedding_dim": 0}},
+            "'training.inner_sigmoid.model.embedding_dim'",
+        ),
+        (
+            {"optimizer": {"learning_rate": 0}},
+            "'training.inner_sigmoid.optimizer.learning_rate'",
+        ),
+        ({"eval_batch_size": 0}, "'training.inner_sigmoid.eval_batch_size'"),
+    ],
+)
+def test_invalid_parameters_are_rejected_naming_the_full_key(
+    splits, training_parameters, change, message
+):
+    options = training_parameters["inner_sigmoid"] | change
+    with pytest.raises(ParameterError, match=re.escape(message)) as error:
+        _train(splits, options, "inner_sigmoid")
+    # One problem, one line: eval_batch_size is not reported as batch_size.
+    assert str(error.value).count("\n- ") == 1
+    assert "'training.inner_sigmoid.batch_size'" not in str(error.value)

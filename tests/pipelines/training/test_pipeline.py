@@ -80,7 +80,11 @@ def test_sparse_gradients_with_several_processes_are_a_clear_error(
     splits, training_parameters
 ):
     options = copy.deepcopy(training_parameters)
-    options["biased_mf"] |= {"max_epochs": 1, "refit_on_train_val": False}
+    options["biased_mf"] |= {
+        "max_epochs": 1,
+        "min_epochs": 1,
+        "refit_on_train_val": False,
+    }
     options["biased_mf"]["trainer"] |= {
         "accelerator": "cpu",
         "devices": 2,

@@ -1,4 +1,8 @@
-"""Training pipeline: the same modelling nodes instantiated once per model variant."""
+"""Training pipeline: the same modelling node instantiated once per model variant."""
+
+from __future__ import annotations
+
+import functools
 
 from kedro.pipeline import Node, Pipeline
 
@@ -8,11 +12,18 @@ from .nodes import train_model
 
 
 def create_variant_pipeline(variant: str) -> Pipeline:
-    """The training nodes in the ``variant`` namespace, reading ``params:training.<variant>``."""
+    """The training node in the ``variant`` namespace, reading ``params:training.<variant>``.
+
+    The node's function is ``train_model`` with ``variant`` bound: a ``functools.partial``
+    (picklable, for ``ParallelRunner``) that keeps ``train_model``'s name and docstring.
+    """
+    train_variant = functools.update_wrapper(
+        functools.partial(train_model, variant=variant), train_model
+    )
     return Pipeline(
         [
             Node(
-                func=train_model,
+                func=train_variant,
                 inputs=[
                     "train_ratings",
                     "val_ratings",

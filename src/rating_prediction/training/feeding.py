@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import pytorch_lightning as pl_lightning
 import torch
+from pytorch_lightning import LightningDataModule
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -109,7 +109,7 @@ class ShuffledBatches:
         return order.to(self.data.ratings.device)
 
 
-class RatingsDataModule(pl_lightning.LightningDataModule):
+class RatingsDataModule(LightningDataModule):
     """Train and validation batches for Lightning, sharded by rank, optionally on the device."""
 
     def __init__(

@@ -1,0 +1,172 @@
+"""The Lightning wrapper that trains any :class:`~rating_prediction.models.RatingModel`,
+and the optimizers it trains with."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from pytorch_lightning import LightningModule
+from torch import nn
+
+from rating_prediction.models import RatingModel
+from rating_prediction.training.feeding import Batch
+
+# Devices where ``Adam(fused=True)`` has a kernel (torch >= 2.4): one kernel per parameter
+# instead of a dozen element-wise passes, several times faster on a large dense embedding
+# table. Same update rule; elsewhere torch's default implementation is used.
+FUSED_ADAM_DEVICES = frozenset({"cpu", "cuda"})
+
+
+def loss_key(variant: str, split: str) -> str:
+    """The metric name of ``variant``'s loss on ``split`` (``train`` or ``val``), e.g.
+    ``biased_mf.val_loss``: the key logged, monitored and written to MLflow."""
+    return f"{variant}.{split}_loss"
+
+
+def _is_sparse_embedding(module: nn.Module) -> bool:
+    return isinstance(module, nn.Embedding) and module.sparse
+
+
+def split_parameters(
+    model: nn.Module,
+) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(dense, sparse)``: the parameters of sparse embeddings (sparse gradients) and
+    all the others, each in module order."""
+    dense: list[nn.Parameter] = []
+    sparse: list[nn.Parameter] = []
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if _is_sparse_embedding(module):
+            sparse += own
+        else:
+            dense += own
+    return dense, sparse
+
+
+def make_optimizers(
+    model: nn.Module, *, learning_rate: float, weight_decay: float = 0.0
+) -> list[torch.optim.Optimizer]:
+    """``Adam`` for the dense parameters (fused on CPU and CUDA), ``SparseAdam`` for the
+    sparse embeddings, in that order; an optimizer without parameters is left out.
+
+    ``SparseAdam`` has no weight decay: sparse models regularise through their own
+    penalty (:meth:`RatingModel.regularization`).
+    """
+    dense, sparse = split_parameters(model)
+    optimizers: list[torch.optim.Optimizer] = []
+    if dense:
+        # None, not False, elsewhere: torch then picks its default (foreach or not).
+        fused = all(p.device.type in FUSED_ADAM_DEVICES for p in dense) or None
+        optimizers.append(
+            torch.optim.Adam(
+                dense, lr=learning_rate, weight_decay=weight_decay, fused=fused
+            )
+        )
+    if sparse:
+        optimizers.append(torch.optim.SparseAdam(sparse, lr=learning_rate))
+    return optimizers
+
+
+class RatingRegressor(LightningModule):
+    """Minimises mean squared error (plus the model's L2 penalty) with Adam.
+
+    Optimisation is manual: one ``zero_grad``/``backward``/``step`` per batch, without the
+    closure machinery of automatic optimisation, so a step costs what a plain PyTorch loop
+    costs. The optimizers are :func:`make_optimizers`'; Lightning calls
+    ``configure_optimizers`` once the model is on its device.
+
+    Per step, the module only accumulates the epoch's train loss on the device, in place
+    (assigning a module attribute goes through the slow ``nn.Module.__setattr__``);
+    :class:`~rating_prediction.training.callbacks.LossHistory` reads it once per epoch
+    (reading a tensor every step would synchronise) and records each epoch's losses in the
+    ``history`` buffer. A buffer travels with the state dict, so the history survives
+    ``ddp_spawn``'s worker processes. A model without a penalty adds none to the graph.
+    """
+
+    def __init__(
+        self,
+        model: RatingModel,
+        *,
+        variant: str,
+        learning_rate: float,
+        max_epochs: int,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.variant = variant
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.automatic_optimization = False
+        self._regularized = type(model).regularization is not RatingModel.regularization
+        # Rows (train loss, val loss) per epoch, NaN until the epoch has run.
+        self.register_buffer("history", torch.full((max_epochs, 2), math.nan))
+        # Plain tensors, not buffers: DDP broadcasts buffers from rank 0 at every step,
+        # which would overwrite the other ranks' sums before they are averaged.
+        self._train_loss_sum = torch.zeros((), dtype=torch.float64)
+        self._train_count = torch.zeros((), dtype=torch.float64)
+
+    @property
+    def val_loss_key(self) -> str:
+        return loss_key(self.variant, "val")
+
+    def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+        return self.model(users, movies)
+
+    def setup(self, stage: str) -> None:
+        _, sparse = split_parameters(self.model)
+        if sparse and self.trainer.world_size > 1:
+            # Seen here with gloo on CPU: heap corruption in the all-reduce of sparse
+            # gradients ("malloc(): unaligned tcache chunk detected"); NCCL has no sparse
+            # all-reduce at all.
+            raise ValueError(
+                f"{self.variant}: sparse embedding gradients are not supported with "
+                f"{self.trainer.world_size} data-parallel processes. Set "
+                f"training.{self.variant}.model.sparse: false for multi-process training."
+            )
+
+    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
+        return make_optimizers(
+            self.model,
+            learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay,
+        )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        users, movies, ratings = batch
+        optimizers = self.optimizers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        squared_error = nn.functional.mse_loss(self.model(users, movies), ratings)
+        loss = squared_error
+        if self._regularized:
+            loss = loss + self.model.regularization(users, movies)
+        self.manual_backward(loss)
+        for optimizer in optimizers:
+            optimizer.step()
+        self._train_loss_sum.add_(squared_error.detach(), alpha=ratings.shape[0])
+        self._train_count.add_(ratings.shape[0])
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        users, movies, ratings = batch
+        loss = nn.functional.mse_loss(self.model(users, movies), ratings)
+        self.log(
+            self.val_loss_key,
+            loss,
+            batch_size=ratings.shape[0],
+            on_epoch=True,
+            prog_bar=True,
+            logger=False,
+            sync_dist=self.trainer.world_size > 1,
+        )
+
+    def on_train_epoch_start(self) -> None:
+        self._train_loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        self._train_count = torch.zeros((), dtype=torch.float64, device=self.device)
+
+    def epoch_train_loss(self) -> torch.Tensor:
+        """This process's mean squared error over the epoch's training batches so far
+        (a tensor on the device; reading it synchronises)."""
+        return self._train_loss_sum / self._train_count.clamp(min=1)

@@ -1,0 +1,86 @@
+"""The one place a ``pytorch_lightning.Trainer`` is configured: for the fit, the refit on
+train + val and the benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pytorch_lightning import Trainer
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from pytorch_lightning.loggers import Logger
+
+from rating_prediction.parameters import VariantParameters
+from rating_prediction.training.callbacks import LossHistory, PatientEarlyStopping
+from rating_prediction.training.module import loss_key
+
+BEST_CHECKPOINT = "best"
+
+
+def make_trainer(
+    options: VariantParameters[Any],
+    *,
+    variant: str,
+    checkpoint_dir: str | None = None,
+    fixed_epochs: int | None = None,
+    logger: Logger | bool = False,
+    **overrides: Any,
+) -> Trainer:
+    """A Trainer for ``variant`` with ``options`` (``training.<variant>``).
+
+    The fit (``checkpoint_dir`` given): validation every epoch, the notebook's early
+    stopping between ``options.min_epochs`` and ``options.max_epochs`` and the best
+    epoch's weights kept in ``checkpoint_dir``. The refit (``fixed_epochs`` given):
+    exactly that many epochs, without validation, early stopping or checkpoint. Both
+    record the loss history (:class:`LossHistory`), draw the progress bar, place the
+    data themselves (no distributed sampler) and pass ``options.trainer`` on; logging
+    goes to ``logger``. ``overrides`` are further ``Trainer`` arguments (the benchmarks'
+    ``limit_train_batches``).
+    """
+    if (checkpoint_dir is None) == (fixed_epochs is None):
+        raise ValueError(
+            "Give either checkpoint_dir (the fit) or fixed_epochs (a refit)."
+        )
+    progress_bar = TQDMProgressBar(refresh_rate=options.progress_bar_refresh_rate)
+    if fixed_epochs is None:
+        mode = _fit_arguments(options, variant, checkpoint_dir, progress_bar)
+    else:
+        mode = {
+            "max_epochs": fixed_epochs,
+            "min_epochs": fixed_epochs,
+            "limit_val_batches": 0,
+            "callbacks": [LossHistory(), progress_bar],
+            "enable_checkpointing": False,
+        }
+    return Trainer(
+        **mode,
+        logger=logger,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        **options.trainer.model_dump(),
+        **overrides,
+    )
+
+
+def _fit_arguments(
+    options: VariantParameters[Any],
+    variant: str,
+    checkpoint_dir: str,
+    progress_bar: Callback,
+) -> dict[str, Any]:
+    monitor = loss_key(variant, "val")
+    checkpoint = ModelCheckpoint(
+        dirpath=checkpoint_dir,
+        filename=BEST_CHECKPOINT,
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+        save_weights_only=True,
+    )
+    stopping = PatientEarlyStopping(monitor, options.patience, options.min_epochs)
+    return {
+        "max_epochs": options.max_epochs,
+        "min_epochs": options.min_epochs,
+        "callbacks": [stopping, LossHistory(), checkpoint, progress_bar],
+        "default_root_dir": checkpoint_dir,
+    }
