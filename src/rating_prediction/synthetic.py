@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+
+from rating_prediction.parameters import SyntheticSettings
+from rating_prediction.schema import MOVIELENS_GENRES, RATING_MAX, RATING_MIN
 
 logger = logging.getLogger(__name__)
 
@@ -25,62 +26,7 @@ logger = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 SETTINGS_FILE = "generator.json"
 
-# The genre vocabulary of ml-latest, for realistic-looking movies.csv rows.
-GENRES = (
-    "Action",
-    "Adventure",
-    "Animation",
-    "Children",
-    "Comedy",
-    "Crime",
-    "Documentary",
-    "Drama",
-    "Fantasy",
-    "Film-Noir",
-    "Horror",
-    "IMAX",
-    "Musical",
-    "Mystery",
-    "Romance",
-    "Sci-Fi",
-    "Thriller",
-    "War",
-    "Western",
-)
 _CHUNK_ROWS = 2_000_000
-
-
-@dataclass(frozen=True)
-class SyntheticSettings:
-    """Generator settings; see conf/base/parameters_data_ingestion.yml for meanings."""
-
-    seed: int = 42
-    n_users: int = 3_000
-    n_movies: int = 1_000
-    n_ratings: int = 200_000
-    rank: int = 5
-    global_mean: float = 3.65
-    user_bias_std: float = 0.4
-    movie_bias_std: float = 0.45
-    interaction_std: float = 0.5
-    noise_std: float = 0.5
-    user_activity_exponent: float = 0.7
-    user_activity_offset: float = 20.0
-    movie_popularity_exponent: float = 1.0
-    movie_popularity_offset: float = 10.0
-    first_timestamp: int = 946_684_800  # 2000-01-01
-    last_timestamp: int = 1_537_747_200  # 2018-09-24
-
-    @classmethod
-    def from_parameters(cls, parameters: Mapping[str, Any]) -> SyntheticSettings:
-        """Build settings from the ``ingestion.synthetic`` parameters (unknown keys fail)."""
-        settings = cls(**parameters)
-        if settings.n_ratings > settings.n_users * settings.n_movies // 2:
-            raise ValueError(
-                f"n_ratings={settings.n_ratings} needs to be at most half of "
-                f"n_users * n_movies = {settings.n_users * settings.n_movies}."
-            )
-        return settings
 
 
 def ensure_synthetic_release(folder: Path, settings: SyntheticSettings) -> bool:
@@ -93,7 +39,7 @@ def ensure_synthetic_release(folder: Path, settings: SyntheticSettings) -> bool:
         True if the files were (re)generated, False if they were already current.
     """
     settings_path = folder / SETTINGS_FILE
-    wanted = {"generator_version": GENERATOR_VERSION, **asdict(settings)}
+    wanted = {"generator_version": GENERATOR_VERSION, **settings.model_dump()}
     files_present = all(
         (folder / name).is_file() for name in ("ratings.csv", "movies.csv")
     )
@@ -148,7 +94,7 @@ def generate_ratings(settings: SyntheticSettings) -> pl.DataFrame:
             + interaction
             + noise
         )
-        ratings[chunk] = np.clip(np.round(score * 2.0) / 2.0, 0.5, 5.0)
+        ratings[chunk] = np.clip(np.round(score * 2.0) / 2.0, RATING_MIN, RATING_MAX)
 
     # Each user is active during a window starting at a random time, like real users.
     span = settings.last_timestamp - settings.first_timestamp
@@ -171,11 +117,12 @@ def generate_movies(settings: SyntheticSettings) -> pl.DataFrame:
     rng = np.random.default_rng([settings.seed, 1])
     years = rng.integers(1930, 2019, settings.n_movies)
     # About 1.5 genres per movie on top of one guaranteed genre, as in ml-latest.
-    genre_flags = rng.random((settings.n_movies, len(GENRES))) < 0.08
+    genre_flags = rng.random((settings.n_movies, len(MOVIELENS_GENRES))) < 0.08
     genre_flags[
-        np.arange(settings.n_movies), rng.integers(0, len(GENRES), settings.n_movies)
+        np.arange(settings.n_movies),
+        rng.integers(0, len(MOVIELENS_GENRES), settings.n_movies),
     ] = True
-    movies = pl.DataFrame(genre_flags, schema=list(GENRES)).with_columns(
+    movies = pl.DataFrame(genre_flags, schema=list(MOVIELENS_GENRES)).with_columns(
         movieId=pl.int_range(1, settings.n_movies + 1, dtype=pl.Int32),
         year=pl.Series(years),
     )
@@ -183,7 +130,7 @@ def generate_movies(settings: SyntheticSettings) -> pl.DataFrame:
         "movieId",
         pl.format("Synthetic Movie {} ({})", "movieId", "year").alias("title"),
         pl.concat_str(
-            [pl.when(pl.col(genre)).then(pl.lit(genre)) for genre in GENRES],
+            [pl.when(pl.col(genre)).then(pl.lit(genre)) for genre in MOVIELENS_GENRES],
             separator="|",
             ignore_nulls=True,
         ).alias("genres"),

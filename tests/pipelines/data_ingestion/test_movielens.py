@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import get_args
 
 import polars as pl
 import pytest
@@ -12,6 +13,8 @@ from polars.testing import assert_frame_equal
 from rating_prediction.movielens import (
     RELEASES,
     MovieLensError,
+    MoviesFormat,
+    RatingsFormat,
     ReleaseSource,
     download_release,
     locate_release,
@@ -26,19 +29,12 @@ from rating_prediction.movielens import (
     read_ratings,
     release_layout,
 )
+from rating_prediction.movielens.readers import MOVIES_PARSERS, RATINGS_PARSERS
+from tests.fakes import ratings_frame
 
 from .conftest import MOVIES, RATINGS, md5_hex, movies_file, ratings_file, write_zip
 
-EXPECTED_RATINGS = pl.DataFrame(
-    RATINGS,
-    schema={
-        "userId": pl.Int32,
-        "movieId": pl.Int32,
-        "rating": pl.Float32,
-        "timestamp": pl.Int64,
-    },
-    orient="row",
-)
+EXPECTED_RATINGS = ratings_frame(RATINGS)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -104,6 +100,10 @@ class TestLocateRelease:
 
 
 class TestReadEveryRelease:
+    def test_every_format_has_a_parser(self):
+        assert set(RATINGS_PARSERS) == set(get_args(RatingsFormat))
+        assert set(MOVIES_PARSERS) == set(get_args(MoviesFormat))
+
     @pytest.mark.parametrize("as_zip", [True, False], ids=["zip", "folder"])
     @pytest.mark.parametrize("release", list(RELEASES))
     def test_reads_ratings_and_movies(self, tmp_path, make_release, release, as_zip):

@@ -8,24 +8,26 @@ import polars as pl
 import pytest
 
 from rating_prediction.movielens import MovieLensError, ReleaseSource
+from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.data_ingestion.nodes import (
     clean_movies,
     clean_ratings,
     prepare_raw_release,
 )
+from tests.fakes import ratings_frame
 
 from .conftest import md5_hex, release_files, write_zip
 
-RATINGS_SCHEMA = {
-    "userId": pl.Int32,
-    "movieId": pl.Int32,
-    "rating": pl.Float32,
-    "timestamp": pl.Int64,
-}
-
-
-def ratings_frame(rows: list[tuple]) -> pl.DataFrame:
-    return pl.DataFrame(rows, schema=RATINGS_SCHEMA, orient="row")
+# The ratings contract that every later pipeline relies on, stated here as an
+# independent literal on purpose: a change to rating_prediction.schema fails this test.
+RATINGS_CONTRACT = pl.Schema(
+    {
+        "userId": pl.Int32,
+        "movieId": pl.Int32,
+        "rating": pl.Float32,
+        "timestamp": pl.Int64,
+    }
+)
 
 
 def ingestion_parameters(raw_dir, dataset="synthetic", base_url="http://unused"):
@@ -43,15 +45,15 @@ class TestCleanRatings:
         raw = ratings_frame([(2, 1, 3.0, 10), (1, 5, 4.0, 11), (1, 2, 0.5, 12)])
         cleaned = clean_ratings(raw)
         assert cleaned.select("userId", "movieId").rows() == [(1, 2), (1, 5), (2, 1)]
-        assert cleaned.schema == pl.Schema(RATINGS_SCHEMA)
+        assert cleaned.schema == RATINGS_CONTRACT
 
     def test_casts_wider_dtypes_to_the_contract(self):
         raw = pl.DataFrame(
             {"timestamp": [1], "rating": [4.5], "movieId": [2], "userId": [1]}
         )
         cleaned = clean_ratings(raw)
-        assert cleaned.columns == list(RATINGS_SCHEMA)
-        assert cleaned.schema == pl.Schema(RATINGS_SCHEMA)
+        assert cleaned.columns == list(RATINGS_CONTRACT)
+        assert cleaned.schema == RATINGS_CONTRACT
 
     def test_duplicates_keep_the_latest_rating(self, caplog):
         raw = ratings_frame(
@@ -135,4 +137,14 @@ class TestPrepareRawRelease:
         raw_dir = tmp_path / "raw"
         with pytest.raises(MovieLensError, match="valid: synthetic, ml-100k"):
             prepare_raw_release(ingestion_parameters(raw_dir, "ml-2m"))
+        assert not raw_dir.exists()
+
+    def test_invalid_parameters_name_the_key_and_touch_nothing(self, tmp_path):
+        raw_dir = tmp_path / "raw"
+        parameters = ingestion_parameters(raw_dir)
+        parameters["synthetic"] = {**parameters["synthetic"], "n_user": 50}
+        with pytest.raises(
+            ParameterError, match="unknown key 'ingestion.synthetic.n_user'"
+        ):
+            prepare_raw_release(parameters)
         assert not raw_dir.exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import polars as pl
@@ -11,9 +10,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from rating_prediction.movielens import ReleaseSource, read_movies, read_ratings
+from rating_prediction.parameters import ParameterError, SyntheticSettings, parse
 from rating_prediction.synthetic import (
     SETTINGS_FILE,
-    SyntheticSettings,
     ensure_synthetic_release,
     generate_movies,
     generate_ratings,
@@ -29,7 +28,7 @@ def ratings() -> pl.DataFrame:
 
 def test_deterministic_for_a_seed(ratings):
     assert_frame_equal(generate_ratings(SMALL), ratings)
-    assert not generate_ratings(replace(SMALL, seed=8)).equals(ratings)
+    assert not generate_ratings(SMALL.model_copy(update={"seed": 8})).equals(ratings)
 
 
 def test_exact_row_count_of_distinct_sorted_pairs(ratings):
@@ -60,7 +59,7 @@ def test_ids_within_configured_ranges(ratings):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_half_stars_with_a_realistic_mean(seed):
-    ratings = generate_ratings(replace(SMALL, seed=seed))["rating"]
+    ratings = generate_ratings(SMALL.model_copy(update={"seed": seed}))["rating"]
     assert 3.5 <= ratings.mean() <= 3.9
     assert ratings.is_between(0.5, 5.0).all()
     assert ((ratings * 2).round() == ratings * 2).all()
@@ -125,15 +124,20 @@ def test_movies_have_titles_and_genres():
 
 
 def test_settings_reject_impossible_density():
-    with pytest.raises(ValueError, match="at most half"):
-        SyntheticSettings.from_parameters(
-            {"n_users": 10, "n_movies": 10, "n_ratings": 60}
+    with pytest.raises(ParameterError, match="at most half") as error:
+        parse(
+            SyntheticSettings,
+            {"n_users": 10, "n_movies": 10, "n_ratings": 60},
+            "ingestion.synthetic",
         )
+    assert "'ingestion.synthetic': n_ratings=60" in str(error.value)
 
 
 def test_settings_reject_unknown_keys():
-    with pytest.raises(TypeError, match="n_user"):
-        SyntheticSettings.from_parameters({"n_user": 10})
+    with pytest.raises(
+        ParameterError, match="unknown key 'ingestion.synthetic.n_user'"
+    ):
+        parse(SyntheticSettings, {"n_user": 10}, "ingestion.synthetic")
 
 
 class TestEnsureSyntheticRelease:
@@ -149,6 +153,31 @@ class TestEnsureSyntheticRelease:
         assert_frame_equal(read_ratings(source), ratings)
         assert_frame_equal(read_movies(source), generate_movies(SMALL))
 
+    def test_settings_file_keeps_its_keys_order_and_values(self, tmp_path):
+        """Existing samples stay current only while this file's content is unchanged."""
+        ensure_synthetic_release(tmp_path, SMALL)
+        assert (tmp_path / SETTINGS_FILE).read_text() == (
+            "{\n"
+            '  "generator_version": 1,\n'
+            '  "seed": 7,\n'
+            '  "n_users": 600,\n'
+            '  "n_movies": 300,\n'
+            '  "n_ratings": 20000,\n'
+            '  "rank": 5,\n'
+            '  "global_mean": 3.65,\n'
+            '  "user_bias_std": 0.4,\n'
+            '  "movie_bias_std": 0.45,\n'
+            '  "interaction_std": 0.5,\n'
+            '  "noise_std": 0.5,\n'
+            '  "user_activity_exponent": 0.7,\n'
+            '  "user_activity_offset": 20.0,\n'
+            '  "movie_popularity_exponent": 1.0,\n'
+            '  "movie_popularity_offset": 10.0,\n'
+            '  "first_timestamp": 946684800,\n'
+            '  "last_timestamp": 1537747200\n'
+            "}\n"
+        )
+
     def test_reuses_files_while_settings_are_unchanged(self, tmp_path):
         ensure_synthetic_release(tmp_path, SMALL)
         written = (tmp_path / "ratings.csv").stat().st_mtime_ns
@@ -157,7 +186,7 @@ class TestEnsureSyntheticRelease:
 
     def test_regenerates_when_settings_change(self, tmp_path):
         ensure_synthetic_release(tmp_path, SMALL)
-        changed = replace(SMALL, n_ratings=1_000)
+        changed = SMALL.model_copy(update={"n_ratings": 1_000})
         assert ensure_synthetic_release(tmp_path, changed)
         assert len((tmp_path / "ratings.csv").read_text().splitlines()) == 1_001
         assert json.loads((tmp_path / SETTINGS_FILE).read_text())["n_ratings"] == 1_000

@@ -9,8 +9,6 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.movielens import (
-    MOVIES_SCHEMA,
-    RATINGS_SCHEMA,
     SYNTHETIC_RELEASE,
     MovieLensError,
     ReleaseSource,
@@ -19,14 +17,17 @@ from rating_prediction.movielens import (
     release_layout,
     require_columns,
 )
-from rating_prediction.synthetic import SyntheticSettings, ensure_synthetic_release
+from rating_prediction.parameters import IngestionParameters, parse
+from rating_prediction.schema import (
+    MOVIES_SCHEMA,
+    NO_GENRES,
+    RATING_MAX,
+    RATING_MIN,
+    RATINGS_SCHEMA,
+)
+from rating_prediction.synthetic import ensure_synthetic_release
 
 logger = logging.getLogger(__name__)
-
-MIN_RATING = 0.5
-MAX_RATING = 5.0
-# GroupLens marks movies without genres this way; downstream sees null instead.
-NO_GENRES = "(no genres listed)"
 
 
 def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
@@ -34,16 +35,21 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
 
     The synthetic sample is (re)generated if its settings changed; a GroupLens release
     is used as found (zip or extracted folder) or else downloaded once.
+
+    Raises:
+        ParameterError: If the ``ingestion`` block has an unknown, missing or invalid
+            key (the message names it), before anything is read or written.
+        MovieLensError: If the release is unknown or cannot be made available.
     """
-    release = ingestion["dataset"]
-    raw_dir = Path(ingestion["raw_dir"])
+    parameters = parse(IngestionParameters, ingestion, "ingestion")
+    release = parameters.dataset
+    raw_dir = Path(parameters.raw_dir)
     release_layout(release)  # fail on an unknown name before touching the disk
     if release == SYNTHETIC_RELEASE:
-        settings = SyntheticSettings.from_parameters(ingestion["synthetic"])
-        ensure_synthetic_release(raw_dir / SYNTHETIC_RELEASE, settings)
+        ensure_synthetic_release(raw_dir / SYNTHETIC_RELEASE, parameters.synthetic)
     elif locate_release(raw_dir, release) is None:
         download_release(
-            release, raw_dir, ingestion["base_url"], ingestion["download_timeout_s"]
+            release, raw_dir, parameters.base_url, parameters.download_timeout_s
         )
     source = locate_release(raw_dir, release)
     if source is None:  # only if the files vanished while this node ran
@@ -70,8 +76,8 @@ def clean_ratings(raw_ratings: pl.DataFrame) -> pl.DataFrame:
     )
     _reject_rows(
         ratings,
-        ~pl.col("rating").is_between(MIN_RATING, MAX_RATING),
-        f"have a rating outside {MIN_RATING}..{MAX_RATING}",
+        ~pl.col("rating").is_between(RATING_MIN, RATING_MAX),
+        f"have a rating outside {RATING_MIN}..{RATING_MAX}",
     )
     ratings = ratings.sort("userId", "movieId", "timestamp")
     # After this sort, a row followed by the same pair has a later rating of that pair.

@@ -1,0 +1,21 @@
+"""``ratings.dat`` and ``movies.dat``: ml-1m and ml-10m (``::``-separated, no header)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
+
+from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+
+
+def parse_ratings_dat(content: Content) -> pl.DataFrame:
+    """Parse a ``ratings.dat`` (``::``-separated; ml-1m and ml-10m)."""
+    raw = split_lines(content, "::", list(RATINGS_SCHEMA))
+    return cast_ratings(raw, "ratings.dat")
+
+
+def parse_movies_dat(content: Content) -> pl.DataFrame:
+    """Parse a ``movies.dat`` (``::``-separated; UTF-8 in ml-10m, Latin-1 in ml-1m)."""
+    movies = split_lines(as_utf8(content), "::", list(MOVIES_SCHEMA)).collect()
+    return cast_movies(movies, "movies.dat")

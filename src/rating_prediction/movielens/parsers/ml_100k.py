@@ -1,0 +1,57 @@
+"""``u.data`` and ``u.item``: ml-100k's tab-separated ratings and ``|``-separated,
+Latin-1 movie list with one flag column per genre."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from rating_prediction.schema import ML_100K_GENRES, RATINGS_SCHEMA
+
+from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+
+
+def parse_u_data(content: Content) -> pl.DataFrame:
+    """Parse ml-100k's ``u.data`` (tab-separated user, item, rating, timestamp)."""
+    try:
+        return pl.scan_csv(
+            content,
+            separator="\t",
+            has_header=False,
+            quote_char=None,
+            new_columns=list(RATINGS_SCHEMA),
+            infer_schema=False,
+            schema_overrides=RATINGS_SCHEMA,
+        ).collect()
+    except pl.exceptions.ComputeError:
+        raw = split_lines(content, "\t", list(RATINGS_SCHEMA))
+        return cast_ratings(raw, "u.data")
+
+
+def parse_u_item(content: Content) -> pl.DataFrame:
+    """Parse ml-100k's ``u.item`` (``|``-separated, Latin-1) with genre flag columns.
+
+    The 19 genre flags become a ``|``-joined genre string like the other releases use
+    (null when no flag is set).
+    """
+    flag_columns = [f"is_{genre}" for genre in ML_100K_GENRES]
+    items = pl.read_csv(
+        as_utf8(content),
+        separator="|",
+        has_header=False,
+        quote_char=None,
+        new_columns=["movieId", "title", "released", "video_released", "imdb_url"]
+        + flag_columns,
+        infer_schema=False,
+    )
+    genres = pl.concat_str(
+        [
+            pl.when(pl.col(flag) == "1").then(pl.lit(genre))
+            for flag, genre in zip(flag_columns, ML_100K_GENRES, strict=True)
+        ],
+        separator="|",
+        ignore_nulls=True,
+    )
+    movies = items.select(
+        "movieId", "title", pl.when(genres != "").then(genres).alias("genres")
+    )
+    return cast_movies(movies, "u.item")

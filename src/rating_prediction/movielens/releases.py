@@ -1,0 +1,110 @@
+"""The GroupLens release registry: which releases exist and where their files live."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+GROUPLENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
+SYNTHETIC_RELEASE = "synthetic"
+
+RatingsFormat = Literal["u.data", "ratings.dat", "ratings.csv"]
+MoviesFormat = Literal["u.item", "movies.dat", "movies.csv"]
+
+
+class MovieLensError(ValueError):
+    """A MovieLens release is unknown, unavailable, corrupt or malformed."""
+
+
+@dataclass(frozen=True)
+class ReleaseLayout:
+    """Where a release keeps its files and which format each one has.
+
+    Attributes:
+        folder: Name of the folder the release's zip extracts to.
+        ratings_format: File name (and thereby format) of the ratings file.
+        movies_format: File name (and thereby format) of the movie titles file.
+    """
+
+    folder: str
+    ratings_format: RatingsFormat
+    movies_format: MoviesFormat
+
+
+# Domain knowledge about the published archives, not configuration.
+RELEASES: dict[str, ReleaseLayout] = {
+    "ml-100k": ReleaseLayout("ml-100k", "u.data", "u.item"),
+    "ml-1m": ReleaseLayout("ml-1m", "ratings.dat", "movies.dat"),
+    "ml-10m": ReleaseLayout("ml-10M100K", "ratings.dat", "movies.dat"),
+    "ml-20m": ReleaseLayout("ml-20m", "ratings.csv", "movies.csv"),
+    "ml-25m": ReleaseLayout("ml-25m", "ratings.csv", "movies.csv"),
+    "ml-32m": ReleaseLayout("ml-32m", "ratings.csv", "movies.csv"),
+    "ml-latest-small": ReleaseLayout("ml-latest-small", "ratings.csv", "movies.csv"),
+    "ml-latest": ReleaseLayout("ml-latest", "ratings.csv", "movies.csv"),
+}
+# The synthetic sample is written exactly like ml-latest-small, so it is read the same way.
+SYNTHETIC_LAYOUT = ReleaseLayout(SYNTHETIC_RELEASE, "ratings.csv", "movies.csv")
+
+
+@dataclass(frozen=True)
+class ReleaseSource:
+    """A release present on disk: either its zip archive or its extracted folder.
+
+    Attributes:
+        release: Release name, e.g. ``ml-1m`` or ``synthetic``.
+        path: The ``.zip`` archive, or the folder that directly holds the release's files.
+    """
+
+    release: str
+    path: Path
+
+    @property
+    def layout(self) -> ReleaseLayout:
+        """The file layout of this release."""
+        return release_layout(self.release)
+
+
+def release_layout(release: str) -> ReleaseLayout:
+    """Return the file layout of a release (a GroupLens name or ``synthetic``).
+
+    Raises:
+        MovieLensError: If the name is not a known release.
+    """
+    if release == SYNTHETIC_RELEASE:
+        return SYNTHETIC_LAYOUT
+    if release not in RELEASES:
+        valid = ", ".join([SYNTHETIC_RELEASE, *RELEASES])
+        raise MovieLensError(f"Unknown MovieLens release {release!r}; valid: {valid}.")
+    return RELEASES[release]
+
+
+def release_url(release: str, base_url: str = GROUPLENS_BASE_URL) -> str:
+    """Return the download URL of a release's zip archive."""
+    release_layout(release)
+    return f"{base_url.rstrip('/')}/{release}.zip"
+
+
+def locate_release(raw_dir: Path, release: str) -> ReleaseSource | None:
+    """Find a release in ``raw_dir`` as an extracted folder or as ``<release>.zip``.
+
+    A folder counts only if it holds the release's ratings file, so a half-extracted
+    folder falls back to the archive. Checked in order: ``<release>/``,
+    ``<zip folder>/`` (e.g. ``ml-10M100K/``), ``<release>/<zip folder>/``,
+    ``<release>.zip``.
+
+    Returns:
+        The located source, or ``None`` if the release is not in ``raw_dir``.
+    """
+    layout = release_layout(release)
+    for folder in (
+        raw_dir / release,
+        raw_dir / layout.folder,
+        raw_dir / release / layout.folder,
+    ):
+        if (folder / layout.ratings_format).is_file():
+            return ReleaseSource(release, folder)
+    archive = raw_dir / f"{release}.zip"
+    if archive.is_file():
+        return ReleaseSource(release, archive)
+    return None
