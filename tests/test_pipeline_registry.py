@@ -4,7 +4,9 @@ import pytest
 from kedro.framework.project import configure_project
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
+from rating_prediction import pipeline_registry
 from rating_prediction.pipeline_registry import register_pipelines
+from rating_prediction.pipelines.inference import create_pipeline
 
 PIPELINE_NAMES = {
     "data_ingestion",
@@ -42,3 +44,21 @@ def test_default_runs_every_pipeline(pipelines):
 
 def test_served_model_is_built_by_the_default_run(pipelines):
     assert "served_model" in pipelines["__default__"].all_outputs()
+
+
+def test_the_input_example_is_a_valid_request(pipelines):
+    example = pipelines["__default__"].log_model_kwargs["input_example"]
+    signature = pipelines["__default__"].log_model_kwargs["signature"]
+    assert list(example.columns) == signature.inputs.input_names()
+    assert all(dtype.kind == "i" for dtype in example.dtypes)
+
+
+def test_a_run_of_some_pipelines_gets_no_default(monkeypatch):
+    # `kedro run --pipelines inference` loads only that pipeline: there is no training
+    # side to bind the model to, so no PipelineML either.
+    monkeypatch.setattr(
+        pipeline_registry,
+        "find_pipelines",
+        lambda raise_errors: {"inference": create_pipeline()},
+    )
+    assert set(register_pipelines()) == {"inference"}

@@ -7,12 +7,15 @@ from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
-from rating_prediction.pipelines.inference import create_serving_pipeline
-from rating_prediction.pipelines.inference.pipeline import INFERENCE_REQUEST
+from rating_prediction.pipelines.inference import (
+    INFERENCE_REQUEST,
+    create_serving_pipeline,
+)
 from rating_prediction.serving import PAIR_PREDICTIONS_SIGNATURE
 
 # `name` (MLflow 3) makes the model resolvable as `runs:/<run_id>/model`. An explicit
-# signature, because `signature: auto` would need a request table in the catalog.
+# signature, because `signature: auto` would need a request table in the catalog. MLflow
+# takes the input example as pandas, hence the pandas import.
 LOG_MODEL_KWARGS = {
     "name": "model",
     "signature": PAIR_PREDICTIONS_SIGNATURE,

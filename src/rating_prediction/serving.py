@@ -1,25 +1,37 @@
 """Serving building blocks: the served-model bundle, id lookup, pair predictions, top-K.
 
 Requests speak ORIGINAL MovieLens ids; the model speaks 0-based mapped ids. A user or
-movie is *known* when it has a mapped id AND appears in the training split; anything
-else gets index ``-1``, which :meth:`RatingModel.predict` answers with the model's
-natural fallback (zero factors and biases: the global mean plus whatever is known).
+movie is *known* when it has a mapped id AND appears in the training split (an
+:class:`~rating_prediction.ids.IdIndex` decides); anything else gets index ``-1``, which
+:meth:`RatingModel.predict` answers with the model's natural fallback (zero factors and
+biases: the global mean plus whatever is known).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
+import numpy as np
 import polars as pl
 import torch
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
-from rating_prediction.models import MODEL_VARIANTS, RatingModel, load_trained_model
+from rating_prediction.ids import UNKNOWN_INDEX, IdIndex
+from rating_prediction.models import (
+    MODEL_VARIANTS,
+    ModelConfig,
+    RatingModel,
+    load_trained_model,
+)
+
+logger = logging.getLogger(__name__)
 
 BEST_VARIANT = "best"
-UNKNOWN_INDEX = -1
 PAIR_COLUMNS = ("userId", "movieId")
 
 # Int64 ids: a request may carry any integer, even one beyond the Int32 mapping range.
@@ -61,22 +73,61 @@ PAIR_PREDICTIONS_SIGNATURE = ModelSignature(
 MAX_SCORED_PAIRS = 2_000_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ServedModel:
     """One trained variant plus the id lookups it needs to answer in original ids.
 
-    ``known_users`` (userId, userIdMapped) and ``known_movies`` (movieId, movieIdMapped,
-    title) hold only the ids seen in the training split.
+    An immutable value: it is built once per run and then only read, so the model it
+    builds from ``state_dict`` on first use is kept for every later request.
+
+    Attributes:
+        config: How to rebuild the variant's model (its ``config.json``).
+        state_dict: The trained weights.
+        users: Original userId to index; only users seen in training are known.
+        movies: Original movieId to index; only movies seen in training are known.
+        movie_titles: The title of each known movie, in the order of
+            ``movies.known_ids`` (null where ``movies`` has none).
     """
 
-    variant: str
-    config: dict[str, Any]
+    config: ModelConfig
     state_dict: dict[str, torch.Tensor]
-    known_users: pl.DataFrame
-    known_movies: pl.DataFrame
+    users: IdIndex
+    movies: IdIndex
+    movie_titles: pl.Series
 
-    def load_model(self) -> RatingModel:
+    @property
+    def variant(self) -> str:
+        return self.config.variant
+
+    @cached_property
+    def model(self) -> RatingModel:
+        """The trained model in eval mode, built from the weights on first use only."""
         return load_trained_model(self.config, self.state_dict)
+
+    @property
+    def candidate_movies(self) -> pl.DataFrame:
+        """movieId, movieIdMapped and title of every known movie, ascending."""
+        return pl.DataFrame(
+            {
+                "movieId": self.movies.known_ids,
+                "movieIdMapped": np.flatnonzero(self.movies.seen),
+                "title": self.movie_titles,
+            },
+            schema={"movieId": pl.Int64, "movieIdMapped": pl.Int64, "title": pl.String},
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ServedModel:
+        # kedro-mlflow's KedroPipelineModel.predict deep-copies its catalog, this bundle
+        # included, on every request. Nothing ever changes a ServedModel, so the copy can
+        # be the object itself, which keeps the model built by the first request.
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled (served_model.pkl, the MLflow model's artifact) as its fields only; the
+        # model is rebuilt from them on first use after loading.
+        state = dict(self.__dict__)
+        state.pop("model", None)
+        return state
 
 
 def select_served_variant(
@@ -101,7 +152,7 @@ def select_served_variant(
 
 
 def assemble_served_model(
-    config: dict[str, Any],
+    config: ModelConfig | dict[str, Any],
     state_dict: dict[str, torch.Tensor],
     *,
     user_mapping: pl.DataFrame,
@@ -109,35 +160,40 @@ def assemble_served_model(
     train_ratings: pl.DataFrame,
     movies: pl.DataFrame,
 ) -> ServedModel:
-    """Bundles a trained variant with the id mappings restricted to ids seen in training."""
-    known_users = user_mapping.join(
-        train_ratings.select("userId").unique(), on="userId", how="semi"
-    ).select(pl.col("userId", "userIdMapped").cast(pl.Int64))
-    known_movies = (
-        movie_mapping.join(
-            train_ratings.select("movieId").unique(), on="movieId", how="semi"
-        )
-        .join(movies.select("movieId", "title"), on="movieId", how="left")
-        .select(pl.col("movieId", "movieIdMapped").cast(pl.Int64), "title")
-    )
-    # Stale files (a mapping rebuilt without retraining) would index past the embeddings.
-    for table, column, size in (
-        (known_users, "userIdMapped", config["n_users"]),
-        (known_movies, "movieIdMapped", config["n_movies"]),
+    """Bundles a trained variant with the ids seen in training and the movie titles.
+
+    Raises:
+        ValueError: If a mapping has more ids than the model has rows: the mapping was
+            rebuilt without retraining, and its ids would index past the embeddings.
+    """
+    config = ModelConfig.model_validate(config)
+    users = IdIndex.from_training(user_mapping, train_ratings, "userId")
+    movie_index = IdIndex.from_training(movie_mapping, train_ratings, "movieId")
+    for mapping, index, size in (
+        ("user_mapping", users, config.n_users),
+        ("movie_mapping", movie_index, config.n_movies),
     ):
-        if not table.is_empty() and table[column].max() >= size:
+        if len(index) > size:
             raise ValueError(
-                f"{column} reaches {table[column].max()} but the {config['variant']} "
-                f"model has only {size} rows: the id mappings and the trained model "
-                "come from different runs; rerun training."
+                f"{mapping} has {len(index)} ids but the {config.variant} model has "
+                f"only {size} rows: the id mappings and the trained model come from "
+                "different runs; rerun training."
             )
-    return ServedModel(
-        variant=config["variant"],
-        config=config,
-        state_dict=state_dict,
-        known_users=known_users,
-        known_movies=known_movies,
+    titles = pl.DataFrame({"movieId": movie_index.known_ids}).join(
+        movies.select(pl.col("movieId").cast(pl.Int64), "title"),
+        on="movieId",
+        how="left",
+        validate="m:1",
+        maintain_order="left",
+    )["title"]
+    served = ServedModel(config, state_dict, users, movie_index, titles)
+    logger.info(
+        "Served model: %s, %d known users, %d known movies.",
+        served.variant,
+        users.seen.sum(),
+        movie_index.seen.sum(),
     )
+    return served
 
 
 def validate_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
@@ -178,32 +234,19 @@ def _integer_ids(ids: pl.Series) -> pl.Series:
     return ids.cast(pl.Int64)
 
 
-def check_integer_ids(values: list[Any], what: str) -> None:
-    """Raises a clear error unless every value is a Python int (bools excluded)."""
-    not_ids = [
-        value
-        for value in values
-        if isinstance(value, bool) or not isinstance(value, int)
-    ]
-    if not_ids:
-        raise ValueError(f"{what} must be integers; got {not_ids[:3]}.")
+def _lookup(index: IdIndex, ids: pl.Series) -> pl.Series:
+    return pl.Series(index.lookup(ids.to_numpy()), dtype=pl.Int64)
 
 
 def index_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
-    """Adds the mapped ids (``UNKNOWN_INDEX`` when unseen in training) and known flags."""
-    return (
-        pairs.join(served.known_users, on="userId", how="left", maintain_order="left")
-        .join(
-            served.known_movies.select("movieId", "movieIdMapped"),
-            on="movieId",
-            how="left",
-            maintain_order="left",
-        )
-        .with_columns(
-            known_user=pl.col("userIdMapped").is_not_null(),
-            known_movie=pl.col("movieIdMapped").is_not_null(),
-        )
-        .with_columns(pl.col("userIdMapped", "movieIdMapped").fill_null(UNKNOWN_INDEX))
+    """Adds the mapped ids (``UNKNOWN_INDEX`` when unseen in training) and known flags,
+    in request order; ``pairs`` holds the Int64 ids :func:`validate_pairs` returns."""
+    return pairs.with_columns(
+        userIdMapped=_lookup(served.users, pairs["userId"]),
+        movieIdMapped=_lookup(served.movies, pairs["movieId"]),
+    ).with_columns(
+        known_user=pl.col("userIdMapped") != UNKNOWN_INDEX,
+        known_movie=pl.col("movieIdMapped") != UNKNOWN_INDEX,
     )
 
 
@@ -220,50 +263,65 @@ def predict_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
     indexed = index_pairs(served, validate_pairs(pairs))
     if indexed.is_empty():
         return pl.DataFrame(schema=PAIR_PREDICTIONS_SCHEMA)
-    return indexed.with_columns(_score(served.load_model(), indexed)).select(
+    return indexed.with_columns(_score(served.model, indexed)).select(
         PAIR_PREDICTIONS_SCHEMA.names()
     )
 
 
-def recommend_top_k(
-    served: ServedModel, user_ids: list[int], rated: pl.DataFrame, top_k: int
+def _users_to_rank(served: ServedModel, user_ids: Sequence[int]) -> pl.DataFrame:
+    """The distinct ``user_ids``, ascending, with their index and known flag; warns
+    about the users unseen in training."""
+    distinct = pl.Series("userId", user_ids, dtype=pl.Int64).unique().sort()
+    users = pl.DataFrame(
+        [distinct, _lookup(served.users, distinct).alias("userIdMapped")]
+    ).with_columns(known_user=pl.col("userIdMapped") != UNKNOWN_INDEX)
+    unknown = users.filter(~pl.col("known_user"))["userId"].to_list()
+    if unknown:
+        logger.warning(
+            "Users %s are unseen in training: they get the fallback ranking.", unknown
+        )
+    return users
+
+
+def _best_candidates(
+    model: RatingModel, candidates: pl.DataFrame, top_k: int
 ) -> pl.DataFrame:
-    """The ``top_k`` best-predicted known movies per user, excluding ``rated`` pairs.
+    """The ``top_k`` best-predicted candidates of each user; ties by ascending movieId."""
+    return (
+        candidates.with_columns(_score(model, candidates))
+        .sort(["userId", "prediction", "movieId"], descending=[False, True, False])
+        .group_by("userId", maintain_order=True)
+        .head(top_k)
+    )
+
+
+def recommend_top_k(
+    served: ServedModel, user_ids: Sequence[int], rated: pl.DataFrame, top_k: int
+) -> pl.DataFrame:
+    """The ``top_k`` (>= 1) best-predicted known movies per user, excluding ``rated``
+    pairs.
 
     Users unseen in training get the model's fallback ranking (for biased models, the
     movie biases). Ties are broken by ascending movieId so the output is deterministic.
     """
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
-    check_integer_ids(user_ids, "User ids")
-    if not user_ids or served.known_movies.is_empty():
+    movies = served.candidate_movies
+    if not user_ids or movies.is_empty():
         return pl.DataFrame(schema=RECOMMENDATIONS_SCHEMA)
-    users = (
-        pl.DataFrame({"userId": user_ids}, schema={"userId": pl.Int64})
-        .unique()
-        .sort("userId")
-        .join(served.known_users, on="userId", how="left", maintain_order="left")
-        .with_columns(
-            known_user=pl.col("userIdMapped").is_not_null(),
-            userIdMapped=pl.col("userIdMapped").fill_null(UNKNOWN_INDEX),
-        )
-    )
+    users = _users_to_rank(served, user_ids)
     rated = rated.select(pl.col(PAIR_COLUMNS).cast(pl.Int64)).join(
         users, on="userId", how="semi"
     )
-    model = served.load_model()
-    users_per_chunk = max(1, MAX_SCORED_PAIRS // served.known_movies.height)
-    chunks = []
-    for user_chunk in users.iter_slices(users_per_chunk):
-        candidates = user_chunk.join(served.known_movies, how="cross").join(
-            rated, on=list(PAIR_COLUMNS), how="anti"
+    users_per_chunk = max(1, MAX_SCORED_PAIRS // movies.height)
+    chunks = [
+        _best_candidates(
+            served.model,
+            user_chunk.join(movies, how="cross").join(
+                rated, on=list(PAIR_COLUMNS), how="anti"
+            ),
+            top_k,
         )
-        chunks.append(
-            candidates.with_columns(_score(model, candidates))
-            .sort(["userId", "prediction", "movieId"], descending=[False, True, False])
-            .group_by("userId", maintain_order=True)
-            .head(top_k)
-        )
+        for user_chunk in users.iter_slices(users_per_chunk)
+    ]
     return (
         pl.concat(chunks)
         .with_columns(rank=pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("userId"))

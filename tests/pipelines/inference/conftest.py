@@ -5,17 +5,41 @@ appear in val / test only) but unseen in training, so their parameters are zero.
 Session-scoped: the frames are immutable and no test changes the configs or weights.
 """
 
+import copy
+from typing import Any
+
 import polars as pl
 import pytest
 import torch
 
+from rating_prediction import serving
 from rating_prediction.models import build_model
-from rating_prediction.pipelines.data_processing.nodes import MAPPED_RATINGS_SCHEMA
+from rating_prediction.schema import (
+    MAPPED_RATINGS_SCHEMA,
+    MOVIE_MAPPING_SCHEMA,
+    MOVIES_SCHEMA,
+    USER_MAPPING_SCHEMA,
+)
 from rating_prediction.serving import ServedModel, assemble_served_model
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]
 MOVIE_BIAS = [0.5, -0.5, 0.2, 0.1, 0.0]
+
+# A valid `inference` parameter block (as conf/base/parameters_inference.yml has it).
+INFERENCE = {
+    "served_variant": "best",
+    "pairs": [[10, 1], [20, 2], [999, 1]],
+    "recommend": {"user_ids": [10, 30], "top_k": 3},
+}
+
+
+def inference_parameters(**changes: Any) -> dict[str, Any]:
+    """A copy of ``INFERENCE`` with ``changes`` applied; ``recommend`` takes a dict of
+    the changes to its keys."""
+    parameters = copy.deepcopy(INFERENCE)
+    parameters["recommend"] |= changes.pop("recommend", {})
+    return parameters | changes
 
 
 def make_ratings(pairs: list[tuple[int, int]]) -> pl.DataFrame:
@@ -28,7 +52,7 @@ def make_ratings(pairs: list[tuple[int, int]]) -> pl.DataFrame:
 def user_mapping() -> pl.DataFrame:
     return pl.DataFrame(
         {"userId": [10, 20, 30, 40], "userIdMapped": [0, 1, 2, 3]},
-        schema={"userId": pl.Int32, "userIdMapped": pl.Int32},
+        schema=USER_MAPPING_SCHEMA,
     )
 
 
@@ -36,7 +60,7 @@ def user_mapping() -> pl.DataFrame:
 def movie_mapping() -> pl.DataFrame:
     return pl.DataFrame(
         {"movieId": [1, 2, 3, 4, 5], "movieIdMapped": [0, 1, 2, 3, 4]},
-        schema={"movieId": pl.Int32, "movieIdMapped": pl.Int32},
+        schema=MOVIE_MAPPING_SCHEMA,
     )
 
 
@@ -48,7 +72,7 @@ def movies() -> pl.DataFrame:
             "title": [f"Movie {i}" for i in range(1, 7)],
             "genres": ["Drama"] * 6,
         },
-        schema={"movieId": pl.Int32, "title": pl.String, "genres": pl.String},
+        schema=MOVIES_SCHEMA,
     )
 
 
@@ -128,3 +152,17 @@ def served_inputs(user_mapping, movie_mapping, train_ratings, movies) -> dict:
 @pytest.fixture(scope="session")
 def served(biased_config, biased_weights, served_inputs) -> ServedModel:
     return assemble_served_model(biased_config, biased_weights, **served_inputs)
+
+
+@pytest.fixture
+def model_builds(monkeypatch) -> list[str]:
+    """The variants whose torch model is built from its weights while a test runs."""
+    built = []
+    load_trained_model = serving.load_trained_model
+
+    def counting_load(config, state_dict):
+        built.append(config.variant)
+        return load_trained_model(config, state_dict)
+
+    monkeypatch.setattr(serving, "load_trained_model", counting_load)
+    return built

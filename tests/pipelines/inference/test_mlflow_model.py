@@ -89,6 +89,16 @@ def test_logged_model_signature_wants_integer_ids(loaded_model):
         loaded_model.predict(pd.DataFrame({"userId": [10], "movieId": [1.5]}))
 
 
+def test_requests_to_the_logged_model_build_the_torch_model_once(run_id, model_builds):
+    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    request = pd.DataFrame({"userId": [10, 999], "movieId": [1, 1]})
+    # KedroPipelineModel.predict deep-copies its catalog, the served bundle included,
+    # on every call: the copy shares the model the first request model_builds.
+    first, second = model.predict(request), model.predict(request)
+    pd.testing.assert_frame_equal(first, second)
+    assert model_builds == ["biased_mf"]
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -4,12 +4,13 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference import (
     create_pipeline,
     create_serving_pipeline,
 )
 
-from .conftest import GLOBAL_MEAN, MOVIE_BIAS
+from .conftest import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 
 # Catalog entry -> conftest fixture holding its data.
 INPUT_FIXTURES = {
@@ -24,12 +25,6 @@ INPUT_FIXTURES = {
     "test_ratings": "test_ratings",
     "movies": "movies",
 }
-PARAMETERS = {
-    "params:inference.served_variant": "best",
-    "params:inference.pairs": [[10, 1], [20, 2], [999, 1]],
-    "params:inference.recommend.user_ids": [10, 30],
-    "params:inference.recommend.top_k": 3,
-}
 
 
 @pytest.fixture
@@ -37,9 +32,25 @@ def catalog(request) -> DataCatalog:
     catalog = DataCatalog()
     for name, fixture in INPUT_FIXTURES.items():
         catalog[name] = request.getfixturevalue(fixture)
-    for name, value in PARAMETERS.items():
-        catalog[name] = value
+    catalog["params:inference"] = inference_parameters()
     return catalog
+
+
+def test_nodes_and_their_parameters():
+    pipeline = create_pipeline()
+    # Node names stay stable (`kedro run --nodes`); two nodes are library functions.
+    assert {node.name: node.func.__name__ for node in pipeline.nodes} == {
+        "select_trained_model_node": "select_trained_model",
+        "build_served_model_node": "assemble_served_model",
+        "pairs_from_parameters_node": "pairs_from_parameters",
+        "predict_pair_ratings_node": "predict_pairs",
+        "collect_rated_pairs_node": "collect_rated_pairs",
+        "recommend_movies_node": "recommend_movies",
+    }
+    # The nodes take the whole block and parse it; no leaf is an input of its own.
+    assert {name for name in pipeline.inputs() if name.startswith("params:")} == {
+        "params:inference"
+    }
 
 
 def test_inference_pipeline_predicts_pairs_and_recommends(catalog):
@@ -58,6 +69,18 @@ def test_inference_pipeline_predicts_pairs_and_recommends(catalog):
         "prediction",
     ]
     assert set(recommendations["userId"]) == {10, 30}
+
+
+def test_the_model_is_built_once_per_run(catalog, model_builds):
+    SequentialRunner().run(create_pipeline(), catalog)
+    # Pair predictions and recommendations share the served bundle's model.
+    assert model_builds == ["biased_mf"]
+
+
+def test_a_bad_parameter_stops_the_run_naming_its_key(catalog):
+    catalog["params:inference"] = inference_parameters(recommend={"top_k": 0})
+    with pytest.raises(ParameterError, match="'inference.recommend.top_k'"):
+        SequentialRunner().run(create_pipeline(), catalog)
 
 
 def test_serving_pipeline_has_one_output():

@@ -1,15 +1,22 @@
 """Serving building blocks: variant choice, bundle, input checks, pairs, top-K."""
 
+import copy
+import logging
 import math
+import pickle
 
 import polars as pl
 import pytest
 import torch
 
+from rating_prediction import serving
+from rating_prediction.models import ModelConfig
+from rating_prediction.schema import USER_MAPPING_SCHEMA
 from rating_prediction.serving import (
     PAIR_PREDICTIONS_SCHEMA,
     RECOMMENDATIONS_SCHEMA,
     assemble_served_model,
+    index_pairs,
     predict_pairs,
     recommend_top_k,
     select_served_variant,
@@ -49,31 +56,81 @@ class TestSelectServedVariant:
 class TestAssembleServedModel:
     def test_keeps_only_ids_seen_in_training_with_titles(self, served):
         assert served.variant == "biased_mf"
-        assert served.known_users["userId"].to_list() == [10, 20, 30]
-        assert served.known_movies.sort("movieId").rows() == [
+        assert served.config == ModelConfig.model_validate(served.config)
+        assert served.users.known_ids.tolist() == [10, 20, 30]
+        assert served.movies.known_ids.tolist() == [1, 2, 3, 4]
+        assert served.candidate_movies.rows() == [
             (1, 0, "Movie 1"),
             (2, 1, "Movie 2"),
             (3, 2, "Movie 3"),
             (4, 3, "Movie 4"),
         ]
 
-    def test_mapping_larger_than_the_model_is_an_error(
-        self, biased_config, biased_weights, user_mapping, movie_mapping, movies
+    def test_a_known_movie_without_a_title_gets_a_null_title(
+        self, biased_config, biased_weights, served_inputs
     ):
-        train = pl.DataFrame(
-            {"userId": [10], "movieId": [1]},
-            schema={"userId": pl.Int32, "movieId": pl.Int32},
+        without_movie_2 = served_inputs["movies"].filter(pl.col("movieId") != 2)
+        served = assemble_served_model(
+            biased_config,
+            biased_weights,
+            **(served_inputs | {"movies": without_movie_2}),
         )
-        stale_users = user_mapping.with_columns(pl.col("userIdMapped") + 10)
-        with pytest.raises(ValueError, match="rerun training"):
+        assert served.candidate_movies["title"].to_list() == [
+            "Movie 1",
+            None,
+            "Movie 3",
+            "Movie 4",
+        ]
+
+    def test_logs_the_variant_and_the_known_ids(
+        self, biased_config, biased_weights, served_inputs, caplog
+    ):
+        with caplog.at_level(logging.INFO, logger="rating_prediction.serving"):
+            assemble_served_model(biased_config, biased_weights, **served_inputs)
+        assert "Served model: biased_mf, 3 known users, 4 known movies." in caplog.text
+
+    def test_mapping_larger_than_the_model_is_an_error(
+        self, biased_config, biased_weights, served_inputs
+    ):
+        # Six users mapped, but the model was trained with four rows.
+        stale_users = pl.DataFrame(
+            {"userId": [10, 20, 30, 40, 50, 60], "userIdMapped": range(6)},
+            schema=USER_MAPPING_SCHEMA,
+        )
+        with pytest.raises(
+            ValueError, match="user_mapping has 6 ids.*only 4 rows.*rerun training"
+        ):
             assemble_served_model(
                 biased_config,
                 biased_weights,
-                user_mapping=stale_users,
-                movie_mapping=movie_mapping,
-                train_ratings=train,
-                movies=movies,
+                **(served_inputs | {"user_mapping": stale_users}),
             )
+
+
+class TestServedModelIsBuiltOnce:
+    @pytest.fixture
+    def fresh_served(self, biased_config, biased_weights, served_inputs):
+        return assemble_served_model(biased_config, biased_weights, **served_inputs)
+
+    def test_requests_and_deep_copies_share_one_model(
+        self, fresh_served, model_builds, train_ratings
+    ):
+        first = predict_pairs(fresh_served, pairs([(10, 1), (999, 2)]))
+        second = predict_pairs(fresh_served, pairs([(10, 1), (999, 2)]))
+        recommend_top_k(fresh_served, [10], train_ratings, top_k=2)
+        # kedro-mlflow deep-copies its catalog, the bundle included, on every request.
+        copied = copy.deepcopy({"served_model": fresh_served})["served_model"]
+        through_copy = predict_pairs(copied, pairs([(10, 1), (999, 2)]))
+        assert model_builds == ["biased_mf"]
+        assert copied is fresh_served
+        assert first.equals(second) and first.equals(through_copy)
+
+    def test_pickle_holds_the_fields_only(self, fresh_served, model_builds):
+        expected = predict_pairs(fresh_served, pairs([(10, 1), (40, 5)]))
+        loaded = pickle.loads(pickle.dumps(fresh_served))
+        assert "model" not in vars(loaded)
+        assert predict_pairs(loaded, pairs([(10, 1), (40, 5)])).equals(expected)
+        assert model_builds == ["biased_mf", "biased_mf"]
 
 
 class TestValidatePairs:
@@ -112,9 +169,33 @@ class TestValidatePairs:
         )
 
 
+def test_index_pairs_keeps_request_order_and_marks_unseen_ids(served):
+    request = validate_pairs(
+        pairs([(30, 4), (40, 1), (999, 5), (10, 6), (-1, 0), (30, 4), (20, 2)])
+    )
+    indexed = index_pairs(served, request)
+    assert indexed.columns == [
+        "userId",
+        "movieId",
+        "userIdMapped",
+        "movieIdMapped",
+        "known_user",
+        "known_movie",
+    ]
+    assert indexed.rows() == [
+        (30, 4, 2, 3, True, True),
+        (40, 1, -1, 0, False, True),  # 40 is mapped but unseen in training
+        (999, 5, -1, -1, False, False),  # movie 5 likewise
+        (10, 6, 0, -1, True, False),  # movie 6 is not even mapped
+        (-1, 0, -1, -1, False, False),
+        (30, 4, 2, 3, True, True),
+        (20, 2, 1, 1, True, True),
+    ]
+
+
 class TestPredictPairs:
     def test_known_pairs_match_the_model_in_request_order(self, served):
-        model = served.load_model()
+        model = served.model
         predicted = predict_pairs(served, pairs([(30, 4), (10, 1), (20, 3)]))
         expected = model.predict(torch.tensor([2, 0, 1]), torch.tensor([3, 0, 2]))
         assert predicted.schema == PAIR_PREDICTIONS_SCHEMA
@@ -147,7 +228,7 @@ class TestPredictPairs:
         served = assemble_served_model(
             inner_sigmoid_config, inner_sigmoid_weights, **served_inputs
         )
-        fallback = served.load_model().predict(torch.tensor([-1]), torch.tensor([-1]))
+        fallback = served.model.predict(torch.tensor([-1]), torch.tensor([-1]))
         predicted = predict_pairs(served, pairs([(999, 1)]))
         assert predicted["prediction"].to_list() == pytest.approx(fallback.tolist())
 
@@ -201,11 +282,20 @@ class TestRecommendTopK:
         assert recommended.is_empty()
         assert recommended.schema == RECOMMENDATIONS_SCHEMA
 
-    @pytest.mark.parametrize("top_k", [0, -1, 2.5, True])
-    def test_bad_top_k(self, served, train_ratings, top_k):
-        with pytest.raises(ValueError, match="top_k must be a positive integer"):
-            recommend_top_k(served, [10], train_ratings, top_k=top_k)
+    def test_scoring_in_chunks_changes_nothing(
+        self, served, train_ratings, monkeypatch
+    ):
+        users = [40, 30, 999, 10, 20]
+        whole = recommend_top_k(served, users, train_ratings, top_k=3)
+        monkeypatch.setattr(serving, "MAX_SCORED_PAIRS", 1)  # one user at a time
+        assert recommend_top_k(served, users, train_ratings, top_k=3).equals(whole)
 
-    def test_bad_user_ids(self, served, train_ratings):
-        with pytest.raises(ValueError, match="User ids must be integers"):
-            recommend_top_k(served, [10, "20"], train_ratings, top_k=1)
+    def test_users_unseen_in_training_are_logged(self, served, train_ratings, caplog):
+        with caplog.at_level(logging.WARNING, logger="rating_prediction.serving"):
+            recommend_top_k(served, [999, 10, 40, 999], train_ratings, top_k=1)
+        assert "Users [40, 999] are unseen in training" in caplog.text
+
+    def test_known_users_are_not_logged(self, served, train_ratings, caplog):
+        with caplog.at_level(logging.WARNING, logger="rating_prediction.serving"):
+            recommend_top_k(served, [10, 30], train_ratings, top_k=1)
+        assert "unseen in training" not in caplog.text

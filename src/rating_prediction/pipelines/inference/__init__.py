@@ -1,5 +1,5 @@
 """``inference`` pipeline: pair predictions and top-K recommendations from the served model."""
 
-from .pipeline import create_pipeline, create_serving_pipeline
+from .pipeline import INFERENCE_REQUEST, create_pipeline, create_serving_pipeline
 
-__all__ = ["create_pipeline", "create_serving_pipeline"]
+__all__ = ["INFERENCE_REQUEST", "create_pipeline", "create_serving_pipeline"]

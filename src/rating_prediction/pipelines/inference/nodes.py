@@ -1,7 +1,9 @@
-"""Nodes of the ``inference`` pipeline: bundle the served model, predict pairs, recommend.
+"""Nodes of the ``inference`` pipeline that adapt :mod:`rating_prediction.serving` to the
+catalog: the ``inference`` parameters, parsed once per node, the split files and, for
+the MLflow model, pandas.
 
-The building blocks live in :mod:`rating_prediction.serving`; these nodes adapt them to
-the catalog (parameters, split files) and, for the MLflow model, to pandas.
+The other nodes are the library functions themselves (``assemble_served_model``,
+``predict_pairs``); see :mod:`.pipeline`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ import pandas as pd
 import polars as pl
 import torch
 
+from rating_prediction.parameters import InferenceParameters, parse
 from rating_prediction.serving import (
     PAIRS_SCHEMA,
     ServedModel,
-    assemble_served_model,
-    check_integer_ids,
     predict_pairs,
     recommend_top_k,
     select_served_variant,
@@ -27,12 +28,14 @@ logger = logging.getLogger(__name__)
 
 
 def select_trained_model(
-    served_variant: str, *configs_and_weights: Any
+    inference: dict[str, Any], *configs_and_weights: Any
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """The config and weights of the served variant (``best``: lowest held-out val loss).
+    """The config and weights of ``inference.served_variant`` (``best``: the lowest
+    held-out val loss).
 
     ``configs_and_weights`` alternates each variant's config and state dict.
     """
+    served_variant = parse(InferenceParameters, inference, "inference").served_variant
     trained = {
         config["variant"]: (config, weights)
         for config, weights in zip(
@@ -47,51 +50,10 @@ def select_trained_model(
     return trained[variant]
 
 
-def build_served_model(
-    *,
-    config: dict[str, Any],
-    weights: dict[str, torch.Tensor],
-    user_mapping: pl.DataFrame,
-    movie_mapping: pl.DataFrame,
-    train_ratings: pl.DataFrame,
-    movies: pl.DataFrame,
-) -> ServedModel:
-    """One bundle with the model and the id lookups, logged as the MLflow model's artifact."""
-    served = assemble_served_model(
-        config,
-        weights,
-        user_mapping=user_mapping,
-        movie_mapping=movie_mapping,
-        train_ratings=train_ratings,
-        movies=movies,
-    )
-    logger.info(
-        "Served model: %s, %d known users, %d known movies.",
-        served.variant,
-        served.known_users.height,
-        served.known_movies.height,
-    )
-    return served
-
-
-def pairs_from_parameters(pairs: list[list[int]]) -> pl.DataFrame:
-    """The ``inference.pairs`` parameter, ``[[userId, movieId], ...]``, as a table."""
-    malformed = [
-        pair for pair in pairs if not isinstance(pair, list | tuple) or len(pair) != 2
-    ]
-    if malformed:
-        raise ValueError(
-            f"inference.pairs must be a list of [userId, movieId]; got {malformed[:3]}."
-        )
-    check_integer_ids([id_ for pair in pairs for id_ in pair], "inference.pairs ids")
+def pairs_from_parameters(inference: dict[str, Any]) -> pl.DataFrame:
+    """``inference.pairs``, ``[[userId, movieId], ...]``, as a table."""
+    pairs = parse(InferenceParameters, inference, "inference").pairs
     return pl.DataFrame(pairs, schema=PAIRS_SCHEMA, orient="row")
-
-
-def predict_pair_ratings(
-    pairs: pl.DataFrame, served_model: ServedModel
-) -> pl.DataFrame:
-    """Predicted rating and known_user / known_movie flags for each pair."""
-    return predict_pairs(served_model, pairs)
 
 
 def serve_pair_predictions(
@@ -114,16 +76,11 @@ def collect_rated_pairs(
 
 
 def recommend_movies(
-    served_model: ServedModel,
-    rated_pairs: pl.DataFrame,
-    user_ids: list[int],
-    top_k: int,
+    served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
 ) -> pl.DataFrame:
-    """Top-``top_k`` unrated movies per user, with titles and predicted ratings."""
-    recommendations = recommend_top_k(served_model, user_ids, rated_pairs, top_k)
-    unknown = recommendations.filter(~pl.col("known_user"))["userId"].unique().to_list()
-    if unknown:
-        logger.warning(
-            "Users %s are unseen in training: they get the fallback ranking.", unknown
-        )
-    return recommendations
+    """Top-``inference.recommend.top_k`` unrated movies for each of
+    ``inference.recommend.user_ids``, with titles and predicted ratings."""
+    recommend = parse(InferenceParameters, inference, "inference").recommend
+    return recommend_top_k(
+        served_model, recommend.user_ids, rated_pairs, recommend.top_k
+    )

@@ -7,12 +7,11 @@ the MLflow model (see ``pipeline_registry``).
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.serving import assemble_served_model, predict_pairs
 
 from .nodes import (
-    build_served_model,
     collect_rated_pairs,
     pairs_from_parameters,
-    predict_pair_ratings,
     recommend_movies,
     select_trained_model,
     serve_pair_predictions,
@@ -21,26 +20,28 @@ from .nodes import (
 # The name of the request table inside the MLflow model (kedro-mlflow's `input_name`).
 INFERENCE_REQUEST = "inference_request"
 
+# Every variant's config and weights, alternating, as `select_trained_model` takes them.
+TRAINED_MODELS = [
+    f"{variant}.{artifact}"
+    for variant in MODEL_VARIANTS
+    for artifact in ("model_config", "model_weights")
+]
+
 
 def create_pipeline(**kwargs) -> Pipeline:
-    trained_models = [
-        f"{variant}.{artifact}"
-        for variant in MODEL_VARIANTS
-        for artifact in ("model_config", "model_weights")
-    ]
     return Pipeline(
         [
             Node(
                 func=select_trained_model,
-                inputs=["params:inference.served_variant", *trained_models],
+                inputs=["params:inference", *TRAINED_MODELS],
                 outputs=["served_model_config", "served_model_weights"],
                 name="select_trained_model_node",
             ),
             Node(
-                func=build_served_model,
+                func=assemble_served_model,
                 inputs={
                     "config": "served_model_config",
-                    "weights": "served_model_weights",
+                    "state_dict": "served_model_weights",
                     "user_mapping": "user_mapping",
                     "movie_mapping": "movie_mapping",
                     "train_ratings": "train_ratings",
@@ -51,13 +52,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=pairs_from_parameters,
-                inputs="params:inference.pairs",
+                inputs="params:inference",
                 outputs="inference_pairs",
                 name="pairs_from_parameters_node",
             ),
             Node(
-                func=predict_pair_ratings,
-                inputs=["inference_pairs", "served_model"],
+                func=predict_pairs,
+                inputs=["served_model", "inference_pairs"],
                 outputs="pair_predictions",
                 name="predict_pair_ratings_node",
             ),
@@ -69,12 +70,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=recommend_movies,
-                inputs=[
-                    "served_model",
-                    "rated_pairs",
-                    "params:inference.recommend.user_ids",
-                    "params:inference.recommend.top_k",
-                ],
+                inputs=["served_model", "rated_pairs", "params:inference"],
                 outputs="recommendations",
                 name="recommend_movies_node",
             ),
