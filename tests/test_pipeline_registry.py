@@ -1,4 +1,4 @@
-"""The registry: every pipeline by name, and `__default__` as the PipelineML."""
+"""The registry: every pipeline by name, and `__default__` as all of them."""
 
 import pytest
 from kedro.framework.project import configure_project
@@ -16,6 +16,8 @@ PIPELINE_NAMES = {
     "reporting",
     "inference",
 }
+# Run only when named: `kedro run --pipelines tuning` / `cross_validation`.
+ON_DEMAND_PIPELINES = {"tuning", "cross_validation"}
 
 
 @pytest.fixture(scope="module")
@@ -25,37 +27,28 @@ def pipelines():
 
 
 def test_every_pipeline_is_registered(pipelines):
-    assert set(pipelines) == PIPELINE_NAMES | {"__default__"}
+    assert set(pipelines) == PIPELINE_NAMES | ON_DEMAND_PIPELINES | {"__default__"}
 
 
-def test_default_is_a_pipeline_ml_logging_the_model(pipelines):
-    default = pipelines["__default__"]
-    assert isinstance(default, PipelineML)
-    assert default.log_model_kwargs["name"] == "model"
-    assert default.input_name == "inference_request"
-    assert default.inference.outputs() == {"pair_predictions_output"}
-
-
-def test_default_runs_every_pipeline(pipelines):
+def test_default_runs_every_pipeline_but_the_on_demand_ones(pipelines):
     default_nodes = set(pipelines["__default__"].nodes)
     for name in PIPELINE_NAMES:
         assert set(pipelines[name].nodes) <= default_nodes, name
+    for name in ON_DEMAND_PIPELINES:
+        assert not set(pipelines[name].nodes) <= default_nodes, name
+
+
+def test_default_is_a_plain_pipeline(pipelines):
+    # The MLflow model is logged by ServingHooks, not by a kedro-mlflow PipelineML.
+    assert not isinstance(pipelines["__default__"], PipelineML)
 
 
 def test_served_model_is_built_by_the_default_run(pipelines):
     assert "served_model" in pipelines["__default__"].all_outputs()
 
 
-def test_the_input_example_is_a_valid_request(pipelines):
-    example = pipelines["__default__"].log_model_kwargs["input_example"]
-    signature = pipelines["__default__"].log_model_kwargs["signature"]
-    assert list(example.columns) == signature.inputs.input_names()
-    assert all(dtype.kind == "i" for dtype in example.dtypes)
-
-
 def test_a_run_of_some_pipelines_gets_no_default(monkeypatch):
-    # `kedro run --pipelines inference` loads only that pipeline: there is no training
-    # side to bind the model to, so no PipelineML either.
+    # `kedro run --pipelines inference` loads only that pipeline.
     monkeypatch.setattr(
         pipeline_registry,
         "find_pipelines",

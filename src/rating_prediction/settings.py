@@ -2,9 +2,9 @@
 
 from omegaconf.resolvers import oc
 
-from rating_prediction.hooks import ParameterCheckHooks
+from rating_prediction.hooks import ParameterCheckHooks, ServingHooks
 
-HOOKS = (ParameterCheckHooks(),)
+HOOKS = (ParameterCheckHooks(), ServingHooks())
 
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.

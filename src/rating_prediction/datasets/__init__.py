@@ -1,5 +1,6 @@
 """Kedro dataset classes used by the catalog."""
 
+from .served_model import ServedModelDataset
 from .torch_state_dict import TorchStateDictDataset
 
-__all__ = ["TorchStateDictDataset"]
+__all__ = ["ServedModelDataset", "TorchStateDictDataset"]

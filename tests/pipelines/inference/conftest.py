@@ -12,8 +12,7 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction import serving
-from rating_prediction.models import build_model
+from rating_prediction.models import MODEL_VARIANTS, build_model
 from rating_prediction.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
@@ -21,6 +20,7 @@ from rating_prediction.schema import (
     USER_MAPPING_SCHEMA,
 )
 from rating_prediction.serving import ServedModel, assemble_served_model
+from rating_prediction.serving import model as serving_model
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]
@@ -31,14 +31,19 @@ INFERENCE = {
     "served_variant": "best",
     "pairs": [[10, 1], [20, 2], [999, 1]],
     "recommend": {"user_ids": [10, 30], "top_k": 3},
+    "fold_in": {"ratings": [[1, 4.5], [3, 2.0]], "regularization": 1.0, "top_k": 2},
+    "similar": {"movie_ids": [1], "top_k": 2},
+    "batch_recommend": {"users_file": None, "top_k": 2, "block_size": 2},
 }
 
 
 def inference_parameters(**changes: Any) -> dict[str, Any]:
-    """A copy of ``INFERENCE`` with ``changes`` applied; ``recommend`` takes a dict of
-    the changes to its keys."""
+    """A copy of ``INFERENCE`` with ``changes`` applied; a nested block (``recommend``,
+    ``fold_in``, ...) takes a dict of the changes to its keys."""
     parameters = copy.deepcopy(INFERENCE)
-    parameters["recommend"] |= changes.pop("recommend", {})
+    for block in ("recommend", "fold_in", "similar", "batch_recommend"):
+        if block in changes:
+            parameters[block] = parameters.get(block, {}) | changes.pop(block)
     return parameters | changes
 
 
@@ -158,11 +163,39 @@ def served(biased_config, biased_weights, served_inputs) -> ServedModel:
 def model_builds(monkeypatch) -> list[str]:
     """The variants whose torch model is built from its weights while a test runs."""
     built = []
-    load_trained_model = serving.load_trained_model
+    load_trained_model = serving_model.load_trained_model
 
     def counting_load(config, state_dict):
         built.append(config.variant)
         return load_trained_model(config, state_dict)
 
-    monkeypatch.setattr(serving, "load_trained_model", counting_load)
+    monkeypatch.setattr(serving_model, "load_trained_model", counting_load)
     return built
+
+
+@pytest.fixture(scope="session")
+def trained_by_variant(
+    inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights
+) -> dict[str, tuple[dict, dict]]:
+    """(config, weights) of every variant of MODEL_VARIANTS. A variant other than the
+    two hand-set ones reuses the one of its model class, with a worse val loss, so
+    ``best`` stays biased_mf."""
+    hand_set = {
+        "inner_sigmoid": (inner_sigmoid_config, inner_sigmoid_weights),
+        "biased_mf": (biased_config, biased_weights),
+    }
+    trained = {}
+    for variant, model_class in MODEL_VARIANTS.items():
+        if variant in hand_set:
+            trained[variant] = hand_set[variant]
+            continue
+        config, weights = next(
+            pair
+            for name, pair in hand_set.items()
+            if MODEL_VARIANTS[name] is model_class
+        )
+        trained[variant] = (
+            config | {"variant": variant, "best_val_loss": 1.5},
+            weights,
+        )
+    return trained

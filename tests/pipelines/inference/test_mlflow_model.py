@@ -1,11 +1,11 @@
-"""The serving pipeline logged as the MLflow model `model`, loaded back and served.
-
-The model is logged as the MlflowHook logs a PipelineML at the end of `kedro run`: a
-KedroPipelineModel over the serving pipeline, with the registry's log_model kwargs.
+"""The MLflow model `model`: logged from code with the served model's folder of
+safetensors, parquet and JSON, loaded back (no pickle on the way), and served over REST.
 """
 
 import json
 import os
+import pickle
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,19 +13,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog
-from kedro_datasets.pickle import PickleDataset
-from kedro_mlflow.mlflow import KedroPipelineModel
+from mlflow.exceptions import MlflowException
 
-from rating_prediction.pipeline_registry import LOG_MODEL_KWARGS
-from rating_prediction.pipelines.inference import create_serving_pipeline
-from rating_prediction.pipelines.inference.pipeline import INFERENCE_REQUEST
+from rating_prediction.serving.artifacts import FILES, save_served_model
+from rating_prediction.serving.pyfunc import ARTIFACT, log_served_model
 
 SERVER_START_TIMEOUT_S = 90
+REQUEST_TIMEOUT_S = 30
 
 
 @pytest.fixture(scope="module")
@@ -39,21 +38,11 @@ def tracking_uri(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def run_id(served, tmp_path_factory, tracking_uri) -> str:
-    """Logs the model in a run of the temporary store."""
-    folder = tmp_path_factory.mktemp("artifacts")
-    served_model = PickleDataset(filepath=str(folder / "served_model.pkl"))
-    served_model.save(served)
-    model = KedroPipelineModel(
-        pipeline=create_serving_pipeline(),
-        catalog=DataCatalog(datasets={"served_model": served_model}),
-        input_name=INFERENCE_REQUEST,
-    )
+    """Logs the model in a run of the temporary store, as `ServingHooks` does."""
+    folder = tmp_path_factory.mktemp("artifacts") / "served_model"
+    save_served_model(served, folder)
     with mlflow.start_run() as run:
-        mlflow.pyfunc.log_model(
-            python_model=model,
-            artifacts=model.extract_pipeline_artifacts(folder),
-            **LOG_MODEL_KWARGS,
-        )
+        log_served_model(folder)
     return run.info.run_id
 
 
@@ -62,10 +51,27 @@ def loaded_model(run_id) -> mlflow.pyfunc.PyFuncModel:
     return mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
 
 
+@pytest.fixture(scope="module")
+def model_dir(run_id, tmp_path_factory) -> Path:
+    """A local copy of the logged model's folder."""
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{run_id}/model", dst_path=str(tmp_path_factory.mktemp("model"))
+        )
+    )
+
+
 def test_logged_model_predicts_known_pairs_and_flags_unknown_user(loaded_model):
     request = pd.DataFrame({"userId": [10, 20, 30, 999], "movieId": [1, 2, 4, 1]})
     response = loaded_model.predict(request)
-    assert len(response) == 4
+    assert list(response.columns) == [
+        "userId",
+        "movieId",
+        "prediction",
+        "known_user",
+        "known_movie",
+    ]
+    assert response["userId"].tolist() == [10, 20, 30, 999]
     assert response["prediction"].between(0.5, 5.0).all()
     assert response["known_user"].tolist() == [True, True, True, False]
     assert response["known_movie"].all()
@@ -78,25 +84,125 @@ def test_logged_model_answers_an_empty_request_with_an_empty_table(loaded_model)
     assert {"prediction", "known_user", "known_movie"} <= set(response.columns)
 
 
-def test_logged_model_signature_wants_integer_ids(loaded_model):
-    assert loaded_model.metadata.get_input_schema().input_names() == [
+def test_logged_model_declares_its_columns_and_checks_them_itself(loaded_model):
+    # No input schema: MLflow's would cast or refuse ids before the model sees them.
+    assert loaded_model.metadata.get_input_schema() is None
+    assert set(loaded_model.metadata.metadata["input_columns"]) == {
         "userId",
         "movieId",
+        "rating",
+    }
+    assert [param.name for param in loaded_model.metadata.get_params_schema()] == [
+        "task",
+        "k",
+        "regularization",
     ]
-    with pytest.raises(mlflow.exceptions.MlflowException, match="movieId"):
+    with pytest.raises(MlflowException, match="movieId"):
         loaded_model.predict(pd.DataFrame({"userId": [10]}))
-    with pytest.raises(mlflow.exceptions.MlflowException):
-        loaded_model.predict(pd.DataFrame({"userId": [10], "movieId": [1.5]}))
 
 
-def test_requests_to_the_logged_model_build_the_torch_model_once(run_id, model_builds):
+@pytest.mark.parametrize(
+    ("user_ids", "message"),
+    [
+        ([1.9999], r"'userId' must hold integer ids; got \[1.9999\]"),
+        ([True], "'userId' must hold integer ids, not booleans"),
+        ([-1], r"'userId' must hold ids in 0\.\.2147483647; got \[-1\]"),
+        ([2**31], r"'userId' must hold ids in 0\.\.2147483647"),
+        ([2**70], r"'userId' must hold ids in 0\.\.2147483647"),
+        (["10"], "'userId' must hold integer ids"),
+        ([None], "'userId' has missing value"),
+    ],
+)
+def test_bad_ids_are_refused_in_process(loaded_model, user_ids, message):
+    request = pd.DataFrame({"userId": pd.Series(user_ids, dtype=object), "movieId": 1})
+    with pytest.raises(MlflowException, match=message):
+        loaded_model.predict(request)
+    float_or_bool = pd.DataFrame({"userId": user_ids[:1], "movieId": [1]})
+    if float_or_bool["userId"].dtype.kind in "bf":
+        with pytest.raises(MlflowException, match=message):
+            loaded_model.predict(float_or_bool)
+
+
+def test_the_torch_model_is_built_once_at_load(run_id, model_builds):
     model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    request = pd.DataFrame({"userId": [10, 999], "movieId": [1, 1]})
-    # KedroPipelineModel.predict deep-copies its catalog, the served bundle included,
-    # on every call: the copy shares the model the first request model_builds.
-    first, second = model.predict(request), model.predict(request)
-    pd.testing.assert_frame_equal(first, second)
     assert model_builds == ["biased_mf"]
+    request = pd.DataFrame({"userId": [10, 999], "movieId": [1, 1]})
+    pd.testing.assert_frame_equal(model.predict(request), model.predict(request))
+    assert model_builds == ["biased_mf"]
+
+
+def test_fold_in_recommend_and_similar_through_the_pyfunc(loaded_model):
+    # User 999 is unknown; the rows with a rating are their own ratings.
+    request = pd.DataFrame(
+        {
+            "userId": [999, 999, 999, 999],
+            "movieId": [1, 2, 3, 4],
+            "rating": [5.0, 1.0, None, None],
+        }
+    )
+    predicted = loaded_model.predict(request)
+    assert predicted["movieId"].tolist() == [3, 4]
+    fallback = loaded_model.predict(request[["userId", "movieId"]].iloc[2:])
+    assert not predicted["prediction"].equals(fallback["prediction"])
+
+    recommended = loaded_model.predict(request, params={"task": "recommend", "k": 5})
+    assert set(recommended["movieId"]) == {3, 4}  # not the movies they rated
+
+    similar = loaded_model.predict(
+        pd.DataFrame({"userId": [0], "movieId": [1]}),
+        params={"task": "similar", "k": 2},
+    )
+    assert similar["movieId"].tolist() == [1, 1]
+    assert similar["title"].str.startswith("Movie ").all()
+
+
+def test_the_logged_model_holds_no_pickle(model_dir):
+    files = [path for path in model_dir.rglob("*") if path.is_file()]
+    assert {
+        path.name for path in (model_dir / "artifacts" / ARTIFACT).iterdir()
+    } == set(FILES)
+    for path in files:
+        assert path.suffix not in {".pkl", ".pickle"}, path
+        assert not path.read_bytes().startswith(b"\x80"), path  # pickle's opcode
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: proof that a pickle ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_malicious_pickle_in_place_of_an_artifact_never_runs(
+    model_dir, tmp_path, name
+):
+    copy = shutil.copytree(model_dir, tmp_path / "model")
+    marker = tmp_path / "pwned"
+    (copy / "artifacts" / ARTIFACT / name).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(Exception, match=f"{name}.*not a valid file"):
+        model = mlflow.pyfunc.load_model(str(copy))
+        model.predict(pd.DataFrame({"userId": [10], "movieId": [1]}))
+    assert not marker.exists()
+
+
+def test_a_malicious_pickle_in_place_of_any_model_file_never_runs(model_dir, tmp_path):
+    for path in sorted(model_dir.rglob("*")):
+        if not path.is_file():
+            continue
+        copy = shutil.copytree(model_dir, tmp_path / path.name / "model")
+        marker = tmp_path / f"pwned-{path.name}"
+        (copy / path.relative_to(model_dir)).write_bytes(pickle.dumps(_Payload(marker)))
+        try:
+            mlflow.pyfunc.load_model(str(copy)).predict(
+                pd.DataFrame({"userId": [10], "movieId": [1]})
+            )
+        except Exception:  # noqa: BLE001, S110 - any error will do; running is the failure
+            pass
+        assert not marker.exists(), path
 
 
 def _free_port() -> int:
@@ -105,14 +211,12 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _post_json(url: str, payload: dict) -> tuple[int, dict]:
+def _post(url: str, body: str) -> tuple[int, dict]:
     request = urllib.request.Request(
-        url,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -129,10 +233,11 @@ def _wait_until_up(server: subprocess.Popen, ping_url: str) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_served_model_answers_a_request(run_id, tracking_uri, tmp_path):
+@pytest.fixture(scope="module")
+def invocations(run_id, tracking_uri, tmp_path_factory) -> str:
+    """`mlflow models serve` of the logged model on 127.0.0.1, one per module."""
     port = _free_port()
-    log_path = tmp_path / "serve.log"
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "models", "serve"]
@@ -145,27 +250,50 @@ def test_served_model_answers_a_request(run_id, tracking_uri, tmp_path):
         )
     try:
         if not _wait_until_up(server, f"http://127.0.0.1:{port}/ping"):
-            pytest.skip(f"`mlflow models serve` did not start:\n{log_path.read_text()}")
-        url = f"http://127.0.0.1:{port}/invocations"
-        status, body = _post_json(
-            url,
-            {
-                "dataframe_split": {
-                    "columns": ["userId", "movieId"],
-                    "data": [[10, 1], [999, 1]],
-                }
-            },
-        )
-        assert status == 200, body
-        predictions = body["predictions"]
-        assert [row["known_user"] for row in predictions] == [True, False]
-        assert all(0.5 <= row["prediction"] <= 5.0 for row in predictions)
-
-        status, body = _post_json(
-            url, {"dataframe_split": {"columns": ["userId"], "data": [[10]]}}
-        )
-        assert status == 400
-        assert "movieId" in body["message"]
+            pytest.fail(f"`mlflow models serve` did not start:\n{log_path.read_text()}")
+        yield f"http://127.0.0.1:{port}/invocations"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+def _split(rows: str, columns: str = '["userId", "movieId"]') -> str:
+    """A `dataframe_split` body; rows as JSON text, so `true` stays a boolean."""
+    return f'{{"dataframe_split": {{"columns": {columns}, "data": {rows}}}}}'
+
+
+@pytest.mark.slow
+def test_served_model_answers_a_request(invocations):
+    status, body = _post(invocations, _split("[[10, 1], [999, 1]]"))
+    assert status == 200, body
+    predictions = body["predictions"]
+    assert [row["known_user"] for row in predictions] == [True, False]
+    assert all(0.5 <= row["prediction"] <= 5.0 for row in predictions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("[[1.9999, 31]]", "'userId' must hold integer ids; got [1.9999]"),
+        ("[[true, false]]", "'userId' must hold integer ids, not booleans"),
+        ("[[10, -3]]", "'movieId' must hold ids in 0..2147483647; got [-3]"),
+        ("[[10, 1e12]]", "'movieId' must hold ids in 0..2147483647"),
+    ],
+)
+def test_served_model_refuses_bad_ids_with_400(invocations, rows, message):
+    status, body = _post(invocations, _split(rows))
+    assert status == 400, body
+    assert message in body["message"]
+
+
+@pytest.mark.slow
+def test_served_model_refuses_a_missing_column_and_serves_other_tasks(invocations):
+    status, body = _post(invocations, _split("[[10]]", '["userId"]'))
+    assert status == 400
+    assert "movieId" in body["message"]
+
+    similar = _split("[[0, 1]]")[:-1] + ', "params": {"task": "similar", "k": 2}}'
+    status, body = _post(invocations, similar)
+    assert status == 200, body
+    assert [row["rank"] for row in body["predictions"]] == [1, 2]

@@ -1,26 +1,30 @@
 """Nodes of the inference pipeline: each parses the ``inference`` block it is given."""
 
-import pandas as pd
+import re
+
 import polars as pl
 import pytest
 
+from rating_prediction.models import MODEL_VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
+    NEW_USER_ID,
     collect_rated_pairs,
+    find_similar_movies,
     pairs_from_parameters,
+    recommend_for_all_users,
+    recommend_for_new_user,
     recommend_movies,
     select_trained_model,
-    serve_pair_predictions,
 )
 
 from .conftest import inference_parameters
 
 
 @pytest.fixture
-def trained_models(
-    inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights
-) -> list:
-    return [inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights]
+def trained_models(trained_by_variant) -> list:
+    """Every variant's config and weights, alternating, as the node takes them."""
+    return [item for pair in trained_by_variant.values() for item in pair]
 
 
 @pytest.fixture
@@ -37,6 +41,13 @@ def call_node(trained_models, served, rated):
         ),
         "pairs_from_parameters": pairs_from_parameters,
         "recommend_movies": lambda inference: recommend_movies(
+            served, rated, inference
+        ),
+        "find_similar_movies": lambda inference: find_similar_movies(served, inference),
+        "recommend_for_new_user": lambda inference: recommend_for_new_user(
+            served, inference
+        ),
+        "recommend_for_all_users": lambda inference: recommend_for_all_users(
             served, rated, inference
         ),
     }
@@ -58,8 +69,10 @@ class TestSelectTrainedModel:
     def test_unknown_variant(self, trained_models):
         with pytest.raises(
             ParameterError,
-            match=r"'inference.served_variant': must be one of "
-            r"\['best', 'inner_sigmoid', 'biased_mf'\], got 'nope'",
+            match=re.escape(
+                "'inference.served_variant': must be one of "
+                f"{['best', *MODEL_VARIANTS]}, got 'nope'"
+            ),
         ):
             select_trained_model(
                 inference_parameters(served_variant="nope"), *trained_models
@@ -72,10 +85,10 @@ class TestPairsFromParameters:
         assert table.schema == pl.Schema({"userId": pl.Int64, "movieId": pl.Int64})
         assert table.rows() == [(10, 1), (999, 2)]
 
-    def test_largest_int64_ids(self):
-        largest = 2**63 - 1
-        table = pairs_from_parameters(inference_parameters(pairs=[[largest, -1]]))
-        assert table.rows() == [(largest, -1)]
+    def test_largest_ids(self):
+        largest = 2**31 - 1
+        table = pairs_from_parameters(inference_parameters(pairs=[[largest, 0]]))
+        assert table.rows() == [(largest, 0)]
 
     def test_no_pairs(self):
         table = pairs_from_parameters(inference_parameters(pairs=[]))
@@ -91,48 +104,14 @@ class TestPairsFromParameters:
             ([[1, 2], [3, 2.5]], "inference.pairs.1.1"),
             ([[True, 2]], "inference.pairs.0.0"),
             ([["10", 2]], "inference.pairs.0.0"),
-            ([[1, 2**63]], "inference.pairs.0.1"),
-            ([[-(2**63) - 1, 2]], "inference.pairs.0.0"),
+            ([[1, 2**31]], "inference.pairs.0.1"),
+            ([[-1, 2]], "inference.pairs.0.0"),
             (None, "inference.pairs"),
         ],
     )
     def test_malformed_pairs_name_the_key(self, bad, key):
         with pytest.raises(ParameterError, match=f"'{key}'"):
             pairs_from_parameters(inference_parameters(pairs=bad))
-
-
-class TestServePairPredictions:
-    def test_pandas_in_pandas_out(self, served):
-        request = pd.DataFrame({"userId": [10, 20, 30, 999], "movieId": [1, 2, 4, 1]})
-        response = serve_pair_predictions(request, served)
-        assert isinstance(response, pd.DataFrame)
-        assert list(response.columns) == [
-            "userId",
-            "movieId",
-            "prediction",
-            "known_user",
-            "known_movie",
-        ]
-        assert response["known_user"].tolist() == [True, True, True, False]
-        assert response["prediction"].between(0.5, 5.0).all()
-
-    def test_empty_request(self, served):
-        response = serve_pair_predictions(
-            pd.DataFrame({"userId": [], "movieId": []}), served
-        )
-        assert response.empty
-        assert "prediction" in response.columns
-
-    def test_pandas_nulls(self, served):
-        # pandas turns a missing int into NaN; polars reads it back as a null.
-        request = pd.DataFrame({"userId": [10, None], "movieId": [1, 2]})
-        with pytest.raises(ValueError, match="'userId' has 1 missing value"):
-            serve_pair_predictions(request, served)
-
-    def test_pandas_strings(self, served):
-        request = pd.DataFrame({"userId": ["10"], "movieId": [1]})
-        with pytest.raises(ValueError, match="'userId' must hold integer ids"):
-            serve_pair_predictions(request, served)
 
 
 def test_collect_rated_pairs(train_ratings, val_ratings, test_ratings):
@@ -177,7 +156,7 @@ class TestRecommendMovies:
             ({"user_ids": None}, "inference.recommend.user_ids"),
             ({"user_ids": [10, "20"]}, "inference.recommend.user_ids.1"),
             ({"user_ids": [10, False]}, "inference.recommend.user_ids.1"),
-            ({"user_ids": [2**63]}, "inference.recommend.user_ids.0"),
+            ({"user_ids": [2**31]}, "inference.recommend.user_ids.0"),
         ],
     )
     def test_bad_recommend_parameters_name_the_key(self, served, rated, recommend, key):
@@ -188,7 +167,14 @@ class TestRecommendMovies:
 class TestEveryNodeParsesTheWholeBlock:
     """A node reads only some keys of ``inference`` but rejects any misspelt one."""
 
-    NODES = ["select_trained_model", "pairs_from_parameters", "recommend_movies"]
+    NODES = [
+        "select_trained_model",
+        "pairs_from_parameters",
+        "recommend_movies",
+        "find_similar_movies",
+        "recommend_for_new_user",
+        "recommend_for_all_users",
+    ]
 
     @pytest.mark.parametrize("node", NODES)
     def test_misspelt_top_level_key(self, call_node, node):
@@ -198,7 +184,7 @@ class TestEveryNodeParsesTheWholeBlock:
             call_node(node, inference)
         assert (
             "unknown key 'inference.pair'; valid keys here: "
-            "served_variant, pairs, recommend"
+            "served_variant, pairs, recommend, fold_in, similar, batch_recommend"
         ) in str(error.value)
         assert "missing key 'inference.pairs'" in str(error.value)
 
@@ -219,10 +205,82 @@ class TestEveryNodeParsesTheWholeBlock:
             ({"recommend": {"top_k": 0}}, "inference.recommend.top_k"),
             ({"pairs": None}, "inference.pairs"),
             ({"recommend": {"user_ids": 5}}, "inference.recommend.user_ids"),
-            ({"pairs": [[10, 2**63]]}, "inference.pairs.0.1"),
+            ({"pairs": [[10, 2**31]]}, "inference.pairs.0.1"),
         ],
     )
     @pytest.mark.parametrize("node", NODES)
     def test_bad_value_anywhere_names_its_key(self, call_node, node, changes, key):
         with pytest.raises(ParameterError, match=f"'{key}'"):
             call_node(node, inference_parameters(**changes))
+
+
+class TestFindSimilarMovies:
+    def test_top_k_known_movies_with_titles(self, served):
+        inference = inference_parameters(similar={"movie_ids": [1, 5, 999], "top_k": 2})
+        similar = find_similar_movies(served, inference)
+        # Movies 5 and 999 are unknown: no rows; 1 itself is never among its own.
+        assert similar["movieId"].to_list() == [1, 1]
+        assert similar["rank"].to_list() == [1, 2]
+        assert 1 not in similar["similarMovieId"].to_list()
+        assert set(similar["similarMovieId"]) <= {2, 3, 4}
+        assert similar["title"].to_list() == [
+            f"Movie {movie}" for movie in similar["similarMovieId"]
+        ]
+        assert similar["similarity"].is_sorted(descending=True)
+
+
+class TestRecommendForNewUser:
+    def test_fold_in_excludes_the_users_own_movies(self, served):
+        inference = inference_parameters(
+            fold_in={"ratings": [[1, 5.0], [2, 1.0]], "regularization": 1.0, "top_k": 5}
+        )
+        recommended = recommend_for_new_user(served, inference)
+        assert set(recommended["userId"]) == {NEW_USER_ID}
+        assert sorted(recommended["movieId"]) == [3, 4]
+
+    def test_no_ratings_is_the_fallback_ranking(self, served):
+        inference = inference_parameters(fold_in={"ratings": [], "top_k": 4})
+        recommended = recommend_for_new_user(served, inference)
+        # The fallback ranks by movie bias: 1 (0.5), 3 (0.2), 4 (0.1), 2 (-0.5).
+        assert recommended["movieId"].to_list() == [1, 3, 4, 2]
+        assert not recommended["known_user"].any()
+
+    @pytest.mark.parametrize(
+        ("fold_in", "key"),
+        [
+            ({"ratings": [[1, 6.0]]}, "inference.fold_in.ratings.0.1"),
+            ({"ratings": [[1.5, 4.0]]}, "inference.fold_in.ratings.0.0"),
+            ({"regularization": -1}, "inference.fold_in.regularization"),
+        ],
+    )
+    def test_bad_parameters_name_the_key(self, served, fold_in, key):
+        with pytest.raises(ParameterError, match=f"'{key}'"):
+            recommend_for_new_user(served, inference_parameters(fold_in=fold_in))
+
+
+class TestRecommendForAllUsers:
+    def test_every_known_user_matches_recommend_movies(self, served, rated):
+        inference = inference_parameters(
+            recommend={"user_ids": [10, 20, 30], "top_k": 2},
+            batch_recommend={"top_k": 2, "block_size": 2},
+        )
+        batch = recommend_for_all_users(served, rated, inference)
+        few = recommend_movies(served, rated, inference)
+        assert (
+            batch.sort("userId", "rank")
+            .select("userId", "movieId")
+            .equals(few.select("userId", "movieId"))
+        )
+        assert batch["prediction"].to_list() == pytest.approx(
+            few["prediction"].to_list()
+        )
+
+    def test_users_file(self, served, rated, tmp_path):
+        users_file = tmp_path / "users.csv"
+        pl.DataFrame({"userId": [30, 40]}).write_csv(users_file)
+        inference = inference_parameters(
+            batch_recommend={"users_file": str(users_file), "top_k": 1}
+        )
+        batch = recommend_for_all_users(served, rated, inference)
+        assert batch["userId"].to_list() == [30, 40]
+        assert batch["known_user"].to_list() == [True, False]

@@ -5,19 +5,13 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from rating_prediction.parameters import ParameterError
-from rating_prediction.pipelines.inference import (
-    create_pipeline,
-    create_serving_pipeline,
-)
+from rating_prediction.pipelines.inference import create_pipeline
 
 from .conftest import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 
-# Catalog entry -> conftest fixture holding its data.
+# Catalog entry -> conftest fixture holding its data (the variants' configs and
+# weights come from `trained_by_variant`).
 INPUT_FIXTURES = {
-    "inner_sigmoid.model_config": "inner_sigmoid_config",
-    "inner_sigmoid.model_weights": "inner_sigmoid_weights",
-    "biased_mf.model_config": "biased_config",
-    "biased_mf.model_weights": "biased_weights",
     "user_mapping": "user_mapping",
     "movie_mapping": "movie_mapping",
     "train_ratings": "train_ratings",
@@ -28,10 +22,13 @@ INPUT_FIXTURES = {
 
 
 @pytest.fixture
-def catalog(request) -> DataCatalog:
+def catalog(request, trained_by_variant) -> DataCatalog:
     catalog = DataCatalog()
     for name, fixture in INPUT_FIXTURES.items():
         catalog[name] = request.getfixturevalue(fixture)
+    for variant, (config, weights) in trained_by_variant.items():
+        catalog[f"{variant}.model_config"] = config
+        catalog[f"{variant}.model_weights"] = weights
     catalog["params:inference"] = inference_parameters()
     return catalog
 
@@ -46,6 +43,10 @@ def test_nodes_and_their_parameters():
         "predict_pair_ratings_node": "predict_pairs",
         "collect_rated_pairs_node": "collect_rated_pairs",
         "recommend_movies_node": "recommend_movies",
+        "split_fingerprint_node": "split_fingerprint",
+        "find_similar_movies_node": "find_similar_movies",
+        "recommend_for_new_user_node": "recommend_for_new_user",
+        "recommend_for_all_users_node": "recommend_for_all_users",
     }
     # The nodes take the whole block and parse it; no leaf is an input of its own.
     assert {name for name in pipeline.inputs() if name.startswith("params:")} == {
@@ -55,7 +56,13 @@ def test_nodes_and_their_parameters():
 
 def test_inference_pipeline_predicts_pairs_and_recommends(catalog):
     outputs = SequentialRunner().run(create_pipeline(), catalog)
-    assert set(outputs) == {"pair_predictions", "recommendations"}
+    assert set(outputs) == {
+        "pair_predictions",
+        "recommendations",
+        "similar_movies",
+        "new_user_recommendations",
+        "all_user_recommendations",
+    }
     predictions = outputs["pair_predictions"].load()
     assert predictions["known_user"].to_list() == [True, True, False]
     # `best` serves biased_mf, whose unknown-user fallback is mean + movie bias.
@@ -81,9 +88,3 @@ def test_a_bad_parameter_stops_the_run_naming_its_key(catalog):
     catalog["params:inference"] = inference_parameters(recommend={"top_k": 0})
     with pytest.raises(ParameterError, match="'inference.recommend.top_k'"):
         SequentialRunner().run(create_pipeline(), catalog)
-
-
-def test_serving_pipeline_has_one_output():
-    serving = create_serving_pipeline()
-    assert serving.outputs() == {"pair_predictions_output"}
-    assert serving.inputs() == {"inference_request", "served_model"}

@@ -1,5 +1,6 @@
-"""``inference`` pipeline: pair predictions and top-K recommendations from the served model."""
+"""``inference`` pipeline: the served model, pair predictions, recommendations, fold-in,
+similar movies and top-K for every user."""
 
-from .pipeline import INFERENCE_REQUEST, create_pipeline, create_serving_pipeline
+from .pipeline import create_pipeline
 
-__all__ = ["INFERENCE_REQUEST", "create_pipeline", "create_serving_pipeline"]
+__all__ = ["create_pipeline"]

@@ -1,9 +1,8 @@
 """Nodes of the ``inference`` pipeline that adapt :mod:`rating_prediction.serving` to the
-catalog: the ``inference`` parameters, parsed once per node, the split files and, for
-the MLflow model, pandas.
+catalog: the ``inference`` parameters, parsed once per node, and the split files.
 
 The other nodes are the library functions themselves (``assemble_served_model``,
-``predict_pairs``); see :mod:`.pipeline`.
+``predict_pairs``, ``split_fingerprint``); see :mod:`.pipeline`.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import pandas as pd
+import numpy as np
 import polars as pl
 import torch
 
@@ -19,10 +18,18 @@ from rating_prediction.parameters import InferenceParameters, parse
 from rating_prediction.serving import (
     PAIRS_SCHEMA,
     ServedModel,
-    predict_pairs,
     recommend_top_k,
     select_served_variant,
 )
+from rating_prediction.serving.foldin import fold_in
+from rating_prediction.serving.rated import RatedIndex
+from rating_prediction.serving.recommend_all import rated_index, recommend_all
+from rating_prediction.serving.scores import is_biased_mf
+from rating_prediction.serving.similar import similar_movies
+
+# The userId of the new user of `inference.fold_in` in its recommendations: no
+# MovieLens user has it.
+NEW_USER_ID = -1
 
 logger = logging.getLogger(__name__)
 
@@ -56,13 +63,6 @@ def pairs_from_parameters(inference: dict[str, Any]) -> pl.DataFrame:
     return pl.DataFrame(pairs, schema=PAIRS_SCHEMA, orient="row")
 
 
-def serve_pair_predictions(
-    inference_request: pd.DataFrame, served_model: ServedModel
-) -> pd.DataFrame:
-    """The MLflow model's only node: MLflow passes and expects pandas, polars in between."""
-    return predict_pairs(served_model, pl.from_pandas(inference_request)).to_pandas()
-
-
 def collect_rated_pairs(
     train_ratings: pl.DataFrame, val_ratings: pl.DataFrame, test_ratings: pl.DataFrame
 ) -> pl.DataFrame:
@@ -83,4 +83,61 @@ def recommend_movies(
     recommend = parse(InferenceParameters, inference, "inference").recommend
     return recommend_top_k(
         served_model, recommend.user_ids, rated_pairs, recommend.top_k
+    )
+
+
+def find_similar_movies(
+    served_model: ServedModel, inference: dict[str, Any]
+) -> pl.DataFrame:
+    """The ``inference.similar.top_k`` movies most like each of
+    ``inference.similar.movie_ids``, with titles and cosine similarities."""
+    similar = parse(InferenceParameters, inference, "inference").similar
+    return similar_movies(served_model, similar.movie_ids, similar.top_k)
+
+
+def recommend_for_new_user(
+    served_model: ServedModel, inference: dict[str, Any]
+) -> pl.DataFrame:
+    """Top-K for a user unseen in training, folded in from ``inference.fold_in.ratings``
+    (userId ``NEW_USER_ID``); without usable ratings, or for a variant that is not a
+    biased MF, the unknown-user fallback ranking."""
+    settings = parse(InferenceParameters, inference, "inference").fold_in
+    movies = np.array([movie for movie, _ in settings.ratings], dtype=np.int64)
+    ratings = np.array([rating for _, rating in settings.ratings], dtype=np.float64)
+    vectors = None
+    if settings.ratings and is_biased_mf(served_model.model):
+        vectors = fold_in(served_model, movies, ratings, settings.regularization)
+    elif settings.ratings:
+        logger.warning("%s cannot fold in a user: fallback.", served_model.variant)
+    rated = served_model.movies.lookup(movies)
+    return recommend_all(
+        served_model,
+        np.array([NEW_USER_ID]),
+        RatedIndex.empty(0),
+        settings.top_k,
+        vectors=vectors,
+        request_rated=RatedIndex.from_indices(
+            np.zeros((rated >= 0).sum(), dtype=np.int64), rated[rated >= 0], 1
+        ),
+    )
+
+
+def recommend_for_all_users(
+    served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
+) -> pl.DataFrame:
+    """Top-``inference.batch_recommend.top_k`` unrated movies for every user seen in
+    training, or the users of ``users_file``, scored in blocks of users."""
+    settings = parse(InferenceParameters, inference, "inference").batch_recommend
+    if settings.users_file is None:
+        users = served_model.users.known_ids
+    else:
+        read = pl.read_csv if settings.users_file.endswith(".csv") else pl.read_parquet
+        users = read(settings.users_file)["userId"].cast(pl.Int64).unique().sort()
+        users = users.to_numpy()
+    return recommend_all(
+        served_model,
+        users,
+        rated_index(served_model, rated_pairs),
+        settings.top_k,
+        block_size=settings.block_size,
     )

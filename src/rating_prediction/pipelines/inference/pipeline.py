@@ -1,24 +1,23 @@
-"""``inference`` pipeline: the served-model bundle, pair predictions, recommendations.
-
-``create_serving_pipeline`` is the single-node pipeline that kedro-mlflow packages as
-the MLflow model (see ``pipeline_registry``).
-"""
+"""``inference`` pipeline: the served model (a folder of safetensors, parquet and JSON,
+logged as the MLflow model at the end of the run by ``ServingHooks``), pair predictions,
+recommendations for a few users, for a new user (fold-in) and for every user, and
+similar movies."""
 
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models import MODEL_VARIANTS
 from rating_prediction.serving import assemble_served_model, predict_pairs
+from rating_prediction.serving.registry import split_fingerprint
 
 from .nodes import (
     collect_rated_pairs,
+    find_similar_movies,
     pairs_from_parameters,
+    recommend_for_all_users,
+    recommend_for_new_user,
     recommend_movies,
     select_trained_model,
-    serve_pair_predictions,
 )
-
-# The name of the request table inside the MLflow model (kedro-mlflow's `input_name`).
-INFERENCE_REQUEST = "inference_request"
 
 # Every variant's config and weights, alternating, as `select_trained_model` takes them.
 TRAINED_MODELS = [
@@ -29,64 +28,84 @@ TRAINED_MODELS = [
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(
-        [
-            Node(
-                func=select_trained_model,
-                inputs=["params:inference", *TRAINED_MODELS],
-                outputs=["served_model_config", "served_model_weights"],
-                name="select_trained_model_node",
-            ),
-            Node(
-                func=assemble_served_model,
-                inputs={
-                    "config": "served_model_config",
-                    "state_dict": "served_model_weights",
-                    "user_mapping": "user_mapping",
-                    "movie_mapping": "movie_mapping",
-                    "train_ratings": "train_ratings",
-                    "movies": "movies",
-                },
-                outputs="served_model",
-                name="build_served_model_node",
-            ),
-            Node(
-                func=pairs_from_parameters,
-                inputs="params:inference",
-                outputs="inference_pairs",
-                name="pairs_from_parameters_node",
-            ),
-            Node(
-                func=predict_pairs,
-                inputs=["served_model", "inference_pairs"],
-                outputs="pair_predictions",
-                name="predict_pair_ratings_node",
-            ),
-            Node(
-                func=collect_rated_pairs,
-                inputs=["train_ratings", "val_ratings", "test_ratings"],
-                outputs="rated_pairs",
-                name="collect_rated_pairs_node",
-            ),
-            Node(
-                func=recommend_movies,
-                inputs=["served_model", "rated_pairs", "params:inference"],
-                outputs="recommendations",
-                name="recommend_movies_node",
-            ),
-        ]
-    )
+    return Pipeline(_served_model_nodes() + _answer_nodes())
 
 
-def create_serving_pipeline() -> Pipeline:
-    """The MLflow model: original-id pairs in, ``pair_predictions_output`` out."""
-    return Pipeline(
-        [
-            Node(
-                func=serve_pair_predictions,
-                inputs=[INFERENCE_REQUEST, "served_model"],
-                outputs="pair_predictions_output",
-                name="serve_pair_predictions_node",
-            )
-        ]
-    )
+def _served_model_nodes() -> list[Node]:
+    """The served model: the chosen variant, its id lookups, titles, fingerprint."""
+    return [
+        Node(
+            func=select_trained_model,
+            inputs=["params:inference", *TRAINED_MODELS],
+            outputs=["served_model_config", "served_model_weights"],
+            name="select_trained_model_node",
+        ),
+        Node(
+            func=split_fingerprint,
+            inputs=["train_ratings", "val_ratings", "test_ratings"],
+            outputs="split_fingerprint",
+            name="split_fingerprint_node",
+        ),
+        Node(
+            func=assemble_served_model,
+            inputs={
+                "config": "served_model_config",
+                "state_dict": "served_model_weights",
+                "user_mapping": "user_mapping",
+                "movie_mapping": "movie_mapping",
+                "train_ratings": "train_ratings",
+                "movies": "movies",
+                "split_fingerprint": "split_fingerprint",
+            },
+            outputs="served_model",
+            name="build_served_model_node",
+        ),
+    ]
+
+
+def _answer_nodes() -> list[Node]:
+    """What the served model answers: pairs, top-K, fold-in, similar movies."""
+    return [
+        Node(
+            func=pairs_from_parameters,
+            inputs="params:inference",
+            outputs="inference_pairs",
+            name="pairs_from_parameters_node",
+        ),
+        Node(
+            func=predict_pairs,
+            inputs=["served_model", "inference_pairs"],
+            outputs="pair_predictions",
+            name="predict_pair_ratings_node",
+        ),
+        Node(
+            func=collect_rated_pairs,
+            inputs=["train_ratings", "val_ratings", "test_ratings"],
+            outputs="rated_pairs",
+            name="collect_rated_pairs_node",
+        ),
+        Node(
+            func=recommend_movies,
+            inputs=["served_model", "rated_pairs", "params:inference"],
+            outputs="recommendations",
+            name="recommend_movies_node",
+        ),
+        Node(
+            func=find_similar_movies,
+            inputs=["served_model", "params:inference"],
+            outputs="similar_movies",
+            name="find_similar_movies_node",
+        ),
+        Node(
+            func=recommend_for_new_user,
+            inputs=["served_model", "params:inference"],
+            outputs="new_user_recommendations",
+            name="recommend_for_new_user_node",
+        ),
+        Node(
+            func=recommend_for_all_users,
+            inputs=["served_model", "rated_pairs", "params:inference"],
+            outputs="all_user_recommendations",
+            name="recommend_for_all_users_node",
+        ),
+    ]

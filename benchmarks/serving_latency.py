@@ -1,0 +1,310 @@
+"""Serving latency, memory and batch top-K of the MLflow model at MovieLens-25M shape.
+
+Builds a served biased MF of ML-25M's shape synthetically (162,541 users x 59,047
+movies, 32-d factors, 20M rated pairs; no training), logs it as the MLflow model
+``model`` in a temporary SQLite store, then measures:
+
+- one-row in-process ``predict`` (p50 <= 2 ms),
+- one-row REST requests to ``mlflow models serve`` on 127.0.0.1 (p50 <= 10 ms,
+  p99 <= 30 ms),
+- a 1M-row request (under 1 s; its RSS delta, sampled every 2 ms during the call,
+  at most the answer's size plus a fixed 64 MB scratch allowance),
+- top-10 for all 162,541 users in blocks of users (under 3 minutes).
+
+Run: ``python benchmarks/serving_latency.py [--requests N] [--threads N]``; every
+figure is printed with its bound and ``ok`` or ``FAIL``. Requests are bounded in count
+and each in time; the server is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import polars as pl
+import torch
+
+from rating_prediction.ids import IdIndex
+from rating_prediction.models import ModelConfig, build_model
+from rating_prediction.serving.artifacts import save_served_model
+from rating_prediction.serving.model import ServedModel
+from rating_prediction.serving.pyfunc import log_served_model
+from rating_prediction.serving.rated import RatedIndex
+from rating_prediction.serving.recommend_all import recommend_all
+
+N_USERS, N_MOVIES, DIM, N_RATED = 162_541, 59_047, 32, 20_000_000
+BIG_REQUEST_ROWS = 1_000_000
+SCRATCH_ALLOWANCE_MB = 64
+SERVER_START_TIMEOUT_S = 180
+REQUEST_TIMEOUT_S = 10
+
+
+def synthetic_served_model(seed: int = 0) -> ServedModel:
+    """A biased MF of ML-25M's shape with random factors; every id seen in training."""
+    generator = torch.Generator().manual_seed(seed)
+    config = ModelConfig(
+        variant="biased_mf",
+        n_users=N_USERS,
+        n_movies=N_MOVIES,
+        model_kwargs={"embedding_dim": DIM, "global_mean": 3.5},
+    )
+    model = build_model(config)
+    with torch.no_grad():
+        for table in (model.user_factors, model.movie_factors):
+            table.weight.copy_(
+                torch.randn(table.weight.shape, generator=generator) * 0.2
+            )
+        for table in (model.user_bias, model.movie_bias):
+            table.weight.copy_(
+                torch.randn(table.weight.shape, generator=generator) * 0.3
+            )
+    rng = np.random.default_rng(seed)
+    user_ids = np.arange(1, N_USERS + 1, dtype=np.int64)
+    movie_ids = np.sort(rng.choice(250_000, N_MOVIES, replace=False)) + 1
+    rated = RatedIndex.from_indices(
+        rng.integers(0, N_USERS, N_RATED), rng.integers(0, N_MOVIES, N_RATED), N_USERS
+    )
+    return ServedModel(
+        config=config,
+        state_dict=model.state_dict(),
+        users=IdIndex(user_ids, np.ones(N_USERS, dtype=bool)),
+        movies=IdIndex(movie_ids, np.ones(N_MOVIES, dtype=bool)),
+        movie_titles=pl.Series([f"Movie {i}" for i in movie_ids], dtype=pl.String),
+        rated=rated,
+        split_fingerprint="synthetic",
+    )
+
+
+def percentiles(label: str, seconds: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 of ``seconds`` in ms, printed after ``label``."""
+    values = np.array(seconds) * 1000
+    figures = {f"p{q}": float(np.percentile(values, q)) for q in (50, 95, 99)}
+    print(f"{label}: " + ", ".join(f"{k} {v:.3f} ms" for k, v in figures.items()))
+    return figures
+
+
+def report(name: str, value: float, bound: float, unit: str) -> bool:
+    ok = value <= bound
+    print(
+        f"{name:<48} {value:>10.2f} {unit:<3} (bound {bound:g} {unit}) {'ok' if ok else 'FAIL'}"
+    )
+    return ok
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_rss_during(call):
+    """(result, seconds, peak RSS in MB) of ``call()``, RSS sampled every 2 ms."""
+    peak, done = [rss_mb()], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    result = call()
+    seconds = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    return result, seconds, max(peak[0], rss_mb())
+
+
+def in_process(model_uri: str, served: ServedModel, n_requests: int) -> list[bool]:
+    start = time.perf_counter()
+    model = mlflow.pyfunc.load_model(model_uri)
+    print(
+        f"load_model (built once)                          {time.perf_counter() - start:>10.2f} s"
+    )
+    rng = np.random.default_rng(1)
+    requests = [
+        pd.DataFrame(
+            {"userId": [int(rng.integers(1, N_USERS + 1))], "movieId": [int(m)]}
+        )
+        for m in rng.choice(served.movies.ids, n_requests)
+    ]
+    for request in requests[:50]:
+        model.predict(request)
+    seconds = []
+    for request in requests:
+        start = time.perf_counter()
+        model.predict(request)
+        seconds.append(time.perf_counter() - start)
+    figures = percentiles(f"in-process one-row predict: {n_requests} calls", seconds)
+    return [
+        report("in-process one-row predict p50", figures["p50"], 2, "ms"),
+        *big_request(model, served, rng),
+    ]
+
+
+def big_request(model, served: ServedModel, rng: np.random.Generator) -> list[bool]:
+    big = pd.DataFrame(
+        {
+            "userId": rng.integers(1, N_USERS + 1, BIG_REQUEST_ROWS),
+            "movieId": rng.choice(served.movies.ids, BIG_REQUEST_ROWS),
+        }
+    )
+    model.predict(big.head(1000))
+    before = rss_mb()
+    answer, big_seconds, peak = peak_rss_during(lambda: model.predict(big))
+    # The request was in memory before the call: the delta can only be its answer
+    # and the scoring's scratch.
+    own_mb = answer.memory_usage(deep=True).sum() / 2**20
+    delta = peak - before
+    print(
+        f"1M-row request: {big_seconds:.3f} s, RSS before {before:.0f} MB, peak {peak:.0f} MB, delta {delta:.0f} MB; the answer holds {own_mb:.0f} MB"
+    )
+    return [
+        report("1M-row request", big_seconds, 1, "s"),
+        report(
+            "1M-row request RSS delta beyond its answer",
+            max(delta - own_mb, 0),
+            SCRATCH_ALLOWANCE_MB,
+            "MB",
+        ),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_up(server: subprocess.Popen, port: int) -> bool:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            connection.request("GET", "/ping")
+            if connection.getresponse().status == 200:
+                return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def rest(
+    model_uri: str, tracking_uri: str, served: ServedModel, n_requests: int, log: Path
+) -> list[bool]:
+    port = _free_port()
+    with log.open("w") as log_file:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", model_uri]
+            + ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
+            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        start = time.perf_counter()
+        if not _wait_until_up(server, port):
+            print(f"`mlflow models serve` did not start:\n{log.read_text()[-3000:]}")
+            return [False]
+        print(
+            f"mlflow models serve up after                      {time.perf_counter() - start:>10.2f} s"
+        )
+        return one_row_requests(port, served, n_requests)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def one_row_requests(port: int, served: ServedModel, n_requests: int) -> list[bool]:
+    """p50 and p99 of ``n_requests`` sequential one-row requests, after 50 warm-ups."""
+    rng = np.random.default_rng(2)
+    bodies = [
+        json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": ["userId", "movieId"],
+                    "data": [[int(rng.integers(1, N_USERS + 1)), int(m)]],
+                }
+            }
+        )
+        for m in rng.choice(served.movies.ids, n_requests + 50)
+    ]
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=REQUEST_TIMEOUT_S
+    )
+    headers = {"Content-Type": "application/json"}
+    seconds = []
+    for i, body in enumerate(bodies):
+        start = time.perf_counter()
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        if response.status != 200:
+            print(f"request failed: {response.status}")
+            return [False]
+        if i >= 50:  # after a warm-up of 50
+            seconds.append(time.perf_counter() - start)
+    figures = percentiles(
+        f"REST one-row request: {n_requests} sequential requests", seconds
+    )
+    return [
+        report("REST one-row request p50", figures["p50"], 10, "ms"),
+        report("REST one-row request p99", figures["p99"], 30, "ms"),
+    ]
+
+
+def batch_top_k(served: ServedModel) -> list[bool]:
+    start = time.perf_counter()
+    top = recommend_all(
+        served, served.users.known_ids, served.rated, 10, block_size=1024
+    )
+    seconds = time.perf_counter() - start
+    print(f"top-10 for all {N_USERS:,} users: {top.height:,} rows in {seconds:.1f} s")
+    return [report("top-10 for all users", seconds, 180, "s")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-batch", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"load average at start: {os.getloadavg()[0]:.2f} (1 min), {os.cpu_count()} cores, torch threads {args.threads}"
+    )
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        tmp = Path(tmp_dir)
+        tracking_uri = f"sqlite:///{tmp / 'mlflow.db'}"
+        mlflow.set_tracking_uri(tracking_uri)
+        served = synthetic_served_model()
+        save_served_model(served, tmp / "served_model")
+        with mlflow.start_run() as run:
+            log_served_model(tmp / "served_model")
+        model_uri = f"runs:/{run.info.run_id}/model"
+        results = in_process(model_uri, served, args.requests)
+        results += rest(
+            model_uri, tracking_uri, served, args.requests, tmp / "serve.log"
+        )
+        if not args.skip_batch:
+            results += batch_top_k(served)
+    print(f"load average at end: {os.getloadavg()[0]:.2f} (1 min)")
+    print("all bounds met" if all(results) else "SOME BOUNDS NOT MET")
+
+
+if __name__ == "__main__":
+    main()

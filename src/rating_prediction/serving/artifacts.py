@@ -1,0 +1,148 @@
+"""The served model on disk, with no pickles: a folder of tensors, tables and JSON.
+
+``config.json`` (the :class:`~rating_prediction.models.ModelConfig`),
+``weights.safetensors`` (the state dict), ``rated.safetensors`` (the movies each user
+rated in training, as CSR arrays), ``users.parquet`` (userId, seen) and
+``movies.parquet`` (movieId, seen, title) in index order, and ``serving.json`` (the
+split fingerprint). Every file is read by a parser that cannot run code (JSON,
+safetensors, parquet), so a swapped file gives an error naming it, never an execution.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import safetensors.numpy
+import safetensors.torch
+
+from rating_prediction.ids import IdIndex
+from rating_prediction.models import ModelConfig
+
+from .model import ServedModel
+from .rated import RatedIndex
+
+FORMAT_VERSION = 1
+FILES = (
+    "config.json",
+    "weights.safetensors",
+    "rated.safetensors",
+    "users.parquet",
+    "movies.parquet",
+    "serving.json",
+)
+
+
+def _write(served: ServedModel, folder: Path) -> None:
+    (folder / "config.json").write_text(served.config.model_dump_json(indent=2))
+    safetensors.torch.save_file(
+        {
+            name: tensor.detach().cpu().contiguous()
+            for name, tensor in served.state_dict.items()
+        },
+        folder / "weights.safetensors",
+    )
+    rated = served.rated or RatedIndex.empty(len(served.users))
+    safetensors.numpy.save_file(
+        {"indptr": rated.indptr, "movies": rated.movies}, folder / "rated.safetensors"
+    )
+    pl.DataFrame({"userId": served.users.ids, "seen": served.users.seen}).write_parquet(
+        folder / "users.parquet"
+    )
+    titles = np.full(len(served.movies), None, dtype=object)
+    titles[served.movies.seen] = served.movie_titles.to_numpy()
+    pl.DataFrame(
+        {"movieId": served.movies.ids, "seen": served.movies.seen, "title": titles},
+        schema={"movieId": pl.Int64, "seen": pl.Boolean, "title": pl.String},
+    ).write_parquet(folder / "movies.parquet")
+    (folder / "serving.json").write_text(
+        json.dumps(
+            {
+                "format_version": FORMAT_VERSION,
+                "split_fingerprint": served.split_fingerprint,
+            }
+        )
+    )
+
+
+def save_served_model(served: ServedModel, folder: str | Path) -> None:
+    """Writes the folder atomically: a temporary sibling, then renamed into place."""
+    target = Path(folder)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        _write(served, partial)
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(partial, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(partial, target)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _read(folder: Path, name: str, reader: Callable[[Path], Any]) -> Any:
+    path = folder / name
+    try:
+        return reader(path)
+    except Exception as error:  # any parser's error: name the file, keep the cause
+        raise ValueError(
+            f"The served model's {name} ({path}) is missing or not a valid file of its "
+            f"format ({type(error).__name__}: {error}); rebuild the served model with "
+            "`kedro run --pipelines inference`."
+        ) from None
+
+
+def load_served_model(folder: str | Path) -> ServedModel:
+    """The :class:`ServedModel` saved in ``folder``, its torch model built once."""
+    folder = Path(folder)
+    config = _read(
+        folder, "config.json", lambda p: ModelConfig.model_validate_json(p.read_bytes())
+    )
+    weights = _read(folder, "weights.safetensors", safetensors.torch.load_file)
+    rated = _read(folder, "rated.safetensors", safetensors.numpy.load_file)
+    users = _read(folder, "users.parquet", pl.read_parquet)
+    movies = _read(folder, "movies.parquet", pl.read_parquet)
+    serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
+    try:
+        seen = movies["seen"].to_numpy()
+        served = ServedModel(
+            config=config,
+            state_dict=weights,
+            users=IdIndex(users["userId"].to_numpy(), users["seen"].to_numpy()),
+            movies=IdIndex(movies["movieId"].to_numpy(), seen),
+            movie_titles=movies["title"].filter(pl.Series(seen)),
+            rated=RatedIndex(rated["indptr"], rated["movies"]),
+            split_fingerprint=str(serving["split_fingerprint"]),
+        )
+        # Built now, once: the model (checked against the weights), its scorer and
+        # the id lookups.
+        for built in ("model", "scorer", "user_lookup", "movie_lookup"):
+            getattr(served, built)
+    except Exception as error:
+        raise ValueError(
+            f"The served model in {folder} is inconsistent ({type(error).__name__}: "
+            f"{error}); rebuild it with `kedro run --pipelines inference`."
+        ) from None
+    return served
+
+
+def read_manifest(folder: str | Path) -> tuple[str, str]:
+    """The served variant and the split fingerprint, without loading the model."""
+    folder = Path(folder)
+    config = _read(
+        folder, "config.json", lambda p: ModelConfig.model_validate_json(p.read_bytes())
+    )
+    serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
+    return config.variant, str(serving["split_fingerprint"])

@@ -1,0 +1,115 @@
+"""Each run's model as a version of a registered model; ``champion`` for the best one.
+
+The registered model is named after the data set (``rating-prediction-<dataset>``).
+Each version carries its served variant's metrics as tags (``<split>.<metric>``) and the
+split fingerprint. ``champion`` moves to a new version only when its held-out metric
+(test RMSE) is lower than the champion's on the same split fingerprint; a version on
+other splits is never compared, so it does not take the alias.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import polars as pl
+from mlflow.exceptions import MlflowException
+
+from .artifacts import read_manifest
+from .pyfunc import log_served_model
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+HELD_OUT_METRIC = "test.rmse"
+FINGERPRINT_TAG = "split_fingerprint"
+
+
+def registered_model_name(dataset: str) -> str:
+    return f"rating-prediction-{dataset}"
+
+
+def split_fingerprint(*splits: pl.DataFrame) -> str:
+    """SHA-256 of the splits' userId, movieId and rating columns, in file order: equal
+    exactly when the splits hold the same ratings in the same order."""
+    digest = hashlib.sha256()
+    for split in splits:
+        digest.update(str(split.height).encode())
+        for column, dtype in (
+            ("userId", pl.Int64),
+            ("movieId", pl.Int64),
+            ("rating", pl.Float64),
+        ):
+            digest.update(split[column].cast(dtype).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def version_tags(metrics: dict[str, dict[str, float]], fingerprint: str) -> dict:
+    """``metrics`` (``{split: {metric: value}}``) flattened into tags, plus the
+    fingerprint."""
+    tags = {
+        # MLflow refuses "@" in a tag key (ranking metrics such as ndcg@10).
+        f"{split}.{name}".replace("@", "_at_"): str(value)
+        for split, values in metrics.items()
+        for name, value in values.items()
+    }
+    return tags | {FINGERPRINT_TAG: fingerprint}
+
+
+def _current_champion(client: mlflow.MlflowClient, name: str) -> Any:
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def promote_if_better(client: mlflow.MlflowClient, name: str, version: Any) -> bool:
+    """Moves ``champion`` to ``version`` when there is no champion, or when both share
+    a split fingerprint and ``version``'s held-out metric is lower. Returns whether it
+    moved."""
+    champion = _current_champion(client, name)
+    if champion is not None:
+        same_splits = champion.tags.get(FINGERPRINT_TAG) == version.tags.get(
+            FINGERPRINT_TAG
+        )
+        if not same_splits or float(version.tags[HELD_OUT_METRIC]) >= float(
+            champion.tags.get(HELD_OUT_METRIC, "inf")
+        ):
+            logger.info(
+                "%s version %s stays champion (%s).",
+                name,
+                champion.version,
+                "other splits" if not same_splits else "not beaten",
+            )
+            return False
+    client.set_registered_model_alias(name, CHAMPION, version.version)
+    logger.info("%s version %s is the new champion.", name, version.version)
+    return True
+
+
+def register(model_uri: str, name: str, tags: dict[str, str]) -> tuple[Any, bool]:
+    """Registers ``model_uri`` as a new version of ``name`` with ``tags``, then
+    :func:`promote_if_better`. Returns the version and whether it became champion."""
+    client = mlflow.MlflowClient()
+    registered = mlflow.register_model(model_uri, name, tags=tags)
+    version = client.get_model_version(name, registered.version)
+    return version, promote_if_better(client, name, version)
+
+
+def log_and_register(
+    folder: str | Path, metrics: dict[str, Any] | None, dataset: str
+) -> Any:
+    """Logs the served model in ``folder`` as the model ``model`` of the active run,
+    then registers it under :func:`registered_model_name` with the served variant's
+    entry of ``metrics`` (metrics.json) as tags. Without metrics it is logged only."""
+    variant, fingerprint = read_manifest(folder)
+    info = log_served_model(folder)
+    if not metrics or variant not in metrics:
+        logger.warning("No metrics for %s: the model is not registered.", variant)
+        return info
+    tags = version_tags(metrics[variant], fingerprint) | {"variant": variant}
+    register(info.model_uri, registered_model_name(dataset), tags)
+    return info

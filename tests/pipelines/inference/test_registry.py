@@ -1,0 +1,85 @@
+"""Each run's model as a new registered version; `champion` only for a better one on the
+same split fingerprint. In a temporary SQLite store."""
+
+import dataclasses
+
+import mlflow
+import pandas as pd
+import polars as pl
+import pytest
+
+from rating_prediction.serving.artifacts import save_served_model
+from rating_prediction.serving.registry import (
+    CHAMPION,
+    log_and_register,
+    registered_model_name,
+    split_fingerprint,
+)
+
+NAME = registered_model_name("synthetic")
+
+
+def metrics(test_rmse: float) -> dict:
+    split = {"mse": test_rmse**2, "rmse": test_rmse, "mae": test_rmse * 0.8}
+    return {"biased_mf": {"train": split, "val": split, "test": split}}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path_factory.mktemp('reg') / 'm.db'}")
+    yield
+    mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def run(store, served, tmp_path_factory):
+    """Logs and registers the served model with a fingerprint and a test RMSE;
+    returns the new version's number."""
+
+    def log(fingerprint: str, test_rmse: float) -> str:
+        folder = tmp_path_factory.mktemp("served") / "served_model"
+        save_served_model(
+            dataclasses.replace(served, split_fingerprint=fingerprint), folder
+        )
+        with mlflow.start_run():
+            log_and_register(folder, metrics(test_rmse), "synthetic")
+        versions = mlflow.MlflowClient().search_model_versions(f"name='{NAME}'")
+        return max(versions, key=lambda version: int(version.version)).version
+
+    return log
+
+
+def champion() -> str:
+    return mlflow.MlflowClient().get_model_version_by_alias(NAME, CHAMPION).version
+
+
+def test_the_champion_moves_only_to_a_better_model_on_the_same_splits(run):
+    first = run("splits-a", 0.90)
+    assert champion() == first  # no champion yet: the first run takes the alias
+    tags = mlflow.MlflowClient().get_model_version(NAME, first).tags
+    assert tags["test.rmse"] == "0.9"
+    assert tags["split_fingerprint"] == "splits-a"
+    assert tags["variant"] == "biased_mf"
+
+    worse = run("splits-a", 0.95)
+    assert worse != first
+    assert champion() == first
+
+    better = run("splits-a", 0.85)
+    assert champion() == better
+
+    other_splits = run("splits-b", 0.10)  # far better, but not comparable
+    assert other_splits != better
+    assert champion() == better
+
+    model = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION}")
+    answer = model.predict(pd.DataFrame({"userId": [10], "movieId": [1]}))
+    assert answer["known_user"].tolist() == [True]
+
+
+def test_split_fingerprint_is_the_splits_content(train_ratings, val_ratings):
+    same = split_fingerprint(train_ratings, val_ratings)
+    assert same == split_fingerprint(train_ratings.clone(), val_ratings.clone())
+    changed = train_ratings.with_columns(pl.col("rating") + 0.5)
+    assert split_fingerprint(changed, val_ratings) != same
+    assert split_fingerprint(val_ratings, train_ratings) != same
