@@ -39,7 +39,11 @@ def splits() -> dict[str, pl.DataFrame]:
 def training_parameters() -> dict[str, Any]:
     """The project's training parameters, quiet and on the CPU."""
     parameters = project_training_parameters()
+    # bayesian_fm is Gibbs-sampled by myFM: no Lightning settings; a short chain.
+    parameters["bayesian_fm"] |= {"n_iter": 12, "n_kept_samples": 8}
     for options in parameters.values():
+        if "trainer" not in options:
+            continue
         options["progress_bar_refresh_rate"] = 0
         options["trainer"]["accelerator"] = "cpu"
         options["batch_size"] = 512

@@ -12,6 +12,7 @@ from kedro.runner import SequentialRunner
 from rating_prediction.models import MODEL_VARIANTS
 from rating_prediction.pipelines.training import create_pipeline
 from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
+from tests.fakes import fake_movies
 
 SPLIT_INPUTS = ("train_ratings", "val_ratings", "user_mapping", "movie_mapping")
 
@@ -21,6 +22,7 @@ def _run(splits, training_parameters, variants=MODEL_VARIANTS):
         (create_variant_pipeline(variant) for variant in variants), Pipeline([])
     )
     catalog = DataCatalog({name: MemoryDataset(splits[name]) for name in SPLIT_INPUTS})
+    catalog["movies"] = MemoryDataset(fake_movies(splits["movie_mapping"]))
     for variant in variants:
         catalog[f"params:training.{variant}"] = MemoryDataset(
             training_parameters[variant]
@@ -44,8 +46,9 @@ def test_one_namespace_per_variant_with_the_contract_outputs():
 
 
 def test_pipeline_trains_every_variant(splits, training_parameters):
-    for options in training_parameters.values():
-        options["max_epochs"] = 6
+    for variant in ("inner_sigmoid", "biased_mf"):
+        training_parameters[variant]["max_epochs"] = 6
+    training_parameters["bayesian_fm"] |= {"n_iter": 6, "n_kept_samples": 4}
     catalog = _run(splits, training_parameters)
     for variant in MODEL_VARIANTS:
         config = catalog.load(f"{variant}.model_config")

@@ -1,4 +1,5 @@
-"""The training node: Kedro's side of :func:`rating_prediction.training.fit_variant`."""
+"""The training nodes: Kedro's side of :func:`rating_prediction.training.fit_variant`
+(the Lightning variants) and :func:`rating_prediction.bayesian_fm.fit_bayesian_fm`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ from typing import Any
 import polars as pl
 import torch
 
-from rating_prediction.parameters import parse, variant_parameters_model
+from rating_prediction import bayesian_fm
+from rating_prediction.parameters import (
+    BayesianFMParameters,
+    parse,
+    variant_parameters_model,
+)
 from rating_prediction.training import fit_variant
 
 
@@ -41,5 +47,36 @@ def train_model(
         val_ratings,
         n_users=user_mapping.height,
         n_movies=movie_mapping.height,
+    )
+    return weights, config.model_dump(), history
+
+
+def train_bayesian_fm(
+    *,
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
+    user_mapping: pl.DataFrame,
+    movie_mapping: pl.DataFrame,
+    movies: pl.DataFrame,
+    parameters: dict[str, Any],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], pl.DataFrame]:
+    """Sample myFM's Bayesian FM (``training.bayesian_fm``), choosing the number of
+    samples on val, and export its posterior mean as a biased MF.
+
+    Returns:
+        The weights (a ``BiasedMatrixFactorization`` state dict), the model config and
+        the per-sample history (train and val MSE of the running posterior mean).
+    """
+    options = parse(BayesianFMParameters, parameters, "training.bayesian_fm")
+    genres = (
+        bayesian_fm.genre_matrix(movies, movie_mapping)
+        if options.features.genres
+        else None
+    )
+    weights, config, history = bayesian_fm.fit_bayesian_fm(
+        options,
+        (train_ratings, val_ratings),
+        (user_mapping.height, movie_mapping.height),
+        genres,
     )
     return weights, config.model_dump(), history

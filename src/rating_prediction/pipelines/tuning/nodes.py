@@ -1,0 +1,38 @@
+"""The tuning node: Kedro's side of :func:`rating_prediction.tuning.run_study`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from rating_prediction import bayesian_fm, tuning
+from rating_prediction.parameters import TuningParameters, parse
+
+
+def tune_hyperparameters(
+    *,
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
+    user_mapping: pl.DataFrame,
+    movie_mapping: pl.DataFrame,
+    movies: pl.DataFrame,
+    tuning_parameters: dict[str, Any],
+    training_parameters: dict[str, Any],
+) -> tuple[dict[str, Any], pl.DataFrame]:
+    """Add ``tuning.n_trials`` trials to the study of ``tuning.variant`` (created or
+    resumed), each trained on train and scored on val.
+
+    Returns:
+        The best parameters as a Kedro parameters file (``training.<variant>``
+        overrides and a ``_tuning`` record) and every trial of the study.
+    """
+    settings = parse(TuningParameters, tuning_parameters, "tuning")
+    data = tuning.TuningData(
+        train=train_ratings,
+        val=val_ratings,
+        id_counts=(user_mapping.height, movie_mapping.height),
+        genres=bayesian_fm.genre_matrix(movies, movie_mapping),
+    )
+    study = tuning.run_study(settings, training_parameters[settings.variant], data)
+    return tuning.best_parameters(study, settings), tuning.trials_table(study)

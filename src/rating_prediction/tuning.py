@@ -1,0 +1,196 @@
+"""Hyperparameter search with Optuna, on the val split only.
+
+The study lives in an Optuna RDB storage (SQLite by default, next to ``mlflow.db``), so a
+second search with the same ``study_name`` resumes it and adds trials. Each trial trains
+the variant on train, scores it on val (the held-out val MSE the training pipeline
+records as ``best_val_loss``, never test) and, inside a ``kedro run``, is logged as an
+MLflow run nested under the run's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import optuna
+import polars as pl
+import scipy.sparse as sps
+
+from rating_prediction import bayesian_fm
+from rating_prediction.parameters import (
+    BayesianFMParameters,
+    ParameterError,
+    SearchDimension,
+    TuningParameters,
+    parse,
+    variant_parameters_model,
+)
+from rating_prediction.training import fit_variant
+
+logger = logging.getLogger(__name__)
+
+Objective = Callable[[dict[str, Any]], float]
+
+
+@dataclass(frozen=True)
+class TuningData:
+    """What every trial fits and scores: the splits, id counts and genre features."""
+
+    train: pl.DataFrame
+    val: pl.DataFrame
+    id_counts: tuple[int, int]
+    genres: sps.csr_matrix | None = None
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str, Any]:
+    """One value per dotted key of ``space``, drawn by ``trial``."""
+    values: dict[str, Any] = {}
+    for path, dimension in space.items():
+        if dimension.type == "categorical":
+            values[path] = trial.suggest_categorical(path, dimension.choices)
+        elif dimension.type == "int":
+            values[path] = trial.suggest_int(
+                path,
+                int(dimension.low),
+                int(dimension.high),
+                step=int(dimension.step or 1),
+                log=dimension.log,
+            )
+        else:
+            values[path] = trial.suggest_float(
+                path,
+                dimension.low,
+                dimension.high,
+                step=dimension.step,
+                log=dimension.log,
+            )
+    return values
+
+
+def with_values(options: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``options`` with each dotted key of ``values`` set."""
+    updated = copy.deepcopy(options)
+    for path, value in values.items():
+        *parents, name = path.split(".")
+        block = updated
+        for parent in parents:
+            block = block.setdefault(parent, {})
+        block[name] = value
+    return updated
+
+
+def val_loss(variant: str, options: dict[str, Any], data: TuningData) -> float:
+    """The held-out val MSE of ``variant`` trained on train with ``options``."""
+    if variant == bayesian_fm.VARIANT:
+        parsed = parse(BayesianFMParameters, options, f"training.{variant}")
+        on_train = bayesian_fm.choose_samples(
+            parsed, (data.train, data.val), data.id_counts, data.genres
+        )
+        return float(on_train.best["val_loss"])
+    parsed = parse(
+        variant_parameters_model(variant),
+        {**options, "refit_on_train_val": False},
+        f"training.{variant}",
+    )
+    _, config, _ = fit_variant(
+        variant,
+        parsed,
+        data.train,
+        data.val,
+        n_users=data.id_counts[0],
+        n_movies=data.id_counts[1],
+    )
+    return float(config.best_val_loss)
+
+
+def run_study(
+    settings: TuningParameters, base_options: dict[str, Any], data: TuningData
+) -> optuna.Study:
+    """Create or resume the study and add ``settings.n_trials`` trials."""
+    study = optuna.create_study(
+        study_name=settings.study_name,
+        storage=settings.storage,
+        load_if_exists=True,
+        direction="minimize",
+        # Seeded, and shifted by the trials already there, so a resumed study does not
+        # replay the first run's suggestions.
+        sampler=optuna.samplers.TPESampler(seed=settings.seed + _n_trials(settings)),
+    )
+    logger.info(
+        "tuning %s: study %r in %s holds %d trials; adding %d",
+        settings.variant,
+        settings.study_name,
+        settings.storage,
+        len(study.trials),
+        settings.n_trials,
+    )
+    study.optimize(
+        lambda trial: _trial(trial, settings, base_options, data),
+        n_trials=settings.n_trials,
+        # A combination the parameter checks refuse fails its trial, not the search.
+        catch=(ParameterError,),
+    )
+    return study
+
+
+def _n_trials(settings: TuningParameters) -> int:
+    try:
+        summaries = optuna.get_all_study_summaries(settings.storage)
+    except Exception:  # a new storage: no study yet
+        return 0
+    counts = {s.study_name: s.n_trials for s in summaries}
+    return counts.get(settings.study_name, 0)
+
+
+def _trial(
+    trial: optuna.Trial,
+    settings: TuningParameters,
+    base_options: dict[str, Any],
+    data: TuningData,
+) -> float:
+    """Train with the trial's values and return the val MSE, inside a nested MLflow run
+    when a run is active (``kedro run``)."""
+    values = suggest(trial, settings.search_space)
+    options = with_values(base_options, values)
+    if mlflow.active_run() is None:
+        return val_loss(settings.variant, options, data)
+    with mlflow.start_run(
+        run_name=f"{settings.study_name}-trial-{trial.number}", nested=True
+    ):
+        mlflow.set_tags(
+            {"optuna.study": settings.study_name, "optuna.trial": trial.number}
+        )
+        mlflow.log_params({f"{settings.variant}.{k}": v for k, v in values.items()})
+        loss = val_loss(settings.variant, options, data)
+        mlflow.log_metric(f"{settings.variant}.val_mse", loss)
+    return loss
+
+
+def best_parameters(study: optuna.Study, settings: TuningParameters) -> dict[str, Any]:
+    """The best trial's values as a parameters file a Kedro environment can hold:
+    ``training.<variant>`` overrides, and a ``_tuning`` record (ignored by the runs)."""
+    best = study.best_trial
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return {
+        "_tuning": {
+            "study_name": settings.study_name,
+            "storage": settings.storage,
+            "complete_trials": len(complete),
+            "best_trial": best.number,
+            "best_val_mse": best.value,
+        },
+        "training": {settings.variant: with_values({}, best.params)},
+    }
+
+
+def trials_table(study: optuna.Study) -> pl.DataFrame:
+    """Every trial: number, state, val MSE and the values tried (``param.<key>``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frame = study.trials_dataframe(attrs=("number", "state", "value", "params"))
+    return pl.from_pandas(frame.astype({"state": str}))
