@@ -14,10 +14,18 @@ from .download import download_release, parse_md5_listing
 from .parsers.common import require_columns
 from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
-from .parsers.ml_100k import parse_u_data, parse_u_item
-from .readers import read_movies, read_ratings
+from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
+from .readers import (
+    FOLD_PAIRS_SCHEMA,
+    read_fold,
+    read_fold_pairs,
+    read_movies,
+    read_ratings,
+)
 from .releases import (
     GROUPLENS_BASE_URL,
+    ML_100K_CV_FOLDS,
+    ML_100K_FOLDS,
     RELEASES,
     SYNTHETIC_LAYOUT,
     SYNTHETIC_RELEASE,
@@ -27,12 +35,16 @@ from .releases import (
     ReleaseLayout,
     ReleaseSource,
     locate_release,
+    release_folds,
     release_layout,
     release_url,
 )
 
 __all__ = [
+    "FOLD_PAIRS_SCHEMA",
     "GROUPLENS_BASE_URL",
+    "ML_100K_CV_FOLDS",
+    "ML_100K_FOLDS",
     "RELEASES",
     "SYNTHETIC_LAYOUT",
     "SYNTHETIC_RELEASE",
@@ -50,8 +62,12 @@ __all__ = [
     "parse_ratings_dat",
     "parse_u_data",
     "parse_u_item",
+    "parse_u_split",
+    "read_fold",
+    "read_fold_pairs",
     "read_movies",
     "read_ratings",
+    "release_folds",
     "release_layout",
     "release_url",
     "require_columns",

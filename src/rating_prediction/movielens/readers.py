@@ -12,10 +12,21 @@ import polars as pl
 from .parsers.common import Content, release_file
 from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
-from .parsers.ml_100k import parse_u_data, parse_u_item
-from .releases import MoviesFormat, RatingsFormat, ReleaseSource
+from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
+from .releases import MovieLensError, MoviesFormat, RatingsFormat, ReleaseSource
 
 Parser = Callable[[Content], pl.DataFrame]
+
+# Columns of the predefined-fold table: which (user, movie) pairs each fold's base and
+# test files hold.
+FOLD_PAIRS_SCHEMA = pl.Schema(
+    {
+        "userId": pl.Int32(),
+        "movieId": pl.Int32(),
+        "fold": pl.String(),
+        "is_test": pl.Boolean(),
+    }
+)
 
 RATINGS_PARSERS: Mapping[RatingsFormat, Parser] = {
     "u.data": parse_u_data,
@@ -48,3 +59,48 @@ def read_movies(source: ReleaseSource) -> pl.DataFrame:
     """
     file_format = source.layout.movies_format
     return MOVIES_PARSERS[file_format](release_file(source, file_format))
+
+
+def read_fold(source: ReleaseSource, fold: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The ratings of one predefined fold of a release: ``<fold>.base`` and
+    ``<fold>.test`` (ml-100k's format, same compact dtypes as :func:`read_ratings`).
+
+    Raises:
+        MovieLensError: If the release has no such fold, or a file of it is missing
+            or malformed (the message names the file).
+    """
+    folds = source.layout.folds
+    if fold not in folds:
+        raise MovieLensError(
+            f"{source.release} has no predefined fold {fold!r}; its folds: "
+            f"{', '.join(folds) or 'none'}."
+        )
+    parts = []
+    for suffix in ("base", "test"):
+        file_name = f"{fold}.{suffix}"
+        content = release_file(source, file_name)
+        if not isinstance(content, bytes) and not content.is_file():
+            raise MovieLensError(
+                f"{source.path} holds no {file_name}: the {source.release} release "
+                "ships it; restore the folder or use the zip archive."
+            )
+        parts.append(parse_u_split(content, file_name))
+    return parts[0], parts[1]
+
+
+def read_fold_pairs(source: ReleaseSource, folds: list[str]) -> pl.DataFrame:
+    """Which (userId, movieId) pairs each of ``folds`` puts in base and in test.
+
+    Returns:
+        Columns of ``FOLD_PAIRS_SCHEMA``; one row per pair and fold.
+    """
+    frames = [pl.DataFrame(schema=FOLD_PAIRS_SCHEMA)]
+    for fold in folds:
+        base, test = read_fold(source, fold)
+        for part, is_test in ((base, False), (test, True)):
+            frames.append(
+                part.select("userId", "movieId").with_columns(
+                    fold=pl.lit(fold), is_test=pl.lit(is_test)
+                )
+            )
+    return pl.concat(frames, how="vertical_relaxed").cast(dict(FOLD_PAIRS_SCHEMA))

@@ -25,16 +25,29 @@ class ReleaseLayout:
         folder: Name of the folder the release's zip extracts to.
         ratings_format: File name (and thereby format) of the ratings file.
         movies_format: File name (and thereby format) of the movie titles file.
+        folds: The release's own train/test splits: fold ``f`` is the pair of files
+            ``<f>.base`` and ``<f>.test`` (ml-100k: ``u1`` ... ``u5``, ``ua``, ``ub``).
+        cv_folds: Those of ``folds`` whose test files partition the ratings: the
+            release's k-fold cross validation (ml-100k: ``u1`` ... ``u5``).
     """
 
     folder: str
     ratings_format: RatingsFormat
     movies_format: MoviesFormat
+    folds: tuple[str, ...] = ()
+    cv_folds: tuple[str, ...] = ()
 
+
+# ml-100k's official splits: u1..u5 are five disjoint test sets (5-fold cross
+# validation); ua and ub hold out exactly 10 ratings per user.
+ML_100K_FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+ML_100K_CV_FOLDS = ML_100K_FOLDS[:5]
 
 # Domain knowledge about the published archives, not configuration.
 RELEASES: dict[str, ReleaseLayout] = {
-    "ml-100k": ReleaseLayout("ml-100k", "u.data", "u.item"),
+    "ml-100k": ReleaseLayout(
+        "ml-100k", "u.data", "u.item", ML_100K_FOLDS, ML_100K_CV_FOLDS
+    ),
     "ml-1m": ReleaseLayout("ml-1m", "ratings.dat", "movies.dat"),
     "ml-10m": ReleaseLayout("ml-10M100K", "ratings.dat", "movies.dat"),
     "ml-20m": ReleaseLayout("ml-20m", "ratings.csv", "movies.csv"),
@@ -77,6 +90,11 @@ def release_layout(release: str) -> ReleaseLayout:
         valid = ", ".join([SYNTHETIC_RELEASE, *RELEASES])
         raise MovieLensError(f"Unknown MovieLens release {release!r}; valid: {valid}.")
     return RELEASES[release]
+
+
+def release_folds(release: str) -> tuple[str, ...]:
+    """The names of a release's predefined folds (empty if it ships none)."""
+    return release_layout(release).folds
 
 
 def release_url(release: str, base_url: str = GROUPLENS_BASE_URL) -> str:

@@ -39,17 +39,29 @@ def ingestion(project_config) -> dict[str, Any]:
     return project_config["parameters"]["ingestion"]
 
 
+# The blocks that say whether a predefined split is read: here, none is.
+NO_PREDEFINED_SPLIT = {
+    "params:processing": {
+        "top_n_movies": None,
+        "split": {"strategy": "random", "fractions": [0.7, 0.2, 0.1], "seed": 0},
+    },
+    "params:cross_validation": {},
+}
+
+
 def run_ingestion(ingestion: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
     catalog = DataCatalog()
     catalog["params:ingestion"] = ingestion
+    for name, value in NO_PREDEFINED_SPLIT.items():
+        catalog[name] = value
     SequentialRunner().run(create_pipeline(), catalog)
     return catalog.load("ratings"), catalog.load("movies")
 
 
 def test_pipeline_outputs_the_contract():
     pipeline = create_pipeline()
-    assert pipeline.inputs() == {"params:ingestion"}
-    assert pipeline.outputs() == {"ratings", "movies"}
+    assert pipeline.inputs() == {"params:ingestion", *NO_PREDEFINED_SPLIT}
+    assert pipeline.outputs() == {"ratings", "movies", "predefined_folds"}
     assert all(node.name for node in pipeline.nodes)
 
 

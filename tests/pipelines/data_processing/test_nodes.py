@@ -254,8 +254,8 @@ class TestSplitParameters:
     def test_rejects_unknown_strategy_and_names_the_valid_ones(self, mapped_ratings):
         with pytest.raises(
             ParameterError,
-            match=r"'processing\.split\.strategy': Input should be 'random' or "
-            r"'temporal'",
+            match=r"'processing\.split\.strategy': Input should be 'random', "
+            r"'temporal' or 'predefined'",
         ):
             split_with(mapped_ratings, {"strategy": "by_user"})
 

@@ -6,6 +6,7 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from rating_prediction.movielens import FOLD_PAIRS_SCHEMA
 from rating_prediction.pipelines.data_processing import create_pipeline
 from rating_prediction.schema import (
     MAPPED_RATINGS_SCHEMA,
@@ -64,6 +65,7 @@ def run_pipeline(
     )
     catalog["ratings"] = MemoryDataset(ratings)
     catalog["params:processing"] = MemoryDataset(processing)
+    catalog["predefined_folds"] = MemoryDataset(pl.DataFrame(schema=FOLD_PAIRS_SCHEMA))
     SequentialRunner().run(create_pipeline(), catalog)
     return filepaths
 

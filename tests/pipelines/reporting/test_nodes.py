@@ -148,13 +148,17 @@ def test_plot_test_rmse_has_a_bar_per_entry(metrics):
     ax = figure.axes[0]
     assert [tick.get_text() for tick in ax.get_xticklabels()] == ALL_ENTRIES
     assert [bar.get_height() for bar in ax.patches] == pytest.approx(
-        [0.8, 0.9, 1.0, 1.1]
+        [0.8 + i / 10 for i in range(len(ALL_ENTRIES))]
     )
     assert "Test RMSE" in ax.get_title()
 
 
 def test_format_metrics_table(metrics):
-    table = format_metrics_table({"mean_baseline": metrics["mean_baseline"]})
+    one_entry = {
+        split: {"mse": 1.0, "rmse": 1.0, "mae": 0.6}
+        for split in ("train", "val", "test")
+    }
+    table = format_metrics_table({"mean_baseline": one_entry})
     lines = table.splitlines()
     assert lines[0] == (
         "| Model | train MSE | val MSE | test MSE | train RMSE | val RMSE | test RMSE"

@@ -15,9 +15,11 @@ from rating_prediction.models import MODEL_VARIANTS
 from rating_prediction.pipelines.evaluation import (
     create_pipeline as create_evaluation_pipeline,
 )
+from rating_prediction.pipelines.evaluation.pipeline import TRAIN_VAL_BASELINES
 from rating_prediction.pipelines.reporting import (
     create_pipeline as create_reporting_pipeline,
 )
+from rating_prediction.ranking import RANKING_BASELINES, ranking_metric_names
 from tests.fakes import (
     ALL_ENTRIES,
     bias_splits,
@@ -31,6 +33,7 @@ FIGURES = [
     "rmse_by_rating_plot",
     "rmse_by_popularity_plot",
     "test_rmse_plot",
+    "ranking_metrics_plot",
 ]
 
 
@@ -78,12 +81,19 @@ def test_evaluation_and_reporting_run_on_fake_models(catalog, tmp_path):
     outputs = SequentialRunner().run(pipeline, catalog)
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert list(metrics) == ALL_ENTRIES
-    for entry in ALL_ENTRIES:
+    # Every entry, and both baselines fitted on train + val too (as the refitted models).
+    fitted_entries = [*ALL_ENTRIES, *TRAIN_VAL_BASELINES]
+    assert set(fitted_entries) <= set(metrics)
+    for entry in fitted_entries:
         assert list(metrics[entry]) == ["train", "val", "test"]
-        for values in metrics[entry].values():
-            assert set(values) == {"mse", "rmse", "mae"}
+        for split, values in metrics[entry].items():
+            # Model variants also carry test ranking metrics (ndcg@10, ...).
+            ranking = set(ranking_metric_names(10)) if split == "test" else set()
+            expected = {"mse", "rmse", "mae"}
+            assert set(values) in (expected, expected | ranking)
             assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
+    for entry in [*MODEL_VARIANTS, *RANKING_BASELINES]:
+        assert set(ranking_metric_names(10)) <= set(metrics[entry]["test"])
     # The bias baseline learns the synthetic biases; an untrained model does not.
     assert (
         metrics["bias_baseline"]["test"]["rmse"]
@@ -91,7 +101,7 @@ def test_evaluation_and_reporting_run_on_fake_models(catalog, tmp_path):
     )
 
     mlflow_metrics = outputs["mlflow_metrics"].load()
-    assert len(mlflow_metrics) == len(ALL_ENTRIES) * 3 * 3
+    assert len(mlflow_metrics) >= len(fitted_entries) * 3 * 3
     assert mlflow_metrics["inner_sigmoid.test.rmse"] == {
         "value": metrics["inner_sigmoid"]["test"]["rmse"],
         "step": 0,

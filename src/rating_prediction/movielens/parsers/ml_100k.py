@@ -10,8 +10,12 @@ from rating_prediction.schema import ML_100K_GENRES, RATINGS_SCHEMA
 from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
 
 
-def parse_u_data(content: Content) -> pl.DataFrame:
-    """Parse ml-100k's ``u.data`` (tab-separated user, item, rating, timestamp)."""
+def parse_u_data(content: Content, file_name: str = "u.data") -> pl.DataFrame:
+    """Parse ml-100k's ``u.data`` (tab-separated user, item, rating, timestamp).
+
+    The official split files (``u1.base``, ``u1.test``, ..., ``ub.test``) have the same
+    format: pass their name as ``file_name`` so an error names the file.
+    """
     try:
         return pl.scan_csv(
             content,
@@ -24,7 +28,12 @@ def parse_u_data(content: Content) -> pl.DataFrame:
         ).collect()
     except pl.exceptions.ComputeError:
         raw = split_lines(content, "\t", list(RATINGS_SCHEMA))
-        return cast_ratings(raw, "u.data")
+        return cast_ratings(raw, file_name)
+
+
+def parse_u_split(content: Content, file_name: str) -> pl.DataFrame:
+    """Parse one of ml-100k's split files (``u1.base`` ... ``ub.test``), u.data's format."""
+    return parse_u_data(content, file_name)
 
 
 def parse_u_item(content: Content) -> pl.DataFrame:

@@ -14,10 +14,17 @@ from rating_prediction.movielens import (
     ReleaseSource,
     download_release,
     locate_release,
+    read_fold_pairs,
     release_layout,
     require_columns,
 )
-from rating_prediction.parameters import IngestionParameters, parse
+from rating_prediction.parameters import (
+    CrossValidationParameters,
+    IngestionParameters,
+    ProcessingParameters,
+    check_predefined_folds,
+    parse,
+)
 from rating_prediction.schema import (
     MOVIES_SCHEMA,
     NO_GENRES,
@@ -123,3 +130,36 @@ def _reject_rows(ratings: pl.DataFrame, is_bad: pl.Expr, problem: str) -> None:
             f"Ratings: {bad_rows.height} row(s) {problem}; first "
             f"{min(bad_rows.height, 5)}:\n{bad_rows.head(5)}"
         )
+
+
+def read_predefined_folds(
+    raw_release: ReleaseSource,
+    processing: dict[str, Any],
+    cross_validation: dict[str, Any],
+) -> pl.DataFrame:
+    """The (userId, movieId) pairs of each predefined fold that the parameters use:
+    ``processing.split.fold`` when ``processing.split.strategy`` is ``predefined``,
+    and ``cross_validation.folds`` (default: the release's five CV folds) when
+    ``cross_validation.scheme`` is ``predefined``. Empty when neither asks.
+
+    Raises:
+        ParameterError: If a predefined split is asked of a release without one
+            (naming the release and the parameter).
+        MovieLensError: If a split file is missing or malformed (naming the file).
+    """
+    release = raw_release.release
+    split = parse(ProcessingParameters, processing, "processing").split
+    scheme = parse(CrossValidationParameters, cross_validation, "cross_validation")
+    wanted: list[str] = []
+    if split.strategy == "predefined":
+        check_predefined_folds(release, [split.fold], "processing.split.strategy", True)
+        wanted.append(split.fold)
+    if scheme.scheme == "predefined":
+        check_predefined_folds(
+            release, scheme.folds or [], "cross_validation.scheme", True
+        )
+        wanted.extend(scheme.folds or raw_release.layout.cv_folds)
+    wanted = list(dict.fromkeys(wanted))
+    if wanted:
+        logger.info("Reading the predefined folds %s of %s", wanted, release)
+    return read_fold_pairs(raw_release, wanted)

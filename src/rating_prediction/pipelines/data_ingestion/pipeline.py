@@ -4,7 +4,12 @@ from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.movielens import read_movies, read_ratings
 
-from .nodes import clean_movies, clean_ratings, prepare_raw_release
+from .nodes import (
+    clean_movies,
+    clean_ratings,
+    prepare_raw_release,
+    read_predefined_folds,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -28,6 +33,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs="raw_release",
                 outputs="raw_movies",
                 name="read_movies_node",
+            ),
+            Node(
+                func=read_predefined_folds,
+                inputs=["raw_release", "params:processing", "params:cross_validation"],
+                outputs="predefined_folds",
+                name="read_predefined_folds_node",
             ),
             Node(
                 func=clean_ratings,

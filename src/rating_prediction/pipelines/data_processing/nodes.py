@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import polars as pl
 
 from rating_prediction.parameters import ProcessingParameters, parse
-from rating_prediction.schema import MAPPED_RATINGS_SCHEMA, SPLITS
+from rating_prediction.schema import MAPPED_RATINGS_SCHEMA
+from rating_prediction.splitting import (
+    predefined_split_labels,
+    random_split_labels,
+    split_by_label,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -91,30 +95,38 @@ def apply_id_mappings(
 
 
 def split_ratings(
-    ratings: pl.DataFrame, processing: dict[str, Any]
+    ratings: pl.DataFrame,
+    processing: dict[str, Any],
+    predefined_folds: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Splits the mapped ratings into train, val and test sets, as
     ``processing.split`` says.
 
     ``split.strategy`` is ``random`` (a seeded permutation of all ratings cut at
-    ``split.fractions``) or ``temporal`` (per user: the earliest ratings to train,
-    the latest to test, and at least one rating to train). Each set keeps the input
-    columns, sorted by the mapped ids. Users and movies absent from train keep their
-    mapped index; the training code treats them as unknown.
+    ``split.fractions``), ``temporal`` (per user: the earliest ratings to train,
+    the latest to test, and at least one rating to train) or ``predefined`` (the
+    release's own fold ``split.fold`` from ``predefined_folds``: its test file is
+    test, a seeded ``split.val_fraction`` of its base file val). Each set keeps the
+    input columns, sorted by the mapped ids. Users and movies absent from train keep
+    their mapped index; the training code treats them as unknown.
     """
     split = parse(ProcessingParameters, processing, "processing").split
     fractions = split.fractions
     # Sorting first makes the result independent of the order the rows arrive in.
     ratings = ratings.sort(_rating_order())
     if split.strategy == "random":
-        split_index = _random_split_index(ratings.height, fractions, split.seed)
+        split_index = random_split_labels(ratings.height, fractions, split.seed)
+    elif split.strategy == "predefined":
+        split_index = predefined_split_labels(
+            ratings,
+            _require_folds(predefined_folds),
+            split.fold,
+            split.val_fraction,
+            split.seed,
+        )
     else:
         split_index = _temporal_split_index(ratings, fractions)
-    labelled = ratings.with_columns(split_index.alias("split_index"))
-    train, val, test = (
-        labelled.filter(pl.col("split_index") == index).drop("split_index")
-        for index in range(len(SPLITS))
-    )
+    train, val, test = split_by_label(ratings, split_index)
     if train.is_empty():
         raise ValueError(
             f"The training split is empty ({ratings.height} ratings, fractions "
@@ -131,6 +143,15 @@ def split_ratings(
     return train, val, test
 
 
+def _require_folds(predefined_folds: pl.DataFrame | None) -> pl.DataFrame:
+    if predefined_folds is None:
+        raise ValueError(
+            "processing.split.strategy is 'predefined' but no 'predefined_folds' "
+            "were given; run the data_ingestion pipeline first."
+        )
+    return predefined_folds
+
+
 def _rating_order() -> pl.Expr:
     """Sort key unique per rating: (userIdMapped, movieIdMapped) packed in one Int64.
 
@@ -145,16 +166,6 @@ def _create_id_mapping(ratings: pl.DataFrame, id_column: str) -> pl.DataFrame:
         .with_row_index(f"{id_column}Mapped")
         .select(id_column, pl.col(f"{id_column}Mapped").cast(pl.Int32))
     )
-
-
-def _random_split_index(n_ratings: int, fractions: list[float], seed: int) -> pl.Series:
-    """Labels rows 0/1/2 by their position in a seeded random permutation."""
-    train_end, val_end = _cut_points(n_ratings, fractions)
-    position = np.random.default_rng(seed).permutation(n_ratings)
-    split_index = np.full(n_ratings, 2, dtype=np.int8)
-    split_index[position < val_end] = 1
-    split_index[position < train_end] = 0
-    return pl.Series(split_index)
 
 
 def _temporal_split_index(ratings: pl.DataFrame, fractions: list[float]) -> pl.Series:
@@ -179,11 +190,3 @@ def _temporal_split_index(ratings: pl.DataFrame, fractions: list[float]) -> pl.S
         .otherwise(2)
         .cast(pl.Int8)
     ).to_series()
-
-
-def _cut_points(n_ratings: int, fractions: list[float]) -> tuple[int, int]:
-    """Returns the end of train and val, rounding cumulative fractions so sizes add up."""
-    train_fraction, val_fraction, _ = fractions
-    train_end = round(n_ratings * train_fraction)
-    val_end = min(n_ratings, round(n_ratings * (train_fraction + val_fraction)))
-    return train_end, val_end

@@ -41,7 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=split_ratings,
-                inputs=["mapped_ratings", "params:processing"],
+                inputs=["mapped_ratings", "params:processing", "predefined_folds"],
                 outputs=["train_ratings", "val_ratings", "test_ratings"],
                 name="split_ratings_node",
             ),

@@ -18,18 +18,31 @@ from rating_prediction.baselines import (
     fit_mean_baseline,
 )
 from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.ranking import BLEND_SUFFIX, RANKING_BASELINES
 from rating_prediction.schema import SPLITS
 
 from .nodes import (
+    combine_train_val,
     compute_split_metrics,
     fit_bias_baseline,
     gather_metrics,
+    gather_ranking_metrics,
     predict_with_baseline,
     predict_with_model,
+    rank_at_random,
+    rank_by_popularity,
+    rank_with_model,
+    rank_with_popularity_blend,
 )
 
 SPLIT_INPUTS = {f"{split}_ratings" for split in SPLITS}
-EVALUATED_ENTRIES = [*MODEL_VARIANTS, *BASELINES]
+# The baselines fitted on train + val too, as the final models that refit on it
+# (`refit_on_train_val`): a fair comparison names the data an entry was fitted on.
+TRAIN_VAL_BASELINES = ("mean_baseline_train_val", "bias_baseline_train_val")
+EVALUATED_ENTRIES = [*MODEL_VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
+# Ranking-only entries: top-K lists, not rating predictions.
+RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_random}
+RANKED_ENTRIES = [*MODEL_VARIANTS, *RANKING_BASELINES]
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -52,9 +65,26 @@ def create_pipeline(**kwargs) -> Pipeline:
                 fit_bias_baseline,
                 ["train_ratings", "params:evaluation"],
             ),
+            *_train_val_baselines(),
+            *(_ranking_baseline(name) for name in RANKING_BASELINES),
+            Node(
+                func=gather_ranking_metrics,
+                inputs={
+                    **{entry: f"{entry}.ranking_metrics" for entry in RANKED_ENTRIES},
+                    **{
+                        f"{variant}{BLEND_SUFFIX}": f"{variant}.blend_ranking_metrics"
+                        for variant in MODEL_VARIANTS
+                    },
+                },
+                outputs="ranking_metrics",
+                name="gather_ranking_metrics_node",
+            ),
             Node(
                 func=gather_metrics,
-                inputs={entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
+                inputs={
+                    "ranking_metrics": "ranking_metrics",
+                    **{entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
+                },
                 outputs=["metrics", "mlflow_metrics"],
                 name="gather_metrics_node",
             ),
@@ -62,10 +92,31 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
 
 
+def _train_val_baselines() -> list[Node | Pipeline]:
+    """Both baselines fitted on train + val, the data of the refitted final models."""
+    return [
+        Node(
+            func=combine_train_val,
+            inputs=["train_ratings", "val_ratings"],
+            outputs="train_val_ratings",
+            name="combine_train_val_node",
+        ),
+        _baseline_evaluation(
+            "mean_baseline_train_val", fit_mean_baseline, ["train_val_ratings"]
+        ),
+        _baseline_evaluation(
+            "bias_baseline_train_val",
+            fit_bias_baseline,
+            ["train_val_ratings", "params:evaluation"],
+        ),
+    ]
+
+
 def _baseline_evaluation(
     baseline: str, fit: Callable[..., BaselinePredictor], fit_inputs: list[str]
 ) -> Pipeline:
-    """Fit ``baseline`` on the training split, then predict and score every split."""
+    """Fit ``baseline`` on ``fit_inputs`` (the training split, or train + val), then
+    predict and score every split."""
     return pipeline(
         [
             Node(
@@ -77,19 +128,51 @@ def _baseline_evaluation(
             *_baseline_scoring(),
         ],
         namespace=baseline,
-        inputs=SPLIT_INPUTS,
+        inputs=SPLIT_INPUTS | {name for name in fit_inputs if "ratings" in name},
         parameters={name for name in fit_inputs if name.startswith("params:")},
     )
 
 
 def _model_evaluation() -> list[Node]:
-    return _predict_and_score(
-        predict_with_model,
-        {
-            "model_config": "model_config",
-            "model_weights": "model_weights",
-            "evaluation": "params:evaluation",
+    model_inputs = {
+        "model_config": "model_config",
+        "model_weights": "model_weights",
+        "evaluation": "params:evaluation",
+    }
+    ranking = Node(
+        func=rank_with_model,
+        inputs={
+            **model_inputs,
+            "train_ratings": "train_ratings",
+            "test_ratings": "test_ratings",
         },
+        outputs="ranking_metrics",
+        name="rank_with_model_node",
+    )
+    blend = Node(
+        func=rank_with_popularity_blend,
+        inputs=ranking.inputs,
+        outputs="blend_ranking_metrics",
+        name="rank_with_popularity_blend_node",
+    )
+    return [*_predict_and_score(predict_with_model, model_inputs), ranking, blend]
+
+
+def _ranking_baseline(name: str) -> Pipeline:
+    """A ranking-only baseline (``popularity``, ``random``) scored on the test split."""
+    rank = RANKING_BASELINE_NODES[name]
+    return pipeline(
+        [
+            Node(
+                func=rank,
+                inputs=["train_ratings", "test_ratings", "params:evaluation"],
+                outputs="ranking_metrics",
+                name=f"{rank.__name__}_node",
+            )
+        ],
+        namespace=name,
+        inputs={"train_ratings", "test_ratings"},
+        parameters={"params:evaluation"},
     )
 
 

@@ -21,6 +21,11 @@ from matplotlib.ticker import MaxNLocator
 from rating_prediction.baselines import BASELINES
 from rating_prediction.metrics import METRICS, grouped_rmse
 from rating_prediction.parameters import ReportingParameters, parse
+from rating_prediction.ranking import (
+    BLEND_SUFFIX,
+    RANKING_BASELINES,
+    is_ranking_metric,
+)
 from rating_prediction.schema import RATING_MAX, RATING_MIN, SPLITS
 
 logger = logging.getLogger(__name__)
@@ -122,7 +127,8 @@ def plot_rmse_by_popularity(
 
 def plot_test_rmse(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
     """Bar chart of the test RMSE of every model variant and both baselines."""
-    entries = list(metrics)
+    # Ranking-only entries (popularity, random) predict no ratings.
+    entries = [entry for entry in metrics if "rmse" in metrics[entry].get("test", {})]
     rmse = [metrics[entry]["test"]["rmse"] for entry in entries]
     colors = [
         BASELINE_STYLES[entry]["color"] if entry in BASELINES else f"C{index}"
@@ -136,6 +142,29 @@ def plot_test_rmse(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
         xlabel="Model",
         ylabel="RMSE (stars)",
     )
+    return _finish(figure)
+
+
+def plot_ranking_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
+    """Grouped bars of every test ranking metric, one group per metric, one bar per
+    entry (variants and the popularity and random baselines)."""
+    ranked = {
+        entry: {n: v for n, v in by_split["test"].items() if is_ranking_metric(n)}
+        for entry, by_split in metrics.items()
+        if any(is_ranking_metric(n) for n in by_split.get("test", {}))
+    }
+    names = list(next(iter(ranked.values()), {}))
+    width = 0.8 / max(1, len(ranked))
+    figure, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    for index, (entry, values) in enumerate(ranked.items()):
+        positions = np.arange(len(names)) + index * width
+        ax.bar(positions, [values[n] for n in names], width, label=entry)
+    ax.set_xticks(np.arange(len(names)) + width * (len(ranked) - 1) / 2, names)
+    ax.set(
+        title="Top-K recommendations on the test split (higher is better)",
+        ylabel="Metric value",
+    )
+    ax.legend()
     return _finish(figure)
 
 
@@ -164,7 +193,6 @@ def write_summary(
         ]
         for split, frame in splits.items()
     ]
-    figure_links = "\n".join(f"- [{title}]({path})" for title, path in figures.items())
     summary = "\n".join(
         [
             "# Rating prediction: summary",
@@ -181,9 +209,10 @@ def write_summary(
             "",
             format_metrics_table(metrics),
             "",
+            *_ranking_section(metrics),
             "## Figures",
             "",
-            figure_links,
+            *(f"- [{title}]({path})" for title, path in figures.items()),
             "",
         ]
     )
@@ -192,7 +221,8 @@ def write_summary(
 
 
 def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table of every metric on every split, one row per model or baseline."""
+    """Markdown table of every error metric on every split, one row per model or
+    baseline that predicts ratings (ranking-only entries are in the ranking table)."""
     header = ["Model"] + [
         f"{split} {metric.upper()}" for metric in METRICS for split in SPLITS
     ]
@@ -200,8 +230,74 @@ def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str
         [entry]
         + [f"{by_split[split][metric]:.4f}" for metric in METRICS for split in SPLITS]
         for entry, by_split in metrics.items()
+        if all(
+            metric in by_split.get(split, {}) for metric in METRICS for split in SPLITS
+        )
     ]
     return _markdown_table(header, rows)
+
+
+def format_ranking_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Markdown table of the test ranking metrics, one row per entry that has them."""
+    ranked = {
+        entry: by_split["test"]
+        for entry, by_split in metrics.items()
+        if any(is_ranking_metric(name) for name in by_split.get("test", {}))
+    }
+    names = [n for n in next(iter(ranked.values()), {}) if is_ranking_metric(n)]
+    rows = [
+        [entry] + [f"{test[n]:.4f}" for n in names] for entry, test in ranked.items()
+    ]
+    return _markdown_table(["Model", *names], rows)
+
+
+def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Whether the best variant's own top-K lists (what the served model recommends),
+    and the best popularity blend, beat the popularity list on NDCG."""
+    popular = metrics.get("popularity", {}).get("test", {})
+    ndcg = next((name for name in popular if name.startswith("ndcg@")), None)
+    scored = {
+        entry: by_split["test"][ndcg]
+        for entry, by_split in metrics.items()
+        if ndcg and entry not in RANKING_BASELINES and ndcg in by_split.get("test", {})
+    }
+    own = {e: v for e, v in scored.items() if not e.endswith(BLEND_SUFFIX)}
+    if not own:
+        return ""
+    best = max(own, key=own.get)
+    versus = f"{own[best]:.4f} against {popular[ndcg]:.4f}"
+    if own[best] > popular[ndcg]:
+        sentence = f"The best variant, `{best}`, beats the popularity list on {ndcg}: {versus}."
+    else:
+        sentence = (
+            f"**No variant beats the popularity list on {ndcg}**: the best, `{best}`, "
+            f"reaches {versus} for the most-rated movies recommended to everyone. The "
+            "models are trained to predict ratings, not to rank (README, Ranking)."
+        )
+    blends = {e: v for e, v in scored.items() if e.endswith(BLEND_SUFFIX)}
+    if blends:
+        blend = max(blends, key=blends.get)
+        beats = "beats" if blends[blend] > popular[ndcg] else "does not beat"
+        sentence += (
+            f" With `evaluation.ranking.popularity_weight`, `{blend}` {beats} it: "
+            f"{blends[blend]:.4f}."
+        )
+    return sentence
+
+
+def _ranking_section(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    return [
+        "## Ranking",
+        "",
+        "Top-K recommendations on the test split (relevant: a test rating of at "
+        "least `evaluation.ranking.relevance_threshold`; candidates: movies seen "
+        "in training the user has not rated in train); higher is better.",
+        "",
+        format_ranking_table(metrics),
+        "",
+        popularity_verdict(metrics),
+        "",
+    ]
 
 
 def _markdown_table(header: list[str], rows: list[list[str]]) -> str:

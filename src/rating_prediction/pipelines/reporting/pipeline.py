@@ -11,6 +11,7 @@ from rating_prediction.models import MODEL_VARIANTS
 
 from .nodes import (
     plot_loss_curves,
+    plot_ranking_metrics,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
@@ -69,12 +70,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="rmse_by_popularity_plot",
                 name="plot_rmse_by_popularity_node",
             ),
-            Node(
-                func=plot_test_rmse,
-                inputs="metrics",
-                outputs="test_rmse_plot",
-                name="plot_test_rmse_node",
-            ),
+            *_metrics_plots(),
             Node(
                 func=write_summary,
                 inputs=SUMMARY_INPUTS,
@@ -83,3 +79,21 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
+
+
+def _metrics_plots() -> list[Node]:
+    """The figures drawn from metrics.json alone."""
+    return [
+        Node(
+            func=plot_test_rmse,
+            inputs="metrics",
+            outputs="test_rmse_plot",
+            name="plot_test_rmse_node",
+        ),
+        Node(
+            func=plot_ranking_metrics,
+            inputs="metrics",
+            outputs="ranking_metrics_plot",
+            name="plot_ranking_metrics_node",
+        ),
+    ]

@@ -1,0 +1,238 @@
+"""Top-K ranking metrics of what a model would recommend, scored in blocks of users.
+
+The protocol (the usual one of LensKit, RecBole or Microsoft Recommenders):
+
+- **candidates**: the movies seen in training, minus the ones the user rated in train;
+- **relevant**: the user's test ratings of at least ``relevance_threshold`` stars;
+- **users**: every user with at least one relevant test rating;
+- each user's top ``k`` candidates by score are compared with the relevant set.
+
+Per user, with ``hit_i`` = 1 when the movie at rank ``i`` (1-based) is relevant and
+``R`` the number of relevant test ratings:
+
+- ``precision@K`` = hits / K;
+- ``recall@K`` = hits / R;
+- ``ndcg@K`` = sum(hit_i / log2(i + 1)) / sum_{i <= min(R, K)} 1 / log2(i + 1);
+- ``map@K`` = sum(hit_i * precision@i) / min(R, K) (average precision at K);
+
+each averaged over users; ``coverage`` is the share of the candidate catalogue (movies
+seen in training) that appears in at least one user's top K.
+
+Scores come from a *scorer*: a function of a block of user indices returning a
+``(block, n_candidates)`` float matrix. Blocks hold at most ``max_pairs`` (user,
+movie) pairs, so scoring every user against every movie stays bounded in memory on
+any data size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import torch
+
+from rating_prediction.models import RatingModel
+from rating_prediction.serving.scores import score_block
+
+RANKING_BASELINES = ("popularity", "random")
+# The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
+BLEND_SUFFIX = "_popularity_blend"
+# Per column, subtracted from scores to order equal scores by column: 60,000 columns
+# shift by 6e-9, below the spacing of float32 ratings (6e-8 at 0.5 stars).
+TIE_BREAK = 1e-13
+
+# A block of user indices -> their scores for every candidate movie.
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+
+def ranking_metric_names(k: int) -> list[str]:
+    """The keys of :func:`ranking_metrics`' result for cut-off ``k``."""
+    return [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "coverage"]
+
+
+def mlflow_metric_name(*parts: str) -> str:
+    """``parts`` joined by dots, ``@`` spelt ``_at_`` (MLflow refuses ``@`` in names):
+    ``("biased_mf", "test", "ndcg@10")`` -> ``biased_mf.test.ndcg_at_10``."""
+    return ".".join(parts).replace("@", "_at_")
+
+
+def is_ranking_metric(name: str) -> bool:
+    """Whether ``name`` is one of the ranking metrics (at any cut-off)."""
+    return name == "coverage" or name.split("@", maxsplit=1)[0] in (
+        "ndcg",
+        "precision",
+        "recall",
+        "map",
+    )
+
+
+@dataclass(frozen=True)
+class RankingTask:
+    """Who is ranked, over which movies, and what counts as a hit.
+
+    Attributes:
+        candidates: Sorted mapped ids of the movies seen in training (the columns).
+        users: Sorted mapped ids of the users with a relevant test rating.
+        train_keys: Sorted ``user * n_keys + movie`` of every training pair.
+        relevant_keys: Sorted ``user * n_keys + movie`` of every relevant test pair.
+        n_relevant: The number of relevant test ratings of each of ``users``.
+        n_keys: The key multiplier (above every movie index).
+    """
+
+    candidates: np.ndarray
+    users: np.ndarray
+    train_keys: np.ndarray
+    relevant_keys: np.ndarray
+    n_relevant: np.ndarray
+    n_keys: int
+
+
+def ranking_task(
+    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, relevance_threshold: float
+) -> RankingTask:
+    """The ranking task of a split: candidates from train, relevance from test."""
+    n_keys = 1 + int(
+        max(train_ratings["movieIdMapped"].max(), test_ratings["movieIdMapped"].max())
+    )
+    relevant = test_ratings.filter(pl.col("rating") >= relevance_threshold)
+    per_user = relevant.group_by("userIdMapped").len().sort("userIdMapped")
+    return RankingTask(
+        candidates=np.unique(train_ratings["movieIdMapped"].to_numpy()),
+        users=per_user["userIdMapped"].to_numpy().astype(np.int64),
+        train_keys=np.sort(_keys(train_ratings, n_keys)),
+        relevant_keys=np.sort(_keys(relevant, n_keys)),
+        n_relevant=per_user["len"].to_numpy(),
+        n_keys=n_keys,
+    )
+
+
+def ranking_metrics(
+    task: RankingTask, scorer: Scorer, k: int, max_pairs: int
+) -> dict[str, float]:
+    """NDCG, precision, recall and MAP at ``k`` (means over ``task.users``) and the
+    catalogue coverage of the top-``k`` lists that ``scorer`` gives."""
+    per_user = {name: [] for name in ranking_metric_names(k)[:4]}
+    recommended = np.zeros(task.candidates.size, dtype=bool)
+    for start, block in _user_blocks(task, max_pairs):
+        top, valid = top_k(_mask_train(task, block, scorer(block)), k)
+        recommended[top[valid]] = True
+        hits = (
+            np.isin(
+                block[:, None] * task.n_keys + task.candidates[top], task.relevant_keys
+            )
+            & valid
+        )
+        n_relevant = task.n_relevant[start : start + block.size]
+        for name, values in zip(per_user, _per_user_metrics(hits, n_relevant, k)):
+            per_user[name].append(values)
+    metrics = {name: float(np.concatenate(v).mean()) for name, v in per_user.items()}
+    metrics["coverage"] = float(recommended.mean())
+    return metrics
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of each row's ``k`` best scores, best first, and whether each is
+    a real candidate (a finite score). Equal scores (e.g. predictions clipped at 5
+    stars) go to the lower column, i.e. the lower movie id, as the served model's
+    recommendations do."""
+    k = min(k, scores.shape[1])
+    # A shift far below float32 resolution of ratings orders ties by column.
+    keyed = scores - np.arange(scores.shape[1]) * TIE_BREAK
+    part = np.argpartition(-keyed, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(keyed, part, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    return top, np.isfinite(np.take_along_axis(scores, top, axis=1))
+
+
+def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
+    """Scores of a trained model: its predicted ratings of every candidate movie, as the
+    served model ranks them (:func:`rating_prediction.serving.scores.score_block`: one
+    matrix product per block for factor models, batched ``predict`` otherwise)."""
+    columns = torch.from_numpy(candidates.astype(np.int64))
+
+    def score(users: np.ndarray) -> np.ndarray:
+        block = score_block(model, users.astype(np.int64))
+        return block.index_select(1, columns).double().numpy()
+
+    return score
+
+
+def popularity_scorer(train_ratings: pl.DataFrame, candidates: np.ndarray) -> Scorer:
+    """The same list for everyone: movies by number of training ratings, ties broken
+    by the lower movie index."""
+    counts = np.bincount(
+        train_ratings["movieIdMapped"].to_numpy(), minlength=candidates.max() + 1
+    )
+    tie_break = np.arange(candidates.size) / (2.0 * candidates.size)
+    popularity = counts[candidates].astype(np.float64) - tie_break
+    return lambda users: np.broadcast_to(popularity, (users.size, popularity.size))
+
+
+def random_scorer(n_candidates: int, seed: int) -> Scorer:
+    """Independent uniform scores per user and movie, from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    return lambda users: rng.random((users.size, n_candidates))
+
+
+def blended_scorer(first: Scorer, second: Scorer, weight: float) -> Scorer:
+    """``(1 - weight) * z(first) + weight * z(second)``, each standardised per user, so
+    a rating scale and a count can be mixed (``weight`` 0 gives ``first``'s order)."""
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return (1 - weight) * _standardised(first(users)) + weight * _standardised(
+            second(users)
+        )
+
+    return score
+
+
+def log_popularity_scorer(
+    train_ratings: pl.DataFrame, candidates: np.ndarray
+) -> Scorer:
+    """``log(1 + training ratings)``: popularity on a scale a blend can use."""
+    popularity = popularity_scorer(train_ratings, candidates)
+    return lambda users: np.log1p(popularity(users).clip(min=0))
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    spread = scores.std(axis=1, keepdims=True)
+    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(
+        spread > 0, spread, 1.0
+    )
+
+
+def _per_user_metrics(
+    hits: np.ndarray, n_relevant: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """NDCG, precision, recall and average precision at ``k`` of each row of ``hits``."""
+    ranks = np.arange(1, hits.shape[1] + 1)
+    discounts = 1.0 / np.log2(ranks + 1)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(1, k + 1) + 1))
+    n_ideal = np.minimum(n_relevant, k)
+    ndcg = (hits * discounts).sum(axis=1) / ideal[n_ideal - 1]
+    n_hits = hits.sum(axis=1)
+    precision_at_rank = np.cumsum(hits, axis=1) / ranks
+    average_precision = (hits * precision_at_rank).sum(axis=1) / n_ideal
+    return ndcg, n_hits / k, n_hits / n_relevant, average_precision
+
+
+def _user_blocks(task: RankingTask, max_pairs: int) -> Iterator[tuple[int, np.ndarray]]:
+    block_size = max(1, max_pairs // max(1, task.candidates.size))
+    for start in range(0, task.users.size, block_size):
+        yield start, task.users[start : start + block_size]
+
+
+def _mask_train(task: RankingTask, users: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``scores`` with -inf where the user rated the movie in train (not a candidate)."""
+    keys = users[:, None] * task.n_keys + task.candidates[None, :]
+    position = np.searchsorted(task.train_keys, keys).clip(max=task.train_keys.size - 1)
+    rated = task.train_keys[position] == keys
+    return np.where(rated, -np.inf, scores)
+
+
+def _keys(ratings: pl.DataFrame, n_keys: int) -> np.ndarray:
+    return ratings["userIdMapped"].to_numpy().astype(np.int64) * n_keys + ratings[
+        "movieIdMapped"
+    ].to_numpy().astype(np.int64)

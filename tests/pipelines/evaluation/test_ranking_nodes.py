@@ -1,0 +1,99 @@
+"""The ranking nodes of evaluation and their place in metrics.json, summary.md and MLflow."""
+
+from __future__ import annotations
+
+import pytest
+
+from rating_prediction.pipelines.evaluation.nodes import (
+    gather_metrics,
+    gather_ranking_metrics,
+    rank_at_random,
+    rank_by_popularity,
+    rank_with_model,
+    rank_with_popularity_blend,
+)
+from rating_prediction.pipelines.reporting.nodes import (
+    format_metrics_table,
+    format_ranking_table,
+    plot_ranking_metrics,
+    popularity_verdict,
+)
+from rating_prediction.ranking import ranking_metric_names
+from tests.fakes import bias_splits, fake_trained_model
+
+EVALUATION = {
+    "prediction_batch_size": 50,
+    "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
+    "ranking": {"k": 5, "relevance_threshold": 4.0, "random_seed": 3},
+}
+NAMES = ranking_metric_names(5)
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return bias_splits()
+
+
+def test_every_ranking_node_reports_the_five_metrics(splits):
+    config, weights = fake_trained_model("biased_mf")
+    train, test = splits["train"], splits["test"]
+    for result in (
+        rank_with_model(config, weights, train, test, EVALUATION),
+        rank_by_popularity(train, test, EVALUATION),
+        rank_at_random(train, test, EVALUATION),
+        rank_with_popularity_blend(
+            config,
+            weights,
+            train,
+            test,
+            {
+                **EVALUATION,
+                "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
+            },
+        ),
+    ):
+        assert list(result) == ["test"]
+        assert list(result["test"]) == NAMES
+        assert all(0 <= value <= 1 for value in result["test"].values())
+    # Seeded: the same random lists twice.
+    assert rank_at_random(train, test, EVALUATION) == rank_at_random(
+        train, test, EVALUATION
+    )
+
+
+def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(splits):
+    config, weights = fake_trained_model("biased_mf")
+    train, test = splits["train"], splits["test"]
+    only_popularity = {
+        **EVALUATION,
+        "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
+    }
+    blend = rank_with_popularity_blend(config, weights, train, test, only_popularity)
+    popularity = rank_by_popularity(train, test, EVALUATION)
+    assert blend["test"]["ndcg@5"] == pytest.approx(popularity["test"]["ndcg@5"])
+    off = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "popularity_weight": 0}}
+    assert rank_with_popularity_blend(config, weights, train, test, off) is None
+
+
+def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():
+    errors = {"train": {"mse": 1.0, "rmse": 1.0, "mae": 1.0}}
+    errors = {**errors, "val": errors["train"], "test": dict(errors["train"])}
+    ranking = gather_ranking_metrics(
+        biased_mf={"test": dict.fromkeys(NAMES, 0.1)},
+        popularity={"test": dict.fromkeys(NAMES, 0.2)},
+        biased_mf_popularity_blend=None,
+    )
+    metrics, mlflow = gather_metrics(ranking_metrics=ranking, biased_mf=errors)
+    assert metrics["biased_mf"]["test"] == {
+        **errors["test"],
+        **dict.fromkeys(NAMES, 0.1),
+    }
+    assert metrics["popularity"] == {"test": dict.fromkeys(NAMES, 0.2)}
+    assert "biased_mf_popularity_blend" not in metrics
+    assert mlflow["biased_mf.test.ndcg_at_5"] == {"value": 0.1, "step": 0}
+    assert "| popularity |" not in format_metrics_table(metrics)
+    assert "| popularity | 0.2000 |" in format_ranking_table(metrics)
+    verdict = popularity_verdict(metrics)
+    assert verdict.startswith("**No variant beats the popularity list on ndcg@5**")
+    assert "0.1000 against 0.2000" in verdict
+    assert plot_ranking_metrics(metrics).axes

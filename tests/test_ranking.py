@@ -1,0 +1,125 @@
+"""Ranking metrics against hand-computed examples (src/rating_prediction/ranking.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from rating_prediction.ranking import (
+    blended_scorer,
+    popularity_scorer,
+    random_scorer,
+    ranking_metrics,
+    ranking_task,
+    top_k,
+)
+
+
+def frame(rows: list[tuple[int, int, float]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={
+            "userIdMapped": pl.Int32,
+            "movieIdMapped": pl.Int32,
+            "rating": pl.Float32,
+        },
+        orient="row",
+    )
+
+
+# Movies 0..5 are seen in training. User 0 rated 0 in train; user 1 rated 1 and 2.
+TRAIN = frame(
+    [(0, 0, 3.0), (1, 1, 4.0), (1, 2, 2.0), (2, 3, 5.0), (2, 4, 1.0), (2, 5, 3.0)]
+)
+# User 0: relevant 1 and 3 (rating >= 4); 2 is rated 3.5: not relevant.
+# User 1: relevant 5 and 6 (6 is unseen in training: never recommendable).
+# User 2: nothing relevant, so not evaluated.
+TEST = frame(
+    [(0, 1, 4.0), (0, 3, 5.0), (0, 2, 3.5), (1, 5, 4.5), (1, 6, 4.0), (2, 0, 2.0)]
+)
+# Fixed scores per movie column (candidates 0..5), the same for every user.
+SCORES = np.array([9.0, 1.0, 8.0, 7.0, 6.0, 5.0])
+
+
+def fixed_scorer(users: np.ndarray) -> np.ndarray:
+    return np.broadcast_to(SCORES, (users.size, SCORES.size))
+
+
+def log2(rank: int) -> float:
+    return math.log2(rank + 1)
+
+
+@pytest.mark.parametrize("max_pairs", [1, 6, 1000])
+def test_metrics_match_a_hand_computed_example(max_pairs):
+    """K = 3. User 0's candidates (0 is rated in train): 2, 3, 4, 5, 1 by score, so
+    the top 3 is [2, 3, 4]: a hit at rank 2. User 1's candidates (1, 2 rated): 0, 3,
+    4, 5: top 3 [0, 3, 4], no hit. Blocks of any size give the same figures."""
+    task = ranking_task(TRAIN, TEST, relevance_threshold=4.0)
+    assert task.users.tolist() == [0, 1]
+    metrics = ranking_metrics(task, fixed_scorer, k=3, max_pairs=max_pairs)
+    ndcg_user0 = (1 / log2(2)) / (1 / log2(1) + 1 / log2(2))
+    assert metrics["ndcg@3"] == pytest.approx((ndcg_user0 + 0) / 2)
+    assert metrics["precision@3"] == pytest.approx((1 / 3 + 0) / 2)
+    assert metrics["recall@3"] == pytest.approx((1 / 2 + 0) / 2)
+    # User 0: precision at the hit's rank 2 is 1/2, over min(R=2, K=3) = 2.
+    assert metrics["map@3"] == pytest.approx(((1 / 2) / 2 + 0) / 2)
+    # Recommended: {2, 3, 4} and {0, 3, 4}: 4 of the 6 candidate movies.
+    assert metrics["coverage"] == pytest.approx(4 / 6)
+
+
+def test_perfect_ranking_scores_one():
+    """A scorer that puts user 0's relevant movies first: every metric is 1 there."""
+    train = frame([(0, 0, 3.0), (1, 1, 3.0), (1, 2, 3.0), (1, 3, 3.0)])
+    test = frame([(0, 2, 5.0), (0, 3, 4.0)])
+    scores = np.array([0.0, 0.0, 2.0, 1.0])
+    task = ranking_task(train, test, relevance_threshold=4.0)
+    metrics = ranking_metrics(
+        task, lambda users: np.broadcast_to(scores, (users.size, 4)), 2, 100
+    )
+    for name in ("ndcg@2", "precision@2", "recall@2", "map@2"):
+        assert metrics[name] == pytest.approx(1.0)
+    assert metrics["coverage"] == pytest.approx(2 / 4)
+
+
+def test_fewer_candidates_than_k_count_only_real_recommendations():
+    train = frame([(0, 0, 3.0), (0, 1, 3.0), (1, 2, 3.0)])
+    test = frame([(0, 2, 5.0)])
+    task = ranking_task(train, test, relevance_threshold=4.0)
+    metrics = ranking_metrics(
+        task, lambda users: np.zeros((users.size, 3)), k=5, max_pairs=10
+    )
+    # Only movie 2 is a candidate: one hit of 5 slots; recall and NDCG are 1.
+    assert metrics["precision@5"] == pytest.approx(1 / 5)
+    assert metrics["recall@5"] == pytest.approx(1.0)
+    assert metrics["ndcg@5"] == pytest.approx(1.0)
+    assert metrics["coverage"] == pytest.approx(1 / 3)
+
+
+def test_top_k_orders_best_first_and_breaks_ties_by_column():
+    scores = np.array([[1.0, 3.0, 3.0, -np.inf], [0.0, -np.inf, 2.0, 1.0]])
+    top, valid = top_k(scores, 3)
+    assert top.tolist() == [[1, 2, 0], [2, 3, 0]]
+    assert valid.all()
+    top, valid = top_k(scores, 4)
+    assert valid.tolist() == [[True, True, True, False], [True, True, True, False]]
+
+
+def test_popularity_ranks_by_training_count_and_random_is_seeded():
+    task = ranking_task(TRAIN, TEST, relevance_threshold=4.0)
+    train = pl.concat([TRAIN, frame([(3, 4, 4.0), (4, 4, 4.0), (3, 5, 1.0)])])
+    scores = popularity_scorer(train, task.candidates)(np.array([0, 1]))
+    assert np.argsort(-scores[0], kind="stable").tolist()[:2] == [4, 5]
+    first = random_scorer(6, seed=3)(np.array([0, 1]))
+    again = random_scorer(6, seed=3)(np.array([0, 1]))
+    np.testing.assert_array_equal(first, again)
+
+
+def test_blend_weights_interpolate_between_the_two_orders():
+    users = np.array([0])
+    first = lambda u: np.tile([3.0, 2.0, 1.0], (u.size, 1))  # noqa: E731
+    second = lambda u: np.tile([1.0, 2.0, 30.0], (u.size, 1))  # noqa: E731
+    assert np.argmax(blended_scorer(first, second, 0.0)(users)) == 0
+    assert np.argmax(blended_scorer(first, second, 1.0)(users)) == 2
