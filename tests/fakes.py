@@ -14,6 +14,7 @@ from rating_prediction.models import MODEL_VARIANTS, build_model
 from rating_prediction.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
+    MOVIES_SCHEMA,
     RATING_MAX,
     RATING_MIN,
     RATINGS_SCHEMA,
@@ -176,3 +177,18 @@ def fake_test_predictions(
 
 def _half_stars(rating: Any) -> Any:
     return np.clip(np.round(np.asarray(rating) * 2) / 2, RATING_MIN, RATING_MAX)
+
+
+def fake_movies(movie_mapping: pl.DataFrame) -> pl.DataFrame:
+    """A ``movies`` table for ``movie_mapping``: a title each, genres from a small
+    vocabulary (every fifth movie without genres, as GroupLens's "(no genres listed)")."""
+    vocabulary = ["Action", "Comedy", "Drama", "Romance"]
+    ids = movie_mapping["movieId"].to_list()
+    genres = [
+        None if index % 5 == 4 else "|".join(vocabulary[: 1 + index % 3])
+        for index in range(len(ids))
+    ]
+    return pl.DataFrame(
+        {"movieId": ids, "title": [f"Movie {i}" for i in ids], "genres": genres},
+        schema=MOVIES_SCHEMA,
+    )

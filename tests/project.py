@@ -10,22 +10,25 @@ from typing import Any
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from rating_prediction.models import MODEL_VARIANTS
-
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+# The variants trained with Lightning (bayesian_fm is Gibbs-sampled by myFM).
+LIGHTNING_VARIANTS = ("inner_sigmoid", "biased_mf")
 
 # About 10k ratings after the top-50 filter; a higher learning rate so a few epochs
 # are enough to learn something.
 SMALL_RUN_PARAMS = {
     "ingestion": {"synthetic": {"n_users": 400, "n_movies": 150, "n_ratings": 20_000}},
     "training": {
-        variant: {
-            "max_epochs": 8,
-            "min_epochs": 1,
-            "optimizer": {"learning_rate": 0.05},
-        }
-        for variant in MODEL_VARIANTS
+        **{
+            variant: {
+                "max_epochs": 8,
+                "min_epochs": 1,
+                "optimizer": {"learning_rate": 0.05},
+            }
+            for variant in LIGHTNING_VARIANTS
+        },
+        "bayesian_fm": {"n_iter": 20, "n_kept_samples": 10},
     },
 }
 

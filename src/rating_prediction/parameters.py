@@ -25,12 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+from rating_prediction.movielens.releases import MovieLensError, release_layout
 from rating_prediction.schema import RATING_MAX, RATING_MIN, SPLITS
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
-# Ids travel as Int64 at most; a larger integer cannot name any user or movie.
-Id = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+# Ids are held as Int32 from ingestion on: no user or movie has one outside 0..2**31-1.
+Id = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
 FRACTIONS_TOLERANCE = 1e-6
 
 
@@ -97,11 +98,19 @@ class IngestionParameters(Parameters):
 
 
 class SplitParameters(Parameters):
-    """``processing.split``: how the mapped ratings become train, val and test."""
+    """``processing.split``: how the mapped ratings become train, val and test.
 
-    strategy: Literal["random", "temporal"]
+    ``predefined`` reads the release's own split (ml-100k: ``fold`` is one of ``u1`` ...
+    ``u5``, ``ua``, ``ub``): test is ``<fold>.test``, and a seeded ``val_fraction`` of
+    ``<fold>.base`` becomes val (there is no official validation set); ``fractions``
+    are then unused.
+    """
+
+    strategy: Literal["random", "temporal", "predefined"]
     fractions: list[Annotated[float, Field(gt=0)]]
     seed: NonNegativeInt
+    fold: str = "u1"
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
 
     @field_validator("fractions")
     @classmethod
@@ -203,11 +212,48 @@ class VariantParameters(Parameters, Generic[ModelParametersT]):
         return min_epochs
 
 
+class BayesianFMFeatures(Parameters):
+    """``training.bayesian_fm.features``: which side features the relation blocks hold,
+    all built from the fitted ratings (and the movies table) only."""
+
+    implicit: StrictBool = True  # user block: the movies the user rated
+    flipped: StrictBool = True  # movie block: the users who rated the movie
+    genres: StrictBool = True  # movie block: the movie's genres
+
+
+class BayesianFMParameters(RatingScale):
+    """``training.bayesian_fm``: myFM's Gibbs-sampled Bayesian factorisation machine.
+
+    ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the
+    exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
+    of samples is chosen on val; with ``refit_on_train_val`` the final model is then
+    sampled again on train + val.
+    """
+
+    seed: NonNegativeInt = 42
+    rank: PositiveInt = 10
+    n_iter: PositiveInt = 100
+    n_kept_samples: PositiveInt = 80
+    init_stdev: PositiveFloat = 0.1
+    features: BayesianFMFeatures = BayesianFMFeatures()
+    refit_on_train_val: StrictBool = True
+
+    @model_validator(mode="after")
+    def _kept_at_most_drawn(self) -> BayesianFMParameters:
+        if self.n_kept_samples > self.n_iter:
+            raise ValueError(
+                f"n_kept_samples ({self.n_kept_samples}) must not exceed n_iter "
+                f"({self.n_iter})"
+            )
+        return self
+
+
 class TrainingParameters(Parameters):
     """``training``: one block per model variant; the key names the variant."""
 
     inner_sigmoid: VariantParameters[InnerSigmoidArguments]
     biased_mf: VariantParameters[BiasedMFArguments]
+    bayesian_fm: BayesianFMParameters
 
 
 def variant_parameters_model(variant: str) -> type[VariantParameters[Any]]:
@@ -220,6 +266,60 @@ def variant_parameters_model(variant: str) -> type[VariantParameters[Any]]:
     return TrainingParameters.model_fields[variant].annotation
 
 
+# --- tuning ------------------------------------------------------------------------
+
+
+class SearchDimension(Parameters):
+    """One tuned key: ``int`` or ``float`` between ``low`` and ``high`` (``log``:
+    log-uniform; ``step``: a grid), or one of ``choices`` (``categorical``)."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: StrictBool = False
+    step: PositiveFloat | None = None
+    choices: list[StrictBool | StrictInt | float | str] | None = None
+
+    @model_validator(mode="after")
+    def _bounded_or_listed(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs non-empty choices")
+            return self
+        if self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"needs low <= high, got low={self.low}, high={self.high}")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("log needs low > 0 and no step")
+        return self
+
+
+class TuningParameters(Parameters):
+    """``tuning``: an Optuna search of ``training.<variant>`` on the val split.
+
+    ``search_space`` keys are dotted paths inside ``training.<variant>`` (``rank``,
+    ``features.genres``); the study lives in ``storage`` (an Optuna RDB URL) under
+    ``study_name`` and a second run resumes it.
+    """
+
+    variant: str
+    n_trials: PositiveInt
+    study_name: Annotated[str, Field(min_length=1)]
+    storage: Annotated[str, Field(min_length=1)]
+    seed: NonNegativeInt = 42
+    search_space: dict[str, SearchDimension]
+
+    @model_validator(mode="after")
+    def _keys_of_the_variant(self) -> TuningParameters:
+        variant_model = variant_parameters_model(self.variant)
+        for path in self.search_space:
+            *parents, name = path.split(".")
+            if name not in _valid_keys(variant_model, parents):
+                raise ValueError(
+                    f"search_space key {path!r} is not a key of training.{self.variant}"
+                )
+        return self
+
+
 # --- evaluation, reporting, inference ----------------------------------------------
 
 
@@ -229,11 +329,64 @@ class BiasBaselineParameters(Parameters):
     n_epochs: PositiveInt
 
 
+class RankingParameters(Parameters):
+    """``evaluation.ranking``: top-K metrics of what a model would recommend.
+
+    Relevant means a test rating of at least ``relevance_threshold``; candidates are the
+    movies seen in training that the user has not rated in train. Users are scored in
+    blocks of at most ``prediction_batch_size`` (user, movie) pairs. Above 0,
+    ``popularity_weight`` also ranks each variant's scores blended with log popularity
+    (entry ``<variant>_popularity_blend``).
+    """
+
+    k: PositiveInt = 10
+    relevance_threshold: float = Field(default=4.0, gt=RATING_MIN, le=RATING_MAX)
+    random_seed: NonNegativeInt = 42
+    popularity_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
 class EvaluationParameters(Parameters):
-    """``evaluation``: batched prediction and the bias baseline's settings."""
+    """``evaluation``: batched prediction, the bias baseline and the ranking metrics."""
 
     prediction_batch_size: PositiveInt
     bias_baseline: BiasBaselineParameters
+    ranking: RankingParameters = RankingParameters()
+
+
+class CrossValidationParameters(Parameters):
+    """``cross_validation``: repeated evaluation over ``k`` folds, with intervals.
+
+    ``scheme``: ``predefined`` (the release's own folds, ``folds``; ml-100k: u1..u5),
+    ``random`` (``k`` random splits with seeds ``seed``, ``seed + 1``, ...,
+    cut at ``processing.split.fractions``) or ``kfold`` (``k``-fold cross validation of
+    a seeded permutation; val is ``val_fraction`` of each fold's training part).
+    ``max_epochs`` (null: as trained) caps the epochs of every epoch-trained variant and
+    ``training_overrides`` (``{variant: {key: value}}``) is merged into ``training`` on
+    every fold, to keep the run short; every variant in ``MODEL_VARIANTS`` and every
+    baseline is evaluated on each fold, each override checked as ``training`` is.
+    """
+
+    scheme: Literal["predefined", "random", "kfold"] = "kfold"
+    k: Annotated[StrictInt, Field(ge=2)] = 5
+    seed: NonNegativeInt = 42
+    folds: list[str] | None = Field(default=None, min_length=2)
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    max_epochs: PositiveInt | None = None
+    training_overrides: dict[str, dict[str, Any]] = {}
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+    @field_validator("training_overrides")
+    @classmethod
+    def _known_variants(cls, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = [
+            name for name in overrides if name not in TrainingParameters.model_fields
+        ]
+        if unknown:
+            raise ValueError(
+                f"unknown variant(s) {unknown}; valid: "
+                f"{', '.join(TrainingParameters.model_fields)}"
+            )
+        return overrides
 
 
 class ReportingParameters(Parameters):
@@ -248,12 +401,40 @@ class RecommendParameters(Parameters):
     top_k: PositiveInt
 
 
+class FoldInParameters(Parameters):
+    """``inference.fold_in``: a new user's own (movieId, rating) pairs, folded in
+    without retraining (biased MF variants), and the ridge regularisation."""
+
+    ratings: list[tuple[Id, Annotated[float, Field(ge=RATING_MIN, le=RATING_MAX)]]] = []
+    regularization: NonNegativeFloat = 5.0
+    top_k: PositiveInt = 10
+
+
+class SimilarParameters(Parameters):
+    """``inference.similar``: movies to find look-alikes of, by their factors."""
+
+    movie_ids: list[Id] = []
+    top_k: PositiveInt = 10
+
+
+class BatchRecommendParameters(Parameters):
+    """``inference.batch_recommend``: top-K for every user seen in training, or for the
+    userId column of ``users_file`` (parquet or CSV), in blocks of users."""
+
+    users_file: str | None = None
+    top_k: PositiveInt = 10
+    block_size: PositiveInt = 1024
+
+
 class InferenceParameters(Parameters):
     """``inference``: which variant is served, example pairs and recommendations."""
 
     served_variant: str
     pairs: list[tuple[Id, Id]]
     recommend: RecommendParameters
+    fold_in: FoldInParameters = FoldInParameters()
+    similar: SimilarParameters = SimilarParameters()
+    batch_recommend: BatchRecommendParameters = BatchRecommendParameters()
 
     @field_validator("served_variant")
     @classmethod
@@ -277,6 +458,25 @@ class ProjectParameters(Parameters):
     evaluation: EvaluationParameters
     reporting: ReportingParameters
     inference: InferenceParameters
+    cross_validation: CrossValidationParameters = CrossValidationParameters()
+    tuning: TuningParameters | None = None
+
+    @model_validator(mode="after")
+    def _predefined_split_exists(self) -> ProjectParameters:
+        check_predefined_folds(
+            self.ingestion.dataset,
+            [self.processing.split.fold],
+            "processing.split.strategy",
+            self.processing.split.strategy == "predefined",
+        )
+        cross_validation = self.cross_validation
+        check_predefined_folds(
+            self.ingestion.dataset,
+            cross_validation.folds or [],
+            "cross_validation.scheme",
+            cross_validation.scheme == "predefined",
+        )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -327,3 +527,32 @@ def _valid_keys(model: type[BaseModel], path: list[str]) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
+
+
+def check_predefined_folds(
+    dataset: str, folds: list[str], key: str, predefined: bool
+) -> None:
+    """A clear error when ``key`` asks for a predefined split ``dataset`` lacks, or
+    names folds it does not have.
+
+    Raises:
+        ParameterError: Naming the release, the parameter and the valid folds.
+    """
+    if not predefined:
+        return
+    try:
+        available = release_layout(dataset).folds
+    except MovieLensError:
+        return  # the ingestion block reports an unknown release itself
+    if not available:
+        raise ParameterError(
+            f"'{key}' is 'predefined' but the release {dataset!r} (ingestion.dataset) "
+            "ships no split files (only ml-100k does: u1..u5, ua, ub); use 'random', "
+            "'temporal' or 'kfold'."
+        )
+    unknown = [fold for fold in folds if fold not in available]
+    if unknown:
+        raise ParameterError(
+            f"'{key}' is 'predefined' but {dataset} has no fold(s) {unknown}; "
+            f"valid: {', '.join(available)}."
+        )

@@ -2,46 +2,30 @@
 
 from __future__ import annotations
 
-import pandas as pd
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
-from kedro_mlflow.pipeline import pipeline_ml_factory
 
-from rating_prediction.pipelines.inference import (
-    INFERENCE_REQUEST,
-    create_serving_pipeline,
-)
-from rating_prediction.serving import PAIR_PREDICTIONS_SIGNATURE
-
-# `name` (MLflow 3) makes the model resolvable as `runs:/<run_id>/model`. An explicit
-# signature, because `signature: auto` would need a request table in the catalog. MLflow
-# takes the input example as pandas, hence the pandas import.
-LOG_MODEL_KWARGS = {
-    "name": "model",
-    "signature": PAIR_PREDICTIONS_SIGNATURE,
-    "input_example": pd.DataFrame({"userId": [1], "movieId": [1]}),
-}
+# Pipelines that only `kedro run --pipelines <name>` runs, never `kedro run`:
+# cross_validation trains every variant once per fold; tuning runs an Optuna search.
+RUN_ALONE = ("cross_validation", "tuning")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
-    ``__default__`` runs every pipeline, from ingestion to reporting and inference, as a
-    kedro-mlflow ``PipelineML``: at the end of the run it logs the serving pipeline, with
-    the served-model bundle as its artifact, as the MLflow model ``model``.
+    ``__default__`` runs every pipeline, from ingestion to reporting and inference. The
+    MLflow model ``model`` is logged at the end of any run that builds the served model,
+    by ``rating_prediction.hooks.ServingHooks`` (not kedro-mlflow's ``PipelineML``,
+    whose model runs a Kedro runner and deep-copies its catalog on every request).
 
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
     pipelines = find_pipelines(raise_errors=True)
-    # `kedro run --pipelines a,b` loads only the pipelines it names; the bound model
-    # needs both its training side and its serving side.
+    # `kedro run --pipelines a,b` loads only the pipelines it names.
     if not {"training", "inference"} <= pipelines.keys():
         return pipelines
-    pipelines["__default__"] = pipeline_ml_factory(
-        training=sum(pipelines.values()),
-        inference=create_serving_pipeline(),
-        input_name=INFERENCE_REQUEST,
-        log_model_kwargs=LOG_MODEL_KWARGS,
+    pipelines["__default__"] = sum(
+        pipeline for name, pipeline in pipelines.items() if name not in RUN_ALONE
     )
     return pipelines
