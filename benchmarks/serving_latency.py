@@ -85,6 +85,7 @@ def synthetic_served_model(seed: int = 0) -> ServedModel:
         movie_titles=pl.Series([f"Movie {i}" for i in movie_ids], dtype=pl.String),
         rated=rated,
         split_fingerprint="synthetic",
+        movie_rating_counts=np.bincount(rated.movies, minlength=N_MOVIES),
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import (
     NonNegativeFloat,
     PositiveFloat,
     StrictBool,
+    StrictFloat,
     StrictInt,
     ValidationError,
     ValidationInfo,
@@ -33,6 +34,8 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 # Ids are held as Int32 from ingestion on: no user or movie has one outside 0..2**31-1.
 Id = Annotated[StrictInt, Field(ge=0, le=2**31 - 1)]
 FRACTIONS_TOLERANCE = 1e-6
+# A blend's weight in [0, 1]: integers 0 and 1 accepted, booleans and strings refused.
+Weight = Annotated[StrictFloat, Field(ge=0, le=1)]
 
 
 class ParameterError(ValueError):
@@ -397,8 +400,17 @@ class ReportingParameters(Parameters):
 
 
 class RecommendParameters(Parameters):
+    """``inference.recommend``: top-K for a few users (and ``popularity_weight`` for
+    every recommendation of the served model, ``batch_recommend``'s included).
+
+    Above 0, ``popularity_weight`` ranks by the evaluation's popularity blend
+    (``evaluation.ranking.popularity_weight``'s formula) instead of the predicted
+    rating; 0 is the model's own ranking.
+    """
+
     user_ids: list[Id]
     top_k: PositiveInt
+    popularity_weight: Weight = 0.0
 
 
 class FoldInParameters(Parameters):

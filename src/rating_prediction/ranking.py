@@ -162,11 +162,24 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
 def popularity_scorer(train_ratings: pl.DataFrame, candidates: np.ndarray) -> Scorer:
     """The same list for everyone: movies by number of training ratings, ties broken
     by the lower movie index."""
+    return count_scorer(candidate_rating_counts(train_ratings, candidates))
+
+
+def candidate_rating_counts(
+    train_ratings: pl.DataFrame, candidates: np.ndarray
+) -> np.ndarray:
+    """The number of training ratings of each candidate movie, in candidate order."""
     counts = np.bincount(
         train_ratings["movieIdMapped"].to_numpy(), minlength=candidates.max() + 1
     )
-    tie_break = np.arange(candidates.size) / (2.0 * candidates.size)
-    popularity = counts[candidates].astype(np.float64) - tie_break
+    return counts[candidates]
+
+
+def count_scorer(counts: np.ndarray) -> Scorer:
+    """The same list for everyone from each candidate's training ratings ``counts``,
+    less a tie-break below one rating that orders equal counts by candidate."""
+    tie_break = np.arange(counts.size) / (2.0 * counts.size)
+    popularity = counts.astype(np.float64) - tie_break
     return lambda users: np.broadcast_to(popularity, (users.size, popularity.size))
 
 
@@ -192,8 +205,23 @@ def log_popularity_scorer(
     train_ratings: pl.DataFrame, candidates: np.ndarray
 ) -> Scorer:
     """``log(1 + training ratings)``: popularity on a scale a blend can use."""
-    popularity = popularity_scorer(train_ratings, candidates)
+    return log_count_scorer(candidate_rating_counts(train_ratings, candidates))
+
+
+def log_count_scorer(counts: np.ndarray) -> Scorer:
+    """:func:`log_popularity_scorer` from each candidate's training ratings ``counts``."""
+    popularity = count_scorer(counts)
     return lambda users: np.log1p(popularity(users).clip(min=0))
+
+
+def popularity_blend(
+    scores: np.ndarray, counts: np.ndarray, weight: float
+) -> np.ndarray:
+    """A block of model scores ``(users, candidates)`` blended with log popularity as
+    the evaluation's ``<variant>_popularity_blend`` ranks: :func:`blended_scorer` of
+    the scores and :func:`log_count_scorer` of the candidates' training ``counts``."""
+    blended = blended_scorer(lambda users: scores, log_count_scorer(counts), weight)
+    return blended(np.arange(scores.shape[0]))
 
 
 def _standardised(scores: np.ndarray) -> np.ndarray:

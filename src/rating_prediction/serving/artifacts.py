@@ -3,9 +3,10 @@
 ``config.json`` (the :class:`~rating_prediction.models.ModelConfig`),
 ``weights.safetensors`` (the state dict), ``rated.safetensors`` (the movies each user
 rated in training, as CSR arrays), ``users.parquet`` (userId, seen) and
-``movies.parquet`` (movieId, seen, title) in index order, and ``serving.json`` (the
-split fingerprint). Every file is read by a parser that cannot run code (JSON,
-safetensors, parquet), so a swapped file gives an error naming it, never an execution.
+``movies.parquet`` (movieId, seen, title, train_ratings: the movie's number of training
+ratings, for the popularity blend) in index order, and ``serving.json`` (the format
+version, the split fingerprint and the popularity blend's weight). Every file is read
+by a parser that cannot run code (JSON, safetensors, parquet), so a swapped file gives an error naming it, never an execution.
 """
 
 from __future__ import annotations
@@ -28,8 +29,18 @@ from rating_prediction.models import ModelConfig
 
 from .model import ServedModel
 from .rated import RatedIndex
+from .recommend_all import popularity_counts
 
-FORMAT_VERSION = 1
+# 2: movies.parquet's train_ratings and serving.json's popularity_weight.
+FORMAT_VERSION = 2
+MOVIES_FILE_SCHEMA = pl.Schema(
+    {
+        "movieId": pl.Int64,
+        "seen": pl.Boolean,
+        "title": pl.String,
+        "train_ratings": pl.Int64,
+    }
+)
 FILES = (
     "config.json",
     "weights.safetensors",
@@ -59,14 +70,20 @@ def _write(served: ServedModel, folder: Path) -> None:
     titles = np.full(len(served.movies), None, dtype=object)
     titles[served.movies.seen] = served.movie_titles.to_numpy()
     pl.DataFrame(
-        {"movieId": served.movies.ids, "seen": served.movies.seen, "title": titles},
-        schema={"movieId": pl.Int64, "seen": pl.Boolean, "title": pl.String},
+        {
+            "movieId": served.movies.ids,
+            "seen": served.movies.seen,
+            "title": titles,
+            "train_ratings": popularity_counts(served),
+        },
+        schema=MOVIES_FILE_SCHEMA,
     ).write_parquet(folder / "movies.parquet")
     (folder / "serving.json").write_text(
         json.dumps(
             {
                 "format_version": FORMAT_VERSION,
                 "split_fingerprint": served.split_fingerprint,
+                "popularity_weight": served.popularity_weight,
             }
         )
     )
@@ -104,6 +121,22 @@ def _read(folder: Path, name: str, reader: Callable[[Path], Any]) -> Any:
         ) from None
 
 
+def _read_serving(folder: Path) -> dict[str, Any]:
+    """``serving.json``; a clear error for a folder of another format version (e.g. 1,
+    without the training-rating counts the popularity blend needs)."""
+    serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
+    found = serving.get("format_version") if isinstance(serving, dict) else None
+    if found != FORMAT_VERSION:
+        raise ValueError(
+            f"The served model in {folder} has format version {found!r}, not "
+            f"{FORMAT_VERSION}: it was built by an older version of the project and "
+            "lacks the per-movie training-rating counts (movies.parquet's "
+            "train_ratings) the popularity blend needs; rebuild it with "
+            "`kedro run --pipelines inference`."
+        )
+    return serving
+
+
 def load_served_model(folder: str | Path) -> ServedModel:
     """The :class:`ServedModel` saved in ``folder``, its torch model built once."""
     folder = Path(folder)
@@ -114,7 +147,7 @@ def load_served_model(folder: str | Path) -> ServedModel:
     rated = _read(folder, "rated.safetensors", safetensors.numpy.load_file)
     users = _read(folder, "users.parquet", pl.read_parquet)
     movies = _read(folder, "movies.parquet", pl.read_parquet)
-    serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
+    serving = _read_serving(folder)
     try:
         seen = movies["seen"].to_numpy()
         served = ServedModel(
@@ -125,6 +158,8 @@ def load_served_model(folder: str | Path) -> ServedModel:
             movie_titles=movies["title"].filter(pl.Series(seen)),
             rated=RatedIndex(rated["indptr"], rated["movies"]),
             split_fingerprint=str(serving["split_fingerprint"]),
+            movie_rating_counts=movies["train_ratings"].to_numpy().astype(np.int64),
+            popularity_weight=float(serving["popularity_weight"]),
         )
         # Built now, once: the model (checked against the weights), its scorer and
         # the id lookups.
@@ -144,5 +179,9 @@ def read_manifest(folder: str | Path) -> tuple[str, str]:
     config = _read(
         folder, "config.json", lambda p: ModelConfig.model_validate_json(p.read_bytes())
     )
-    serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
-    return config.variant, str(serving["split_fingerprint"])
+    return config.variant, str(_read_serving(folder)["split_fingerprint"])
+
+
+def read_popularity_weight(folder: str | Path) -> float:
+    """The popularity blend's weight the served model in ``folder`` was built with."""
+    return float(_read_serving(Path(folder))["popularity_weight"])

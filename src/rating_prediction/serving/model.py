@@ -85,6 +85,11 @@ class ServedModel:
         rated: The movies each user rated in training (never recommended to them).
         split_fingerprint: :func:`~rating_prediction.serving.registry.split_fingerprint`
             of the splits it was trained and evaluated on.
+        movie_rating_counts: The number of training ratings of each movie index (the
+            popularity a recommendation's popularity blend uses).
+        popularity_weight: The popularity blend's weight it was built with
+            (``inference.recommend.popularity_weight``): the default of the MLflow
+            model's ``recommend`` task.
     """
 
     config: ModelConfig
@@ -94,6 +99,8 @@ class ServedModel:
     movie_titles: pl.Series
     rated: RatedIndex | None = None
     split_fingerprint: str = ""
+    movie_rating_counts: np.ndarray | None = None
+    popularity_weight: float = 0.0
 
     @property
     def variant(self) -> str:
@@ -178,6 +185,17 @@ def _check_sizes(config: ModelConfig, users: IdIndex, movies: IdIndex) -> None:
             )
 
 
+def _known_titles(movie_index: IdIndex, movies: pl.DataFrame) -> pl.Series:
+    """The title of each known movie, in index order (null where ``movies`` has none)."""
+    return pl.DataFrame({"movieId": movie_index.known_ids}).join(
+        movies.select(pl.col("movieId").cast(pl.Int64), "title"),
+        on="movieId",
+        how="left",
+        validate="m:1",
+        maintain_order="left",
+    )["title"]
+
+
 def assemble_served_model(
     config: ModelConfig | dict[str, Any],
     state_dict: dict[str, torch.Tensor],
@@ -187,8 +205,11 @@ def assemble_served_model(
     train_ratings: pl.DataFrame,
     movies: pl.DataFrame,
     split_fingerprint: str = "",
+    popularity_weight: float = 0.0,
 ) -> ServedModel:
-    """Bundles a trained variant with the ids seen in training and the movie titles.
+    """Bundles a trained variant with the ids seen in training, the movie titles and
+    each movie's number of training ratings; ``popularity_weight`` is the popularity
+    blend's weight its MLflow model defaults to.
 
     Raises:
         ValueError: If a mapping has more ids than the model has rows: the mapping was
@@ -198,20 +219,24 @@ def assemble_served_model(
     users = IdIndex.from_training(user_mapping, train_ratings, "userId")
     movie_index = IdIndex.from_training(movie_mapping, train_ratings, "movieId")
     _check_sizes(config, users, movie_index)
-    titles = pl.DataFrame({"movieId": movie_index.known_ids}).join(
-        movies.select(pl.col("movieId").cast(pl.Int64), "title"),
-        on="movieId",
-        how="left",
-        validate="m:1",
-        maintain_order="left",
-    )["title"]
     rated = RatedIndex.from_indices(
         train_ratings["userIdMapped"].to_numpy(),
         train_ratings["movieIdMapped"].to_numpy(),
         len(users),
     )
+    counts = np.bincount(
+        train_ratings["movieIdMapped"].to_numpy(), minlength=len(movie_index)
+    )
     served = ServedModel(
-        config, state_dict, users, movie_index, titles, rated, split_fingerprint
+        config,
+        state_dict,
+        users,
+        movie_index,
+        _known_titles(movie_index, movies),
+        rated,
+        split_fingerprint,
+        counts.astype(np.int64),
+        popularity_weight,
     )
     logger.info(
         "Served model: %s, %d known users, %d known movies.",
@@ -379,7 +404,7 @@ def predict_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _users_to_rank(served: ServedModel, user_ids: Sequence[int]) -> pl.DataFrame:
+def users_to_rank(served: ServedModel, user_ids: Sequence[int]) -> pl.DataFrame:
     """The distinct ``user_ids``, ascending, with their index and known flag; warns
     about the users unseen in training."""
     distinct = pl.Series("userId", user_ids, dtype=pl.Int64).unique().sort()
@@ -418,7 +443,7 @@ def recommend_top_k(
     movies = served.candidate_movies
     if not user_ids or movies.is_empty():
         return pl.DataFrame(schema=RECOMMENDATIONS_SCHEMA)
-    users = _users_to_rank(served, user_ids)
+    users = users_to_rank(served, user_ids)
     rated = rated.select(pl.col(PAIR_COLUMNS).cast(pl.Int64)).join(
         users, on="userId", how="semi"
     )

@@ -15,7 +15,7 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from .artifacts import load_served_model
+from .artifacts import load_served_model, read_popularity_weight
 from .requests import DEFAULT_PARAMS, answer_request
 
 ARTIFACT = "served_model"
@@ -33,25 +33,33 @@ INPUT_COLUMNS = {
     "movieId": "integer, original MovieLens id",
     "rating": "optional float: a rating of the user's own, to fold them in",
 }
-SIGNATURE = ModelSignature(
-    inputs=None,
-    outputs=Schema(
-        [
-            ColSpec("long", "userId"),
-            ColSpec("long", "movieId"),
-            ColSpec("double", "prediction"),
-            ColSpec("boolean", "known_user"),
-            ColSpec("boolean", "known_movie"),
-        ]
-    ),
-    params=ParamSchema(
-        [
-            ParamSpec("task", "string", DEFAULT_PARAMS["task"]),
-            ParamSpec("k", "long", DEFAULT_PARAMS["k"]),
-            ParamSpec("regularization", "double", DEFAULT_PARAMS["regularization"]),
-        ]
-    ),
-)
+
+
+def model_signature(popularity_weight: float = 0.0) -> ModelSignature:
+    """The outputs and ``params`` of the model; ``popularity_weight`` defaults to the
+    weight the served model was built with."""
+    return ModelSignature(
+        inputs=None,
+        outputs=Schema(
+            [
+                ColSpec("long", "userId"),
+                ColSpec("long", "movieId"),
+                ColSpec("double", "prediction"),
+                ColSpec("boolean", "known_user"),
+                ColSpec("boolean", "known_movie"),
+            ]
+        ),
+        params=ParamSchema(
+            [
+                ParamSpec("task", "string", DEFAULT_PARAMS["task"]),
+                ParamSpec("k", "long", DEFAULT_PARAMS["k"]),
+                ParamSpec("regularization", "double", DEFAULT_PARAMS["regularization"]),
+                ParamSpec("popularity_weight", "double", float(popularity_weight)),
+            ]
+        ),
+    )
+
+
 INPUT_EXAMPLE = pd.DataFrame({"userId": [1], "movieId": [1]})
 
 
@@ -80,7 +88,7 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
         name=MODEL_NAME,
         python_model=str(MODEL_CODE),
         artifacts={ARTIFACT: str(folder)},
-        signature=SIGNATURE,
+        signature=model_signature(read_popularity_weight(folder)),
         input_example=INPUT_EXAMPLE,
         pip_requirements=_requirements(),
         metadata={"input_columns": INPUT_COLUMNS},

@@ -1,7 +1,8 @@
 """The MLflow model's requests: a pandas table of original ids in, a pandas table out.
 
 ``task`` picks the answer: ``predict`` (default; a prediction per row), ``recommend``
-(top-``k`` per distinct userId) or ``similar`` (the ``k`` movies most like each
+(top-``k`` per distinct userId; above 0, ``popularity_weight``, by default the served
+model's, ranks by the popularity blend) or ``similar`` (the ``k`` movies most like each
 distinct movieId). Rows that carry a ``rating`` are a user's own ratings: that user is
 folded in from them (biased MF variants), then predicted for or recommended to; they get
 no row of their own in a ``predict`` answer.
@@ -18,7 +19,7 @@ import torch
 from .foldin import fold_in
 from .model import PAIR_COLUMNS, ServedModel, check_ids, score_indices
 from .rated import RatedIndex
-from .recommend_all import recommend_all
+from .recommend_all import check_popularity_weight, recommend_all
 from .scores import UserVectors, lookup_users
 from .similar import similar_movies
 
@@ -100,6 +101,8 @@ def _recommend(
     history: np.ndarray,
     folded: dict[int, UserVectors],
     k: int,
+    *,
+    popularity_weight: float,
 ) -> pd.DataFrame:
     request_users = _ids(frame, "userId")
     users = pd.unique(request_users)
@@ -118,7 +121,13 @@ def _recommend(
         request_rated = RatedIndex.from_indices(rows[known], movies[known], len(users))
     rated = served.rated or RatedIndex.empty(len(served.users))
     return recommend_all(
-        served, users, rated, k, vectors=vectors, request_rated=request_rated
+        served,
+        users,
+        rated,
+        k,
+        vectors=vectors,
+        request_rated=request_rated,
+        popularity_weight=popularity_weight,
     ).to_pandas()
 
 
@@ -127,12 +136,17 @@ def answer_request(
 ) -> pd.DataFrame:
     """The answer to one request (see the module's docstring); ``ValueError`` with a
     clear message for a bad request."""
-    params = {**DEFAULT_PARAMS, **(params or {})}
+    params = {
+        **DEFAULT_PARAMS,
+        "popularity_weight": served.popularity_weight,
+        **(params or {}),
+    }
     task, k = params["task"], int(params["k"])
     if task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; valid tasks: {', '.join(TASKS)}.")
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}.")
+    weight = check_popularity_weight(params["popularity_weight"], "popularity_weight")
     if task == "similar":
         movies = pd.unique(_ids(frame, "movieId"))
         return similar_movies(served, movies.tolist(), k).to_pandas()
@@ -145,6 +159,6 @@ def answer_request(
         else {}
     )
     if task == "recommend":
-        return _recommend(served, frame, history, folded, k)
+        return _recommend(served, frame, history, folded, k, popularity_weight=weight)
     answer = predict_frame(served, frame[~history])
     return _predict_folded(served, answer, folded)

@@ -2,6 +2,7 @@
 safetensors, parquet and JSON, loaded back (no pickle on the way), and served over REST.
 """
 
+import dataclasses
 import json
 import os
 import pickle
@@ -22,6 +23,7 @@ from mlflow.exceptions import MlflowException
 
 from rating_prediction.serving.artifacts import FILES, save_served_model
 from rating_prediction.serving.pyfunc import ARTIFACT, log_served_model
+from rating_prediction.serving.requests import answer_request
 
 SERVER_START_TIMEOUT_S = 90
 REQUEST_TIMEOUT_S = 30
@@ -96,6 +98,7 @@ def test_logged_model_declares_its_columns_and_checks_them_itself(loaded_model):
         "task",
         "k",
         "regularization",
+        "popularity_weight",
     ]
     with pytest.raises(MlflowException, match="movieId"):
         loaded_model.predict(pd.DataFrame({"userId": [10]}))
@@ -154,6 +157,60 @@ def test_fold_in_recommend_and_similar_through_the_pyfunc(loaded_model):
     )
     assert similar["movieId"].tolist() == [1, 1]
     assert similar["title"].str.startswith("Movie ").all()
+
+
+def test_recommend_takes_a_popularity_weight(loaded_model, served):
+    request = pd.DataFrame({"userId": [10, 20, 30, 999], "movieId": 1})
+    params = {"task": "recommend", "k": 3}
+    assert loaded_model.metadata.get_params_schema().to_dict()[-1] == {
+        "name": "popularity_weight",
+        "type": "double",
+        "default": 0.0,
+        "shape": None,
+    }
+    default = loaded_model.predict(request, params=params)
+    pd.testing.assert_frame_equal(
+        default, answer_request(served, request, params | {"popularity_weight": 0.0})
+    )
+    for weight in (0.5, 1.0):
+        blended = loaded_model.predict(
+            request, params=params | {"popularity_weight": weight}
+        )
+        pd.testing.assert_frame_equal(
+            blended,
+            answer_request(served, request, params | {"popularity_weight": weight}),
+        )
+    # Weight 1: the most-rated unrated known movies (movie 2 and 1 rated twice, then
+    # 3 and 4 once; ties to the lower id).
+    popular = loaded_model.predict(request, params=params | {"popularity_weight": 1})
+    assert popular.groupby("userId")["movieId"].agg(list).to_dict() == {
+        10: [3, 4],
+        20: [1, 4],
+        30: [2, 3],
+        999: [1, 2, 3],
+    }
+    for bad in (-0.1, 1.5):
+        with pytest.raises(MlflowException, match="popularity_weight"):
+            loaded_model.predict(request, params=params | {"popularity_weight": bad})
+    with pytest.raises(MlflowException, match="popularity_weight"):
+        loaded_model.predict(request, params=params | {"popularity_weight": "a"})
+
+
+def test_recommend_defaults_to_the_weight_the_model_was_logged_with(
+    served, tmp_path, tracking_uri
+):
+    folder = tmp_path / "served_model"
+    save_served_model(dataclasses.replace(served, popularity_weight=0.5), folder)
+    with mlflow.start_run() as run:
+        log_served_model(folder)
+    model = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/model")
+    assert model.metadata.get_params_schema().to_dict()[-1]["default"] == 0.5
+    request = pd.DataFrame({"userId": [10, 20, 30], "movieId": 1})
+    params = {"task": "recommend", "k": 3}
+    pd.testing.assert_frame_equal(
+        model.predict(request, params=params),
+        answer_request(served, request, params | {"popularity_weight": 0.5}),
+    )
 
 
 def test_the_logged_model_holds_no_pickle(model_dir):

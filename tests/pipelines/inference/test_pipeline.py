@@ -47,6 +47,7 @@ def test_nodes_and_their_parameters():
         "find_similar_movies_node": "find_similar_movies",
         "recommend_for_new_user_node": "recommend_for_new_user",
         "recommend_for_all_users_node": "recommend_for_all_users",
+        "popularity_weight_node": "popularity_weight_from_parameters",
     }
     # The nodes take the whole block and parse it; no leaf is an input of its own.
     assert {name for name in pipeline.inputs() if name.startswith("params:")} == {

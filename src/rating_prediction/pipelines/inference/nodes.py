@@ -18,12 +18,15 @@ from rating_prediction.parameters import InferenceParameters, parse
 from rating_prediction.serving import (
     PAIRS_SCHEMA,
     ServedModel,
-    recommend_top_k,
     select_served_variant,
 )
 from rating_prediction.serving.foldin import fold_in
 from rating_prediction.serving.rated import RatedIndex
-from rating_prediction.serving.recommend_all import rated_index, recommend_all
+from rating_prediction.serving.recommend_all import (
+    rated_index,
+    recommend_all,
+    recommend_users,
+)
 from rating_prediction.serving.scores import is_biased_mf
 from rating_prediction.serving.similar import similar_movies
 
@@ -75,14 +78,28 @@ def collect_rated_pairs(
     )
 
 
+def popularity_weight_from_parameters(inference: dict[str, Any]) -> float:
+    """``inference.recommend.popularity_weight``: the popularity blend's weight, saved
+    with the served model as its MLflow model's default."""
+    return parse(
+        InferenceParameters, inference, "inference"
+    ).recommend.popularity_weight
+
+
 def recommend_movies(
     served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """Top-``inference.recommend.top_k`` unrated movies for each of
-    ``inference.recommend.user_ids``, with titles and predicted ratings."""
+    ``inference.recommend.user_ids``, with titles and predicted ratings, ranked by the
+    popularity blend of weight ``inference.recommend.popularity_weight`` (0: by the
+    predicted rating)."""
     recommend = parse(InferenceParameters, inference, "inference").recommend
-    return recommend_top_k(
-        served_model, recommend.user_ids, rated_pairs, recommend.top_k
+    return recommend_users(
+        served_model,
+        recommend.user_ids,
+        rated_pairs,
+        recommend.top_k,
+        recommend.popularity_weight,
     )
 
 
@@ -126,8 +143,10 @@ def recommend_for_all_users(
     served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """Top-``inference.batch_recommend.top_k`` unrated movies for every user seen in
-    training, or the users of ``users_file``, scored in blocks of users."""
-    settings = parse(InferenceParameters, inference, "inference").batch_recommend
+    training, or the users of ``users_file``, scored in blocks of users and ranked as
+    :func:`recommend_movies` ranks (``inference.recommend.popularity_weight``)."""
+    parameters = parse(InferenceParameters, inference, "inference")
+    settings = parameters.batch_recommend
     if settings.users_file is None:
         users = served_model.users.known_ids
     else:
@@ -140,4 +159,5 @@ def recommend_for_all_users(
         rated_index(served_model, rated_pairs),
         settings.top_k,
         block_size=settings.block_size,
+        popularity_weight=parameters.recommend.popularity_weight,
     )

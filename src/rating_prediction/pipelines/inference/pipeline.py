@@ -13,6 +13,7 @@ from .nodes import (
     collect_rated_pairs,
     find_similar_movies,
     pairs_from_parameters,
+    popularity_weight_from_parameters,
     recommend_for_all_users,
     recommend_for_new_user,
     recommend_movies,
@@ -32,7 +33,8 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def _served_model_nodes() -> list[Node]:
-    """The served model: the chosen variant, its id lookups, titles, fingerprint."""
+    """The served model: the chosen variant, its id lookups, titles, fingerprint,
+    training-rating counts and popularity weight."""
     return [
         Node(
             func=select_trained_model,
@@ -47,6 +49,12 @@ def _served_model_nodes() -> list[Node]:
             name="split_fingerprint_node",
         ),
         Node(
+            func=popularity_weight_from_parameters,
+            inputs="params:inference",
+            outputs="served_popularity_weight",
+            name="popularity_weight_node",
+        ),
+        Node(
             func=assemble_served_model,
             inputs={
                 "config": "served_model_config",
@@ -56,6 +64,7 @@ def _served_model_nodes() -> list[Node]:
                 "train_ratings": "train_ratings",
                 "movies": "movies",
                 "split_fingerprint": "split_fingerprint",
+                "popularity_weight": "served_popularity_weight",
             },
             outputs="served_model",
             name="build_served_model_node",
