@@ -345,7 +345,7 @@ class RankingParameters(Parameters):
     k: PositiveInt = 10
     relevance_threshold: float = Field(default=4.0, gt=RATING_MIN, le=RATING_MAX)
     random_seed: NonNegativeInt = 42
-    popularity_weight: Annotated[float, Field(ge=0, le=1)] = 0.5
+    popularity_weight: Weight = 0.5
 
 
 class EvaluationParameters(Parameters):

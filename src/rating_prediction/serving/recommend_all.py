@@ -108,15 +108,6 @@ def popularity_counts(served: ServedModel) -> np.ndarray:
     return served.movie_rating_counts
 
 
-def check_popularity_weight(weight: object, name: str) -> float:
-    """``weight`` as a float in [0, 1]; a clear error naming ``name`` otherwise."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)):
-        raise ValueError(f"{name} must be a number in [0, 1], got {weight!r}.")
-    if not 0 <= weight <= 1:
-        raise ValueError(f"{name} must be in [0, 1], got {weight!r}.")
-    return float(weight)
-
-
 def _block_top_k(
     served: ServedModel,
     user_ids: np.ndarray,
@@ -175,7 +166,6 @@ def recommend_all(
     unrated known movies by the evaluation's popularity blend
     (:func:`rating_prediction.ranking.popularity_blend`, standardised over every known
     movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
-    popularity_weight = check_popularity_weight(popularity_weight, "popularity_weight")
     user_ids = np.asarray(user_ids, dtype=np.int64)
     blocks = [
         _block_top_k(
@@ -210,7 +200,6 @@ def recommend_users(
     ``user_ids``, ascending; ``rated_pairs`` in original ids never recommended), or,
     above 0, its lists ranked by the popularity blend of weight ``popularity_weight``
     (see :func:`recommend_all`)."""
-    popularity_weight = check_popularity_weight(popularity_weight, "popularity_weight")
     if popularity_weight == 0:
         return recommend_top_k(served, user_ids, rated_pairs, top_k)
     if not user_ids:

@@ -19,7 +19,7 @@ import torch
 from .foldin import fold_in
 from .model import PAIR_COLUMNS, ServedModel, check_ids, score_indices
 from .rated import RatedIndex
-from .recommend_all import check_popularity_weight, recommend_all
+from .recommend_all import recommend_all
 from .scores import UserVectors, lookup_users
 from .similar import similar_movies
 
@@ -129,6 +129,16 @@ def _recommend(
         request_rated=request_rated,
         popularity_weight=popularity_weight,
     ).to_pandas()
+
+
+def check_popularity_weight(weight: object, name: str) -> float:
+    """``weight`` as a float in [0, 1]; a clear error naming ``name`` otherwise (the
+    request edge: the pipeline's weight is checked by its parameter model)."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number in [0, 1], got {weight!r}.")
+    if not 0 <= weight <= 1:
+        raise ValueError(f"{name} must be in [0, 1], got {weight!r}.")
+    return float(weight)
 
 
 def answer_request(
