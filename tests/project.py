@@ -44,10 +44,29 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-def run_project(project_path: Path, runtime_params: dict[str, Any]) -> None:
-    """``kedro run`` (every pipeline) with ``runtime_params`` merged into the parameters."""
+def run_project(
+    project_path: Path,
+    runtime_params: dict[str, Any],
+    pipeline_names: list[str] | None = None,
+) -> None:
+    """``kedro run`` (every pipeline, or ``pipeline_names``) with ``runtime_params``
+    merged into the parameters."""
     bootstrap_project(project_path)
     with KedroSession.create(
         project_path=project_path, runtime_params=runtime_params
     ) as session:
-        session.run()
+        session.run(pipeline_names=pipeline_names)
+
+
+def file_dataset(entry: dict[str, Any]) -> dict[str, Any]:
+    """The file dataset inside a catalog entry's wrappers (AtomicDataset, MLflow)."""
+    while "filepath" not in entry:
+        entry = entry["dataset"]
+    return entry
+
+
+def relocated(entry: dict[str, Any], filepath: Path) -> dict[str, Any]:
+    """A catalog entry whose file dataset writes to ``filepath``."""
+    if "filepath" in entry:
+        return {**entry, "filepath": str(filepath)}
+    return {**entry, "dataset": relocated(entry["dataset"], filepath)}

@@ -1,16 +1,37 @@
-"""Project hooks: the checks that must run before any node does, and the MLflow model
-logged and registered after the last one."""
+"""Project hooks: the checks that must run before any node does, the guards that keep a
+run honest when things go wrong (a lock, lineage, MLflow run status), and the MLflow
+model logged and registered after the last node."""
 
 from __future__ import annotations
+
+import atexit
+import importlib
+import pkgutil
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
 
 import mlflow
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
-from kedro.pipeline import Pipeline
+from kedro.pipeline import Node, Pipeline
+from mlflow.entities import RunStatus
 
+import rating_prediction.pipelines
+from rating_prediction.lineage import Lineage
 from rating_prediction.parameters import ProjectParameters, parse
+from rating_prediction.pipeline_registry import RUN_ALONE
+from rating_prediction.run_guard import (
+    RunEndGuard,
+    RunLock,
+    close_orphaned_runs,
+    project_tags,
+    remove_partial_files,
+)
 from rating_prediction.serving.registry import log_and_register
+
+LINEAGE_MANIFEST = Path("data") / "lineage.json"
 
 
 class ParameterCheckHooks:
@@ -21,6 +42,138 @@ class ParameterCheckHooks:
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
         parse(ProjectParameters, context.params, "")
+
+
+class RunGuardHooks:
+    """One ``kedro run`` per project at a time: the lock is taken before anything else
+    (before kedro-mlflow opens a run) and released after everything else. With the lock
+    held, partial files of killed runs are removed. Until the run ends, Ctrl-C or
+    SIGTERM ends the MLflow run KILLED and any other exit ends it FAILED (see
+    :class:`rating_prediction.run_guard.RunEndGuard`)."""
+
+    def __init__(self) -> None:
+        self._lock: RunLock | None = None
+        self._end_guard = RunEndGuard()
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        project_path = Path(run_params["project_path"])
+        self._lock = RunLock(project_path)
+        self._lock.acquire()
+        remove_partial_files(project_path)
+        self._end_guard = RunEndGuard()
+        self._end_guard.install()
+        # Registered after MLflow's own exit handler (which ends a run FINISHED), so
+        # it runs first.
+        atexit.register(self._at_exit)
+
+    @hook_impl(wrapper=True)
+    def after_pipeline_run(self) -> Generator[None, Any, Any]:
+        try:
+            return (yield)
+        except Exception:
+            # A hook (the model's logging, kedro-mlflow's own) failed after the nodes:
+            # Kedro does not call on_pipeline_error then.
+            while mlflow.active_run():
+                mlflow.end_run(RunStatus.to_string(RunStatus.FAILED))
+            raise
+        finally:
+            self._release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        self._release()
+
+    def _at_exit(self) -> None:
+        """The process ends before the run did (Ctrl-C, ``sys.exit``)."""
+        self._end_guard.end_unfinished_run()
+        self._release()
+
+    def _release(self) -> None:
+        atexit.unregister(self._at_exit)
+        self._end_guard.uninstall()
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+
+class RunStatusHooks:
+    """Tags the MLflow run kedro-mlflow opened with this project and process, and marks
+    KILLED the runs of this project that a killed process left RUNNING."""
+
+    @hook_impl(trylast=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        run = mlflow.active_run()
+        if run is None:
+            return
+        project_path = Path(run_params["project_path"])
+        mlflow.set_tags(project_tags(project_path))
+        close_orphaned_runs(project_path, run.info.run_id)
+
+
+class LineageHooks:
+    """Records what every file output was made from and refuses to read a stale one
+    (see :mod:`rating_prediction.lineage`)."""
+
+    def __init__(self) -> None:
+        self._lineage: Lineage | None = None
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], catalog: DataCatalog
+    ) -> None:
+        rebuilt_by = _pipelines_writing_each_dataset()
+        self._lineage = Lineage(
+            manifest_path=Path(run_params["project_path"]) / LINEAGE_MANIFEST,
+            filepaths=_local_paths(catalog, rebuilt_by),
+            rebuilt_by=rebuilt_by,
+            run_id=run_params["run_id"],
+        )
+
+    @hook_impl
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        if self._lineage is not None:
+            self._lineage.check_load(dataset_name)
+
+    @hook_impl
+    def before_node_run(self, node: Node, inputs: dict[str, Any]) -> None:
+        if self._lineage is not None:
+            self._lineage.start_node(node.name, node.outputs, inputs)
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        if self._lineage is not None:
+            self._lineage.finish_node(node.name, node.outputs)
+
+    @hook_impl
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        if self._lineage is not None:
+            self._lineage.record_saved(dataset_name)
+
+
+def _pipelines_writing_each_dataset() -> dict[str, str]:
+    """For every dataset some node of the project writes, the pipeline to rerun for it
+    (`kedro run --pipelines x` registers only x, so the modules are read directly)."""
+    names = sorted(
+        module.name
+        for module in pkgutil.iter_modules(rating_prediction.pipelines.__path__)
+    )
+    writers: dict[str, str] = {}
+    for name in sorted(names, key=lambda name: name in RUN_ALONE):
+        module = importlib.import_module(f"rating_prediction.pipelines.{name}")
+        for output in module.create_pipeline().all_outputs():
+            writers.setdefault(output, name)
+    return writers
+
+
+def _local_paths(catalog: DataCatalog, datasets: dict[str, str]) -> dict[str, Path]:
+    """The local file or folder of each of ``datasets`` that has one."""
+    paths = {}
+    for name in datasets:
+        filepath = getattr(catalog.get(name), "_filepath", None)
+        if filepath is not None:
+            paths[name] = Path(str(filepath))
+    return paths
 
 
 class ServingHooks:

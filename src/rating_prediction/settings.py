@@ -2,9 +2,21 @@
 
 from omegaconf.resolvers import oc
 
-from rating_prediction.hooks import ParameterCheckHooks, ServingHooks
+from rating_prediction.hooks import (
+    LineageHooks,
+    ParameterCheckHooks,
+    RunGuardHooks,
+    RunStatusHooks,
+    ServingHooks,
+)
 
-HOOKS = (ParameterCheckHooks(), ServingHooks())
+HOOKS = (
+    ParameterCheckHooks(),
+    RunGuardHooks(),
+    RunStatusHooks(),
+    LineageHooks(),
+    ServingHooks(),
+)
 
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
 from kedro.io import AbstractDataset
+
+from rating_prediction.atomic import atomic_destination
 
 
 class TorchStateDictDataset(
@@ -15,8 +16,8 @@ class TorchStateDictDataset(
 ):
     """Saves a ``state_dict`` with ``torch.save`` and loads it with ``weights_only=True``.
 
-    The file is written next to its target and renamed into place, so an interrupted save never
-    leaves a truncated checkpoint behind.
+    The file is written atomically (:mod:`rating_prediction.datasets.atomic`): an
+    interrupted save never leaves a truncated checkpoint behind.
 
     Example catalog entry::
 
@@ -33,13 +34,10 @@ class TorchStateDictDataset(
         return torch.load(Path(self._filepath), map_location="cpu", weights_only=True)
 
     def save(self, data: dict[str, torch.Tensor]) -> None:
-        target = Path(self._filepath)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        torch.save(
-            {name: tensor.detach().cpu() for name, tensor in data.items()}, partial
-        )
-        os.replace(partial, target)
+        with atomic_destination(Path(self._filepath)) as partial:
+            torch.save(
+                {name: tensor.detach().cpu() for name, tensor in data.items()}, partial
+            )
 
     def _exists(self) -> bool:
         return Path(self._filepath).exists()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
 from kedro.io import AbstractDataset
+
+from rating_prediction.atomic import atomic_destination
 
 
 class AtomicYAMLDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
@@ -36,14 +37,11 @@ class AtomicYAMLDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return yaml.safe_load(Path(self._filepath).read_text()) or {}
 
     def save(self, data: dict[str, Any]) -> None:
-        target = Path(self._filepath)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
         comment = "".join(
             f"# {line}\n".replace("# \n", "#\n") for line in self._header.splitlines()
         )
-        partial.write_text(comment + yaml.safe_dump(data, sort_keys=False))
-        os.replace(partial, target)
+        with atomic_destination(Path(self._filepath)) as partial:
+            partial.write_text(comment + yaml.safe_dump(data, sort_keys=False))
 
     def _exists(self) -> bool:
         return Path(self._filepath).exists()

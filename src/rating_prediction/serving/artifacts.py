@@ -12,9 +12,6 @@ by a parser that cannot run code (JSON, safetensors, parquet), so a swapped file
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ import polars as pl
 import safetensors.numpy
 import safetensors.torch
 
+from rating_prediction.atomic import atomic_destination
 from rating_prediction.ids import IdIndex
 from rating_prediction.models import ModelConfig
 
@@ -90,23 +88,10 @@ def _write(served: ServedModel, folder: Path) -> None:
 
 
 def save_served_model(served: ServedModel, folder: str | Path) -> None:
-    """Writes the folder atomically: a temporary sibling, then renamed into place."""
-    target = Path(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
+    """Writes the folder atomically: a partial sibling, then renamed into place."""
+    with atomic_destination(Path(folder)) as partial:
+        partial.mkdir()
         _write(served, partial)
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(partial, target)
-            shutil.rmtree(old)
-        else:
-            os.replace(partial, target)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
 
 
 def _read(folder: Path, name: str, reader: Callable[[Path], Any]) -> Any:

@@ -4,6 +4,7 @@ refit on train + val."""
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from typing import Any
@@ -19,7 +20,11 @@ from rating_prediction.training.callbacks import recorded_history
 from rating_prediction.training.feeding import RatingsDataModule, RatingTensors
 from rating_prediction.training.mlflow_logger import logger_for_active_run
 from rating_prediction.training.module import RatingRegressor
-from rating_prediction.training.trainer import make_trainer
+from rating_prediction.training.trainer import (
+    CHECKPOINT_PREFIX,
+    fit_or_raise,
+    make_trainer,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -161,14 +166,16 @@ def _fit_keeping_best(
     module, data = lightning_parts(
         variant, options, model, (train, val), options.max_epochs
     )
-    with tempfile.TemporaryDirectory(prefix="rating-prediction-") as checkpoint_dir:
+    with tempfile.TemporaryDirectory(
+        prefix=f"{CHECKPOINT_PREFIX}{os.getpid()}-"
+    ) as checkpoint_dir:
         trainer = make_trainer(
             options,
             variant=variant,
             checkpoint_dir=checkpoint_dir,
             logger=logger_for_active_run() or False,
         )
-        trainer.fit(module, datamodule=data)
+        fit_or_raise(trainer, module, data)
         # Read before loading the best checkpoint, whose buffer stops at its epoch.
         history = recorded_history(module)
         best = torch.load(
@@ -199,7 +206,7 @@ def _refit_on_train_and_val(
     module, data = lightning_parts(variant, options, model, (both, val), epochs)
     logger.info("%s: refitting on train + val for %d epochs", variant, epochs)
     trainer = make_trainer(options, variant=variant, fixed_epochs=epochs)
-    trainer.fit(module, datamodule=data)
+    fit_or_raise(trainer, module, data)
     return model, config
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytorch_lightning import Trainer
+from pytorch_lightning import LightningDataModule, LightningModule, Trainer
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import Logger
 
@@ -14,6 +14,29 @@ from rating_prediction.training.callbacks import LossHistory, PatientEarlyStoppi
 from rating_prediction.training.module import loss_key
 
 BEST_CHECKPOINT = "best"
+# A fit's checkpoints live in the system's temporary folder, in a folder named with this
+# prefix and the run's PID, so that the next run can remove those of killed processes.
+CHECKPOINT_PREFIX = "rating-prediction-"
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Lightning stopped a fit on Ctrl-C: its model is not a result."""
+
+
+def fit_or_raise(
+    trainer: Trainer, module: LightningModule, data: LightningDataModule
+) -> None:
+    """``trainer.fit``, except that an interrupted fit raises instead of returning a
+    half-trained model (Lightning's graceful shutdown returns or calls ``sys.exit``)."""
+    try:
+        trainer.fit(module, datamodule=data)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+    if trainer.interrupted:
+        raise TrainingInterrupted(
+            "Training was interrupted; no model of this run was saved."
+        )
 
 
 def make_trainer(

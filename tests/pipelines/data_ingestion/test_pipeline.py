@@ -12,6 +12,7 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines.data_ingestion import create_pipeline
+from tests.project import file_dataset, relocated
 
 from .conftest import MOVIES, RATINGS, write_folder
 
@@ -71,8 +72,12 @@ def test_shipped_parameters_and_catalog(ingestion, project_config):
     assert ingestion["base_url"] == "https://files.grouplens.org/datasets/movielens"
     catalog = project_config["catalog"]
     for name in ("ratings", "movies"):
-        assert catalog[name]["type"] == "polars.EagerPolarsDataset"
-        assert catalog[name]["filepath"] == f"data/02_intermediate/{name}.parquet"
+        assert catalog[name]["type"] == "rating_prediction.datasets.AtomicDataset"
+        assert file_dataset(catalog[name])["type"] == "polars.EagerPolarsDataset"
+        assert (
+            file_dataset(catalog[name])["filepath"]
+            == f"data/02_intermediate/{name}.parquet"
+        )
         assert catalog[name]["metadata"]["kedro-viz"]["layer"] == "intermediate"
 
 
@@ -88,7 +93,7 @@ def test_default_synthetic_run_round_trips_through_the_catalog(
 
     # Saved and loaded through the shipped catalog entries, the dtypes survive.
     config = {
-        name: {**project_config["catalog"][name], "filepath": str(tmp_path / name)}
+        name: relocated(project_config["catalog"][name], tmp_path / name)
         for name in ("ratings", "movies")
     }
     catalog = DataCatalog.from_config(config)

@@ -13,6 +13,7 @@ from rating_prediction.schema import (
     MOVIE_MAPPING_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
+from tests.project import file_dataset, relocated
 
 CONF_SOURCE = Path(__file__).parents[3] / "conf"
 OUTPUTS = [
@@ -54,12 +55,12 @@ def run_pipeline(
     """Runs the pipeline with this pipeline's catalog entries redirected to
     ``output_dir``; returns the written files by dataset name."""
     filepaths = {
-        name: output_dir / Path(catalog_config[name]["filepath"]).name
+        name: output_dir / Path(file_dataset(catalog_config[name])["filepath"]).name
         for name in OUTPUTS
     }
     catalog = DataCatalog.from_config(
         {
-            name: {**catalog_config[name], "filepath": str(filepath)}
+            name: relocated(catalog_config[name], filepath)
             for name, filepath in filepaths.items()
         }
     )
