@@ -61,12 +61,16 @@ def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 2
         time.sleep(0.2)
 
 
+def store() -> mlflow.MlflowClient:
+    """The test's own store (an earlier test may have set another tracking URI)."""
+    return mlflow.MlflowClient(tracking_uri=os.environ["MLFLOW_TRACKING_URI"])
+
+
 def runs_by_pid(pid: int) -> list:
-    return [
-        run
-        for run in mlflow.search_runs(search_all_experiments=True, output_format="list")
-        if run.data.tags.get("rating_prediction.pid") == str(pid)
-    ]
+    return store().search_runs(
+        [experiment.experiment_id for experiment in store().search_experiments()],
+        filter_string=f"tags.`rating_prediction.pid` = '{pid}'",
+    )
 
 
 def test_a_second_run_is_refused_and_ctrl_c_ends_the_run_killed(project_copy):
@@ -114,7 +118,7 @@ def test_after_kill_9_the_next_run_cleans_up_and_marks_the_dead_run_killed(
     (project_copy / "conf" / "local" / "parameters.yml").unlink()
     run_project(project_copy, SMALL_RUN_PARAMS)
 
-    assert mlflow.get_run(dead_run.info.run_id).info.status == "KILLED"
+    assert store().get_run(dead_run.info.run_id).info.status == "KILLED"
     [rerun] = runs_by_pid(os.getpid())
     assert rerun.info.status == "FINISHED"
     assert not checkpoint_folders(killed.pid)
