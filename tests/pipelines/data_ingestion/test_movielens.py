@@ -173,17 +173,21 @@ class TestParsers:
         bad_rows = [(1, "x", 4.0, 5)] * 6 + [(2, 3, "four", 5)]
         content = ratings_file(file_format, RATINGS + bad_rows)
         with pytest.raises(
-            MovieLensError, match="7 row\\(s\\) hold non-numeric"
+            MovieLensError, match="7 row\\(s\\) hold values that cannot be read"
         ) as error:
             parse(content)
         message = str(error.value)
-        assert file_format in message
+        assert message.startswith(f"{file_format}: ")
+        assert "- movieId: 6 value(s) are non-numeric\n" in message
+        assert "- rating: 1 value(s) are non-numeric\n" in message
         assert "shape: (5," in message  # five rows shown, not all seven
         assert "│ 4   " in message  # the first bad row's number
 
     def test_extra_fields_are_rejected(self):
         content = ratings_file("u.data") + b"1\t2\t3\t4\t5\n"
-        with pytest.raises(MovieLensError, match="1 row\\(s\\) hold non-numeric"):
+        with pytest.raises(
+            MovieLensError, match="timestamp: 1 value\\(s\\) are non-num"
+        ):
             parse_u_data(content)
 
     def test_missing_fields_become_nulls_for_validation(self):
@@ -191,7 +195,9 @@ class TestParsers:
         assert ratings.row(3) == (3, 4, None, None)
 
     def test_movies_with_non_integer_id(self):
-        with pytest.raises(MovieLensError, match="1 row\\(s\\) have a missing or non"):
+        with pytest.raises(
+            MovieLensError, match="movieId: 1 value\\(s\\) are non-numeric"
+        ):
             parse_movies_csv(b"movieId,title,genres\n1,A,Drama\nx,B,Drama\n")
 
 
