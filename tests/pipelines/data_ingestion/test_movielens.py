@@ -201,21 +201,51 @@ class TestParsers:
             parse_movies_csv(b"movieId,title,genres\n1,A,Drama\nx,B,Drama\n")
 
 
+LISTING_URL = "https://alice:pw@example.org/movielens/ml-1m.zip.md5"
+ML_1M_MD5 = "0123456789abcdef0123456789abcdef"
+
+
 class TestMd5Listing:
     @pytest.mark.parametrize(
         "listing",
         [
             "0123456789ABCDEF0123456789abcdef  ml-1m.zip\n",
+            "0123456789abcdef0123456789abcdef *ml-1m.zip\r\n",
+            "0123456789abcdef0123456789abcdef  ./releases/ml-1m.zip\n",
             "MD5 (ml-1m.zip) = 0123456789abcdef0123456789abcdef\n",
         ],
-        ids=["md5sum", "bsd"],
+        ids=["md5sum", "md5sum-binary", "md5sum-path", "bsd"],
     )
     def test_both_formats(self, listing):
-        assert parse_md5_listing(listing) == "0123456789abcdef0123456789abcdef"
+        assert parse_md5_listing(listing, "ml-1m.zip", LISTING_URL) == ML_1M_MD5
 
-    def test_no_checksum(self):
-        with pytest.raises(MovieLensError, match="No MD5 checksum"):
-            parse_md5_listing("<html>Not Found</html>")
+    def test_the_line_naming_the_archive_is_used(self):
+        listing = (
+            "ffffffffffffffffffffffffffffffff  ml-10m.zip\n"
+            "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee  ml-1m.zip.sig\n"
+            f"{ML_1M_MD5}  ml-1m.zip\n"
+        )
+        assert parse_md5_listing(listing, "ml-1m.zip", LISTING_URL) == ML_1M_MD5
+
+    @pytest.mark.parametrize(
+        "page",
+        [
+            "<html>Not Found</html>",
+            f"<html><!-- build {ML_1M_MD5} -->ml-1m.zip moved</html>",
+            f"{ML_1M_MD5}  ml-10m.zip\n",
+        ],
+        ids=["no-digest", "digest-on-a-page", "another-file"],
+    )
+    def test_a_page_without_the_archive_line_is_refused_naming_the_url(self, page):
+        with pytest.raises(MovieLensError) as error:
+            parse_md5_listing(page, "ml-1m.zip", LISTING_URL)
+        message = str(error.value)
+        assert message.startswith(
+            "The checksum page https://***@example.org/movielens/ml-1m.zip.md5 has no "
+            "line naming ml-1m.zip"
+        )
+        assert "Check ingestion.base_url, or download ml-1m.zip by hand" in message
+        assert "alice" not in message and "pw@" not in message
 
 
 class TestDownload:
@@ -253,7 +283,8 @@ class TestDownload:
     def test_checksum_mismatch_leaves_no_file(
         self, tmp_path, grouplens_server, archive_bytes
     ):
-        grouplens_server.publish("ml-latest-small", archive_bytes, "0" * 32 + "  x.zip")
+        listing = "0" * 32 + "  ml-latest-small.zip"
+        grouplens_server.publish("ml-latest-small", archive_bytes, listing)
         raw_dir = tmp_path / "raw"
         with pytest.raises(MovieLensError, match="Checksum mismatch") as error:
             download_release("ml-latest-small", raw_dir, grouplens_server.base_url)
