@@ -3,8 +3,12 @@
 from omegaconf.resolvers import oc
 
 from rating_prediction.hooks import ParameterCheckHooks, ServingHooks
+from rating_prediction.tracking import RedactingMlflowHook
 
-HOOKS = (ParameterCheckHooks(), ServingHooks())
+# RedactingMlflowHook replaces kedro-mlflow's own hook instance (disabled below); last,
+# so it is called where the plugin's was (pluggy calls the last registered first).
+HOOKS = (ParameterCheckHooks(), ServingHooks(), RedactingMlflowHook())
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.
