@@ -4,6 +4,7 @@ nothing is written."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,20 @@ def test_a_bad_file_stops_the_pipeline_before_ratings_or_movies_are_written(tmp_
     with pytest.raises(MovieLensError, match=r"u\.data: line 1 has 1 tab-separated"):
         SequentialRunner().run(create_pipeline(), catalog)
     assert not outputs.exists()
+
+
+def test_an_encrypted_archive_member_names_the_member_and_the_archive(tmp_path):
+    archive = write_zip(tmp_path / "ml-1m.zip", "ml-1m", release_files("ml-1m"))
+    content = bytearray(archive.read_bytes())
+    # Set the "encrypted" flag in every local (PK\3\4) and central (PK\1\2) header.
+    for signature, flags_offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        for header in re.finditer(re.escape(signature), content):
+            content[header.start() + flags_offset] |= 0x1
+    archive.write_bytes(bytes(content))
+    message = read_error(tmp_path, "ml-1m")
+    assert message == (
+        f"ratings.dat in {archive} cannot be extracted (File 'ml-1m/ratings.dat' is "
+        "encrypted, password required for extraction); GroupLens archives are plain "
+        "zip files: delete it to download it again, or extract it into "
+        f"{tmp_path / 'ml-1m'} yourself."
+    )

@@ -4,6 +4,7 @@ casting to the contract's dtypes and naming the rows that do not parse."""
 from __future__ import annotations
 
 import zipfile
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeAlias
@@ -48,6 +49,13 @@ def release_file(source: ReleaseSource, file_name: str) -> Content:
         raise MovieLensError(
             f"{source.path} is not a valid zip archive ({error}); delete it to "
             "download it again."
+        ) from error
+    # Encrypted members, unsupported compression methods, corrupt compressed data.
+    except (RuntimeError, NotImplementedError, EOFError, zlib.error) as error:
+        raise MovieLensError(
+            f"{file_name} in {source.path} cannot be extracted ({error}); GroupLens "
+            "archives are plain zip files: delete it to download it again, or "
+            f"extract it into {source.path.with_suffix('')} yourself."
         ) from error
 
 
