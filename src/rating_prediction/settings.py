@@ -9,14 +9,21 @@ from rating_prediction.hooks import (
     RunStatusHooks,
     ServingHooks,
 )
+from rating_prediction.tracking import RedactingMlflowHook
 
+# RedactingMlflowHook replaces kedro-mlflow's own hook instance (disabled below); last,
+# so it is called where the plugin's was (pluggy calls the last registered first). The
+# order of the others is set by their tryfirst / trylast marks: the lock before the
+# MLflow run opens, the run's tags after, the model logged before it ends.
 HOOKS = (
     ParameterCheckHooks(),
     RunGuardHooks(),
     RunStatusHooks(),
     LineageHooks(),
     ServingHooks(),
+    RedactingMlflowHook(),
 )
+DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.

@@ -7,7 +7,6 @@ import http.client
 import logging
 import os
 import re
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -17,23 +16,44 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
+from rating_prediction.redaction import url_without_credentials
+
 from .releases import GROUPLENS_BASE_URL, MovieLensError, release_url
 
 logger = logging.getLogger(__name__)
 
+# The two listing formats, md5sum's and BSD's, one line per file.
+_MD5_LINES = (
+    re.compile(r"(?P<md5>[0-9a-fA-F]{32})\s+(?P<file>\S.*)"),
+    re.compile(r"MD5\s*\((?P<file>.+)\)\s*=\s*(?P<md5>[0-9a-fA-F]{32})"),
+)
 
-def parse_md5_listing(text: str) -> str:
-    """Extract the hex digest from a GroupLens ``.md5`` file.
 
-    Accepts both ``<hex>  <filename>`` (md5sum) and ``MD5 (<filename>) = <hex>`` (BSD).
+def parse_md5_listing(text: str, archive_name: str, listing_url: str) -> str:
+    """Extract the MD5 of ``archive_name`` from a GroupLens ``.md5`` listing.
+
+    Only a line that names the archive counts: ``<hex>  <file>`` (md5sum, ``*<file>``
+    or a path ending in ``/<file>`` too) or ``MD5 (<file>) = <hex>`` (BSD). A digest
+    anywhere else on the page (another file's, an HTML error page's) is ignored.
 
     Raises:
-        MovieLensError: If no 32-digit hex digest is found.
+        MovieLensError: If no line names the archive (the message names the page).
     """
-    match = re.search(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])", text)
-    if match is None:
-        raise MovieLensError(f"No MD5 checksum found in {text[:200]!r}.")
-    return match.group(0).lower()
+    for line in text.splitlines():
+        for pattern in _MD5_LINES:
+            match = pattern.fullmatch(line.strip())
+            if match and _names(match["file"], archive_name):
+                return match["md5"].lower()
+    raise MovieLensError(
+        f"The checksum page {url_without_credentials(listing_url)} has no line naming "
+        f"{archive_name} (expected '<md5>  {archive_name}' or 'MD5 ({archive_name}) = "
+        f"<md5>'); it starts {text[:200]!r}. Check ingestion.base_url, or download "
+        f"{archive_name} by hand and place it in ingestion.raw_dir."
+    )
+
+
+def _names(listed: str, archive_name: str) -> bool:
+    return listed.lstrip("*").replace("\\", "/").rsplit("/", 1)[-1] == archive_name
 
 
 def download_release(
@@ -44,34 +64,42 @@ def download_release(
 ) -> Path:
     """Download ``<base_url>/<release>.zip`` into ``raw_dir`` and verify its MD5.
 
-    The archive is streamed to a temporary file in ``raw_dir`` and renamed to
+    The archive is streamed to ``raw_dir/.<release>.zip.part`` and renamed to
     ``<release>.zip`` only once its checksum matches, so an interrupted or corrupt
-    download never leaves a file that looks valid.
+    download never leaves a file that looks valid. The partial file is removed on any
+    failure, Ctrl-C included; one left by a killed process is replaced by the next
+    download. The archive gets the permissions of any new file (``0666`` less the
+    umask: ``0644`` under the usual umask ``022``). Logs and errors show the URL
+    without credentials. One download per ``raw_dir`` at a time: the project's run
+    lock ensures it within a project.
 
     Returns:
         The path of the verified archive.
 
     Raises:
         MovieLensError: If the server cannot be reached or answers with an error (the
-            message names the file to place by hand), or if the checksum differs.
+            message names the file to place by hand), if the checksum page names no
+            checksum for the archive, or if the checksum differs.
     """
     url = release_url(release, base_url)
     archive = raw_dir / f"{release}.zip"
-    logger.info("Downloading MovieLens release %s from %s", release, url)
+    shown_url = url_without_credentials(url)
+    logger.info("Downloading MovieLens release %s from %s", release, shown_url)
+    listing = _fetch(f"{url}.md5", url, archive, timeout_s)
     expected_md5 = parse_md5_listing(
-        _fetch(f"{url}.md5", url, archive, timeout_s).decode("utf-8", "replace")
+        listing.decode("utf-8", "replace"), archive.name, f"{url}.md5"
     )
     raw_dir.mkdir(parents=True, exist_ok=True)
-    descriptor, partial_name = tempfile.mkstemp(
-        prefix=f".{archive.name}.", suffix=".part", dir=raw_dir
-    )
-    partial = Path(partial_name)
+    partial = raw_dir / f".{archive.name}.part"
+    if partial.exists():
+        logger.warning("Replacing %s, left by an interrupted download", partial)
+        partial.unlink()
     try:
-        with os.fdopen(descriptor, "wb") as sink:
+        with _new_file(partial) as sink:
             actual_md5 = _stream(url, archive, sink, timeout_s)
         if actual_md5 != expected_md5:
             raise MovieLensError(
-                f"Checksum mismatch for {url}: expected MD5 {expected_md5}, "
+                f"Checksum mismatch for {shown_url}: expected MD5 {expected_md5}, "
                 f"got {actual_md5}. The download was discarded; try again."
             )
         os.replace(partial, archive)
@@ -79,6 +107,13 @@ def download_release(
         partial.unlink(missing_ok=True)
     logger.info("Saved %s (MD5 %s verified)", archive, expected_md5)
     return archive
+
+
+def _new_file(path: Path) -> BinaryIO:
+    """Create ``path`` for writing, with a new file's usual permissions (``0666``
+    less the umask; ``tempfile.mkstemp`` would give ``0600``)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    return os.fdopen(os.open(path, flags, 0o666), "wb")
 
 
 def _fetch(url: str, archive_url: str, archive: Path, timeout_s: float) -> bytes:
@@ -104,8 +139,8 @@ def _stream(url: str, archive: Path, sink: BinaryIO, timeout_s: float) -> str:
     # urllib ends a cut-off body silently; the length tells it apart from a bad file.
     if total is not None and progress.n != total:
         raise MovieLensError(
-            f"Download of {url} was interrupted after {progress.n} of {total} bytes; "
-            "try again."
+            f"Download of {url_without_credentials(url)} was interrupted after "
+            f"{progress.n} of {total} bytes; try again."
         )
     return digest.hexdigest()
 
@@ -127,7 +162,7 @@ def _download_failed(
     url: str, archive_url: str, archive: Path, reason: str
 ) -> MovieLensError:
     return MovieLensError(
-        f"Could not fetch {url} ({reason}). Without network access, download "
-        f"{archive_url} by hand and place {archive.name} in "
-        f"{archive.parent.resolve()} (or extract it there)."
+        f"Could not fetch {url_without_credentials(url)} ({reason}). Without network "
+        f"access, download {url_without_credentials(archive_url)} by hand and place "
+        f"{archive.name} in {archive.parent.resolve()} (or extract it there)."
     )

@@ -9,13 +9,15 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-from .parsers.common import Content, release_file
+from .parsers.common import Content, file_label, release_file
 from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
+from .parsers.diagnosis import RESTORE_ADVICE
 from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
 from .releases import MovieLensError, MoviesFormat, RatingsFormat, ReleaseSource
 
-Parser = Callable[[Content], pl.DataFrame]
+# A file's content and how errors name it.
+Parser = Callable[[Content, str], pl.DataFrame]
 
 # Columns of the predefined-fold table: which (user, movie) pairs each fold's base and
 # test files hold.
@@ -46,9 +48,17 @@ def read_ratings(source: ReleaseSource) -> pl.DataFrame:
     Returns:
         Columns userId (Int32), movieId (Int32), rating (Float32), timestamp (Int64), in
         file order, unvalidated apart from parsing.
+
+    Raises:
+        MovieLensError: If the file is missing, unreadable or holds no rating (the
+            message names the file and the first line or rows at fault).
     """
     file_format = source.layout.ratings_format
-    return RATINGS_PARSERS[file_format](release_file(source, file_format))
+    label = file_label(source, file_format)
+    ratings = RATINGS_PARSERS[file_format](release_file(source, file_format), label)
+    if ratings.is_empty():
+        raise MovieLensError(f"{label} holds no ratings. {RESTORE_ADVICE}")
+    return ratings
 
 
 def read_movies(source: ReleaseSource) -> pl.DataFrame:
@@ -58,7 +68,8 @@ def read_movies(source: ReleaseSource) -> pl.DataFrame:
         Columns movieId (Int32), title (String), genres (String, ``|``-joined).
     """
     file_format = source.layout.movies_format
-    return MOVIES_PARSERS[file_format](release_file(source, file_format))
+    label = file_label(source, file_format)
+    return MOVIES_PARSERS[file_format](release_file(source, file_format), label)
 
 
 def read_fold(source: ReleaseSource, fold: str) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -79,12 +90,7 @@ def read_fold(source: ReleaseSource, fold: str) -> tuple[pl.DataFrame, pl.DataFr
     for suffix in ("base", "test"):
         file_name = f"{fold}.{suffix}"
         content = release_file(source, file_name)
-        if not isinstance(content, bytes) and not content.is_file():
-            raise MovieLensError(
-                f"{source.path} holds no {file_name}: the {source.release} release "
-                "ships it; restore the folder or use the zip archive."
-            )
-        parts.append(parse_u_split(content, file_name))
+        parts.append(parse_u_split(content, file_label(source, file_name)))
     return parts[0], parts[1]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -96,6 +97,9 @@ class FakeGroupLens:
     routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     # Paths whose responses claim more bytes than they send, like a dropped connection.
     truncated: set[str] = field(default_factory=set)
+    # Paths whose responses send half their body, then wait for `resume`.
+    stalled: set[str] = field(default_factory=set)
+    resume: threading.Event = field(default_factory=threading.Event)
 
     def publish(
         self, release: str, archive: bytes, md5_listing: str | None = None
@@ -118,8 +122,15 @@ def grouplens_server() -> Iterator[FakeGroupLens]:
             claimed = len(body) * 2 if self.path in fake.truncated else len(body)
             self.send_header("Content-Length", str(claimed))
             self.end_headers()
-            self.wfile.write(body)
             self.close_connection = True
+            if self.path in fake.stalled:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                fake.resume.wait(timeout=60)
+                with contextlib.suppress(ConnectionError):  # the client was killed
+                    self.wfile.write(body[len(body) // 2 :])
+                return
+            self.wfile.write(body)
 
         def log_message(self, *args: object) -> None:  # keep test output quiet
             pass
@@ -131,6 +142,7 @@ def grouplens_server() -> Iterator[FakeGroupLens]:
     )
     thread.start()
     yield fake
+    fake.resume.set()
     server.shutdown()
     server.server_close()
 

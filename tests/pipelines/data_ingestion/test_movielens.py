@@ -173,17 +173,21 @@ class TestParsers:
         bad_rows = [(1, "x", 4.0, 5)] * 6 + [(2, 3, "four", 5)]
         content = ratings_file(file_format, RATINGS + bad_rows)
         with pytest.raises(
-            MovieLensError, match="7 row\\(s\\) hold non-numeric"
+            MovieLensError, match="7 row\\(s\\) hold values that cannot be read"
         ) as error:
             parse(content)
         message = str(error.value)
-        assert file_format in message
+        assert message.startswith(f"{file_format}: ")
+        assert "- movieId: 6 value(s) are non-numeric\n" in message
+        assert "- rating: 1 value(s) are non-numeric\n" in message
         assert "shape: (5," in message  # five rows shown, not all seven
         assert "│ 4   " in message  # the first bad row's number
 
     def test_extra_fields_are_rejected(self):
         content = ratings_file("u.data") + b"1\t2\t3\t4\t5\n"
-        with pytest.raises(MovieLensError, match="1 row\\(s\\) hold non-numeric"):
+        with pytest.raises(
+            MovieLensError, match="timestamp: 1 value\\(s\\) are non-num"
+        ):
             parse_u_data(content)
 
     def test_missing_fields_become_nulls_for_validation(self):
@@ -191,8 +195,14 @@ class TestParsers:
         assert ratings.row(3) == (3, 4, None, None)
 
     def test_movies_with_non_integer_id(self):
-        with pytest.raises(MovieLensError, match="1 row\\(s\\) have a missing or non"):
+        with pytest.raises(
+            MovieLensError, match="movieId: 1 value\\(s\\) are non-numeric"
+        ):
             parse_movies_csv(b"movieId,title,genres\n1,A,Drama\nx,B,Drama\n")
+
+
+LISTING_URL = "https://alice:pw@example.org/movielens/ml-1m.zip.md5"
+ML_1M_MD5 = "0123456789abcdef0123456789abcdef"
 
 
 class TestMd5Listing:
@@ -200,16 +210,42 @@ class TestMd5Listing:
         "listing",
         [
             "0123456789ABCDEF0123456789abcdef  ml-1m.zip\n",
+            "0123456789abcdef0123456789abcdef *ml-1m.zip\r\n",
+            "0123456789abcdef0123456789abcdef  ./releases/ml-1m.zip\n",
             "MD5 (ml-1m.zip) = 0123456789abcdef0123456789abcdef\n",
         ],
-        ids=["md5sum", "bsd"],
+        ids=["md5sum", "md5sum-binary", "md5sum-path", "bsd"],
     )
     def test_both_formats(self, listing):
-        assert parse_md5_listing(listing) == "0123456789abcdef0123456789abcdef"
+        assert parse_md5_listing(listing, "ml-1m.zip", LISTING_URL) == ML_1M_MD5
 
-    def test_no_checksum(self):
-        with pytest.raises(MovieLensError, match="No MD5 checksum"):
-            parse_md5_listing("<html>Not Found</html>")
+    def test_the_line_naming_the_archive_is_used(self):
+        listing = (
+            "ffffffffffffffffffffffffffffffff  ml-10m.zip\n"
+            "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee  ml-1m.zip.sig\n"
+            f"{ML_1M_MD5}  ml-1m.zip\n"
+        )
+        assert parse_md5_listing(listing, "ml-1m.zip", LISTING_URL) == ML_1M_MD5
+
+    @pytest.mark.parametrize(
+        "page",
+        [
+            "<html>Not Found</html>",
+            f"<html><!-- build {ML_1M_MD5} -->ml-1m.zip moved</html>",
+            f"{ML_1M_MD5}  ml-10m.zip\n",
+        ],
+        ids=["no-digest", "digest-on-a-page", "another-file"],
+    )
+    def test_a_page_without_the_archive_line_is_refused_naming_the_url(self, page):
+        with pytest.raises(MovieLensError) as error:
+            parse_md5_listing(page, "ml-1m.zip", LISTING_URL)
+        message = str(error.value)
+        assert message.startswith(
+            "The checksum page https://***@example.org/movielens/ml-1m.zip.md5 has no "
+            "line naming ml-1m.zip"
+        )
+        assert "Check ingestion.base_url, or download ml-1m.zip by hand" in message
+        assert "alice" not in message and "pw@" not in message
 
 
 class TestDownload:
@@ -247,7 +283,8 @@ class TestDownload:
     def test_checksum_mismatch_leaves_no_file(
         self, tmp_path, grouplens_server, archive_bytes
     ):
-        grouplens_server.publish("ml-latest-small", archive_bytes, "0" * 32 + "  x.zip")
+        listing = "0" * 32 + "  ml-latest-small.zip"
+        grouplens_server.publish("ml-latest-small", archive_bytes, listing)
         raw_dir = tmp_path / "raw"
         with pytest.raises(MovieLensError, match="Checksum mismatch") as error:
             download_release("ml-latest-small", raw_dir, grouplens_server.base_url)

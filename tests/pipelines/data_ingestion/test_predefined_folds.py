@@ -63,8 +63,11 @@ def test_a_malformed_or_missing_split_file_is_named(tmp_path):
     (folder / "u2.test").write_bytes(b"1\t2\tfive\t3\n")
     (folder / "u3.base").unlink()
     source = ReleaseSource("ml-100k", folder)
-    with pytest.raises(MovieLensError, match=r"u2\.test: 1 row\(s\) hold non-numeric"):
+    with pytest.raises(
+        MovieLensError, match=r"ml-100k/u2\.test: 1 row\(s\) hold values that cannot"
+    ) as error:
         read_fold(source, "u2")
+    assert "- rating: 1 value(s) are non-numeric" in str(error.value)
     with pytest.raises(MovieLensError, match=r"holds no u3\.base"):
         read_fold(source, "u3")
     with pytest.raises(MovieLensError, match="has no predefined fold 'u9'"):

@@ -4,6 +4,8 @@ casting to the contract's dtypes and naming the rows that do not parse."""
 from __future__ import annotations
 
 import zipfile
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypeAlias
 
@@ -22,7 +24,13 @@ def release_file(source: ReleaseSource, file_name: str) -> Content:
     Paths let polars scan lazily; zip members must be decompressed into memory.
     """
     if source.path.is_dir():
-        return source.path / file_name
+        path = source.path / file_name
+        if not path.is_file():
+            raise MovieLensError(
+                f"{source.path} holds no {file_name}: the {source.release} release "
+                "ships it; restore the folder or use the zip archive."
+            )
+        return path
     try:
         with zipfile.ZipFile(source.path) as archive:
             members = [
@@ -42,6 +50,20 @@ def release_file(source: ReleaseSource, file_name: str) -> Content:
             f"{source.path} is not a valid zip archive ({error}); delete it to "
             "download it again."
         ) from error
+    # Encrypted members, unsupported compression methods, corrupt compressed data.
+    except (RuntimeError, NotImplementedError, EOFError, zlib.error) as error:
+        raise MovieLensError(
+            f"{file_name} in {source.path} cannot be extracted ({error}); GroupLens "
+            "archives are plain zip files: delete it to download it again, or "
+            f"extract it into {source.path.with_suffix('')} yourself."
+        ) from error
+
+
+def file_label(source: ReleaseSource, file_name: str) -> str:
+    """How an error names a file of a release: its path, or its name and archive."""
+    if source.path.is_dir():
+        return str(source.path / file_name)
+    return f"{file_name} in {source.path}"
 
 
 def require_columns(found: list[str], expected: list[str], file_name: str) -> None:
@@ -86,8 +108,9 @@ def cast_ratings(raw: pl.LazyFrame, file_name: str) -> pl.DataFrame:
     """Cast string rating columns to compact dtypes, rejecting values that do not parse.
 
     Missing values stay null here (validation reports them); a present value that is
-    not a number is an error naming the rows. The typed CSV readers are faster and
-    fall back to this path only to tell which rows are bad.
+    not a number, or a number that does not fit its column's dtype, is an error naming
+    the rows. The typed CSV readers are faster and fall back to this path only to tell
+    which rows are bad.
     """
     ratings = raw.select(
         pl.col(column).str.strip_chars().cast(dtype, strict=False).alias(column)
@@ -95,39 +118,95 @@ def cast_ratings(raw: pl.LazyFrame, file_name: str) -> pl.DataFrame:
     ).collect()
     unparsed = pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA)
     if ratings.select(unparsed.any()).item():
-        _raise_unparsable(raw, file_name)
+        _reject_unreadable(raw, RATINGS_SCHEMA, file_name)
     return ratings
-
-
-def _raise_unparsable(raw: pl.LazyFrame, file_name: str) -> None:
-    """Raise an error listing the rows whose present values are not numbers."""
-    not_a_number = pl.any_horizontal(
-        pl.col(column).is_not_null()
-        & pl.col(column).str.strip_chars().cast(dtype, strict=False).is_null()
-        for column, dtype in RATINGS_SCHEMA.items()
-    )
-    bad_rows = raw.with_row_index("row", offset=1).filter(not_a_number).collect()
-    if bad_rows.height:
-        raise MovieLensError(
-            f"{file_name}: {bad_rows.height} row(s) hold non-numeric values; first "
-            f"{min(bad_rows.height, 5)} (row numbers count data lines from 1):\n"
-            f"{bad_rows.head(5)}"
-        )
 
 
 def cast_movies(movies: pl.DataFrame, file_name: str) -> pl.DataFrame:
     """Cast string movie columns to their dtypes; every movie needs an integer id."""
-    typed = movies.select(
-        pl.col("movieId")
-        .str.strip_chars()
-        .cast(MOVIES_SCHEMA["movieId"], strict=False),
+    movie_id = {"movieId": MOVIES_SCHEMA["movieId"]}
+    _reject_unreadable(movies.lazy(), movie_id, file_name, missing_is_bad=True)
+    return movies.select(
+        pl.col("movieId").str.strip_chars().cast(MOVIES_SCHEMA["movieId"]),
         pl.col("title").cast(MOVIES_SCHEMA["title"]),
         pl.col("genres").cast(MOVIES_SCHEMA["genres"]),
     )
-    bad_rows = movies.with_row_index("row", offset=1).filter(typed["movieId"].is_null())
-    if bad_rows.height:
-        raise MovieLensError(
-            f"{file_name}: {bad_rows.height} row(s) have a missing or non-integer "
-            f"movieId; first {min(bad_rows.height, 5)}:\n{bad_rows.head(5)}"
+
+
+def _reject_unreadable(
+    raw: pl.LazyFrame,
+    dtypes: Mapping[str, pl.DataType],
+    file_name: str,
+    missing_is_bad: bool = False,
+) -> None:
+    """Raise if a string column holds a value that does not cast to its dtype, saying
+    per column how many and why (not a number, not an integer, out of range) and
+    showing up to five rows."""
+    problem_columns = [f"{column} problem" for column in dtypes]
+    bad_rows = (
+        raw.with_row_index("row", offset=1)
+        .with_columns(
+            _why_unreadable(column, dtype, missing_is_bad).alias(f"{column} problem")
+            for column, dtype in dtypes.items()
         )
-    return typed
+        .filter(pl.any_horizontal(pl.col(problem_columns).is_not_null()))
+        .collect()
+    )
+    if not bad_rows.height:
+        return
+    counts = [
+        f"- {column}: {count} value(s) are {problem}"
+        for column in dtypes
+        for problem, count in bad_rows[f"{column} problem"]
+        .drop_nulls()
+        .value_counts(sort=True)
+        .iter_rows()
+    ]
+    shown = bad_rows.drop(problem_columns).head(5)
+    raise MovieLensError(
+        f"{file_name}: {bad_rows.height} row(s) hold values that cannot be "
+        "read; fix or remove them:\n"
+        + "\n".join(counts)
+        + f"\nFirst {shown.height} (row numbers count data lines from 1):\n{shown}"
+    )
+
+
+def _why_unreadable(column: str, dtype: pl.DataType, missing_is_bad: bool) -> pl.Expr:
+    """Why each value of a string column does not cast to ``dtype``; null if it does."""
+    text = pl.col(column).str.strip_chars()
+    number = text.cast(pl.Float64, strict=False)
+    fits = text.cast(dtype, strict=False).is_not_null()
+    missing = pl.col(column).is_null() | (text == "")
+    why = pl.when(fits).then(None)
+    if missing_is_bad:
+        why = why.when(missing).then(pl.lit("missing"))
+    else:
+        why = why.when(missing).then(None)
+    why = why.when(number.is_null()).then(pl.lit("non-numeric"))
+    if not dtype.is_integer():
+        return why.otherwise(None)
+    low, high = _integer_range(dtype)
+    return (
+        why.when(number != number.floor())
+        .then(pl.lit("not integers"))
+        # high + 1 is a power of two, exact as a float where high itself is not
+        .when((number < low) | (number >= high + 1))
+        .then(
+            pl.lit(f"outside the supported range {low}..{high}{_range_advice(column)}")
+        )
+        .otherwise(pl.lit("not written as plain integers"))
+    )
+
+
+def _integer_range(dtype: pl.DataType) -> tuple[int, int]:
+    bits = {pl.Int32: 32, pl.Int64: 64}[type(dtype)]
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+def _range_advice(column: str) -> str:
+    if column.endswith("Id"):
+        return (
+            " (ids are stored as 32-bit integers): renumber the ids to fit, the same "
+            "way in the ratings and movies files"
+        )
+    return ""

@@ -8,25 +8,35 @@ import polars as pl
 from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
 from .common import Content, cast_movies, cast_ratings, require_columns
+from .diagnosis import TextLayout, explained_read_errors
+
+CSV_LAYOUT = TextLayout(",", quoted=True)
 
 
-def parse_ratings_csv(content: Content) -> pl.DataFrame:
-    """Parse a ``ratings.csv`` (header userId,movieId,rating,timestamp; ml-20m and later)."""
-    header = pl.scan_csv(content, infer_schema=False).collect_schema().names()
-    require_columns(header, list(RATINGS_SCHEMA), "ratings.csv")
-    try:
-        return (
-            pl.scan_csv(content, infer_schema=False, schema_overrides=RATINGS_SCHEMA)
-            .select(list(RATINGS_SCHEMA))
-            .collect()
-        )
-    except pl.exceptions.ComputeError:
-        raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
-        return cast_ratings(raw, "ratings.csv")
+def parse_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.DataFrame:
+    """Parse a ``ratings.csv`` (header userId,movieId,rating,timestamp; ml-20m and later).
+
+    Errors name ``file_name`` (pass the file's path or place in its archive).
+    """
+    with explained_read_errors(content, file_name, CSV_LAYOUT):
+        header = pl.scan_csv(content, infer_schema=False).collect_schema().names()
+        require_columns(header, list(RATINGS_SCHEMA), file_name)
+        try:
+            return (
+                pl.scan_csv(
+                    content, infer_schema=False, schema_overrides=RATINGS_SCHEMA
+                )
+                .select(list(RATINGS_SCHEMA))
+                .collect()
+            )
+        except pl.exceptions.ComputeError:
+            raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
+            return cast_ratings(raw, file_name)
 
 
-def parse_movies_csv(content: Content) -> pl.DataFrame:
+def parse_movies_csv(content: Content, file_name: str = "movies.csv") -> pl.DataFrame:
     """Parse a ``movies.csv`` (quoted CSV movieId,title,genres in UTF-8)."""
-    movies = pl.read_csv(content, infer_schema=False)
-    require_columns(movies.columns, list(MOVIES_SCHEMA), "movies.csv")
-    return cast_movies(movies, "movies.csv")
+    with explained_read_errors(content, file_name, CSV_LAYOUT):
+        movies = pl.read_csv(content, infer_schema=False)
+    require_columns(movies.columns, list(MOVIES_SCHEMA), file_name)
+    return cast_movies(movies, file_name)

@@ -7,15 +7,17 @@ import polars as pl
 from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
 from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+from .diagnosis import TextLayout, explained_read_errors
 
 
-def parse_ratings_dat(content: Content) -> pl.DataFrame:
+def parse_ratings_dat(content: Content, file_name: str = "ratings.dat") -> pl.DataFrame:
     """Parse a ``ratings.dat`` (``::``-separated; ml-1m and ml-10m)."""
-    raw = split_lines(content, "::", list(RATINGS_SCHEMA))
-    return cast_ratings(raw, "ratings.dat")
+    with explained_read_errors(content, file_name, TextLayout("::")):
+        raw = split_lines(content, "::", list(RATINGS_SCHEMA))
+        return cast_ratings(raw, file_name)
 
 
-def parse_movies_dat(content: Content) -> pl.DataFrame:
+def parse_movies_dat(content: Content, file_name: str = "movies.dat") -> pl.DataFrame:
     """Parse a ``movies.dat`` (``::``-separated; UTF-8 in ml-10m, Latin-1 in ml-1m)."""
     movies = split_lines(as_utf8(content), "::", list(MOVIES_SCHEMA)).collect()
-    return cast_movies(movies, "movies.dat")
+    return cast_movies(movies, file_name)

@@ -8,6 +8,13 @@ import polars as pl
 from rating_prediction.schema import ML_100K_GENRES, RATINGS_SCHEMA
 
 from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+from .diagnosis import TextLayout, explained_read_errors
+
+U_DATA_LAYOUT = TextLayout("\t", columns=tuple(RATINGS_SCHEMA))
+U_ITEM_COLUMNS = ("movieId", "title", "released", "video_released", "imdb_url") + tuple(
+    f"is_{genre}" for genre in ML_100K_GENRES
+)
+U_ITEM_LAYOUT = TextLayout("|", columns=U_ITEM_COLUMNS, utf8_only=False)
 
 
 def parse_u_data(content: Content, file_name: str = "u.data") -> pl.DataFrame:
@@ -16,19 +23,20 @@ def parse_u_data(content: Content, file_name: str = "u.data") -> pl.DataFrame:
     The official split files (``u1.base``, ``u1.test``, ..., ``ub.test``) have the same
     format: pass their name as ``file_name`` so an error names the file.
     """
-    try:
-        return pl.scan_csv(
-            content,
-            separator="\t",
-            has_header=False,
-            quote_char=None,
-            new_columns=list(RATINGS_SCHEMA),
-            infer_schema=False,
-            schema_overrides=RATINGS_SCHEMA,
-        ).collect()
-    except pl.exceptions.ComputeError:
-        raw = split_lines(content, "\t", list(RATINGS_SCHEMA))
-        return cast_ratings(raw, file_name)
+    with explained_read_errors(content, file_name, U_DATA_LAYOUT):
+        try:
+            return pl.scan_csv(
+                content,
+                separator="\t",
+                has_header=False,
+                quote_char=None,
+                new_columns=list(RATINGS_SCHEMA),
+                infer_schema=False,
+                schema_overrides=RATINGS_SCHEMA,
+            ).collect()
+        except pl.exceptions.ComputeError:
+            raw = split_lines(content, "\t", list(RATINGS_SCHEMA))
+            return cast_ratings(raw, file_name)
 
 
 def parse_u_split(content: Content, file_name: str) -> pl.DataFrame:
@@ -36,22 +44,22 @@ def parse_u_split(content: Content, file_name: str) -> pl.DataFrame:
     return parse_u_data(content, file_name)
 
 
-def parse_u_item(content: Content) -> pl.DataFrame:
+def parse_u_item(content: Content, file_name: str = "u.item") -> pl.DataFrame:
     """Parse ml-100k's ``u.item`` (``|``-separated, Latin-1) with genre flag columns.
 
     The 19 genre flags become a ``|``-joined genre string like the other releases use
     (null when no flag is set).
     """
-    flag_columns = [f"is_{genre}" for genre in ML_100K_GENRES]
-    items = pl.read_csv(
-        as_utf8(content),
-        separator="|",
-        has_header=False,
-        quote_char=None,
-        new_columns=["movieId", "title", "released", "video_released", "imdb_url"]
-        + flag_columns,
-        infer_schema=False,
-    )
+    flag_columns = list(U_ITEM_COLUMNS[5:])
+    with explained_read_errors(content, file_name, U_ITEM_LAYOUT):
+        items = pl.read_csv(
+            as_utf8(content),
+            separator="|",
+            has_header=False,
+            quote_char=None,
+            new_columns=list(U_ITEM_COLUMNS),
+            infer_schema=False,
+        )
     genres = pl.concat_str(
         [
             pl.when(pl.col(flag) == "1").then(pl.lit(genre))
@@ -63,4 +71,4 @@ def parse_u_item(content: Content) -> pl.DataFrame:
     movies = items.select(
         "movieId", "title", pl.when(genres != "").then(genres).alias("genres")
     )
-    return cast_movies(movies, "u.item")
+    return cast_movies(movies, file_name)
