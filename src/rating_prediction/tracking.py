@@ -11,6 +11,7 @@ own hook instance (see ``settings.py``) and passes every such value through
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,15 @@ class RedactingMlflowHook(MlflowHook):
             redact(run_params, self._project_path), pipeline, catalog
         )
         self._redact_recorded_tags()
+        # Ctrl-C and sys.exit reach neither hook below; registered after the run
+        # guard's exit handler, this runs before it ends the run KILLED.
+        atexit.register(self._redact_recorded_tags)
 
     @hook_impl
     def after_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
+        atexit.unregister(self._redact_recorded_tags)
         self._redact_recorded_tags()
         super().after_pipeline_run(run_params, pipeline, catalog)
 
@@ -65,6 +70,7 @@ class RedactingMlflowHook(MlflowHook):
         pipeline: Pipeline,
         catalog: DataCatalog,
     ) -> None:
+        atexit.unregister(self._redact_recorded_tags)
         self._redact_recorded_tags()
         super().on_pipeline_error(error, run_params, pipeline, catalog)
 
