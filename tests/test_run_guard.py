@@ -37,13 +37,17 @@ def start_kedro_run(project_path: Path, parameters: dict) -> subprocess.Popen:
     (project_path / "conf" / "local" / "parameters.yml").write_text(
         yaml.safe_dump(parameters)
     )
-    return subprocess.Popen(
-        [sys.executable, "-m", "kedro", "run"],
-        cwd=project_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    # A file, not a pipe: nobody reads a pipe while training runs, and a full one
+    # would block the process.
+    with (project_path / "kedro-run.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run"],
+            cwd=project_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    process.cwd = project_path
+    return process
 
 
 def checkpoint_folders(pid: int) -> list[Path]:
@@ -54,7 +58,8 @@ def wait_for(condition, process: subprocess.Popen, what: str, timeout: float = 2
     deadline = time.monotonic() + timeout
     while not condition():
         if process.poll() is not None:
-            pytest.fail(f"kedro run ended before {what}:\n{process.stdout.read()}")
+            log = Path(process.cwd, "kedro-run.log").read_text()
+            pytest.fail(f"kedro run ended before {what}:\n{log[-3000:]}")
         if time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"timed out waiting for {what}")
