@@ -431,11 +431,29 @@ class SimilarParameters(Parameters):
 
 class BatchRecommendParameters(Parameters):
     """``inference.batch_recommend``: top-K for every user seen in training, or for the
-    userId column of ``users_file`` (parquet or CSV), in blocks of users."""
+    users of the ``user_requests`` file, in blocks of users."""
 
-    users_file: str | None = None
     top_k: PositiveInt = 10
     block_size: PositiveInt = 1024
+
+    @model_validator(mode="before")
+    @classmethod
+    def _users_file_moved(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "users_file" in values:
+            raise ValueError(
+                "'users_file' is no longer a parameter: the users to recommend for "
+                "come from the catalog entry user_requests; put them in "
+                "data/01_raw/requests/users.parquet (or point that entry at your "
+                "file, see conf/base/catalog_inference.yml) and remove users_file"
+            )
+        return values
+
+
+class RequestFileParameters(Parameters):
+    """``inference.request_files``: how request files (``pair_requests``,
+    ``user_requests``) are read, answered and written: ``batch_size`` rows at a time."""
+
+    batch_size: PositiveInt = 100_000
 
 
 class InferenceParameters(Parameters):
@@ -447,6 +465,7 @@ class InferenceParameters(Parameters):
     fold_in: FoldInParameters = FoldInParameters()
     similar: SimilarParameters = SimilarParameters()
     batch_recommend: BatchRecommendParameters = BatchRecommendParameters()
+    request_files: RequestFileParameters = RequestFileParameters()
 
     @field_validator("served_variant")
     @classmethod

@@ -1,6 +1,7 @@
 """Kedro dataset classes used by the catalog."""
 
+from .request_file import RequestFileDataset
 from .served_model import ServedModelDataset
 from .torch_state_dict import TorchStateDictDataset
 
-__all__ = ["ServedModelDataset", "TorchStateDictDataset"]
+__all__ = ["RequestFileDataset", "ServedModelDataset", "TorchStateDictDataset"]
