@@ -58,15 +58,20 @@ def run_project(
         session.run(pipeline_names=pipeline_names)
 
 
+LOCATION_KEYS = ("filepath", "path")
+
+
 def file_dataset(entry: dict[str, Any]) -> dict[str, Any]:
-    """The file dataset inside a catalog entry's wrappers (AtomicDataset, MLflow)."""
-    while "filepath" not in entry:
+    """The file (or folder) dataset inside a catalog entry's wrappers (AtomicDataset,
+    MLflow)."""
+    while not any(key in entry for key in LOCATION_KEYS):
         entry = entry["dataset"]
     return entry
 
 
 def relocated(entry: dict[str, Any], filepath: Path) -> dict[str, Any]:
-    """A catalog entry whose file dataset writes to ``filepath``."""
-    if "filepath" in entry:
-        return {**entry, "filepath": str(filepath)}
+    """A catalog entry whose file (or folder) dataset writes to ``filepath``."""
+    for key in LOCATION_KEYS:
+        if key in entry:
+            return {**entry, key: str(filepath)}
     return {**entry, "dataset": relocated(entry["dataset"], filepath)}

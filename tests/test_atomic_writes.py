@@ -109,5 +109,34 @@ def test_a_torch_write_error_names_the_file_not_the_iostream(tmp_path, monkeypat
 
 
 def test_a_dataset_without_a_filepath_is_refused():
-    with pytest.raises(DatasetError, match="has none"):
+    with pytest.raises(DatasetError, match="has neither"):
         AtomicDataset({"type": "MemoryDataset"})
+
+
+def test_a_folder_of_partitions_is_replaced_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "answers"
+    folder = AtomicDataset(
+        {
+            "type": "partitions.PartitionedDataset",
+            "path": str(target),
+            "filename_suffix": ".parquet",
+            "overwrite": True,
+            "dataset": {"type": "polars.EagerPolarsDataset", "file_format": "parquet"},
+        }
+    )
+    folder.save({f"batch-{i}": pl.DataFrame({"userId": [i]}) for i in range(3)})
+
+    def failing_batch() -> pl.DataFrame:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(DatasetError, match="Could not write .*answers"):
+        folder.save(
+            {"batch-0": lambda: pl.DataFrame({"userId": [9]}), "batch-1": failing_batch}
+        )
+
+    assert sorted(path.name for path in target.iterdir()) == [
+        f"batch-{i}.parquet" for i in range(3)
+    ]
+    assert [path.name for path in tmp_path.iterdir()] == ["answers"]
+    folder.save({})
+    assert not list(target.iterdir())

@@ -1,7 +1,13 @@
 """Kedro dataset classes used by the catalog."""
 
 from .atomic import AtomicDataset
+from .request_file import RequestFileDataset
 from .served_model import ServedModelDataset
 from .torch_state_dict import TorchStateDictDataset
 
-__all__ = ["AtomicDataset", "ServedModelDataset", "TorchStateDictDataset"]
+__all__ = [
+    "AtomicDataset",
+    "RequestFileDataset",
+    "ServedModelDataset",
+    "TorchStateDictDataset",
+]

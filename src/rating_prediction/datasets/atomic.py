@@ -13,7 +13,9 @@ from rating_prediction.atomic import atomic_destination
 
 
 class AtomicDataset(AbstractDataset[Any, Any]):
-    """Wraps a file dataset so that its saves are atomic (see :mod:`rating_prediction.atomic`).
+    """Wraps a file dataset (``filepath``) or a folder one (``path``, e.g.
+    ``partitions.PartitionedDataset``) so that its saves are atomic (see
+    :mod:`rating_prediction.atomic`).
 
     Loads, ``exists`` and kedro-viz previews go to the wrapped dataset unchanged; a save
     goes to a copy of it pointed at the partial path. Wrapping a wrapper works too:
@@ -31,15 +33,17 @@ class AtomicDataset(AbstractDataset[Any, Any]):
     def __init__(
         self, dataset: dict[str, Any], metadata: dict[str, Any] | None = None
     ) -> None:
-        if "filepath" not in dataset:
+        location = [key for key in ("filepath", "path") if key in dataset]
+        if not location:
             raise DatasetError(
-                "AtomicDataset wraps datasets with a `filepath`; this one has none: "
-                f"{dataset}"
+                "AtomicDataset wraps datasets with a `filepath` or a `path`; this one "
+                f"has neither: {dataset}"
             )
+        self._location_key = location[0]
         self._dataset_type, self._dataset_config = parse_dataset_definition(
             deepcopy(dataset)
         )
-        self._filepath = PurePosixPath(self._dataset_config["filepath"])
+        self._filepath = PurePosixPath(self._dataset_config[self._location_key])
         self._dataset = self._dataset_type(**self._dataset_config)
         self.metadata = metadata
         # kedro-viz reads the preview's kind from its return annotation: keep the
@@ -57,9 +61,12 @@ class AtomicDataset(AbstractDataset[Any, Any]):
     def save(self, data: Any) -> None:
         with atomic_destination(self.filepath) as partial:
             writer = self._dataset_type(
-                **{**self._dataset_config, "filepath": str(partial)}
+                **{**self._dataset_config, self._location_key: str(partial)}
             )
             writer.save(data)
+            if self._location_key == "path":
+                # A folder dataset given nothing to save writes no folder.
+                partial.mkdir(exist_ok=True)
 
     def _exists(self) -> bool:
         return self._dataset.exists()

@@ -28,7 +28,7 @@ from rating_prediction.models import (
 )
 
 from .rated import RatedIndex
-from .scores import DenseLookup, PairScorer
+from .scores import SCORE_BATCH_ROWS, DenseLookup, PairScorer
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +58,6 @@ RECOMMENDATIONS_SCHEMA = pl.Schema(
 
 # Bounds the (user, candidate movie) pairs scored at once when recommending.
 MAX_SCORED_PAIRS = 2_000_000
-# Bounds the pairs scored at once by `score_indices`, so memory does not grow with a
-# request beyond its own input and output; small enough for the gathered rows to stay
-# in cache (measured: 8,192 rows per batch on one thread scored 1M pairs 3x faster than
-# 65,536 rows on two threads).
-SCORE_BATCH_ROWS = 8_192
 # Ids are held as Int32 from ingestion on: anything outside 0..MAX_ID names no user or
 # movie of any release, so it is refused rather than answered with the fallback.
 MAX_ID = 2**31 - 1
@@ -350,25 +345,14 @@ def _lookup(index: IdIndex, ids: pl.Series) -> pl.Series:
     return pl.Series(index.lookup(ids.to_numpy()), dtype=pl.Int64)
 
 
-def index_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
-    """Adds the mapped ids (``UNKNOWN_INDEX`` when unseen in training) and known flags,
-    in request order; ``pairs`` holds the Int64 ids :func:`validate_pairs` returns."""
-    return pairs.with_columns(
-        userIdMapped=_lookup(served.users, pairs["userId"]),
-        movieIdMapped=_lookup(served.movies, pairs["movieId"]),
-    ).with_columns(
-        known_user=pl.col("userIdMapped") != UNKNOWN_INDEX,
-        known_movie=pl.col("movieIdMapped") != UNKNOWN_INDEX,
-    )
-
-
 def score_indices(
     scorer: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     users: np.ndarray,
     movies: np.ndarray,
+    batch_rows: int = SCORE_BATCH_ROWS,
 ) -> np.ndarray:
     """Predictions (float64) for mapped index pairs (``-1`` unknown), by ``scorer``
-    (a model's ``predict`` or a :class:`PairScorer`), ``SCORE_BATCH_ROWS`` at a time."""
+    (a model's ``predict`` or a :class:`PairScorer`), ``batch_rows`` at a time."""
     predictions = np.empty(len(users), dtype=np.float64)
     users, movies = torch.from_numpy(users), torch.from_numpy(movies)
     # Row gathers are bound by memory, not arithmetic: one thread is faster than
@@ -377,8 +361,8 @@ def score_indices(
     torch.set_num_threads(1)
     try:
         with torch.no_grad():
-            for start in range(0, len(predictions), SCORE_BATCH_ROWS):
-                stop = start + SCORE_BATCH_ROWS
+            for start in range(0, len(predictions), batch_rows):
+                stop = start + batch_rows
                 predictions[start:stop] = scorer(users[start:stop], movies[start:stop])
     finally:
         torch.set_num_threads(threads)
@@ -394,14 +378,34 @@ def _score(model: RatingModel, indexed: pl.DataFrame) -> pl.Series:
     return pl.Series("prediction", predictions, dtype=pl.Float64)
 
 
+def score_pairs(
+    served: ServedModel, users: np.ndarray, movies: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``prediction``, ``known_user`` and ``known_movie`` of each pair of validated
+    original ids (int64), by the served model's fast path: the dense id lookups and its
+    :class:`PairScorer`. The pipeline's pair predictions and the MLflow model's both
+    come from here."""
+    user_index = served.user_lookup(users)
+    movie_index = served.movie_lookup(movies)
+    scorer = served.scorer
+    return {
+        "prediction": score_indices(scorer, user_index, movie_index, scorer.batch_rows),
+        "known_user": user_index >= 0,
+        "known_movie": movie_index >= 0,
+    }
+
+
 def predict_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
     """Predicted rating of each (userId, movieId) pair, in request order, with flags."""
-    indexed = index_pairs(served, validate_pairs(pairs))
-    if indexed.is_empty():
+    pairs = validate_pairs(pairs)
+    if pairs.is_empty():
         return pl.DataFrame(schema=PAIR_PREDICTIONS_SCHEMA)
-    return indexed.with_columns(_score(served.model, indexed)).select(
-        PAIR_PREDICTIONS_SCHEMA.names()
+    scored = score_pairs(
+        served, pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
     )
+    return pairs.with_columns(
+        pl.Series(name, values) for name, values in scored.items()
+    ).select(PAIR_PREDICTIONS_SCHEMA.names())
 
 
 def users_to_rank(served: ServedModel, user_ids: Sequence[int]) -> pl.DataFrame:

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from .foldin import fold_in
-from .model import PAIR_COLUMNS, ServedModel, check_ids, score_indices
+from .model import PAIR_COLUMNS, ServedModel, check_ids, score_pairs
 from .rated import RatedIndex
 from .recommend_all import recommend_all
 from .scores import UserVectors, lookup_users
@@ -63,16 +63,8 @@ def _fold_in_users(
 def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """The fast path: one prediction per row, no fold-in."""
     users, movies = _ids(frame, "userId"), _ids(frame, "movieId")
-    user_index = served.user_lookup(users)
-    movie_index = served.movie_lookup(movies)
     return pd.DataFrame(
-        {
-            "userId": users,
-            "movieId": movies,
-            "prediction": score_indices(served.scorer, user_index, movie_index),
-            "known_user": user_index >= 0,
-            "known_movie": movie_index >= 0,
-        }
+        {"userId": users, "movieId": movies, **score_pairs(served, users, movies)}
     )
 
 

@@ -15,6 +15,13 @@ import torch
 
 from rating_prediction.models import BiasedMatrixFactorization, RatingModel
 
+# Bounds the pairs scored at once by `score_indices`, so memory does not grow with a
+# request beyond its own input and output; small enough for the gathered rows to stay
+# in cache (measured: 8,192 rows per batch on one thread scored 1M pairs 3x faster than
+# 65,536 rows on two threads, for 32 factors). Wider factors take fewer rows
+# (`PairScorer.batch_rows`).
+SCORE_BATCH_ROWS = 8_192
+
 
 @dataclass(frozen=True)
 class UserVectors:
@@ -74,11 +81,20 @@ class PairScorer:
     A biased MF scores from copies of its tables with one extra zero row at the end,
     which index ``-1`` selects: unknown ids get zero factors and biases without a mask.
     Other models go through their own ``predict``.
+
+    ``batch_rows`` is how many pairs to score at once: ``SCORE_BATCH_ROWS``, fewer for
+    a biased MF's wide factors, so the rows gathered from each table (at most
+    ``GATHERED_ELEMENTS`` values) stay in cache (benchmarks/pair_scoring.py: at 1,040
+    factors, 504 rows per batch score 1M pairs about 4x faster than 8,192).
     """
+
+    GATHERED_ELEMENTS = 2**19
+    MIN_BATCH_ROWS = 256
 
     def __init__(self, model: RatingModel) -> None:
         self.model = model
         self.tables = None
+        self.batch_rows = SCORE_BATCH_ROWS
         if is_biased_mf(model):
             self.tables = [
                 _with_zero_row(table.weight.detach())
@@ -89,6 +105,11 @@ class PairScorer:
                     model.movie_bias,
                 )
             ]
+            width = max(1, model.movie_factors.weight.shape[1])
+            self.batch_rows = min(
+                SCORE_BATCH_ROWS,
+                max(self.MIN_BATCH_ROWS, self.GATHERED_ELEMENTS // width),
+            )
 
     def __call__(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
         if self.tables is None:
@@ -98,10 +119,12 @@ class PairScorer:
         users = torch.where(users < 0, len(user_factors) - 1, users)
         movies = torch.where(movies < 0, len(movie_factors) - 1, movies)
         with torch.no_grad():
-            scores = torch.einsum(
-                "ij,ij->i",
-                user_factors.index_select(0, users),
-                movie_factors.index_select(0, movies),
+            # In place on the fresh gathered rows: 3x faster than einsum at 1,040
+            # factors, as fast at 32 (benchmarks/pair_scoring.py).
+            scores = (
+                user_factors.index_select(0, users)
+                .mul_(movie_factors.index_select(0, movies))
+                .sum(1)
             )
             scores += user_bias.index_select(0, users).squeeze(1)
             scores += movie_bias.index_select(0, movies).squeeze(1)

@@ -6,6 +6,7 @@ Session-scoped: the frames are immutable and no test changes the configs or weig
 """
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import polars as pl
@@ -33,7 +34,8 @@ INFERENCE = {
     "recommend": {"user_ids": [10, 30], "top_k": 3},
     "fold_in": {"ratings": [[1, 4.5], [3, 2.0]], "regularization": 1.0, "top_k": 2},
     "similar": {"movie_ids": [1], "top_k": 2},
-    "batch_recommend": {"users_file": None, "top_k": 2, "block_size": 2},
+    "batch_recommend": {"top_k": 2, "block_size": 2},
+    "request_files": {"batch_size": 3},
 }
 
 
@@ -41,10 +43,22 @@ def inference_parameters(**changes: Any) -> dict[str, Any]:
     """A copy of ``INFERENCE`` with ``changes`` applied; a nested block (``recommend``,
     ``fold_in``, ...) takes a dict of the changes to its keys."""
     parameters = copy.deepcopy(INFERENCE)
-    for block in ("recommend", "fold_in", "similar", "batch_recommend"):
+    for block in (
+        "recommend",
+        "fold_in",
+        "similar",
+        "batch_recommend",
+        "request_files",
+    ):
         if block in changes:
             parameters[block] = parameters.get(block, {}) | changes.pop(block)
     return parameters | changes
+
+
+def answered(partitions: dict[str, Callable[[], pl.DataFrame]]) -> pl.DataFrame:
+    """What a node answering in partitions answers, the partitions in name order (as
+    the PartitionedDataset saves them, and a reader of its folder reads them)."""
+    return pl.concat([partitions[name]() for name in sorted(partitions)])
 
 
 def make_ratings(pairs: list[tuple[int, int]]) -> pl.DataFrame:

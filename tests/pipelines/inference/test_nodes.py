@@ -12,13 +12,16 @@ from rating_prediction.pipelines.inference.nodes import (
     collect_rated_pairs,
     find_similar_movies,
     pairs_from_parameters,
+    predict_pair_requests,
     recommend_for_all_users,
     recommend_for_new_user,
     recommend_movies,
     select_trained_model,
 )
+from rating_prediction.serving import PAIR_PREDICTIONS_SCHEMA, predict_pairs
+from rating_prediction.serving.request_files import RequestTable
 
-from .conftest import inference_parameters
+from .conftest import answered, inference_parameters
 
 
 @pytest.fixture
@@ -48,7 +51,10 @@ def call_node(trained_models, served, rated):
             served, inference
         ),
         "recommend_for_all_users": lambda inference: recommend_for_all_users(
-            served, rated, inference
+            served, rated, None, inference
+        ),
+        "predict_pair_requests": lambda inference: predict_pair_requests(
+            served, None, inference
         ),
     }
     return lambda name, inference: nodes[name](inference)
@@ -174,6 +180,7 @@ class TestEveryNodeParsesTheWholeBlock:
         "find_similar_movies",
         "recommend_for_new_user",
         "recommend_for_all_users",
+        "predict_pair_requests",
     ]
 
     @pytest.mark.parametrize("node", NODES)
@@ -184,7 +191,8 @@ class TestEveryNodeParsesTheWholeBlock:
             call_node(node, inference)
         assert (
             "unknown key 'inference.pair'; valid keys here: "
-            "served_variant, pairs, recommend, fold_in, similar, batch_recommend"
+            "served_variant, pairs, recommend, fold_in, similar, batch_recommend, "
+            "request_files"
         ) in str(error.value)
         assert "missing key 'inference.pairs'" in str(error.value)
 
@@ -263,24 +271,62 @@ class TestRecommendForAllUsers:
         inference = inference_parameters(
             recommend={"user_ids": [10, 20, 30], "top_k": 2},
             batch_recommend={"top_k": 2, "block_size": 2},
+            request_files={"batch_size": 2},
         )
-        batch = recommend_for_all_users(served, rated, inference)
+        partitions = recommend_for_all_users(served, rated, None, inference)
+        # Three known users, two per batch.
+        assert sorted(partitions) == ["batch-00000", "batch-00001"]
+        batch = answered(partitions)
         few = recommend_movies(served, rated, inference)
-        assert (
-            batch.sort("userId", "rank")
-            .select("userId", "movieId")
-            .equals(few.select("userId", "movieId"))
-        )
+        assert batch.select("userId", "movieId").equals(few.select("userId", "movieId"))
         assert batch["prediction"].to_list() == pytest.approx(
             few["prediction"].to_list()
         )
 
-    def test_users_file(self, served, rated, tmp_path):
-        users_file = tmp_path / "users.csv"
-        pl.DataFrame({"userId": [30, 40]}).write_csv(users_file)
-        inference = inference_parameters(
-            batch_recommend={"users_file": str(users_file), "top_k": 1}
+    def test_request_users_in_request_order(self, served, rated):
+        users = RequestTable.from_frame(pl.DataFrame({"userId": [40, 30, 30]}), "test")
+        inference = inference_parameters(batch_recommend={"top_k": 1})
+        batch = answered(recommend_for_all_users(served, rated, users, inference))
+        # One list per request row, duplicates included; 40 is unseen in training.
+        assert batch["userId"].to_list() == [40, 30, 30]
+        assert batch["known_user"].to_list() == [False, True, True]
+
+    def test_no_request_users_is_one_empty_partition(self, served, rated):
+        users = RequestTable.from_frame(pl.DataFrame(schema={"userId": pl.Int64}), "")
+        partitions = recommend_for_all_users(
+            served, rated, users, inference_parameters()
         )
-        batch = recommend_for_all_users(served, rated, inference)
-        assert batch["userId"].to_list() == [30, 40]
-        assert batch["known_user"].to_list() == [True, False]
+        assert list(partitions) == ["batch-00000"]
+        assert partitions["batch-00000"]().is_empty()
+
+
+class TestPredictPairRequests:
+    def test_batches_in_request_order(self, served):
+        requests = RequestTable.from_frame(
+            pl.DataFrame({"userId": [20, 10, 999, 10, 30], "movieId": [2, 1, 1, 1, 4]}),
+            "test",
+        )
+        inference = inference_parameters(request_files={"batch_size": 2})
+        partitions = predict_pair_requests(served, requests, inference)
+        assert sorted(partitions) == ["batch-00000", "batch-00001", "batch-00002"]
+        one_at_a_time = pl.concat(
+            predict_pairs(served, pair)
+            for pair in requests.table.collect().iter_slices(1)
+        )
+        assert answered(partitions).equals(one_at_a_time)
+
+    def test_no_file_is_one_empty_partition(self, served):
+        partitions = predict_pair_requests(served, None, inference_parameters())
+        assert list(partitions) == ["batch-00000"]
+        empty = partitions["batch-00000"]()
+        assert empty.is_empty()
+        assert empty.schema == PAIR_PREDICTIONS_SCHEMA
+
+    def test_partition_names_sort_in_request_order(self, served):
+        requests = RequestTable.from_frame(
+            pl.DataFrame({"userId": range(12), "movieId": [1] * 12}), "test"
+        )
+        inference = inference_parameters(request_files={"batch_size": 1})
+        names = list(predict_pair_requests(served, requests, inference))
+        assert names == sorted(names)
+        assert names[-1] == "batch-00011"

@@ -4,6 +4,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from rating_prediction.datasets import RequestFileDataset
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference import create_pipeline
 
@@ -22,15 +23,25 @@ INPUT_FIXTURES = {
 
 
 @pytest.fixture
-def catalog(request, trained_by_variant) -> DataCatalog:
+def catalog(request, trained_by_variant, tmp_path) -> DataCatalog:
+    """Every input in memory; no request files (optional entries, absent files)."""
     catalog = DataCatalog()
     for name, fixture in INPUT_FIXTURES.items():
         catalog[name] = request.getfixturevalue(fixture)
     for variant, (config, weights) in trained_by_variant.items():
         catalog[f"{variant}.model_config"] = config
         catalog[f"{variant}.model_weights"] = weights
+    for name, columns in REQUEST_FILES.items():
+        catalog[name] = RequestFileDataset(
+            filepath=str(tmp_path / "requests" / f"{name}.parquet"),
+            columns=columns,
+            optional=True,
+        )
     catalog["params:inference"] = inference_parameters()
     return catalog
+
+
+REQUEST_FILES = {"pair_requests": ["userId", "movieId"], "user_requests": ["userId"]}
 
 
 def test_nodes_and_their_parameters():
@@ -41,6 +52,7 @@ def test_nodes_and_their_parameters():
         "build_served_model_node": "assemble_served_model",
         "pairs_from_parameters_node": "pairs_from_parameters",
         "predict_pair_ratings_node": "predict_pairs",
+        "predict_pair_requests_node": "predict_pair_requests",
         "collect_rated_pairs_node": "collect_rated_pairs",
         "recommend_movies_node": "recommend_movies",
         "split_fingerprint_node": "split_fingerprint",
@@ -59,6 +71,7 @@ def test_inference_pipeline_predicts_pairs_and_recommends(catalog):
     outputs = SequentialRunner().run(create_pipeline(), catalog)
     assert set(outputs) == {
         "pair_predictions",
+        "pair_request_predictions",
         "recommendations",
         "similar_movies",
         "new_user_recommendations",

@@ -36,7 +36,7 @@ from rating_prediction.serving.artifacts import load_served_model, save_served_m
 from rating_prediction.serving.recommend_all import recommend_all, recommend_users
 from rating_prediction.serving.requests import answer_request
 
-from .conftest import inference_parameters
+from .conftest import answered, inference_parameters
 
 N_USERS, N_MOVIES, N_TRAIN_MOVIES = 30, 40, 35
 K = 8
@@ -287,11 +287,20 @@ class TestNodes:
         )
         few = recommend_movies(blend_served, train, inference)
         assert served_top_k(few) == [row for row in expected if row[0] in (4, 9)]
-        batch = recommend_for_all_users(blend_served, train, inference)
+        batch = answered(recommend_for_all_users(blend_served, train, None, inference))
         assert served_top_k(batch) == expected
 
     @pytest.mark.parametrize("weight", [-0.1, 1.5, "a", True, None])
-    @pytest.mark.parametrize("node", [recommend_movies, recommend_for_all_users])
+    @pytest.mark.parametrize(
+        "node",
+        [
+            recommend_movies,
+            lambda served, rated, inference: recommend_for_all_users(
+                served, rated, None, inference
+            ),
+        ],
+        ids=["recommend_movies", "recommend_for_all_users"],
+    )
     def test_bad_weights_name_the_key(self, blend_served, train, node, weight):
         inference = inference_parameters(recommend={"popularity_weight": weight})
         with pytest.raises(

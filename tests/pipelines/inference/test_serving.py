@@ -13,7 +13,6 @@ from rating_prediction.serving import (
     PAIR_PREDICTIONS_SCHEMA,
     RECOMMENDATIONS_SCHEMA,
     assemble_served_model,
-    index_pairs,
     predict_pairs,
     recommend_top_k,
     select_served_variant,
@@ -167,27 +166,20 @@ class TestValidatePairs:
         )
 
 
-def test_index_pairs_keeps_request_order_and_marks_unseen_ids(served):
+def test_id_lookups_keep_request_order_and_mark_unseen_ids(served):
     request = validate_pairs(
         pairs([(30, 4), (40, 1), (999, 5), (10, 6), (0, 0), (30, 4), (20, 2)])
     )
-    indexed = index_pairs(served, request)
-    assert indexed.columns == [
-        "userId",
-        "movieId",
-        "userIdMapped",
-        "movieIdMapped",
-        "known_user",
-        "known_movie",
-    ]
-    assert indexed.rows() == [
-        (30, 4, 2, 3, True, True),
-        (40, 1, -1, 0, False, True),  # 40 is mapped but unseen in training
-        (999, 5, -1, -1, False, False),  # movie 5 likewise
-        (10, 6, 0, -1, True, False),  # movie 6 is not even mapped
-        (0, 0, -1, -1, False, False),
-        (30, 4, 2, 3, True, True),
-        (20, 2, 1, 1, True, True),
+    users = served.user_lookup(request["userId"].to_numpy())
+    movies = served.movie_lookup(request["movieId"].to_numpy())
+    assert list(zip(users.tolist(), movies.tolist(), strict=True)) == [
+        (2, 3),
+        (-1, 0),  # 40 is mapped but unseen in training
+        (-1, -1),  # movie 5 likewise
+        (0, -1),  # movie 6 is not even mapped
+        (-1, -1),
+        (2, 3),
+        (1, 1),
     ]
 
 

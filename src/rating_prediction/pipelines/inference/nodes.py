@@ -8,6 +8,8 @@ The other nodes are the library functions themselves (``assemble_served_model``,
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from rating_prediction.parameters import InferenceParameters, parse
 from rating_prediction.serving import (
     PAIRS_SCHEMA,
     ServedModel,
+    predict_pairs,
     select_served_variant,
 )
 from rating_prediction.serving.foldin import fold_in
@@ -27,12 +30,16 @@ from rating_prediction.serving.recommend_all import (
     recommend_all,
     recommend_users,
 )
+from rating_prediction.serving.request_files import RequestTable
 from rating_prediction.serving.scores import is_biased_mf
 from rating_prediction.serving.similar import similar_movies
 
 # The userId of the new user of `inference.fold_in` in its recommendations: no
 # MovieLens user has it.
 NEW_USER_ID = -1
+# Partition names are zero-padded to at least this many digits, so they sort in request
+# order (PartitionedDataset saves them, and polars reads the folder, in name order).
+PARTITION_DIGITS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -139,25 +146,84 @@ def recommend_for_new_user(
     )
 
 
+def predict_pair_requests(
+    served_model: ServedModel,
+    pair_requests: RequestTable | None,
+    inference: dict[str, Any],
+) -> dict[str, Callable[[], pl.DataFrame]]:
+    """The pairs of the ``pair_requests`` file (none when it is absent) predicted as
+    :func:`~rating_prediction.serving.predict_pairs` predicts them, in file order,
+    ``inference.request_files.batch_size`` rows per partition."""
+    batch_size = parse(
+        InferenceParameters, inference, "inference"
+    ).request_files.batch_size
+    if pair_requests is None:
+        pair_requests = RequestTable.from_frame(
+            pl.DataFrame(schema=PAIRS_SCHEMA), "no pair requests"
+        )
+    return batch_partitions(
+        pair_requests, batch_size, partial(predict_pairs, served_model)
+    )
+
+
 def recommend_for_all_users(
-    served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
-) -> pl.DataFrame:
-    """Top-``inference.batch_recommend.top_k`` unrated movies for every user seen in
-    training, or the users of ``users_file``, scored in blocks of users and ranked as
-    :func:`recommend_movies` ranks (``inference.recommend.popularity_weight``)."""
+    served_model: ServedModel,
+    rated_pairs: pl.DataFrame,
+    user_requests: RequestTable | None,
+    inference: dict[str, Any],
+) -> dict[str, Callable[[], pl.DataFrame]]:
+    """Top-``inference.batch_recommend.top_k`` unrated movies for each user of the
+    ``user_requests`` file (in file order, one list per row) or, when it is absent, for
+    every user seen in training (ascending), ranked as :func:`recommend_movies` ranks
+    (``inference.recommend.popularity_weight``);
+    ``inference.request_files.batch_size`` users per partition, scored in blocks of
+    ``inference.batch_recommend.block_size`` users."""
     parameters = parse(InferenceParameters, inference, "inference")
+    if user_requests is None:
+        known = pl.DataFrame({"userId": served_model.users.known_ids})
+        user_requests = RequestTable.from_frame(known, "every user seen in training")
     settings = parameters.batch_recommend
-    if settings.users_file is None:
-        users = served_model.users.known_ids
-    else:
-        read = pl.read_csv if settings.users_file.endswith(".csv") else pl.read_parquet
-        users = read(settings.users_file)["userId"].cast(pl.Int64).unique().sort()
-        users = users.to_numpy()
-    return recommend_all(
+    recommend = partial(
+        _recommend_batch,
         served_model,
-        users,
         rated_index(served_model, rated_pairs),
-        settings.top_k,
+        top_k=settings.top_k,
         block_size=settings.block_size,
         popularity_weight=parameters.recommend.popularity_weight,
     )
+    return batch_partitions(
+        user_requests, parameters.request_files.batch_size, recommend
+    )
+
+
+def _recommend_batch(
+    served_model: ServedModel, rated: RatedIndex, users: pl.DataFrame, **settings: Any
+) -> pl.DataFrame:
+    return recommend_all(served_model, users["userId"].to_numpy(), rated, **settings)
+
+
+def batch_partitions(
+    requests: RequestTable,
+    batch_size: int,
+    answer: Callable[[pl.DataFrame], pl.DataFrame],
+) -> dict[str, Callable[[], pl.DataFrame]]:
+    """One partition per batch of ``batch_size`` requests (at least one, maybe empty),
+    answered by ``answer`` only when the ``PartitionedDataset`` saves it, so one batch
+    is in memory at a time. The names sort in request order."""
+    count = requests.batch_count(batch_size)
+    width = max(PARTITION_DIGITS, len(str(count - 1)))
+    return {
+        f"batch-{index:0{width}d}": partial(
+            _answer_batch, requests, index, batch_size, answer
+        )
+        for index in range(count)
+    }
+
+
+def _answer_batch(
+    requests: RequestTable,
+    index: int,
+    batch_size: int,
+    answer: Callable[[pl.DataFrame], pl.DataFrame],
+) -> pl.DataFrame:
+    return answer(requests.batch(index, batch_size))

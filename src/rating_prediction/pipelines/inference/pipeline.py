@@ -1,7 +1,8 @@
 """``inference`` pipeline: the served model (a folder of safetensors, parquet and JSON,
-logged as the MLflow model at the end of the run by ``ServingHooks``), pair predictions,
-recommendations for a few users, for a new user (fold-in) and for every user, and
-similar movies."""
+logged as the MLflow model at the end of the run by ``ServingHooks``), pair predictions
+(a few from the parameters, any number from the ``pair_requests`` file),
+recommendations for a few users, for a new user (fold-in) and for every user (or those
+of the ``user_requests`` file), and similar movies."""
 
 from kedro.pipeline import Node, Pipeline
 
@@ -14,6 +15,7 @@ from .nodes import (
     find_similar_movies,
     pairs_from_parameters,
     popularity_weight_from_parameters,
+    predict_pair_requests,
     recommend_for_all_users,
     recommend_for_new_user,
     recommend_movies,
@@ -73,7 +75,8 @@ def _served_model_nodes() -> list[Node]:
 
 
 def _answer_nodes() -> list[Node]:
-    """What the served model answers: pairs, top-K, fold-in, similar movies."""
+    """What the served model answers: pairs (from the parameters and from a request
+    file), top-K, fold-in, similar movies."""
     return [
         Node(
             func=pairs_from_parameters,
@@ -86,6 +89,12 @@ def _answer_nodes() -> list[Node]:
             inputs=["served_model", "inference_pairs"],
             outputs="pair_predictions",
             name="predict_pair_ratings_node",
+        ),
+        Node(
+            func=predict_pair_requests,
+            inputs=["served_model", "pair_requests", "params:inference"],
+            outputs="pair_request_predictions",
+            name="predict_pair_requests_node",
         ),
         Node(
             func=collect_rated_pairs,
@@ -113,7 +122,7 @@ def _answer_nodes() -> list[Node]:
         ),
         Node(
             func=recommend_for_all_users,
-            inputs=["served_model", "rated_pairs", "params:inference"],
+            inputs=["served_model", "rated_pairs", "user_requests", "params:inference"],
             outputs="all_user_recommendations",
             name="recommend_for_all_users_node",
         ),
