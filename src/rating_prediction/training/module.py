@@ -7,10 +7,11 @@ import math
 
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 
 from rating_prediction.models import RatingModel
-from rating_prediction.training.feeding import Batch
+from rating_prediction.training.feeding import Batch, BatchGroup
 
 # Devices where ``Adam(fused=True)`` has a kernel (torch >= 2.4): one kernel per parameter
 # instead of a dozen element-wise passes, several times faster on a large dense embedding
@@ -73,8 +74,11 @@ class RatingRegressor(LightningModule):
 
     Optimisation is manual: one ``zero_grad``/``backward``/``step`` per batch, without the
     closure machinery of automatic optimisation, so a step costs what a plain PyTorch loop
-    costs. The optimizers are :func:`make_optimizers`'; Lightning calls
-    ``configure_optimizers`` once the model is on its device.
+    costs. Each ``training_step`` receives a group of consecutive batches
+    (:class:`~rating_prediction.training.feeding.BatchGroups`) and steps once per batch,
+    so Lightning's per-step hooks (about 0.9 ms on a CPU) are paid once per group. The
+    optimizers are :func:`make_optimizers`'; Lightning calls ``configure_optimizers`` once
+    the model is on its device.
 
     Per step, the module only accumulates the epoch's train loss on the device, in place
     (assigning a module attribute goes through the slow ``nn.Module.__setattr__``);
@@ -133,10 +137,18 @@ class RatingRegressor(LightningModule):
             weight_decay=self.weight_decay,
         )
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
-        users, movies, ratings = batch
+    def training_step(self, group: BatchGroup, group_idx: int) -> None:
+        """One optimizer step per batch of ``group``, in order: the same updates as one
+        ``training_step`` per batch, with Lightning's per-step hooks paid once."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for batch in group:
+            self._optimizer_step(optimizers, batch)
+
+    def _optimizer_step(
+        self, optimizers: list[LightningOptimizer], batch: Batch
+    ) -> None:
+        users, movies, ratings = batch
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         squared_error = nn.functional.mse_loss(self.model(users, movies), ratings)
