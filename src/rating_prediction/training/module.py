@@ -76,9 +76,12 @@ class RatingRegressor(LightningModule):
     closure machinery of automatic optimisation, so a step costs what a plain PyTorch loop
     costs. Each ``training_step`` receives a group of consecutive batches
     (:class:`~rating_prediction.training.feeding.BatchGroups`) and steps once per batch,
-    so Lightning's per-step hooks (about 0.9 ms on a CPU) are paid once per group. The
-    optimizers are :func:`make_optimizers`'; Lightning calls ``configure_optimizers`` once
-    the model is on its device.
+    so Lightning's work around a ``training_step`` (its loop, hooks and progress bar) is
+    paid once per group. Each backward and step still goes through Lightning
+    (``manual_backward``, its optimizer wrapper), which applies the precision setting,
+    synchronises gradients under DDP and counts the steps. The optimizers are
+    :func:`make_optimizers`'; Lightning calls ``configure_optimizers`` once the model is
+    on its device.
 
     Per step, the module only accumulates the epoch's train loss on the device, in place
     (assigning a module attribute goes through the slow ``nn.Module.__setattr__``);
@@ -139,11 +142,13 @@ class RatingRegressor(LightningModule):
 
     def training_step(self, group: BatchGroup, group_idx: int) -> None:
         """One optimizer step per batch of ``group``, in order: the same updates as one
-        ``training_step`` per batch, with Lightning's per-step hooks paid once."""
+        ``training_step`` per batch, with Lightning's work around a step paid once."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
         for batch in group:
             self._optimizer_step(optimizers, batch)
+        # Counted once per group: a whole number, so the sum is exact in any order.
+        self._train_count.add_(sum(len(ratings) for _, _, ratings in group))
 
     def _optimizer_step(
         self, optimizers: list[LightningOptimizer], batch: Batch
@@ -159,7 +164,6 @@ class RatingRegressor(LightningModule):
         for optimizer in optimizers:
             optimizer.step()
         self._train_loss_sum.add_(squared_error.detach(), alpha=ratings.shape[0])
-        self._train_count.add_(ratings.shape[0])
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         users, movies, ratings = batch
