@@ -4,7 +4,12 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.training.feeding import RatingTensors, ShuffledBatches
+from rating_prediction.training.feeding import (
+    BatchGroups,
+    RatingsDataModule,
+    RatingTensors,
+    ShuffledBatches,
+)
 
 
 def _data(n: int) -> RatingTensors:
@@ -72,3 +77,43 @@ def test_ranks_take_disjoint_equal_shares():
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch_size"):
         ShuffledBatches(_data(3), 0, shuffle=False)
+
+
+def test_groups_hold_consecutive_batches_in_order_the_last_one_partial():
+    single = _epoch(ShuffledBatches(_data(23), 3, shuffle=True, seed=5))
+    groups = BatchGroups(ShuffledBatches(_data(23), 3, shuffle=True, seed=5), 3)
+    epoch = list(groups)
+    assert [len(group) for group in epoch] == [3, 3, 2]
+    assert len(groups) == 3
+    flattened = [batch for group in epoch for batch in group]
+    assert len(flattened) == len(single)
+    for grouped, alone in zip(flattened, single, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(grouped, alone, strict=True))
+
+
+def test_groups_never_span_epochs_and_follow_each_reshuffle():
+    batches = ShuffledBatches(_data(10), 4, shuffle=True, seed=3)
+    reference = ShuffledBatches(_data(10), 4, shuffle=True, seed=3)
+    groups = BatchGroups(batches, 2)
+    for _ in range(2):
+        epoch = list(groups)
+        assert [len(group) for group in epoch] == [2, 1]
+        users = [users for group in epoch for users, _, _ in group]
+        expected = [users for users, _, _ in reference]
+        assert all(torch.equal(a, b) for a, b in zip(users, expected, strict=True))
+
+
+def test_group_size_must_be_positive():
+    with pytest.raises(ValueError, match="group_size"):
+        BatchGroups(ShuffledBatches(_data(3), 1, shuffle=False), 0)
+
+
+def test_a_group_already_on_the_device_is_passed_through_else_moved():
+    data = RatingsDataModule(
+        _data(4), _data(2), batch_size=2, eval_batch_size=2, seed=0
+    )
+    group = list(ShuffledBatches(_data(4), 2, shuffle=False))
+    assert data.transfer_batch_to_device(group, torch.device("cpu"), 0) is group
+    moved = data.transfer_batch_to_device(group, torch.device("meta"), 0)
+    assert [len(batch) for batch in moved] == [3, 3]
+    assert all(tensor.device.type == "meta" for batch in moved for tensor in batch)

@@ -105,6 +105,11 @@ INVALID_RUNTIME_PARAMETERS = {
         {"training": {"biased_mf": {"eval_batch_size": 0}}},
         r"'training\.biased_mf\.eval_batch_size': .*greater than or equal to 1",
     ),
+    "optimizer_steps_per_training_step 0": (
+        {"training": {"biased_mf": {"optimizer_steps_per_training_step": 0}}},
+        r"'training\.biased_mf\.optimizer_steps_per_training_step': .*greater than or "
+        r"equal to 1",
+    ),
     "max_epochs 0": (
         {"training": {"inner_sigmoid": {"max_epochs": 0, "min_epochs": 0}}},
         r"'training\.inner_sigmoid\.max_epochs': .*greater than or equal to 1",

@@ -201,6 +201,7 @@ class VariantParameters(Parameters, Generic[ModelParametersT]):
     min_epochs: NonNegativeInt
     patience: PositiveInt
     data_on_device: StrictBool = True
+    optimizer_steps_per_training_step: PositiveInt = 1
     progress_bar_refresh_rate: NonNegativeInt = 50
     refit_on_train_val: StrictBool = False
     trainer: TrainerParameters = TrainerParameters()

@@ -2,11 +2,14 @@
 
 A ``DataLoader`` over a ``TensorDataset`` builds every batch from 4,096 single-sample
 ``__getitem__`` calls and a collate; here an epoch costs one permutation and three gathers,
-then each batch is a zero-copy slice, as in a plain PyTorch loop.
+then each batch is a zero-copy slice, as in a plain PyTorch loop. Lightning receives the
+training batches in groups of consecutive batches (:class:`BatchGroups`), one group per
+``training_step``, so that its per-step hooks are paid once per group.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ import torch
 from pytorch_lightning import LightningDataModule
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+BatchGroup = list[Batch]
 
 
 @dataclass(frozen=True)
@@ -109,8 +113,40 @@ class ShuffledBatches:
         return order.to(self.data.ratings.device)
 
 
+class BatchGroups:
+    """The batches of ``batches`` in lists of ``group_size`` consecutive ones, in the same
+    order; an epoch's last list holds the remainder. A group never spans two epochs."""
+
+    def __init__(self, batches: ShuffledBatches, group_size: int) -> None:
+        if group_size < 1:
+            raise ValueError(f"group_size must be positive, got {group_size}.")
+        self.batches = batches
+        self.group_size = group_size
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.batches) / self.group_size)
+
+    def __iter__(self) -> Iterator[BatchGroup]:
+        epoch = iter(self.batches)
+        while group := list(itertools.islice(epoch, self.group_size)):
+            yield group
+
+
+def _on_device(batch: Any, device: torch.device) -> bool:
+    """Whether ``batch`` is a tuple of tensors or a list of them, all on ``device``."""
+    if isinstance(batch, list):
+        return all(_on_device(part, device) for part in batch)
+    return isinstance(batch, tuple) and all(
+        isinstance(tensor, torch.Tensor) and tensor.device == device for tensor in batch
+    )
+
+
 class RatingsDataModule(LightningDataModule):
-    """Train and validation batches for Lightning, sharded by rank, optionally on the device."""
+    """Train and validation batches for Lightning, sharded by rank, optionally on the device.
+
+    Training batches come in groups of ``optimizer_steps_per_training_step`` consecutive
+    batches (:class:`BatchGroups`), validation batches one at a time.
+    """
 
     def __init__(
         self,
@@ -121,6 +157,7 @@ class RatingsDataModule(LightningDataModule):
         eval_batch_size: int,
         seed: int,
         data_on_device: bool = True,
+        optimizer_steps_per_training_step: int = 1,
     ) -> None:
         super().__init__()
         self.train = train
@@ -129,16 +166,15 @@ class RatingsDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size
         self.seed = seed
         self.data_on_device = data_on_device
+        self.optimizer_steps_per_training_step = optimizer_steps_per_training_step
 
     def transfer_batch_to_device(
         self, batch: Any, device: torch.device, dataloader_idx: int
     ) -> Any:
-        """The batch itself when it is already on ``device`` (``data_on_device``): this
-        skips Lightning's generic walk over the batch, a cost paid on every step."""
-        if isinstance(batch, tuple) and all(
-            isinstance(tensor, torch.Tensor) and tensor.device == device
-            for tensor in batch
-        ):
+        """The batch (or group of batches) itself when it is already on ``device``
+        (``data_on_device``): this skips Lightning's generic walk over it, a cost paid on
+        every step."""
+        if _on_device(batch, device):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
@@ -146,8 +182,8 @@ class RatingsDataModule(LightningDataModule):
         device = self.trainer.strategy.root_device
         return data.to(device) if self.data_on_device else data
 
-    def train_dataloader(self) -> ShuffledBatches:
-        return ShuffledBatches(
+    def train_dataloader(self) -> BatchGroups:
+        batches = ShuffledBatches(
             self._placed(self.train),
             self.batch_size,
             shuffle=True,
@@ -155,6 +191,7 @@ class RatingsDataModule(LightningDataModule):
             rank=self.trainer.global_rank,
             world_size=self.trainer.world_size,
         )
+        return BatchGroups(batches, self.optimizer_steps_per_training_step)
 
     def val_dataloader(self) -> ShuffledBatches:
         return ShuffledBatches(

@@ -150,6 +150,7 @@ def lightning_parts(
         eval_batch_size=options.eval_batch_size,
         seed=options.seed,
         data_on_device=options.data_on_device,
+        optimizer_steps_per_training_step=options.optimizer_steps_per_training_step,
     )
     return module, datamodule
 

@@ -7,10 +7,11 @@ import math
 
 import torch
 from pytorch_lightning import LightningModule
+from pytorch_lightning.core.optimizer import LightningOptimizer
 from torch import nn
 
 from rating_prediction.models import RatingModel
-from rating_prediction.training.feeding import Batch
+from rating_prediction.training.feeding import Batch, BatchGroup
 
 # Devices where ``Adam(fused=True)`` has a kernel (torch >= 2.4): one kernel per parameter
 # instead of a dozen element-wise passes, several times faster on a large dense embedding
@@ -73,8 +74,14 @@ class RatingRegressor(LightningModule):
 
     Optimisation is manual: one ``zero_grad``/``backward``/``step`` per batch, without the
     closure machinery of automatic optimisation, so a step costs what a plain PyTorch loop
-    costs. The optimizers are :func:`make_optimizers`'; Lightning calls
-    ``configure_optimizers`` once the model is on its device.
+    costs. Each ``training_step`` receives a group of consecutive batches
+    (:class:`~rating_prediction.training.feeding.BatchGroups`) and steps once per batch,
+    so Lightning's work around a ``training_step`` (its loop, hooks and progress bar) is
+    paid once per group. Each backward and step still goes through Lightning
+    (``manual_backward``, its optimizer wrapper), which applies the precision setting,
+    synchronises gradients under DDP and counts the steps. The optimizers are
+    :func:`make_optimizers`'; Lightning calls ``configure_optimizers`` once the model is
+    on its device.
 
     Per step, the module only accumulates the epoch's train loss on the device, in place
     (assigning a module attribute goes through the slow ``nn.Module.__setattr__``);
@@ -133,10 +140,20 @@ class RatingRegressor(LightningModule):
             weight_decay=self.weight_decay,
         )
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
-        users, movies, ratings = batch
+    def training_step(self, group: BatchGroup, group_idx: int) -> None:
+        """One optimizer step per batch of ``group``, in order: the same updates as one
+        ``training_step`` per batch, with Lightning's work around a step paid once."""
         optimizers = self.optimizers()
         optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        for batch in group:
+            self._optimizer_step(optimizers, batch)
+        # Counted once per group: a whole number, so the sum is exact in any order.
+        self._train_count.add_(sum(len(ratings) for _, _, ratings in group))
+
+    def _optimizer_step(
+        self, optimizers: list[LightningOptimizer], batch: Batch
+    ) -> None:
+        users, movies, ratings = batch
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
         squared_error = nn.functional.mse_loss(self.model(users, movies), ratings)
@@ -147,7 +164,6 @@ class RatingRegressor(LightningModule):
         for optimizer in optimizers:
             optimizer.step()
         self._train_loss_sum.add_(squared_error.detach(), alpha=ratings.shape[0])
-        self._train_count.add_(ratings.shape[0])
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         users, movies, ratings = batch

@@ -3,6 +3,7 @@ train + val and the benchmarks."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pytorch_lightning import LightningDataModule, LightningModule, Trainer
@@ -54,16 +55,23 @@ def make_trainer(
     stopping between ``options.min_epochs`` and ``options.max_epochs`` and the best
     epoch's weights kept in ``checkpoint_dir``. The refit (``fixed_epochs`` given):
     exactly that many epochs, without validation, early stopping or checkpoint. Both
-    record the loss history (:class:`LossHistory`), draw the progress bar, place the
-    data themselves (no distributed sampler) and pass ``options.trainer`` on; logging
-    goes to ``logger``. ``overrides`` are further ``Trainer`` arguments (the benchmarks'
-    ``limit_train_batches``).
+    record the loss history (:class:`LossHistory`), draw the progress bar (refreshed
+    about every ``options.progress_bar_refresh_rate`` batches, in whole training steps of
+    ``options.optimizer_steps_per_training_step`` batches), place the data themselves (no
+    distributed sampler) and pass ``options.trainer`` on; logging goes to ``logger``.
+    ``overrides`` are further ``Trainer`` arguments (the benchmarks'
+    ``limit_train_batches``, which counts training steps).
     """
     if (checkpoint_dir is None) == (fixed_epochs is None):
         raise ValueError(
             "Give either checkpoint_dir (the fit) or fixed_epochs (a refit)."
         )
-    progress_bar = TQDMProgressBar(refresh_rate=options.progress_bar_refresh_rate)
+    progress_bar = TQDMProgressBar(
+        refresh_rate=math.ceil(
+            options.progress_bar_refresh_rate
+            / options.optimizer_steps_per_training_step
+        )
+    )
     if fixed_epochs is None:
         mode = _fit_arguments(options, variant, checkpoint_dir, progress_bar)
     else:
