@@ -68,6 +68,8 @@ class SyntheticSettings(Parameters):
     movie_bias_std: NonNegativeFloat = 0.45
     interaction_std: NonNegativeFloat = 0.5
     noise_std: NonNegativeFloat = 0.5
+    # 0.5: half stars from 0.5 (MovieLens); 1.0: whole stars from 1 (Netflix Prize).
+    rating_step: Literal[0.5, 1.0] = 0.5
     user_activity_exponent: NonNegativeFloat = 0.7
     user_activity_offset: PositiveFloat = 20.0
     movie_popularity_exponent: NonNegativeFloat = 1.0
