@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 import polars as pl
 
 from .parsers.common import Content, release_file
-from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
+from .parsers.csv_files import parse_movies_csv, parse_ratings_csv, scan_ratings_csv
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
 from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
 from .releases import MovieLensError, MoviesFormat, RatingsFormat, ReleaseSource
@@ -49,6 +49,20 @@ def read_ratings(source: ReleaseSource) -> pl.DataFrame:
     """
     file_format = source.layout.ratings_format
     return RATINGS_PARSERS[file_format](release_file(source, file_format))
+
+
+def scan_ratings(source: ReleaseSource) -> pl.LazyFrame:
+    """The ratings of a release as a lazy frame, with the dtypes of :func:`read_ratings`.
+
+    ``ratings.csv`` (ml-20m and later, the synthetic sample: the large releases) is
+    scanned, so it streams through the ingestion in bounded memory; the other formats
+    (ml-10m at most, 10 million ratings) are parsed into memory first.
+    """
+    file_format = source.layout.ratings_format
+    content = release_file(source, file_format)
+    if file_format == "ratings.csv":
+        return scan_ratings_csv(content)
+    return RATINGS_PARSERS[file_format](content).lazy()
 
 
 def read_movies(source: ReleaseSource) -> pl.DataFrame:

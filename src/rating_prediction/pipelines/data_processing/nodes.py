@@ -35,8 +35,11 @@ def filter_top_movies(
     Movies with equal rating counts are ranked by ascending ``movieId``, so the
     selection does not depend on the input row order. A non-empty input always keeps
     at least one movie, so only an empty input can leave nothing to process.
+    ``ratings`` is lazy when ingestion's output is passed in memory, not through the
+    catalog's parquet file.
     """
     top_n_movies = parse(ProcessingParameters, processing, "processing").top_n_movies
+    ratings = ratings.lazy().collect()
     if ratings.is_empty():
         raise ValueError(
             "The input 'ratings' is empty: there is nothing to process. "
