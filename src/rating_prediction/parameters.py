@@ -341,13 +341,15 @@ class RankingParameters(Parameters):
     movies seen in training that the user has not rated in train. Users are scored in
     blocks of at most ``prediction_batch_size`` (user, movie) pairs. Above 0,
     ``popularity_weight`` also ranks each variant's scores blended with log popularity
-    (entry ``<variant>_popularity_blend``).
+    (entry ``<variant>_popularity_blend``). ``max_users`` ranks a seeded sample of at
+    most that many of the users (``None``: every user).
     """
 
     k: PositiveInt = 10
     relevance_threshold: float = Field(default=4.0, gt=RATING_MIN, le=RATING_MAX)
     random_seed: NonNegativeInt = 42
     popularity_weight: Weight = 0.5
+    max_users: PositiveInt | None = None
 
 
 class EvaluationParameters(Parameters):
