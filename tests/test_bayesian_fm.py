@@ -133,6 +133,26 @@ def test_the_history_is_the_mse_of_the_running_posterior_mean(data):
         assert history[f"{split}_loss"][-1] == pytest.approx(mse, rel=1e-6)
 
 
+def test_a_history_sample_measures_the_same_chain_on_fewer_rows(data):
+    """history_rows: the chain is the same (fitted on every training rating); each
+    loss is the running mean's MSE on the seeded sample of that split."""
+    n_users, n_movies = _id_counts(data)
+    train, val = data["train_ratings"], data["val_ratings"]
+    blocks = RelationBlocks.from_ratings(train, (n_users, n_movies))
+    settings = BayesianFMSettings(rank=3, n_iter=6, n_kept_samples=3, seed=5)
+    rows = val.height // 3
+    model, history = bayesian_fm.fit_with_history(settings, train, val, blocks, rows)
+    full_model, _ = bayesian_fm.fit_with_history(settings, train, val, blocks)
+    for split, frame in (("train", train), ("val", val)):
+        sample = frame.sample(rows, seed=5)
+        predicted = model.predict(None, blocks.for_rows(sample))
+        mse = np.mean((predicted - sample["rating"].to_numpy()) ** 2)
+        assert history[f"{split}_loss"][-1] == pytest.approx(mse, rel=1e-6)
+        np.testing.assert_allclose(
+            predicted, full_model.predict(None, blocks.for_rows(sample)), rtol=1e-6
+        )
+
+
 @pytest.mark.parametrize("refit", [False, True])
 def test_fit_chooses_the_samples_on_val_and_refits_on_train_and_val(data, refit):
     options = BayesianFMParameters.model_validate(

@@ -232,7 +232,8 @@ class BayesianFMParameters(RatingScale):
     ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the
     exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
     of samples is chosen on val; with ``refit_on_train_val`` the final model is then
-    sampled again on train + val.
+    sampled again on train + val. ``history_rows`` measures the per-sample train and
+    val MSE on a seeded sample of at most that many rows of each (``None``: all).
     """
 
     seed: NonNegativeInt = 42
@@ -242,6 +243,7 @@ class BayesianFMParameters(RatingScale):
     init_stdev: PositiveFloat = 0.1
     features: BayesianFMFeatures = BayesianFMFeatures()
     refit_on_train_val: StrictBool = True
+    history_rows: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _kept_at_most_drawn(self) -> BayesianFMParameters:
