@@ -153,6 +153,28 @@ def test_a_history_sample_measures_the_same_chain_on_fewer_rows(data):
         )
 
 
+def test_a_fit_sample_is_the_fit_of_those_ratings_alone(data):
+    """max_fit_ratings: sampling on a seeded sample of the fitted ratings is sampling
+    on exactly those ratings (blocks included), nothing else changed."""
+    options = {
+        **SHORT_CHAIN,
+        "refit_on_train_val": False,
+        "features": {"genres": False},
+    }
+    capped = BayesianFMParameters.model_validate({**options, "max_fit_ratings": 150})
+    train, val = data["train_ratings"], data["val_ratings"]
+    sample = bayesian_fm.fitted_ratings([train], capped)
+    assert sample.height == 150
+    assert sample.columns == ["userIdMapped", "movieIdMapped", "rating"]
+    assert bayesian_fm.fitted_ratings([train, val], capped).height == 150
+    capped_fit = bayesian_fm.fit_bayesian_fm(capped, (train, val), _id_counts(data))
+    plain = BayesianFMParameters.model_validate(options)
+    sample_fit = bayesian_fm.fit_bayesian_fm(plain, (sample, val), _id_counts(data))
+    for name, tensor in capped_fit[0].items():
+        torch.testing.assert_close(tensor, sample_fit[0][name])
+    assert capped_fit[2].equals(sample_fit[2])
+
+
 @pytest.mark.parametrize("refit", [False, True])
 def test_fit_chooses_the_samples_on_val_and_refits_on_train_and_val(data, refit):
     options = BayesianFMParameters.model_validate(

@@ -326,11 +326,13 @@ def fit_bayesian_fm(
         ``best_val_loss``: held-out val MSE, measured before any refit) and the history.
     """
     started = time.perf_counter()
-    on_train = choose_samples(options, splits, id_counts, genres)
+    train, val = splits
+    fitted = fitted_ratings([train], options)
+    on_train = choose_samples(options, (fitted, val), id_counts, genres)
     best, chosen = on_train.best, on_train.settings
-    model, blocks, data = on_train.model, on_train.blocks, splits[0]
+    model, blocks, data = on_train.model, on_train.blocks, fitted
     if options.refit_on_train_val:
-        data = pl.concat(splits)
+        data = fitted_ratings([train, val], options)
         blocks = make_blocks(options, data, id_counts, genres)
         model = fit(chosen, data, blocks)
     # Without a refit, the first kept samples of the chain on train are the chosen ones.
@@ -348,6 +350,17 @@ def fit_bayesian_fm(
     )
     log_fit(on_train.history, seconds, chosen, data.height)
     return weights, config, on_train.history
+
+
+def fitted_ratings(
+    splits: list[pl.DataFrame], options: BayesianFMParameters
+) -> pl.DataFrame:
+    """The ratings of ``splits`` the sampler fits (only the columns it reads), and with
+    ``options.max_fit_ratings`` a seeded sample of at most that many: myFM holds about
+    150 bytes per fitted rating at its peak (its copies of the targets and of the
+    row-to-block maps, residual caches), 10 GB for 70 million."""
+    columns = pl.concat([split.select(*ID_COLUMNS, "rating") for split in splits])
+    return _at_most(columns, options.max_fit_ratings, options.seed)
 
 
 def choose_samples(

@@ -233,7 +233,9 @@ class BayesianFMParameters(RatingScale):
     exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
     of samples is chosen on val; with ``refit_on_train_val`` the final model is then
     sampled again on train + val. ``history_rows`` measures the per-sample train and
-    val MSE on a seeded sample of at most that many rows of each (``None``: all).
+    val MSE on a seeded sample of at most that many rows of each (``None``: all);
+    ``max_fit_ratings`` samples on a seeded sample of at most that many of the fitted
+    ratings (``None``: all), bounding myFM's memory.
     """
 
     seed: NonNegativeInt = 42
@@ -244,6 +246,7 @@ class BayesianFMParameters(RatingScale):
     features: BayesianFMFeatures = BayesianFMFeatures()
     refit_on_train_val: StrictBool = True
     history_rows: PositiveInt | None = None
+    max_fit_ratings: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _kept_at_most_drawn(self) -> BayesianFMParameters:

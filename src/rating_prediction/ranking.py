@@ -140,12 +140,8 @@ def ranking_metrics(
     for start, block in _user_blocks(task, max_pairs):
         top, valid = top_k(_mask_train(task, block, scorer(block)), k)
         recommended[top[valid]] = True
-        hits = (
-            np.isin(
-                block[:, None] * task.n_keys + task.candidates[top], task.relevant_keys
-            )
-            & valid
-        )
+        hits = _is_relevant(task, block[:, None] * task.n_keys + task.candidates[top])
+        hits &= valid
         n_relevant = task.n_relevant[start : start + block.size]
         for name, values in zip(per_user, _per_user_metrics(hits, n_relevant, k)):
             per_user[name].append(values)
@@ -290,6 +286,15 @@ def _mask_train(task: RankingTask, users: np.ndarray, scores: np.ndarray) -> np.
     masked = np.array(scores, dtype=np.float64)
     masked[rows[in_block], columns[in_block]] = -np.inf
     return masked
+
+
+def _is_relevant(task: RankingTask, keys: np.ndarray) -> np.ndarray:
+    """Whether each ``user * n_keys + movie`` key is a relevant test pair: a binary
+    search in the sorted keys (``np.isin`` would hash all of them for every block)."""
+    if task.relevant_keys.size == 0:
+        return np.zeros(keys.shape, dtype=bool)
+    position = np.searchsorted(task.relevant_keys, keys)
+    return task.relevant_keys[position.clip(max=task.relevant_keys.size - 1)] == keys
 
 
 def _sorted_keys(ratings: pl.DataFrame, n_keys: int) -> np.ndarray:
