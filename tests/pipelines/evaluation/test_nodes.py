@@ -12,6 +12,8 @@ from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     compute_split_metrics,
     fit_bias_baseline,
+    fit_bias_baseline_on_train_val,
+    fit_mean_baseline_on_train_val,
     gather_metrics,
     predict_with_baseline,
     predict_with_model,
@@ -125,6 +127,16 @@ def test_baseline_scored_in_batches_equals_its_unbatched_metrics(splits, batch_s
     expected = regression_metrics(whole["rating"], whole["prediction"])
     scored = score_with_baseline(baseline, splits["val"], evaluation(batch_size))
     assert scored == pytest.approx(expected, rel=1e-9)
+
+
+def test_train_val_baselines_are_fitted_on_both_splits(splits):
+    train, val = splits["train"], splits["val"]
+    both = pl.concat([train, val])
+    fitted = fit_bias_baseline_on_train_val(train, val, evaluation())
+    expected = fit_bias_baseline(both, evaluation())
+    assert fitted.predict(splits["test"]).equals(expected.predict(splits["test"]))
+    mean = fit_mean_baseline_on_train_val(train, val)
+    assert mean.global_mean == pytest.approx(fit_mean_baseline(both).global_mean)
 
 
 def test_scoring_an_empty_split_is_refused(splits):

@@ -116,11 +116,24 @@ def score_with_baseline(
     )
 
 
-def combine_train_val(
+def fit_mean_baseline_on_train_val(
     train_ratings: pl.DataFrame, val_ratings: pl.DataFrame
-) -> pl.DataFrame:
-    """Train and val as one frame: the data the refitted models' final fit sees. Only
-    the columns a baseline fits on are copied (12 of the 28 bytes of a rating)."""
+) -> BaselinePredictor:
+    """The mean baseline fitted on train + val, the data the refitted models' final
+    fit sees."""
+    return baselines.fit_mean_baseline(_train_val(train_ratings, val_ratings))
+
+
+def fit_bias_baseline_on_train_val(
+    train_ratings: pl.DataFrame, val_ratings: pl.DataFrame, evaluation: dict[str, Any]
+) -> BaselinePredictor:
+    """The bias baseline fitted on train + val (see :func:`fit_bias_baseline`)."""
+    return fit_bias_baseline(_train_val(train_ratings, val_ratings), evaluation)
+
+
+def _train_val(train_ratings: pl.DataFrame, val_ratings: pl.DataFrame) -> pl.DataFrame:
+    """Train and val as one frame, only the columns a baseline fits on (12 of the 28
+    bytes of a rating), held only while a baseline is fitted on it."""
     return pl.concat(
         [frame.select(BASELINE_FIT_COLUMNS) for frame in (train_ratings, val_ratings)]
     )

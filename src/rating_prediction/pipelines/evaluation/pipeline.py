@@ -24,9 +24,10 @@ from rating_prediction.schema import SPLITS
 
 from .nodes import (
     build_ranking_task,
-    combine_train_val,
     compute_split_metrics,
     fit_bias_baseline,
+    fit_bias_baseline_on_train_val,
+    fit_mean_baseline_on_train_val,
     gather_metrics,
     gather_ranking_metrics,
     predict_with_baseline,
@@ -107,19 +108,15 @@ def create_pipeline(**kwargs) -> Pipeline:
 def _train_val_baselines() -> list[Node | Pipeline]:
     """Both baselines fitted on train + val, the data of the refitted final models."""
     return [
-        Node(
-            func=combine_train_val,
-            inputs=["train_ratings", "val_ratings"],
-            outputs="train_val_ratings",
-            name="combine_train_val_node",
-        ),
         _baseline_evaluation(
-            "mean_baseline_train_val", fit_mean_baseline, ["train_val_ratings"]
+            "mean_baseline_train_val",
+            fit_mean_baseline_on_train_val,
+            ["train_ratings", "val_ratings"],
         ),
         _baseline_evaluation(
             "bias_baseline_train_val",
-            fit_bias_baseline,
-            ["train_val_ratings", "params:evaluation"],
+            fit_bias_baseline_on_train_val,
+            ["train_ratings", "val_ratings", "params:evaluation"],
         ),
     ]
 
