@@ -133,6 +133,48 @@ def test_the_history_is_the_mse_of_the_running_posterior_mean(data):
         assert history[f"{split}_loss"][-1] == pytest.approx(mse, rel=1e-6)
 
 
+def test_a_history_sample_measures_the_same_chain_on_fewer_rows(data):
+    """history_rows: the chain is the same (fitted on every training rating); each
+    loss is the running mean's MSE on the seeded sample of that split."""
+    n_users, n_movies = _id_counts(data)
+    train, val = data["train_ratings"], data["val_ratings"]
+    blocks = RelationBlocks.from_ratings(train, (n_users, n_movies))
+    settings = BayesianFMSettings(rank=3, n_iter=6, n_kept_samples=3, seed=5)
+    rows = val.height // 3
+    model, history = bayesian_fm.fit_with_history(settings, train, val, blocks, rows)
+    full_model, _ = bayesian_fm.fit_with_history(settings, train, val, blocks)
+    for split, frame in (("train", train), ("val", val)):
+        sample = frame.sample(rows, seed=5)
+        predicted = model.predict(None, blocks.for_rows(sample))
+        mse = np.mean((predicted - sample["rating"].to_numpy()) ** 2)
+        assert history[f"{split}_loss"][-1] == pytest.approx(mse, rel=1e-6)
+        np.testing.assert_allclose(
+            predicted, full_model.predict(None, blocks.for_rows(sample)), rtol=1e-6
+        )
+
+
+def test_a_fit_sample_is_the_fit_of_those_ratings_alone(data):
+    """max_fit_ratings: sampling on a seeded sample of the fitted ratings is sampling
+    on exactly those ratings (blocks included), nothing else changed."""
+    options = {
+        **SHORT_CHAIN,
+        "refit_on_train_val": False,
+        "features": {"genres": False},
+    }
+    capped = BayesianFMParameters.model_validate({**options, "max_fit_ratings": 150})
+    train, val = data["train_ratings"], data["val_ratings"]
+    sample = bayesian_fm.fitted_ratings([train], capped)
+    assert sample.height == 150
+    assert sample.columns == ["userIdMapped", "movieIdMapped", "rating"]
+    assert bayesian_fm.fitted_ratings([train, val], capped).height == 150
+    capped_fit = bayesian_fm.fit_bayesian_fm(capped, (train, val), _id_counts(data))
+    plain = BayesianFMParameters.model_validate(options)
+    sample_fit = bayesian_fm.fit_bayesian_fm(plain, (sample, val), _id_counts(data))
+    for name, tensor in capped_fit[0].items():
+        torch.testing.assert_close(tensor, sample_fit[0][name])
+    assert capped_fit[2].equals(sample_fit[2])
+
+
 @pytest.mark.parametrize("refit", [False, True])
 def test_fit_chooses_the_samples_on_val_and_refits_on_train_and_val(data, refit):
     options = BayesianFMParameters.model_validate(

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from rating_prediction.ids import seen_mask
 from rating_prediction.models import (
+    MODEL_VARIANTS,
     BiasedMatrixFactorization,
     InnerSigmoidModel,
     ModelConfig,
@@ -163,3 +164,12 @@ def test_model_config_rejects_unknown_keys():
                 "best_epochs": 3,
             }
         )
+
+
+@pytest.mark.parametrize("variant", ["inner_sigmoid", "biased_mf"])
+def test_predict_all_movies_is_predict_of_every_pair(variant):
+    model = MODEL_VARIANTS[variant](30, 12, embedding_dim=4, init_std=0.5)
+    users = torch.tensor([0, 7, -1, 29])  # -1: unknown, the fallback's row
+    matrix = model.predict_all_movies(users, 12)
+    pairs = model.predict(users.repeat_interleave(12), torch.arange(12).repeat(4))
+    torch.testing.assert_close(matrix, pairs.reshape(4, 12), rtol=1e-6, atol=1e-6)

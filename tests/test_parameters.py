@@ -32,10 +32,25 @@ def project_parameters(env: str = "local") -> dict[str, Any]:
     return loader["parameters"]
 
 
-@pytest.mark.parametrize("env", ["local", "scale"])
+@pytest.mark.parametrize("env", ["local", "scale", "netflix-size"])
 def test_every_environment_parses(env):
     parameters = parse(ProjectParameters, project_parameters(env), "")
     assert set(parameters.training.model_fields) == set(MODEL_VARIANTS)
+
+
+def test_the_netflix_size_environment_has_the_prizes_shape():
+    parameters = parse(ProjectParameters, project_parameters("netflix-size"), "")
+    synthetic = parameters.ingestion.synthetic
+    assert (synthetic.n_ratings, synthetic.n_users, synthetic.n_movies) == (
+        100_480_507,
+        480_189,
+        17_770,
+    )
+    assert synthetic.rating_step == 1.0
+    assert parameters.processing.top_n_movies is None
+    # The soft merge keeps conf/base's other keys of every block it overrides.
+    assert parameters.training.biased_mf.model.factor_reg == 0.1
+    assert parameters.training.bayesian_fm.features.genres
 
 
 def test_shared_training_defaults_reach_both_variants():

@@ -123,3 +123,66 @@ def test_blend_weights_interpolate_between_the_two_orders():
     second = lambda u: np.tile([1.0, 2.0, 30.0], (u.size, 1))  # noqa: E731
     assert np.argmax(blended_scorer(first, second, 0.0)(users)) == 0
     assert np.argmax(blended_scorer(first, second, 1.0)(users)) == 2
+
+
+def reference_metrics(train, test, scores, k):
+    """Per user, one at a time: the protocol of the module docstring, written plainly."""
+    candidates = sorted(set(train["movieIdMapped"].to_list()))
+    rated = {}
+    for user, movie in train.select("userIdMapped", "movieIdMapped").iter_rows():
+        rated.setdefault(user, set()).add(movie)
+    relevant = {}
+    for user, movie, rating in test.iter_rows():
+        if rating >= 4.0:
+            relevant.setdefault(user, set()).add(movie)
+    ndcg, recommended = [], set()
+    for user in sorted(relevant):
+        # Best score first; equal scores to the lower movie.
+        ranked = sorted(
+            (m for m in candidates if m not in rated.get(user, set())),
+            key=lambda movie: (-scores[user, candidates.index(movie)], movie),
+        )[:k]
+        recommended.update(ranked)
+        gains = sum(1 / log2(i) for i, m in enumerate(ranked, 1) if m in relevant[user])
+        ideal = sum(1 / log2(i) for i in range(1, min(len(relevant[user]), k) + 1))
+        ndcg.append(gains / ideal)
+    return float(np.mean(ndcg)), len(recommended) / len(candidates)
+
+
+@pytest.mark.parametrize("max_pairs", [1, 37, 10**6])
+def test_random_data_matches_a_plain_per_user_computation(max_pairs):
+    """Blocks of users whose training pairs are masked by slices of the sorted keys
+    give what a plain loop over users gives, for any block size."""
+    rng = np.random.default_rng(5)
+    pairs = rng.choice(40 * 30, size=500, replace=False)
+    ratings = frame(
+        [(int(p // 30), int(p % 30), float(rng.integers(1, 6))) for p in pairs]
+    )
+    train, test = ratings.head(350), ratings.tail(150)
+    task = ranking_task(train, test, relevance_threshold=4.0)
+    scores = rng.integers(0, 4, (40, task.candidates.size)).astype(float)
+    metrics = ranking_metrics(task, lambda users: scores[users], 5, max_pairs)
+    ndcg, coverage = reference_metrics(train, test, scores, 5)
+    assert metrics["ndcg@5"] == pytest.approx(ndcg)
+    assert metrics["coverage"] == pytest.approx(coverage)
+
+
+def test_a_user_sample_keeps_the_sampled_users_pairs_only():
+    rng = np.random.default_rng(6)
+    pairs = rng.choice(60 * 20, size=600, replace=False)
+    ratings = frame([(int(p // 20), int(p % 20), 4.0) for p in pairs])
+    train, test = ratings.head(400), ratings.tail(200)
+    full = ranking_task(train, test, relevance_threshold=4.0)
+    sample = ranking_task(train, test, 4.0, max_users=10, seed=1)
+    assert sample.users.size == 10 and set(sample.users) <= set(full.users)
+    kept = np.isin(full.relevant_keys // full.n_keys, sample.users)
+    np.testing.assert_array_equal(sample.relevant_keys, full.relevant_keys[kept])
+    train_keys = np.sort(
+        train["userIdMapped"].to_numpy().astype(np.int64) * full.n_keys
+        + train["movieIdMapped"].to_numpy()
+    )
+    np.testing.assert_array_equal(
+        sample.train_keys, train_keys[np.isin(train_keys // full.n_keys, sample.users)]
+    )
+    np.testing.assert_array_equal(sample.candidates, full.candidates)
+    np.testing.assert_array_equal(sample.candidate_counts, full.candidate_counts)

@@ -13,6 +13,7 @@ Both baselines are fitted on the training split only and keyed by the mapped ids
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -35,20 +36,38 @@ class BaselinePredictor:
     movie_biases: pl.DataFrame
 
     def predict(self, ratings: pl.DataFrame) -> pl.Series:
-        """Predictions for the ``userIdMapped``, ``movieIdMapped`` pairs of ``ratings``."""
-        keys = ratings.select("userIdMapped", "movieIdMapped")
-        with_biases = keys.join(
-            self.user_biases, on="userIdMapped", how="left", maintain_order="left"
-        ).join(self.movie_biases, on="movieIdMapped", how="left", maintain_order="left")
-        return with_biases.select(
-            (
-                self.global_mean
-                + pl.col("user_bias").fill_null(0.0)
-                + pl.col("movie_bias").fill_null(0.0)
-            )
-            .cast(pl.Float32)
-            .alias("prediction")
-        ).to_series()
+        """Predictions for the ``userIdMapped``, ``movieIdMapped`` pairs of ``ratings``:
+        two gathers from dense bias arrays, no join."""
+        user_bias = _gather(self._dense_user_biases, ratings["userIdMapped"])
+        movie_bias = _gather(self._dense_movie_biases, ratings["movieIdMapped"])
+        return pl.Series(
+            "prediction", self.global_mean + user_bias + movie_bias, dtype=pl.Float32
+        )
+
+    @cached_property
+    def _dense_user_biases(self) -> np.ndarray:
+        return _dense(self.user_biases, "userIdMapped", "user_bias")
+
+    @cached_property
+    def _dense_movie_biases(self) -> np.ndarray:
+        return _dense(self.movie_biases, "movieIdMapped", "movie_bias")
+
+
+def _dense(table: pl.DataFrame, index_column: str, value_column: str) -> np.ndarray:
+    """A table's values at their mapped index; 0 at the indices it lacks."""
+    indices = table[index_column].to_numpy()
+    dense = np.zeros(int(indices.max()) + 1 if indices.size else 0)
+    dense[indices] = table[value_column].to_numpy()
+    return dense
+
+
+def _gather(dense: np.ndarray, indices: pl.Series) -> np.ndarray:
+    """``dense[indices]``, 0 for an index past its end (an id the table lacks)."""
+    indices = indices.to_numpy()
+    largest = int(indices.max()) if indices.size else -1
+    if largest >= dense.size:
+        dense = np.concatenate([dense, np.zeros(largest + 1 - dense.size)])
+    return dense[indices]
 
 
 def fit_mean_baseline(train_ratings: pl.DataFrame) -> BaselinePredictor:

@@ -222,23 +222,33 @@ def fit_with_history(
     train: pl.DataFrame,
     val: pl.DataFrame,
     blocks: RelationBlocks,
+    history_rows: int | None = None,
 ) -> tuple[myfm.MyFMRegressor, pl.DataFrame]:
     """Fit on ``train`` and record, after every sample, the train and held-out val MSE
-    of the running posterior mean: the history (``epoch``, ``train_loss``, ``val_loss``)."""
+    of the running posterior mean: the history (``epoch``, ``train_loss``, ``val_loss``).
+
+    With ``history_rows``, each MSE is measured on a seeded sample of at most that many
+    rows: predicting every training rating after every sample would cost as much as
+    the sample itself on a large release.
+    """
+    tracked = [
+        ("train", _at_most(train, history_rows, settings.seed)),
+        ("val", _at_most(val, history_rows, settings.seed)),
+    ]
     tracker = RunningMean(
         names=("train", "val"),
-        targets={
-            name: frame["rating"].to_numpy() for name, frame in _splits(train, val)
-        },
-        relations={name: blocks.for_rows(frame) for name, frame in _splits(train, val)},
+        targets={name: frame["rating"].to_numpy() for name, frame in tracked},
+        relations={name: blocks.for_rows(frame) for name, frame in tracked},
         burn_in=settings.burn_in,
     )
     model = fit(settings, train, blocks, callback=tracker.record)
     return model, tracker.history()
 
 
-def _splits(train: pl.DataFrame, val: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
-    return [("train", train), ("val", val)]
+def _at_most(ratings: pl.DataFrame, rows: int | None, seed: int) -> pl.DataFrame:
+    if rows is None or ratings.height <= rows:
+        return ratings
+    return ratings.sample(rows, seed=seed)
 
 
 def best_iteration(history: pl.DataFrame, burn_in: int) -> dict[str, float]:
@@ -316,11 +326,13 @@ def fit_bayesian_fm(
         ``best_val_loss``: held-out val MSE, measured before any refit) and the history.
     """
     started = time.perf_counter()
-    on_train = choose_samples(options, splits, id_counts, genres)
+    train, val = splits
+    fitted = fitted_ratings([train], options)
+    on_train = choose_samples(options, (fitted, val), id_counts, genres)
     best, chosen = on_train.best, on_train.settings
-    model, blocks, data = on_train.model, on_train.blocks, splits[0]
+    model, blocks, data = on_train.model, on_train.blocks, fitted
     if options.refit_on_train_val:
-        data = pl.concat(splits)
+        data = fitted_ratings([train, val], options)
         blocks = make_blocks(options, data, id_counts, genres)
         model = fit(chosen, data, blocks)
     # Without a refit, the first kept samples of the chain on train are the chosen ones.
@@ -340,6 +352,17 @@ def fit_bayesian_fm(
     return weights, config, on_train.history
 
 
+def fitted_ratings(
+    splits: list[pl.DataFrame], options: BayesianFMParameters
+) -> pl.DataFrame:
+    """The ratings of ``splits`` the sampler fits (only the columns it reads), and with
+    ``options.max_fit_ratings`` a seeded sample of at most that many: myFM holds about
+    150 bytes per fitted rating at its peak (its copies of the targets and of the
+    row-to-block maps, residual caches), 10 GB for 70 million."""
+    columns = pl.concat([split.select(*ID_COLUMNS, "rating") for split in splits])
+    return _at_most(columns, options.max_fit_ratings, options.seed)
+
+
 def choose_samples(
     options: BayesianFMParameters,
     splits: tuple[pl.DataFrame, pl.DataFrame],
@@ -356,7 +379,9 @@ def choose_samples(
         init_stdev=options.init_stdev,
     )
     blocks = make_blocks(options, train, id_counts, genres)
-    model, history = fit_with_history(settings, train, val, blocks)
+    model, history = fit_with_history(
+        settings, train, val, blocks, options.history_rows
+    )
     best = best_iteration(history, settings.burn_in)
     chosen = replace(
         settings,

@@ -51,6 +51,15 @@ class RatingModel(nn.Module):
         """Ratings clipped to the rating scale; negative ids are treated as unknown."""
         raise NotImplementedError
 
+    @torch.no_grad()
+    def predict_all_movies(self, users: torch.Tensor, n_movies: int) -> torch.Tensor:
+        """Predicted ratings ``(len(users), n_movies)`` of movies ``0..n_movies-1`` for
+        ``users``: every pair through :meth:`predict` (a model with factor tables
+        overrides this with one matrix product)."""
+        pairs_users = users.repeat_interleave(n_movies)
+        pairs_movies = torch.arange(n_movies).repeat(len(users))
+        return self.predict(pairs_users, pairs_movies).reshape(len(users), n_movies)
+
 
 class InnerSigmoidModel(RatingModel):
     """The notebook's model: ``min + (max - min) * sigmoid(w * <p_u, q_m> + b)``.
@@ -100,6 +109,16 @@ class InnerSigmoidModel(RatingModel):
             self.embed(self.user_embedding, users),
             self.embed(self.movie_embedding, movies),
         )
+
+    @torch.no_grad()
+    def predict_all_movies(self, users: torch.Tensor, n_movies: int) -> torch.Tensor:
+        """:meth:`predict` for every movie at once: a block of users' dot products with
+        every movie are one matrix product instead of a gather of each pair's vectors."""
+        movies = self.movie_embedding.weight[:n_movies]
+        dots = self.embed(self.user_embedding, users) @ movies.T
+        logits = self.linear(dots.unsqueeze(-1)).squeeze(-1)
+        scale = self.rating_max - self.rating_min
+        return self.rating_min + scale * torch.sigmoid(logits)
 
 
 class BiasedMatrixFactorization(RatingModel):

@@ -69,6 +69,8 @@ class SyntheticSettings(Parameters):
     movie_bias_std: NonNegativeFloat = 0.45
     interaction_std: NonNegativeFloat = 0.5
     noise_std: NonNegativeFloat = 0.5
+    # 0.5: half stars from 0.5 (MovieLens); 1.0: whole stars from 1 (Netflix Prize).
+    rating_step: Literal[0.5, 1.0] = 0.5
     user_activity_exponent: NonNegativeFloat = 0.7
     user_activity_offset: PositiveFloat = 20.0
     movie_popularity_exponent: NonNegativeFloat = 1.0
@@ -232,7 +234,10 @@ class BayesianFMParameters(RatingScale):
     ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the
     exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
     of samples is chosen on val; with ``refit_on_train_val`` the final model is then
-    sampled again on train + val.
+    sampled again on train + val. ``history_rows`` measures the per-sample train and
+    val MSE on a seeded sample of at most that many rows of each (``None``: all);
+    ``max_fit_ratings`` samples on a seeded sample of at most that many of the fitted
+    ratings (``None``: all), bounding myFM's memory.
     """
 
     seed: NonNegativeInt = 42
@@ -242,6 +247,8 @@ class BayesianFMParameters(RatingScale):
     init_stdev: PositiveFloat = 0.1
     features: BayesianFMFeatures = BayesianFMFeatures()
     refit_on_train_val: StrictBool = True
+    history_rows: PositiveInt | None = None
+    max_fit_ratings: PositiveInt | None = None
 
     @model_validator(mode="after")
     def _kept_at_most_drawn(self) -> BayesianFMParameters:
@@ -341,13 +348,15 @@ class RankingParameters(Parameters):
     movies seen in training that the user has not rated in train. Users are scored in
     blocks of at most ``prediction_batch_size`` (user, movie) pairs. Above 0,
     ``popularity_weight`` also ranks each variant's scores blended with log popularity
-    (entry ``<variant>_popularity_blend``).
+    (entry ``<variant>_popularity_blend``). ``max_users`` ranks a seeded sample of at
+    most that many of the users (``None``: every user).
     """
 
     k: PositiveInt = 10
     relevance_threshold: float = Field(default=4.0, gt=RATING_MIN, le=RATING_MAX)
     random_seed: NonNegativeInt = 42
     popularity_weight: Weight = 0.5
+    max_users: PositiveInt | None = None
 
 
 class EvaluationParameters(Parameters):

@@ -29,13 +29,17 @@ def split_by_label(
 
 
 def random_split_labels(n_ratings: int, fractions: list[float], seed: int) -> pl.Series:
-    """Labels rows 0/1/2 by their position in a seeded random permutation."""
+    """Labels rows 0/1/2 by their position in a seeded random permutation.
+
+    Shuffling the labels themselves (int8) applies the swaps that would permute the
+    positions (int64), so the labels are those of the positions, at an eighth of the
+    memory (100 MB for 100 million ratings).
+    """
     train_end, val_end = cut_points(n_ratings, fractions)
-    position = np.random.default_rng(seed).permutation(n_ratings)
     labels = np.full(n_ratings, TEST, dtype=np.int8)
-    labels[position < val_end] = VAL
-    labels[position < train_end] = TRAIN
-    return pl.Series(labels)
+    labels[:val_end] = VAL
+    labels[:train_end] = TRAIN
+    return pl.Series(np.random.default_rng(seed).permutation(labels))
 
 
 def cut_points(n_ratings: int, fractions: list[float]) -> tuple[int, int]:
@@ -55,9 +59,11 @@ def kfold_split_labels(
     every rating is tested exactly once over the ``k`` folds. A seeded
     ``val_fraction`` of the other blocks is val (for early stopping), the rest train.
     """
-    position = np.random.default_rng(seed).permutation(n_ratings)
     start, end = (n_ratings * fold) // k, (n_ratings * (fold + 1)) // k
-    is_test = (position >= start) & (position < end)
+    in_block = np.zeros(n_ratings, dtype=bool)
+    in_block[start:end] = True
+    # As in random_split_labels: the shuffled flags are those of the shuffled positions.
+    is_test = np.random.default_rng(seed).permutation(in_block)
     return pl.Series(_carve_val(is_test, val_fraction, seed + 1 + fold))
 
 

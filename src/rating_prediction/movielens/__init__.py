@@ -12,15 +12,17 @@ take 500 MB in memory and parse in about 10 seconds.
 
 from .download import download_release, parse_md5_listing
 from .parsers.common import require_columns
-from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
+from .parsers.csv_files import parse_movies_csv, parse_ratings_csv, scan_ratings_csv
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
 from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
 from .readers import (
     FOLD_PAIRS_SCHEMA,
+    explain_unreadable_ratings,
     read_fold,
     read_fold_pairs,
     read_movies,
     read_ratings,
+    scan_ratings,
 )
 from .releases import (
     GROUPLENS_BASE_URL,
@@ -54,6 +56,7 @@ __all__ = [
     "ReleaseLayout",
     "ReleaseSource",
     "download_release",
+    "explain_unreadable_ratings",
     "locate_release",
     "parse_md5_listing",
     "parse_movies_csv",
@@ -71,4 +74,6 @@ __all__ = [
     "release_layout",
     "release_url",
     "require_columns",
+    "scan_ratings",
+    "scan_ratings_csv",
 ]

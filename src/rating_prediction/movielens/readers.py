@@ -10,7 +10,12 @@ from collections.abc import Callable, Mapping
 import polars as pl
 
 from .parsers.common import Content, file_label, release_file
-from .parsers.csv_files import parse_movies_csv, parse_ratings_csv
+from .parsers.csv_files import (
+    explain_unreadable_ratings_csv,
+    parse_movies_csv,
+    parse_ratings_csv,
+    scan_ratings_csv,
+)
 from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
 from .parsers.diagnosis import RESTORE_ADVICE
 from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
@@ -59,6 +64,47 @@ def read_ratings(source: ReleaseSource) -> pl.DataFrame:
     if ratings.is_empty():
         raise MovieLensError(f"{label} holds no ratings. {RESTORE_ADVICE}")
     return ratings
+
+
+def scan_ratings(source: ReleaseSource) -> pl.LazyFrame:
+    """The ratings of a release as a lazy frame, with the dtypes of :func:`read_ratings`.
+
+    ``ratings.csv`` (ml-20m and later, the synthetic sample: the large releases) is
+    scanned, so it streams through the ingestion in bounded memory; the other formats
+    (ml-10m at most, 10 million ratings) are parsed into memory first. A value that
+    does not parse surfaces when the frame is collected; :func:`explain_unreadable_ratings`
+    then names the file and the rows.
+
+    Raises:
+        MovieLensError: If the file is missing, its header lacks a column, or it holds
+            no rating (only the header and the first rows are read here).
+    """
+    file_format = source.layout.ratings_format
+    if file_format != "ratings.csv":
+        return read_ratings(source).lazy()
+    label = file_label(source, file_format)
+    content = release_file(source, file_format)
+    ratings = scan_ratings_csv(content, label)
+    try:
+        is_empty = ratings.head(1).collect().is_empty()
+    except pl.exceptions.ComputeError:
+        explain_unreadable_ratings(source)
+        raise
+    if is_empty:
+        raise MovieLensError(f"{label} holds no ratings. {RESTORE_ADVICE}")
+    return ratings
+
+
+def explain_unreadable_ratings(source: ReleaseSource) -> None:
+    """Raise a MovieLensError naming the ratings file of ``source`` and the lines or
+    rows of it that do not parse (read again, streamed); return if none is found."""
+    file_format = source.layout.ratings_format
+    content = release_file(source, file_format)
+    label = file_label(source, file_format)
+    if file_format == "ratings.csv":
+        explain_unreadable_ratings_csv(content, label)
+    else:
+        RATINGS_PARSERS[file_format](content, label)
 
 
 def read_movies(source: ReleaseSource) -> pl.DataFrame:

@@ -3,7 +3,8 @@ has factors, and the per-user parameters a fold-in produces.
 
 A biased MF (``BiasedMatrixFactorization``, whatever variant built it) scores a block of
 users as ``mu + b_u + b_m + P_u Q^T``: one matrix product per block. Other models score
-the block's (user, movie) pairs with their own ``predict``.
+every movie with their own ``predict_all_movies`` (a matrix product for the notebook's
+model).
 """
 
 from __future__ import annotations
@@ -70,9 +71,7 @@ def score_block(model: RatingModel, users: np.ndarray, vectors=None) -> torch.Te
             return scores.clamp_(model.rating_min, model.rating_max)
         n_movies = movie_factor_table(model).shape[0]
         index = torch.from_numpy(np.asarray(users, dtype=np.int64))
-        pairs_users = index.repeat_interleave(n_movies)
-        pairs_movies = torch.arange(n_movies).repeat(len(index))
-        return model.predict(pairs_users, pairs_movies).reshape(len(index), n_movies)
+        return model.predict_all_movies(index, n_movies)
 
 
 class PairScorer:

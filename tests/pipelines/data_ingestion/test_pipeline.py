@@ -56,7 +56,8 @@ def run_ingestion(ingestion: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame
     for name, value in NO_PREDEFINED_SPLIT.items():
         catalog[name] = value
     SequentialRunner().run(create_pipeline(), catalog)
-    return catalog.load("ratings"), catalog.load("movies")
+    # In memory, `ratings` stays the lazy plan the catalog's dataset streams to parquet.
+    return catalog.load("ratings").collect(), catalog.load("movies")
 
 
 def test_pipeline_outputs_the_contract():
@@ -71,9 +72,13 @@ def test_shipped_parameters_and_catalog(ingestion, project_config):
     assert ingestion["raw_dir"] == "data/01_raw"
     assert ingestion["base_url"] == "https://files.grouplens.org/datasets/movielens"
     catalog = project_config["catalog"]
+    assert (
+        catalog["ratings"]["type"]
+        == "rating_prediction.datasets.StreamingParquetDataset"
+    )
+    assert catalog["movies"]["type"] == "rating_prediction.datasets.AtomicDataset"
+    assert file_dataset(catalog["movies"])["type"] == "polars.EagerPolarsDataset"
     for name in ("ratings", "movies"):
-        assert catalog[name]["type"] == "rating_prediction.datasets.AtomicDataset"
-        assert file_dataset(catalog[name])["type"] == "polars.EagerPolarsDataset"
         assert (
             file_dataset(catalog[name])["filepath"]
             == f"data/02_intermediate/{name}.parquet"

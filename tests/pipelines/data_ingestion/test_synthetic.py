@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -9,12 +10,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from rating_prediction import synthetic
 from rating_prediction.movielens import ReleaseSource, read_movies, read_ratings
 from rating_prediction.parameters import ParameterError, SyntheticSettings, parse
+from rating_prediction.schema import RATINGS_SCHEMA
 from rating_prediction.synthetic import (
     SETTINGS_FILE,
     ensure_synthetic_release,
     generate_movies,
+    generate_rating_blocks,
     generate_ratings,
 )
 
@@ -158,7 +162,7 @@ class TestEnsureSyntheticRelease:
         ensure_synthetic_release(tmp_path, SMALL)
         assert (tmp_path / SETTINGS_FILE).read_text() == (
             "{\n"
-            '  "generator_version": 1,\n'
+            '  "generator_version": 2,\n'
             '  "seed": 7,\n'
             '  "n_users": 600,\n'
             '  "n_movies": 300,\n'
@@ -169,6 +173,7 @@ class TestEnsureSyntheticRelease:
             '  "movie_bias_std": 0.45,\n'
             '  "interaction_std": 0.5,\n'
             '  "noise_std": 0.5,\n'
+            '  "rating_step": 0.5,\n'
             '  "user_activity_exponent": 0.7,\n'
             '  "user_activity_offset": 20.0,\n'
             '  "movie_popularity_exponent": 1.0,\n'
@@ -201,3 +206,91 @@ class TestEnsureSyntheticRelease:
             "movies.csv",
             "ratings.csv",
         ]
+
+
+# The Netflix Prize's shape in small: whole stars, far more users than movies.
+NETFLIX_LIKE = SyntheticSettings(
+    seed=11,
+    n_users=2_000,
+    n_movies=400,
+    n_ratings=60_000,
+    rating_step=1.0,
+    movie_popularity_exponent=1.2,
+    movie_popularity_offset=10.0,
+)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of about 5,000 ratings, so a small release spans many."""
+    monkeypatch.setattr(synthetic, "_CHUNK_ROWS", 5_000)
+
+
+class TestGeneratedInBlocks:
+    def test_exact_counts_of_distinct_pairs_sorted_across_blocks(self, small_blocks):
+        blocks = list(generate_rating_blocks(NETFLIX_LIKE))
+        assert len(blocks) >= 10
+        ratings = pl.concat(blocks)
+        assert ratings.height == NETFLIX_LIKE.n_ratings
+        assert ratings["userId"].n_unique() == NETFLIX_LIKE.n_users  # all rate
+        assert ratings.select("userId", "movieId").is_duplicated().sum() == 0
+        assert ratings.equals(ratings.sort("userId", "movieId"))
+        assert all(block.schema == RATINGS_SCHEMA for block in blocks)
+        # A user's ratings never straddle two blocks; no user rates over half.
+        for before, after in itertools.pairwise(blocks):
+            assert before["userId"].max() < after["userId"].min()
+        per_user = ratings["userId"].value_counts()["count"]
+        assert per_user.max() <= NETFLIX_LIKE.n_movies // 2
+        assert max(block.height for block in blocks) <= 5_000 + per_user.max()
+
+    def test_whole_stars_from_one_to_five(self, small_blocks):
+        ratings = generate_ratings(NETFLIX_LIKE)["rating"]
+        assert sorted(ratings.unique().to_list()) == [1.0, 2.0, 3.0, 4.0, 5.0]
+        assert 3.3 <= ratings.mean() <= 3.9
+
+    def test_long_tailed_activity_and_popularity(self, small_blocks):
+        ratings = generate_ratings(NETFLIX_LIKE)
+        per_user = ratings["userId"].value_counts()["count"]
+        per_movie = ratings["movieId"].value_counts()["count"].sort(descending=True)
+        assert per_user.max() > 5 * per_user.median()
+        assert per_movie.head(NETFLIX_LIKE.n_movies // 10).sum() > 0.3 * 60_000
+        assert per_movie.max() > 10 * per_movie.min()
+
+    def test_deterministic_per_seed(self, small_blocks):
+        first = generate_ratings(NETFLIX_LIKE)
+        assert_frame_equal(generate_ratings(NETFLIX_LIKE), first)
+        other = generate_ratings(NETFLIX_LIKE.model_copy(update={"seed": 12}))
+        assert not other.equals(first)
+
+    def test_users_short_after_the_rounds_draw_the_rest_exactly(
+        self, small_blocks, monkeypatch
+    ):
+        """With a single round of draws most users end up short of distinct movies;
+        the exponential keys make up exactly the difference."""
+        monkeypatch.setattr(synthetic, "_REJECTION_ROUNDS", 1)
+        monkeypatch.setattr(synthetic, "_OVERSAMPLING", 0.5)
+        ratings = generate_ratings(NETFLIX_LIKE)
+        assert ratings.height == NETFLIX_LIKE.n_ratings
+        assert ratings.select("userId", "movieId").is_duplicated().sum() == 0
+
+    def test_csv_is_appended_block_by_block_under_one_header(
+        self, tmp_path, small_blocks
+    ):
+        ensure_synthetic_release(tmp_path, NETFLIX_LIKE)
+        lines = (tmp_path / "ratings.csv").read_text().splitlines()
+        assert lines.count("userId,movieId,rating,timestamp") == 1
+        assert len(lines) == NETFLIX_LIKE.n_ratings + 1
+        source = ReleaseSource("synthetic", tmp_path)
+        assert_frame_equal(read_ratings(source), generate_ratings(NETFLIX_LIKE))
+
+    def test_a_failure_midway_leaves_no_file(self, tmp_path, monkeypatch):
+        first_block = generate_ratings(SMALL).head(10)
+
+        def failing_blocks(settings):
+            yield first_block
+            raise MemoryError("simulated")
+
+        monkeypatch.setattr(synthetic, "generate_rating_blocks", failing_blocks)
+        with pytest.raises(MemoryError, match="simulated"):
+            ensure_synthetic_release(tmp_path, SMALL)
+        assert list(tmp_path.iterdir()) == []

@@ -6,14 +6,19 @@ import torch
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 from rating_prediction.baselines import fit_mean_baseline
+from rating_prediction.metrics import regression_metrics
 from rating_prediction.models import MODEL_VARIANTS, load_trained_model
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     compute_split_metrics,
     fit_bias_baseline,
+    fit_bias_baseline_on_train_val,
+    fit_mean_baseline_on_train_val,
     gather_metrics,
     predict_with_baseline,
     predict_with_model,
+    score_with_baseline,
+    score_with_model,
 )
 from tests.fakes import ALL_ENTRIES, bias_splits, fake_trained_model
 
@@ -91,12 +96,64 @@ def test_predict_with_baseline_keeps_the_rows_in_order(splits):
 
 
 def test_compute_split_metrics_scores_every_split():
-    perfect = pl.DataFrame({"rating": [1.0, 2.0], "prediction": [1.0, 2.0]})
-    off_by_one = pl.DataFrame({"rating": [1.0, 2.0], "prediction": [2.0, 3.0]})
-    metrics = compute_split_metrics(perfect, off_by_one, perfect)
+    perfect = {"mse": 0.0, "rmse": 0.0, "mae": 0.0}
+    off_by_one = {"mse": 1.0, "rmse": 1.0, "mae": 1.0}
+    test = pl.DataFrame({"rating": [1.0, 2.0], "prediction": [1.0, 4.0]})
+    metrics = compute_split_metrics(perfect, off_by_one, test)
     assert list(metrics) == ["train", "val", "test"]
-    assert metrics["train"] == {"mse": 0.0, "rmse": 0.0, "mae": 0.0}
-    assert metrics["val"] == {"mse": 1.0, "rmse": 1.0, "mae": 1.0}
+    assert metrics["train"] == perfect
+    assert metrics["val"] == off_by_one
+    assert metrics["test"] == {"mse": 2.0, "rmse": 2.0**0.5, "mae": 1.0}
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 1_000_000])
+@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+def test_model_scored_in_batches_equals_its_unbatched_metrics(
+    variant, splits, batch_size
+):
+    config, weights = fake_trained_model(variant)
+    train = splits["train"]
+    whole = predict_with_model(config, weights, train, evaluation())
+    expected = regression_metrics(whole["rating"], whole["prediction"])
+    scored = score_with_model(config, weights, train, evaluation(batch_size))
+    # float32 predictions may differ in the last bit with the batch's shape.
+    assert scored == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 1_000_000])
+def test_baseline_scored_in_batches_equals_its_unbatched_metrics(splits, batch_size):
+    baseline = fit_bias_baseline(splits["train"], evaluation())
+    whole = predict_with_baseline(baseline, splits["val"])
+    expected = regression_metrics(whole["rating"], whole["prediction"])
+    scored = score_with_baseline(baseline, splits["val"], evaluation(batch_size))
+    assert scored == pytest.approx(expected, rel=1e-9)
+
+
+def test_train_val_baselines_are_fitted_on_both_splits(splits):
+    train, val = splits["train"], splits["val"]
+    both = pl.concat([train, val])
+    fitted = fit_bias_baseline_on_train_val(train, val, evaluation())
+    expected = fit_bias_baseline(both, evaluation())
+    assert fitted.predict(splits["test"]).equals(expected.predict(splits["test"]))
+    mean = fit_mean_baseline_on_train_val(train, val)
+    assert mean.global_mean == pytest.approx(fit_mean_baseline(both).global_mean)
+
+
+def test_scoring_an_empty_split_is_refused(splits):
+    baseline = fit_mean_baseline(splits["train"])
+    with pytest.raises(ValueError, match="empty split"):
+        score_with_baseline(baseline, splits["val"].clear(), evaluation())
+
+
+def test_baseline_predicts_zero_bias_for_ids_it_has_not_seen(splits):
+    baseline = fit_bias_baseline(splits["train"], evaluation())
+    unseen = splits["val"].with_columns(
+        userIdMapped=pl.lit(10**6, dtype=pl.Int32),
+        movieIdMapped=pl.lit(10**6, dtype=pl.Int32),
+    )
+    assert baseline.predict(unseen).to_list() == pytest.approx(
+        [baseline.global_mean] * unseen.height
+    )
 
 
 def _split_metrics(value: float) -> dict[str, dict[str, float]]:

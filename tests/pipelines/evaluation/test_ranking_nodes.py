@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from rating_prediction.pipelines.evaluation.nodes import (
+    build_ranking_task,
     gather_metrics,
     gather_ranking_metrics,
     rank_at_random,
@@ -34,18 +36,21 @@ def splits():
     return bias_splits()
 
 
-def test_every_ranking_node_reports_the_five_metrics(splits):
+@pytest.fixture(scope="module")
+def task(splits):
+    return build_ranking_task(splits["train"], splits["test"], EVALUATION)
+
+
+def test_every_ranking_node_reports_the_five_metrics(task):
     config, weights = fake_trained_model("biased_mf")
-    train, test = splits["train"], splits["test"]
     for result in (
-        rank_with_model(config, weights, train, test, EVALUATION),
-        rank_by_popularity(train, test, EVALUATION),
-        rank_at_random(train, test, EVALUATION),
+        rank_with_model(config, weights, task, EVALUATION),
+        rank_by_popularity(task, EVALUATION),
+        rank_at_random(task, EVALUATION),
         rank_with_popularity_blend(
             config,
             weights,
-            train,
-            test,
+            task,
             {
                 **EVALUATION,
                 "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
@@ -56,23 +61,33 @@ def test_every_ranking_node_reports_the_five_metrics(splits):
         assert list(result["test"]) == NAMES
         assert all(0 <= value <= 1 for value in result["test"].values())
     # Seeded: the same random lists twice.
-    assert rank_at_random(train, test, EVALUATION) == rank_at_random(
-        train, test, EVALUATION
-    )
+    assert rank_at_random(task, EVALUATION) == rank_at_random(task, EVALUATION)
 
 
-def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(splits):
+def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
     config, weights = fake_trained_model("biased_mf")
-    train, test = splits["train"], splits["test"]
     only_popularity = {
         **EVALUATION,
         "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
     }
-    blend = rank_with_popularity_blend(config, weights, train, test, only_popularity)
-    popularity = rank_by_popularity(train, test, EVALUATION)
+    blend = rank_with_popularity_blend(config, weights, task, only_popularity)
+    popularity = rank_by_popularity(task, EVALUATION)
     assert blend["test"]["ndcg@5"] == pytest.approx(popularity["test"]["ndcg@5"])
     off = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "popularity_weight": 0}}
-    assert rank_with_popularity_blend(config, weights, train, test, off) is None
+    assert rank_with_popularity_blend(config, weights, task, off) is None
+
+
+def test_a_user_sample_ranks_that_many_users_seeded(splits, task):
+    sampled = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "max_users": 7}}
+    first = build_ranking_task(splits["train"], splits["test"], sampled)
+    again = build_ranking_task(splits["train"], splits["test"], sampled)
+    assert first.users.size == 7
+    assert set(first.users) <= set(task.users)
+    np.testing.assert_array_equal(first.users, again.users)
+    config, weights = fake_trained_model("biased_mf")
+    assert rank_with_model(config, weights, first, sampled) == rank_with_model(
+        config, weights, again, sampled
+    )
 
 
 def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():

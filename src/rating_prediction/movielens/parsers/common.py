@@ -118,14 +118,14 @@ def cast_ratings(raw: pl.LazyFrame, file_name: str) -> pl.DataFrame:
     ).collect()
     unparsed = pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA)
     if ratings.select(unparsed.any()).item():
-        _reject_unreadable(raw, RATINGS_SCHEMA, file_name)
+        reject_unreadable(raw, RATINGS_SCHEMA, file_name)
     return ratings
 
 
 def cast_movies(movies: pl.DataFrame, file_name: str) -> pl.DataFrame:
     """Cast string movie columns to their dtypes; every movie needs an integer id."""
     movie_id = {"movieId": MOVIES_SCHEMA["movieId"]}
-    _reject_unreadable(movies.lazy(), movie_id, file_name, missing_is_bad=True)
+    reject_unreadable(movies.lazy(), movie_id, file_name, missing_is_bad=True)
     return movies.select(
         pl.col("movieId").str.strip_chars().cast(MOVIES_SCHEMA["movieId"]),
         pl.col("title").cast(MOVIES_SCHEMA["title"]),
@@ -133,7 +133,7 @@ def cast_movies(movies: pl.DataFrame, file_name: str) -> pl.DataFrame:
     )
 
 
-def _reject_unreadable(
+def reject_unreadable(
     raw: pl.LazyFrame,
     dtypes: Mapping[str, pl.DataType],
     file_name: str,

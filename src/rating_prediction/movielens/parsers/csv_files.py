@@ -7,31 +7,55 @@ import polars as pl
 
 from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
-from .common import Content, cast_movies, cast_ratings, require_columns
+from .common import (
+    Content,
+    cast_movies,
+    cast_ratings,
+    reject_unreadable,
+    require_columns,
+)
 from .diagnosis import TextLayout, explained_read_errors
 
 CSV_LAYOUT = TextLayout(",", quoted=True)
 
 
-def parse_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.DataFrame:
-    """Parse a ``ratings.csv`` (header userId,movieId,rating,timestamp; ml-20m and later).
+def scan_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.LazyFrame:
+    """A lazy scan of a ``ratings.csv`` (header userId,movieId,rating,timestamp; ml-20m
+    and later) with the contract's dtypes.
 
-    Errors name ``file_name`` (pass the file's path or place in its archive).
+    Only the header is read here: the rows are parsed as the frame is collected or
+    streamed, so a file of any size (the Netflix Prize's 100 million ratings) goes
+    through in bounded memory. A value that does not parse raises polars'
+    ``ComputeError`` then; :func:`explain_unreadable_ratings_csv` tells which rows.
     """
     with explained_read_errors(content, file_name, CSV_LAYOUT):
         header = pl.scan_csv(content, infer_schema=False).collect_schema().names()
-        require_columns(header, list(RATINGS_SCHEMA), file_name)
+    require_columns(header, list(RATINGS_SCHEMA), file_name)
+    return pl.scan_csv(
+        content, infer_schema=False, schema_overrides=RATINGS_SCHEMA
+    ).select(list(RATINGS_SCHEMA))
+
+
+def parse_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.DataFrame:
+    """Parse a ``ratings.csv`` into memory (:func:`scan_ratings_csv`, collected).
+
+    Errors name ``file_name`` (pass the file's path or place in its archive).
+    """
+    ratings = scan_ratings_csv(content, file_name)
+    with explained_read_errors(content, file_name, CSV_LAYOUT):
         try:
-            return (
-                pl.scan_csv(
-                    content, infer_schema=False, schema_overrides=RATINGS_SCHEMA
-                )
-                .select(list(RATINGS_SCHEMA))
-                .collect()
-            )
+            return ratings.collect()
         except pl.exceptions.ComputeError:
             raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
             return cast_ratings(raw, file_name)
+
+
+def explain_unreadable_ratings_csv(content: Content, file_name: str) -> None:
+    """Raise a MovieLensError naming ``file_name`` and the lines or rows that keep a
+    ``ratings.csv`` from parsing; the file is streamed, never held."""
+    with explained_read_errors(content, file_name, CSV_LAYOUT):
+        raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
+        reject_unreadable(raw, RATINGS_SCHEMA, file_name)
 
 
 def parse_movies_csv(content: Content, file_name: str = "movies.csv") -> pl.DataFrame:

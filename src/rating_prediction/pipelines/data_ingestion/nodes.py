@@ -13,6 +13,7 @@ from rating_prediction.movielens import (
     MovieLensError,
     ReleaseSource,
     download_release,
+    explain_unreadable_ratings,
     locate_release,
     read_fold_pairs,
     release_layout,
@@ -65,46 +66,93 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
     return source
 
 
-def clean_ratings(raw_ratings: pl.DataFrame) -> pl.DataFrame:
+def clean_ratings(
+    raw_ratings: pl.LazyFrame | pl.DataFrame, source: ReleaseSource | None = None
+) -> pl.LazyFrame:
     """Validate ratings, keep the latest rating per (user, movie), sort by user and movie.
 
+    ``source`` is the release the ratings were scanned from: a value that does not
+    parse is then reported with the file's name, line or rows.
+
+    One streaming pass checks the input (nulls, range, order). Input already sorted by
+    (userId, movieId) without a repeated pair, as GroupLens releases and the synthetic
+    sample are, comes back as a lazy plan that the ``ratings`` dataset streams to
+    parquet without ever holding it; other input is sorted and deduplicated in memory.
+
     Raises:
-        MovieLensError: If columns are missing, or rows hold nulls or ratings outside
-            0.5..5 (the message counts them and shows up to five).
+        MovieLensError: If columns are missing, a value does not parse, or rows hold
+            nulls or ratings outside 0.5..5 (the message counts them and shows up to
+            five).
     """
-    require_columns(raw_ratings.columns, list(RATINGS_SCHEMA), "ratings")
-    ratings = raw_ratings.select(
+    columns = raw_ratings.lazy().collect_schema().names()
+    require_columns(columns, list(RATINGS_SCHEMA), "ratings")
+    ratings = raw_ratings.lazy().select(
         pl.col(column).cast(dtype) for column, dtype in RATINGS_SCHEMA.items()
     )
-    _reject_rows(
-        ratings,
-        pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA),
-        "have missing values",
-    )
+    profile = _profile(ratings, source)
+    _reject_rows(ratings, _has_null(), profile["missing"], "have missing values")
     _reject_rows(
         ratings,
         ~pl.col("rating").is_between(RATING_MIN, RATING_MAX),
+        profile["out_of_range"],
         f"have a rating outside {RATING_MIN}..{RATING_MAX}",
     )
-    ratings = ratings.sort("userId", "movieId", "timestamp")
-    # After this sort, a row followed by the same pair has a later rating of that pair.
-    superseded = (pl.col("userId") == pl.col("userId").shift(-1)) & (
-        pl.col("movieId") == pl.col("movieId").shift(-1)
-    )
-    deduplicated = ratings.filter(~superseded.fill_null(False))
-    dropped = ratings.height - deduplicated.height
+    if profile["unordered"] == 0:
+        _log_counts(profile["rows"], profile["users"], profile["movies"])
+        return ratings
+    deduplicated = _sorted_latest(ratings.collect())
+    dropped = profile["rows"] - deduplicated.height
     if dropped:
         logger.warning(
             "Dropped %d duplicated (userId, movieId) rating(s), keeping the latest",
             dropped,
         )
-    logger.info(
-        "%d ratings by %d users of %d movies",
-        deduplicated.height,
-        deduplicated["userId"].n_unique(),
-        deduplicated["movieId"].n_unique(),
+    _log_counts(deduplicated.height, profile["users"], profile["movies"])
+    return deduplicated.lazy()
+
+
+def _profile(ratings: pl.LazyFrame, source: ReleaseSource | None) -> dict[str, int]:
+    """One streaming pass: rows, rows with a null, ratings out of range, distinct users
+    and movies, and rows whose (userId, movieId) does not come strictly after the
+    previous row's (out of order, or a repeated pair)."""
+    pair = pl.col("userId").cast(pl.Int64) * 2**32 + pl.col("movieId")
+    try:
+        profile = ratings.select(
+            pl.len().alias("rows"),
+            _has_null().sum().alias("missing"),
+            (~pl.col("rating").is_between(RATING_MIN, RATING_MAX))
+            .sum()
+            .alias("out_of_range"),
+            pl.col("userId").n_unique().alias("users"),
+            pl.col("movieId").n_unique().alias("movies"),
+            (pair <= pair.shift(1)).sum().alias("unordered"),
+        ).collect(engine="streaming")
+    except pl.exceptions.ComputeError as error:
+        if source is not None:
+            explain_unreadable_ratings(source)
+        raise MovieLensError(
+            f"Ratings: the release's ratings file does not parse ({error}). Fix or "
+            "remove the row at fault."
+        ) from error
+    return {name: int(value or 0) for name, value in profile.row(0, named=True).items()}
+
+
+def _has_null() -> pl.Expr:
+    return pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA)
+
+
+def _sorted_latest(ratings: pl.DataFrame) -> pl.DataFrame:
+    """``ratings`` sorted by (userId, movieId, timestamp), the latest of each pair kept."""
+    ratings = ratings.sort("userId", "movieId", "timestamp")
+    # After this sort, a row followed by the same pair has a later rating of that pair.
+    superseded = (pl.col("userId") == pl.col("userId").shift(-1)) & (
+        pl.col("movieId") == pl.col("movieId").shift(-1)
     )
-    return deduplicated
+    return ratings.filter(~superseded.fill_null(False))
+
+
+def _log_counts(n_ratings: int, n_users: int, n_movies: int) -> None:
+    logger.info("%d ratings by %d users of %d movies", n_ratings, n_users, n_movies)
 
 
 def clean_movies(raw_movies: pl.DataFrame) -> pl.DataFrame:
@@ -122,13 +170,17 @@ def clean_movies(raw_movies: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _reject_rows(ratings: pl.DataFrame, is_bad: pl.Expr, problem: str) -> None:
-    """Raise if any row matches ``is_bad``, counting them and showing up to five."""
-    bad_rows = ratings.with_row_index("row", offset=1).filter(is_bad)
-    if bad_rows.height:
+def _reject_rows(
+    ratings: pl.LazyFrame, is_bad: pl.Expr, count: int, problem: str
+) -> None:
+    """Raise if ``count`` rows match ``is_bad``, showing up to five with their row
+    numbers (only then is the input read again)."""
+    if count:
+        bad_rows = (
+            ratings.with_row_index("row", offset=1).filter(is_bad).head(5).collect()
+        )
         raise MovieLensError(
-            f"Ratings: {bad_rows.height} row(s) {problem}; first "
-            f"{min(bad_rows.height, 5)}:\n{bad_rows.head(5)}"
+            f"Ratings: {count} row(s) {problem}; first {bad_rows.height}:\n{bad_rows}"
         )
 
 

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.movielens import read_movies, read_ratings
+from rating_prediction.movielens import read_movies, scan_ratings
 
 from .nodes import (
     clean_movies,
@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="prepare_raw_release_node",
             ),
             Node(
-                func=read_ratings,
+                func=scan_ratings,
                 inputs="raw_release",
                 outputs="raw_ratings",
                 name="read_ratings_node",
@@ -42,7 +42,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 func=clean_ratings,
-                inputs="raw_ratings",
+                inputs=["raw_ratings", "raw_release"],
                 outputs="ratings",
                 name="clean_ratings_node",
             ),

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.parameters import ProcessingParameters, parse
-from rating_prediction.schema import MAPPED_RATINGS_SCHEMA
+from rating_prediction.schema import MAPPED_RATINGS_SCHEMA, RATINGS_SCHEMA
 from rating_prediction.splitting import (
     predefined_split_labels,
     random_split_labels,
@@ -25,9 +25,11 @@ from rating_prediction.splitting import (
 
 logger = logging.getLogger(__name__)
 
+MAPPED_ID_COLUMNS = ["userIdMapped", "movieIdMapped"]
+
 
 def filter_top_movies(
-    ratings: pl.DataFrame, processing: dict[str, Any]
+    ratings: pl.DataFrame | pl.LazyFrame, processing: dict[str, Any]
 ) -> pl.DataFrame:
     """Keeps the ratings of the ``processing.top_n_movies`` most-rated movies (all if
     ``null``).
@@ -35,8 +37,11 @@ def filter_top_movies(
     Movies with equal rating counts are ranked by ascending ``movieId``, so the
     selection does not depend on the input row order. A non-empty input always keeps
     at least one movie, so only an empty input can leave nothing to process.
+    ``ratings`` is lazy when ingestion's output is passed in memory, not through the
+    catalog's parquet file.
     """
     top_n_movies = parse(ProcessingParameters, processing, "processing").top_n_movies
+    ratings = ratings.lazy().collect()
     if ratings.is_empty():
         raise ValueError(
             "The input 'ratings' is empty: there is nothing to process. "
@@ -78,20 +83,42 @@ def create_movie_mapping(ratings: pl.DataFrame) -> pl.DataFrame:
 def apply_id_mappings(
     ratings: pl.DataFrame, user_mapping: pl.DataFrame, movie_mapping: pl.DataFrame
 ) -> pl.DataFrame:
-    """Adds ``userIdMapped`` and ``movieIdMapped`` to the ratings with two joins.
+    """Adds ``userIdMapped`` and ``movieIdMapped``: each id looked up in its mapping by
+    binary search, next to the ratings' own columns (not copied). Ratings of an id
+    absent from a mapping are dropped, as an inner join would.
 
-    Returns the six columns of ``MAPPED_RATINGS_SCHEMA`` sorted by the mapped ids.
+    Returns the six columns of ``MAPPED_RATINGS_SCHEMA`` sorted by the mapped ids;
+    ratings sorted by (userId, movieId), as ingestion writes them, are already.
     """
-    return (
-        ratings.lazy()
-        .join(user_mapping.lazy(), on="userId", how="inner")
-        .join(movie_mapping.lazy(), on="movieId", how="inner")
-        .select(
-            pl.col(name).cast(dtype) for name, dtype in MAPPED_RATINGS_SCHEMA.items()
-        )
-        .sort(_rating_order())
-        .collect()
+    mapped = ratings.select(list(RATINGS_SCHEMA)).with_columns(
+        _mapped_ids(ratings["userId"], user_mapping, "userId"),
+        _mapped_ids(ratings["movieId"], movie_mapping, "movieId"),
     )
+    if mapped.null_count().select(pl.sum_horizontal(MAPPED_ID_COLUMNS)).item():
+        mapped = mapped.drop_nulls(MAPPED_ID_COLUMNS)
+    return _sorted_by_mapped_ids(mapped.cast(dict(MAPPED_RATINGS_SCHEMA)))
+
+
+def _mapped_ids(ids: pl.Series, mapping: pl.DataFrame, id_column: str) -> pl.Series:
+    """The mapped index of each of ``ids`` in ``mapping``; null where it has none."""
+    index_column = f"{id_column}Mapped"
+    by_id = mapping.sort(id_column)
+    if by_id.is_empty():
+        return pl.Series(index_column, [None] * ids.len(), dtype=pl.Int32)
+    position = by_id[id_column].search_sorted(ids).clip(upper_bound=by_id.height - 1)
+    found = by_id[id_column].gather(position) == ids
+    return (
+        by_id[index_column]
+        .gather(position)
+        .zip_with(found, pl.Series([None], dtype=by_id[index_column].dtype))
+        .alias(index_column)
+    )
+
+
+def _sorted_by_mapped_ids(ratings: pl.DataFrame) -> pl.DataFrame:
+    """``ratings`` sorted by (userIdMapped, movieIdMapped); a sorted frame as it is."""
+    order = ratings.select(_rating_order()).to_series()
+    return ratings if order.is_sorted() else ratings.sort(order)
 
 
 def split_ratings(
@@ -113,7 +140,7 @@ def split_ratings(
     split = parse(ProcessingParameters, processing, "processing").split
     fractions = split.fractions
     # Sorting first makes the result independent of the order the rows arrive in.
-    ratings = ratings.sort(_rating_order())
+    ratings = _sorted_by_mapped_ids(ratings)
     if split.strategy == "random":
         split_index = random_split_labels(ratings.height, fractions, split.seed)
     elif split.strategy == "predefined":

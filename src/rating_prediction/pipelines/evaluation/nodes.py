@@ -14,16 +14,17 @@ import torch
 
 from rating_prediction import baselines
 from rating_prediction.baselines import BaselinePredictor
-from rating_prediction.metrics import regression_metrics
-from rating_prediction.models import load_trained_model
+from rating_prediction.metrics import batched_regression_metrics, regression_metrics
+from rating_prediction.models import RatingModel, load_trained_model
 from rating_prediction.parameters import EvaluationParameters, parse
 from rating_prediction.ranking import (
+    RankingTask,
     Scorer,
     blended_scorer,
-    log_popularity_scorer,
+    count_scorer,
+    log_count_scorer,
     mlflow_metric_name,
     model_scorer,
-    popularity_scorer,
     random_scorer,
     ranking_metrics,
     ranking_task,
@@ -32,6 +33,8 @@ from rating_prediction.schema import SPLITS
 
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
 RATED_PAIR_COLUMNS = ["userId", "movieId", "rating"]
+# What a baseline is fitted on.
+BASELINE_FIT_COLUMNS = ["userIdMapped", "movieIdMapped", "rating"]
 
 
 def predict_with_model(
@@ -46,23 +49,42 @@ def predict_with_model(
     Batching bounds the memory of the forward pass whatever the split size (MovieLens
     25M included): only the ids and the float32 predictions are held in full.
     """
-    batch_size = parse(
-        EvaluationParameters, evaluation, "evaluation"
-    ).prediction_batch_size
+    batch_size = _batch_size(evaluation)
     model = load_trained_model(model_config, model_weights)
-    users = ratings["userIdMapped"].to_numpy()
-    movies = ratings["movieIdMapped"].to_numpy()
     predictions = np.empty(ratings.height, dtype=np.float32)
-    with torch.no_grad():
-        for start in range(0, ratings.height, batch_size):
-            batch = slice(start, start + batch_size)
-            predictions[batch] = model.predict(
-                torch.from_numpy(users[batch].astype(np.int64)),
-                torch.from_numpy(movies[batch].astype(np.int64)),
-            ).numpy()
+    for start in range(0, ratings.height, batch_size):
+        batch = ratings.slice(start, batch_size)
+        predictions[start : start + batch.height] = _model_predictions(model, batch)
     return ratings.select(RATED_PAIR_COLUMNS).with_columns(
         prediction=pl.Series(predictions, dtype=pl.Float32)
     )
+
+
+def score_with_model(
+    model_config: dict[str, Any],
+    model_weights: dict[str, torch.Tensor],
+    ratings: pl.DataFrame,
+    evaluation: dict[str, Any],
+) -> dict[str, float]:
+    """MSE, RMSE and MAE of a trained model on ``ratings``, predicted and summed
+    ``evaluation.prediction_batch_size`` rows at a time (no predictions kept)."""
+    batch_size = _batch_size(evaluation)
+    model = load_trained_model(model_config, model_weights)
+    return batched_regression_metrics(
+        ratings, lambda batch: _model_predictions(model, batch), batch_size
+    )
+
+
+def _model_predictions(model: RatingModel, ratings: pl.DataFrame) -> np.ndarray:
+    with torch.no_grad():
+        return model.predict(
+            torch.from_numpy(ratings["userIdMapped"].to_numpy().astype(np.int64)),
+            torch.from_numpy(ratings["movieIdMapped"].to_numpy().astype(np.int64)),
+        ).numpy()
+
+
+def _batch_size(evaluation: dict[str, Any]) -> int:
+    return parse(EvaluationParameters, evaluation, "evaluation").prediction_batch_size
 
 
 def fit_bias_baseline(
@@ -84,48 +106,83 @@ def predict_with_baseline(
     )
 
 
-def combine_train_val(
+def score_with_baseline(
+    baseline: BaselinePredictor, ratings: pl.DataFrame, evaluation: dict[str, Any]
+) -> dict[str, float]:
+    """MSE, RMSE and MAE of a fitted baseline on ``ratings``, predicted and summed
+    ``evaluation.prediction_batch_size`` rows at a time (no predictions kept)."""
+    return batched_regression_metrics(
+        ratings, baseline.predict, _batch_size(evaluation)
+    )
+
+
+def fit_mean_baseline_on_train_val(
     train_ratings: pl.DataFrame, val_ratings: pl.DataFrame
-) -> pl.DataFrame:
-    """Train and val as one frame: the data the refitted models' final fit sees."""
-    return pl.concat([train_ratings, val_ratings])
+) -> BaselinePredictor:
+    """The mean baseline fitted on train + val, the data the refitted models' final
+    fit sees."""
+    return baselines.fit_mean_baseline(_train_val(train_ratings, val_ratings))
+
+
+def fit_bias_baseline_on_train_val(
+    train_ratings: pl.DataFrame, val_ratings: pl.DataFrame, evaluation: dict[str, Any]
+) -> BaselinePredictor:
+    """The bias baseline fitted on train + val (see :func:`fit_bias_baseline`)."""
+    return fit_bias_baseline(_train_val(train_ratings, val_ratings), evaluation)
+
+
+def _train_val(train_ratings: pl.DataFrame, val_ratings: pl.DataFrame) -> pl.DataFrame:
+    """Train and val as one frame, only the columns a baseline fits on (12 of the 28
+    bytes of a rating), held only while a baseline is fitted on it."""
+    return pl.concat(
+        [frame.select(BASELINE_FIT_COLUMNS) for frame in (train_ratings, val_ratings)]
+    )
 
 
 def compute_split_metrics(
-    train_predictions: pl.DataFrame,
-    val_predictions: pl.DataFrame,
+    train_metrics: dict[str, float],
+    val_metrics: dict[str, float],
     test_predictions: pl.DataFrame,
 ) -> dict[str, dict[str, float]]:
-    """MSE, RMSE and MAE on each split: ``{"train": {"mse": ..}, "val": .., "test": ..}``."""
-    predictions = dict(
-        zip(SPLITS, [train_predictions, val_predictions, test_predictions])
+    """MSE, RMSE and MAE on each split: ``{"train": {"mse": ..}, "val": .., "test": ..}``;
+    train and val come scored in batches, test from its saved predictions."""
+    test_metrics = regression_metrics(
+        test_predictions["rating"], test_predictions["prediction"]
     )
-    return {
-        split: regression_metrics(frame["rating"], frame["prediction"])
-        for split, frame in predictions.items()
-    }
+    return dict(zip(SPLITS, [train_metrics, val_metrics, test_metrics]))
+
+
+def build_ranking_task(
+    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, evaluation: dict[str, Any]
+) -> RankingTask:
+    """Who is ranked over which candidates, and what is relevant
+    (``evaluation.ranking``): built once for every ranking entry."""
+    settings = parse(EvaluationParameters, evaluation, "evaluation").ranking
+    return ranking_task(
+        train_ratings,
+        test_ratings,
+        settings.relevance_threshold,
+        settings.max_users,
+        settings.random_seed,
+    )
 
 
 def rank_with_model(
     model_config: dict[str, Any],
     model_weights: dict[str, torch.Tensor],
-    train_ratings: pl.DataFrame,
-    test_ratings: pl.DataFrame,
+    ranking_task: RankingTask,
     evaluation: dict[str, Any],
 ) -> dict[str, dict[str, float]]:
     """Ranking metrics (``evaluation.ranking``) of a trained model's top-K lists:
     ``{"test": {"ndcg@K": .., "precision@K": .., ..., "coverage": ..}}``."""
     model = load_trained_model(model_config, model_weights)
-    return _rank(
-        train_ratings, test_ratings, evaluation, lambda c: model_scorer(model, c)
-    )
+    return _rank(ranking_task, evaluation, model_scorer(model, ranking_task.candidates))
 
 
 def rank_with_popularity_blend(
     model_config: dict[str, Any],
     model_weights: dict[str, torch.Tensor],
-    train_ratings: pl.DataFrame,
-    test_ratings: pl.DataFrame,
+    ranking_task: RankingTask,
     evaluation: dict[str, Any],
 ) -> dict[str, dict[str, float]] | None:
     """Ranking metrics of the model's scores blended with log popularity,
@@ -137,54 +194,35 @@ def rank_with_popularity_blend(
     if weight == 0:
         return None
     model = load_trained_model(model_config, model_weights)
-    return _rank(
-        train_ratings,
-        test_ratings,
-        evaluation,
-        lambda candidates: blended_scorer(
-            model_scorer(model, candidates),
-            log_popularity_scorer(train_ratings, candidates),
-            weight,
-        ),
+    scorer = blended_scorer(
+        model_scorer(model, ranking_task.candidates),
+        log_count_scorer(ranking_task.candidate_counts),
+        weight,
     )
+    return _rank(ranking_task, evaluation, scorer)
 
 
 def rank_by_popularity(
-    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, evaluation: dict[str, Any]
+    ranking_task: RankingTask, evaluation: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
     """Ranking metrics of the most-rated movies in train, the same list for everyone."""
-    return _rank(
-        train_ratings,
-        test_ratings,
-        evaluation,
-        lambda candidates: popularity_scorer(train_ratings, candidates),
-    )
+    return _rank(ranking_task, evaluation, count_scorer(ranking_task.candidate_counts))
 
 
 def rank_at_random(
-    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, evaluation: dict[str, Any]
+    ranking_task: RankingTask, evaluation: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
     """Ranking metrics of seeded random lists (``evaluation.ranking.random_seed``)."""
     seed = parse(EvaluationParameters, evaluation, "evaluation").ranking.random_seed
     return _rank(
-        train_ratings,
-        test_ratings,
-        evaluation,
-        lambda candidates: random_scorer(candidates.size, seed),
+        ranking_task, evaluation, random_scorer(ranking_task.candidates.size, seed)
     )
 
 
 def _rank(
-    train_ratings: pl.DataFrame,
-    test_ratings: pl.DataFrame,
-    evaluation: dict[str, Any],
-    make_scorer: Any,
+    task: RankingTask, evaluation: dict[str, Any], scorer: Scorer
 ) -> dict[str, dict[str, float]]:
     settings = parse(EvaluationParameters, evaluation, "evaluation")
-    task = ranking_task(
-        train_ratings, test_ratings, settings.ranking.relevance_threshold
-    )
-    scorer: Scorer = make_scorer(task.candidates)
     return {
         "test": ranking_metrics(
             task, scorer, settings.ranking.k, settings.prediction_batch_size

@@ -2,9 +2,10 @@
 
 One namespace per entry of ``metrics.json`` (each model variant, ``mean_baseline`` and
 ``bias_baseline``), as the training pipeline has one per variant. Inside a namespace the
-entry predicts the three splits, saves its test predictions as
-``<entry>.test_predictions`` and scores them as ``<entry>.split_metrics``; a final
-node gathers every entry into ``metrics`` (metrics.json) and ``mlflow_metrics``.
+entry scores train and val in batches (their predictions are never held whole), saves
+its test predictions as ``<entry>.test_predictions`` and gathers the three splits'
+scores as ``<entry>.split_metrics``; a final node gathers every entry into ``metrics``
+(metrics.json) and ``mlflow_metrics``.
 """
 
 from collections.abc import Callable
@@ -22,9 +23,11 @@ from rating_prediction.ranking import BLEND_SUFFIX, RANKING_BASELINES
 from rating_prediction.schema import SPLITS
 
 from .nodes import (
-    combine_train_val,
+    build_ranking_task,
     compute_split_metrics,
     fit_bias_baseline,
+    fit_bias_baseline_on_train_val,
+    fit_mean_baseline_on_train_val,
     gather_metrics,
     gather_ranking_metrics,
     predict_with_baseline,
@@ -33,6 +36,8 @@ from .nodes import (
     rank_by_popularity,
     rank_with_model,
     rank_with_popularity_blend,
+    score_with_baseline,
+    score_with_model,
 )
 
 SPLIT_INPUTS = {f"{split}_ratings" for split in SPLITS}
@@ -43,6 +48,8 @@ EVALUATED_ENTRIES = [*MODEL_VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
 # Ranking-only entries: top-K lists, not rating predictions.
 RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_random}
 RANKED_ENTRIES = [*MODEL_VARIANTS, *RANKING_BASELINES]
+# Built once from the splits, read by every ranking node.
+RANKING_TASK = "ranking_task"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -51,13 +58,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         pipeline(
             _model_evaluation(),
             namespace=variant,
-            inputs=SPLIT_INPUTS,
+            inputs=SPLIT_INPUTS | {RANKING_TASK},
             parameters={"params:evaluation"},
         )
         for variant in MODEL_VARIANTS
     ]
     return Pipeline(
         [
+            Node(
+                func=build_ranking_task,
+                inputs=["train_ratings", "test_ratings", "params:evaluation"],
+                outputs=RANKING_TASK,
+                name="build_ranking_task_node",
+            ),
             *model_evaluations,
             _baseline_evaluation("mean_baseline", fit_mean_baseline, ["train_ratings"]),
             _baseline_evaluation(
@@ -95,19 +108,15 @@ def create_pipeline(**kwargs) -> Pipeline:
 def _train_val_baselines() -> list[Node | Pipeline]:
     """Both baselines fitted on train + val, the data of the refitted final models."""
     return [
-        Node(
-            func=combine_train_val,
-            inputs=["train_ratings", "val_ratings"],
-            outputs="train_val_ratings",
-            name="combine_train_val_node",
-        ),
         _baseline_evaluation(
-            "mean_baseline_train_val", fit_mean_baseline, ["train_val_ratings"]
+            "mean_baseline_train_val",
+            fit_mean_baseline_on_train_val,
+            ["train_ratings", "val_ratings"],
         ),
         _baseline_evaluation(
             "bias_baseline_train_val",
-            fit_bias_baseline,
-            ["train_val_ratings", "params:evaluation"],
+            fit_bias_baseline_on_train_val,
+            ["train_ratings", "val_ratings", "params:evaluation"],
         ),
     ]
 
@@ -129,7 +138,7 @@ def _baseline_evaluation(
         ],
         namespace=baseline,
         inputs=SPLIT_INPUTS | {name for name in fit_inputs if "ratings" in name},
-        parameters={name for name in fit_inputs if name.startswith("params:")},
+        parameters={"params:evaluation"},
     )
 
 
@@ -141,11 +150,7 @@ def _model_evaluation() -> list[Node]:
     }
     ranking = Node(
         func=rank_with_model,
-        inputs={
-            **model_inputs,
-            "train_ratings": "train_ratings",
-            "test_ratings": "test_ratings",
-        },
+        inputs={**model_inputs, "ranking_task": RANKING_TASK},
         outputs="ranking_metrics",
         name="rank_with_model_node",
     )
@@ -155,7 +160,11 @@ def _model_evaluation() -> list[Node]:
         outputs="blend_ranking_metrics",
         name="rank_with_popularity_blend_node",
     )
-    return [*_predict_and_score(predict_with_model, model_inputs), ranking, blend]
+    return [
+        *_predict_and_score(predict_with_model, score_with_model, model_inputs, {}),
+        ranking,
+        blend,
+    ]
 
 
 def _ranking_baseline(name: str) -> Pipeline:
@@ -165,38 +174,54 @@ def _ranking_baseline(name: str) -> Pipeline:
         [
             Node(
                 func=rank,
-                inputs=["train_ratings", "test_ratings", "params:evaluation"],
+                inputs=[RANKING_TASK, "params:evaluation"],
                 outputs="ranking_metrics",
                 name=f"{rank.__name__}_node",
             )
         ],
         namespace=name,
-        inputs={"train_ratings", "test_ratings"},
+        inputs={RANKING_TASK},
         parameters={"params:evaluation"},
     )
 
 
 def _baseline_scoring() -> list[Node]:
-    return _predict_and_score(predict_with_baseline, {"baseline": "baseline"})
+    return _predict_and_score(
+        predict_with_baseline,
+        score_with_baseline,
+        {"baseline": "baseline"},
+        {"evaluation": "params:evaluation"},
+    )
 
 
 def _predict_and_score(
-    predict: Callable[..., pl.DataFrame], predictor_inputs: dict[str, str]
+    predict: Callable[..., pl.DataFrame],
+    score: Callable[..., dict[str, float]],
+    predictor_inputs: dict[str, str],
+    score_inputs: dict[str, str],
 ) -> list[Node]:
-    """Predict each split with the entry's predictor, then score the predictions."""
-    predict_nodes = [
+    """Score train and val with the entry's predictor in batches (their predictions
+    are never held whole), predict test (saved for reporting), then gather the
+    three splits' metrics."""
+    score_nodes = [
         Node(
-            func=predict,
-            inputs={**predictor_inputs, "ratings": f"{split}_ratings"},
-            outputs=f"{split}_predictions",
-            name=f"predict_{split}_ratings_node",
+            func=score,
+            inputs={**predictor_inputs, **score_inputs, "ratings": f"{split}_ratings"},
+            outputs=f"{split}_metrics",
+            name=f"score_{split}_ratings_node",
         )
-        for split in SPLITS
+        for split in SPLITS[:2]
     ]
+    predict_node = Node(
+        func=predict,
+        inputs={**predictor_inputs, "ratings": "test_ratings"},
+        outputs="test_predictions",
+        name="predict_test_ratings_node",
+    )
     score_node = Node(
         func=compute_split_metrics,
-        inputs=[f"{split}_predictions" for split in SPLITS],
+        inputs=["train_metrics", "val_metrics", "test_predictions"],
         outputs="split_metrics",
         name="compute_split_metrics_node",
     )
-    return [*predict_nodes, score_node]
+    return [*score_nodes, predict_node, score_node]
