@@ -1,0 +1,45 @@
+"""Top-K over every movie keeps a few candidates past K in float32 and orders ties by
+movie index; rows whose ties reach past the candidates take the exact float64 path.
+Either way the order is (score descending, column ascending)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rating_prediction.serving.recommend_all import top_k_ties_to_lower_index
+
+
+def reference_top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's columns sorted by (score descending, column ascending), first k."""
+    columns = np.arange(scores.shape[1])
+    return np.stack([np.lexsort((columns, -row))[:k] for row in scores])
+
+
+@pytest.mark.parametrize("spare", [0, 3, 32])
+@pytest.mark.parametrize("k", [1, 10, 40])
+def test_half_star_scores_full_of_ties_rank_as_the_reference(k, spare):
+    generator = np.random.default_rng(k * 100 + spare)
+    scores = generator.integers(1, 11, size=(64, 300)).astype(np.float32) / 2
+    scores[3, :] = 4.5  # one tie across the whole row
+    scores[5, 100:] = -np.inf  # rated or unseen movies
+    scores[7, :] = -np.inf
+    top = top_k_ties_to_lower_index(torch.from_numpy(scores.copy()), k, spare)
+    expected = reference_top_k(scores, k)
+    finite = np.isfinite(np.take_along_axis(scores, expected, axis=1))
+    assert np.array_equal(top.numpy()[finite], expected[finite])
+    assert top.shape == (64, k)
+
+
+def test_more_wanted_than_columns_ranks_every_column():
+    scores = np.array([[1.0, 3.0, 3.0, 2.0]], dtype=np.float32)
+    top = top_k_ties_to_lower_index(torch.from_numpy(scores), 4)
+    assert top.tolist() == [[1, 2, 3, 0]]
+
+
+def test_distinct_scores_need_no_fallback_and_match_topk():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(32, 5_000, generator=generator)
+    top = top_k_ties_to_lower_index(scores, 10)
+    assert torch.equal(top, torch.topk(scores, 10, dim=1).indices)
