@@ -6,8 +6,11 @@ from __future__ import annotations
 import math
 
 import torch
-from pytorch_lightning import LightningModule
+from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.core.optimizer import LightningOptimizer
+from pytorch_lightning.plugins.precision import Precision
+from pytorch_lightning.strategies import SingleDeviceStrategy
+from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
 
 from rating_prediction.models import RatingModel
@@ -77,9 +80,12 @@ class RatingRegressor(LightningModule):
     costs. Each ``training_step`` receives a group of consecutive batches
     (:class:`~rating_prediction.training.feeding.BatchGroups`) and steps once per batch,
     so Lightning's work around a ``training_step`` (its loop, hooks and progress bar) is
-    paid once per group. Each backward and step still goes through Lightning
-    (``manual_backward``, its optimizer wrapper), which applies the precision setting,
-    synchronises gradients under DDP and counts the steps. The optimizers are
+    paid once per group. Each step goes through Lightning's optimizer wrapper, which
+    counts the steps. Each backward goes through ``manual_backward``, which applies the
+    precision setting, synchronises gradients under DDP and calls the backward hooks,
+    except where it would do nothing but call ``loss.backward()`` (one device, 32-bit
+    precision, no backward hook defined: :func:`backward_is_plain`); there the loss's
+    own ``backward`` saves Lightning's dispatch on every step. The optimizers are
     :func:`make_optimizers`'; Lightning calls ``configure_optimizers`` once the model is
     on its device.
 
@@ -113,6 +119,7 @@ class RatingRegressor(LightningModule):
         # which would overwrite the other ranks' sums before they are averaged.
         self._train_loss_sum = torch.zeros((), dtype=torch.float64)
         self._train_count = torch.zeros((), dtype=torch.float64)
+        self._plain_backward = False
 
     @property
     def val_loss_key(self) -> str:
@@ -132,6 +139,9 @@ class RatingRegressor(LightningModule):
                 f"{self.trainer.world_size} data-parallel processes. Set "
                 f"training.{self.variant}.model.sparse: false for multi-process training."
             )
+
+    def on_train_start(self) -> None:
+        self._plain_backward = backward_is_plain(self.trainer, self)
 
     def configure_optimizers(self) -> list[torch.optim.Optimizer]:
         return make_optimizers(
@@ -160,7 +170,10 @@ class RatingRegressor(LightningModule):
         loss = squared_error
         if self._regularized:
             loss = loss + self.model.regularization(users, movies)
-        self.manual_backward(loss)
+        if self._plain_backward:
+            loss.backward()
+        else:
+            self.manual_backward(loss)
         for optimizer in optimizers:
             optimizer.step()
         self._train_loss_sum.add_(squared_error.detach(), alpha=ratings.shape[0])
@@ -186,3 +199,26 @@ class RatingRegressor(LightningModule):
         """This process's mean squared error over the epoch's training batches so far
         (a tensor on the device; reading it synchronises)."""
         return self._train_loss_sum / self._train_count.clamp(min=1)
+
+
+BACKWARD_HOOKS = ("on_before_backward", "on_after_backward")
+
+
+def backward_is_plain(trainer: Trainer, module: LightningModule) -> bool:
+    """Whether Lightning's ``manual_backward`` would only call ``loss.backward()``:
+    a single device with 32-bit precision (no loss scaling, no gradient
+    synchronisation), and neither ``module`` nor a callback defining a backward hook
+    or ``module`` its own ``backward``."""
+    return (
+        type(trainer.strategy) is SingleDeviceStrategy
+        and type(trainer.precision_plugin) is Precision
+        and not is_overridden("backward", module, LightningModule)
+        and not any(
+            is_overridden(hook, module, LightningModule) for hook in BACKWARD_HOOKS
+        )
+        and not any(
+            is_overridden(hook, callback, Callback)
+            for callback in trainer.callbacks
+            for hook in BACKWARD_HOOKS
+        )
+    )

@@ -12,10 +12,12 @@ import math
 
 import pytest
 import torch
+from pytorch_lightning import Callback
 
 import rating_prediction.training.fit as fit_module
 from rating_prediction.parameters import parse, variant_parameters_model
 from rating_prediction.training import fit_variant, make_trainer
+from rating_prediction.training.module import backward_is_plain
 
 # Does not divide the 17 batches of an epoch (8,400 ratings in batches of 512): every
 # epoch ends with a partial group of 2.
@@ -53,12 +55,15 @@ def _options(training_parameters, variant, changes, steps_per_training_step):
     return parse(variant_parameters_model(variant), values, f"training.{variant}")
 
 
-def _fit(splits, options, variant, monkeypatch):
-    """``fit_variant``'s weights, config and history, and the Trainers it used."""
+def _fit(splits, options, variant, monkeypatch, callback: Callback | None = None):
+    """``fit_variant``'s weights, config and history, and the Trainers it used (each
+    with ``callback`` added, if given)."""
     trainers = []
 
     def recording_make_trainer(*args, **kwargs):
         trainers.append(make_trainer(*args, **kwargs))
+        if callback is not None:
+            trainers[-1].callbacks.append(callback)
         return trainers[-1]
 
     monkeypatch.setattr(fit_module, "make_trainer", recording_make_trainer)
@@ -128,3 +133,62 @@ def test_early_stopping_stops_at_the_same_epoch_when_steps_are_grouped(
     assert many_history.height == one_history.height
     assert many_config.best_epoch == one_config.best_epoch < one_history.height
     assert many_history["val_loss"].to_list() == one_history["val_loss"].to_list()
+
+
+class BackwardHookCounter(Callback):
+    """Defines both backward hooks, so Lightning's ``manual_backward`` must run."""
+
+    def __init__(self) -> None:
+        self.calls = {"on_before_backward": 0, "on_after_backward": 0}
+
+    def on_before_backward(self, trainer, pl_module, loss) -> None:
+        self.calls["on_before_backward"] += 1
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls["on_after_backward"] += 1
+
+
+@pytest.mark.parametrize("kind", ["dense", "sparse"])
+def test_plain_backward_trains_the_weights_of_lightnings_backward(
+    splits, training_parameters, monkeypatch, one_thread, kind
+):
+    """Where nothing needs Lightning's backward, ``loss.backward()`` is called
+    directly; a callback defining a backward hook brings Lightning's back, with the
+    hooks called once per optimizer step, and the weights are the same either way."""
+    variant, changes = VARIANTS[kind]
+    options = _options(
+        training_parameters,
+        variant,
+        changes | {"max_epochs": 2, "min_epochs": 2},
+        GROUP,
+    )
+    plain = _fit(splits, options, variant, monkeypatch)
+    counter = BackwardHookCounter()
+    hooked = _fit(splits, options, variant, monkeypatch, counter)
+
+    assert all(
+        backward_is_plain(trainer, trainer.lightning_module) for trainer in plain[3]
+    )
+    assert not any(
+        backward_is_plain(trainer, trainer.lightning_module) for trainer in hooked[3]
+    )
+    steps = sum(trainer.global_step for trainer in hooked[3])
+    assert steps == sum(trainer.global_step for trainer in plain[3]) > 0
+    assert counter.calls == {"on_before_backward": steps, "on_after_backward": steps}
+    for name, tensor in plain[0].items():
+        assert torch.equal(tensor, hooked[0][name]), name
+    assert plain[2].equals(hooked[2])
+
+
+def test_mixed_precision_keeps_lightnings_backward(
+    splits, training_parameters, monkeypatch
+):
+    variant, changes = VARIANTS["bf16-mixed"]
+    options = _options(
+        training_parameters,
+        variant,
+        changes | {"max_epochs": 1, "min_epochs": 1},
+        GROUP,
+    )
+    trainers = _fit(splits, options, variant, monkeypatch)[3]
+    assert not backward_is_plain(trainers[0], trainers[0].lightning_module)
