@@ -186,7 +186,10 @@ def test_flattened_metrics_are_logged_by_the_mlflow_dataset(tmp_path):
     previous_uri = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     try:
-        with mlflow.start_run() as run:
+        # An explicit experiment: one left active by an earlier test names an id this
+        # new store lacks.
+        experiment_id = mlflow.create_experiment("metrics")
+        with mlflow.start_run(experiment_id=experiment_id) as run:
             _, flat = gather_metrics(biased_mf=_split_metrics(0.8))
             MlflowMetricsHistoryDataset().save(flat)
         logged = mlflow.get_run(run.info.run_id).data.metrics
