@@ -493,7 +493,7 @@ class BatchRecommendParameters(Parameters):
     users of the ``user_requests`` file, in blocks of users."""
 
     top_k: PositiveInt = 10
-    block_size: PositiveInt = 1024
+    block_size: PositiveInt = 128
 
     @model_validator(mode="before")
     @classmethod

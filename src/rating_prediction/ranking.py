@@ -39,9 +39,10 @@ from rating_prediction.serving.scores import score_block
 RANKING_BASELINES = ("popularity", "random")
 # The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
 BLEND_SUFFIX = "_popularity_blend"
-# Per column, subtracted from scores to order equal scores by column: 60,000 columns
-# shift by 6e-9, below the spacing of float32 ratings (6e-8 at 0.5 stars).
-TIE_BREAK = 1e-13
+# Candidates beyond K that top-K keeps to order ties without a key per score.
+TIE_CANDIDATES = 32
+# Columns first searched for a row's ties at its K-th score (then 8 times as many).
+TIE_SEARCH_WIDTH = 4096
 
 # A block of user indices -> their scores for every candidate movie.
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -152,16 +153,80 @@ def ranking_metrics(
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices of each row's ``k`` best scores, best first, and whether each is
-    a real candidate (a finite score). Equal scores (e.g. predictions clipped at 5
-    stars) go to the lower column, i.e. the lower movie id, as the served model's
-    recommendations do."""
+    a real candidate (a finite score); equal scores go to the lower column, as the
+    served model's recommendations do (:func:`top_k_indices`)."""
     k = min(k, scores.shape[1])
-    # A shift far below float32 resolution of ratings orders ties by column.
-    keyed = scores - np.arange(scores.shape[1]) * TIE_BREAK
-    part = np.argpartition(-keyed, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(keyed, part, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
+    top = top_k_indices(torch.from_numpy(np.ascontiguousarray(scores)), k).numpy()
     return top, np.isfinite(np.take_along_axis(scores, top, axis=1))
+
+
+def top_k_indices(
+    scores: torch.Tensor, k: int, spare: int = TIE_CANDIDATES
+) -> torch.Tensor:
+    """The column indices of each row's ``k`` highest scores, best first, equal scores
+    (e.g. predictions clipped at 5 stars) in ascending column order, i.e. to the lower
+    movie index. ``torch.topk`` alone leaves the order of ties unspecified.
+
+    ``torch.topk`` of ``k + spare`` candidates, then a stable sort of the candidates by
+    (score, column). Where the scores equal to a row's ``k``-th reach past the
+    candidates (clamped predictions tie by the thousand), those ties are taken again
+    from the whole row, lowest columns first, after the row's higher scores."""
+    n_columns = scores.shape[1]
+    n_candidates = min(k + spare, n_columns)
+    values, indices = torch.topk(scores, n_candidates, dim=1)
+    indices, by_column = indices.sort(dim=1)
+    values = values.gather(1, by_column)
+    values, by_score = values.sort(dim=1, descending=True, stable=True)
+    top = indices.gather(1, by_score)[:, :k]
+    if n_candidates == n_columns or k == 0:
+        return top
+    kth = values[:, k - 1]
+    overflow = torch.nonzero(torch.isfinite(kth) & (kth == values[:, -1])).ravel()
+    if overflow.numel():
+        top[overflow] = _ties_to_lower_index(
+            scores, overflow, top[overflow], values[overflow, :k], k
+        )
+    return top
+
+
+def _ties_to_lower_index(
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    top: torch.Tensor,
+    top_values: torch.Tensor,
+    k: int,
+) -> torch.Tensor:
+    """``top`` (of ``scores``' ``rows``) with the places held by each row's ``k``-th
+    score refilled with the lowest columns of the whole row that hold that score.
+
+    The ties are looked for in the first :data:`TIE_SEARCH_WIDTH` columns, then in 8
+    times as many, and so on, for the rows still short of them: where thousands of
+    movies tie, the first columns hold enough."""
+    n_columns = scores.shape[1]
+    kth = top_values[:, -1:]
+    higher = (top_values > kth).sum(dim=1, keepdim=True)
+    lowest_ties = torch.empty_like(top)
+    pending = torch.arange(len(top))
+    width = TIE_SEARCH_WIDTH
+    while pending.numel():
+        width = min(width, n_columns)
+        part = scores[rows[pending], :width]
+        tie_columns = torch.where(
+            part == kth[pending], torch.arange(width), torch.tensor(n_columns)
+        )
+        if width < k:
+            tie_columns = torch.nn.functional.pad(
+                tie_columns, (0, k - width), value=n_columns
+            )
+        found = torch.topk(tie_columns, k, dim=1, largest=False, sorted=True).values
+        last_needed = found.gather(1, (k - 1 - higher[pending]).clamp(min=0))
+        done = (last_needed < n_columns).ravel() | (width == n_columns)
+        lowest_ties[pending[done]] = found[done]
+        pending = pending[~done]
+        width *= 8
+    place = torch.arange(k).expand_as(top)
+    from_ties = lowest_ties.gather(1, (place - higher).clamp(min=0))
+    return torch.where(place < higher, top, from_ties)
 
 
 def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
@@ -243,6 +308,9 @@ def popularity_blend(
 
 
 def _standardised(scores: np.ndarray) -> np.ndarray:
+    if scores.shape[0] > 1 and scores.strides[0] == 0:
+        # The same row for every user (a popularity scorer's broadcast): once is enough.
+        return np.broadcast_to(_standardised(scores[:1]), scores.shape)
     spread = scores.std(axis=1, keepdims=True)
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(
         spread > 0, spread, 1.0

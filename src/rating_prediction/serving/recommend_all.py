@@ -17,9 +17,6 @@ from .model import RECOMMENDATIONS_SCHEMA, ServedModel, recommend_top_k, users_t
 from .rated import RatedIndex
 from .scores import UserVectors, score_block
 
-# Candidates beyond K that top-K keeps to order ties without a key per score.
-TIE_CANDIDATES = 32
-
 
 def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
     """The mapping index of each original user id (``-1`` when not in the mapping),
@@ -64,41 +61,12 @@ def _model_top_k(
     equal predictions go to the lower movie index, as :func:`ranking.top_k` orders them
     (``torch.topk`` alone leaves the order of ties unspecified)."""
     rows, movies = rated
-    scores[:, torch.from_numpy(~served.movies.seen)] = -torch.inf
+    if not served.movies.seen.all():
+        scores[:, torch.from_numpy(~served.movies.seen)] = -torch.inf
     scores[torch.from_numpy(rows), torch.from_numpy(movies)] = -torch.inf
-    indices = top_k_ties_to_lower_index(scores, min(k, scores.shape[1]))
+    indices = ranking.top_k_indices(scores, min(k, scores.shape[1]))
     values = scores.gather(1, indices)
     return indices.numpy(), values.double().numpy(), torch.isfinite(values).numpy()
-
-
-def top_k_ties_to_lower_index(
-    scores: torch.Tensor, k: int, spare: int = TIE_CANDIDATES
-) -> torch.Tensor:
-    """The column indices of each row's ``k`` highest scores, best first, equal scores
-    in ascending column order.
-
-    ``torch.topk`` of ``k + spare`` candidates in float32, then a stable sort of the
-    candidates by (score, column); a row whose ties at its ``k``-th score reach past
-    the candidates is ranked whole with :data:`ranking.TIE_BREAK`'s float64 key. This
-    is the key's ordering at a fraction of its cost (it converts and sorts every
-    score)."""
-    n_columns = scores.shape[1]
-    n_candidates = min(k + spare, n_columns)
-    values, indices = torch.topk(scores, n_candidates, dim=1)
-    indices, by_column = indices.sort(dim=1)
-    values = values.gather(1, by_column)
-    values, by_score = values.sort(dim=1, descending=True, stable=True)
-    top = indices.gather(1, by_score)[:, :k]
-    if n_candidates == n_columns or k == 0:
-        return top
-    kth, last = values[:, k - 1], values[:, -1]
-    overflow = torch.nonzero(torch.isfinite(kth) & (kth == last)).ravel()
-    if overflow.numel():
-        keyed = scores[overflow].double() - torch.arange(
-            n_columns, dtype=torch.float64
-        ).mul_(ranking.TIE_BREAK)
-        top[overflow] = torch.topk(keyed, k, dim=1).indices
-    return top
 
 
 def _blended_top_k(
@@ -181,7 +149,7 @@ def recommend_all(
     rated: RatedIndex,
     top_k: int,
     *,
-    block_size: int = 1024,
+    block_size: int = 128,
     vectors: UserVectors | None = None,
     request_rated: RatedIndex | None = None,
     popularity_weight: float = 0.0,
