@@ -125,6 +125,22 @@ def test_blend_weights_interpolate_between_the_two_orders():
     assert np.argmax(blended_scorer(first, second, 1.0)(users)) == 2
 
 
+def test_a_blend_with_a_broadcast_popularity_equals_one_with_a_full_copy():
+    """A popularity scorer broadcasts one row to every user; the blend standardises
+    that row once, with the result of standardising every copy."""
+    users = np.arange(4)
+    model = random_scorer(7, seed=1)
+    counts = np.array([5.0, 0.0, 9.0, 9.0, 1.0, 30.0, 2.0])
+    broadcast = lambda u: np.broadcast_to(counts, (u.size, counts.size))  # noqa: E731
+    copied = lambda u: np.tile(counts, (u.size, 1))  # noqa: E731
+    np.testing.assert_allclose(
+        blended_scorer(random_scorer(7, seed=1), broadcast, 0.3)(users),
+        blended_scorer(model, copied, 0.3)(users),
+        rtol=0,
+        atol=1e-15,
+    )
+
+
 def reference_metrics(train, test, scores, k):
     """Per user, one at a time: the protocol of the module docstring, written plainly."""
     candidates = sorted(set(train["movieIdMapped"].to_list()))

@@ -95,8 +95,10 @@ def fit_bias_baseline(
     ids, so an epoch is a few vectorised passes over the ratings.
     """
     global_mean = _global_mean(train_ratings)
-    users = train_ratings["userIdMapped"].to_numpy()
-    movies = train_ratings["movieIdMapped"].to_numpy()
+    # Native-width indices: numpy would convert int32 ids again at every gather and
+    # bincount of every epoch.
+    users = train_ratings["userIdMapped"].to_numpy().astype(np.intp)
+    movies = train_ratings["movieIdMapped"].to_numpy().astype(np.intp)
     residuals = train_ratings["rating"].to_numpy().astype(np.float64) - global_mean
     user_counts = np.bincount(users)
     movie_counts = np.bincount(movies)
