@@ -41,8 +41,6 @@ RANKING_BASELINES = ("popularity", "random")
 BLEND_SUFFIX = "_popularity_blend"
 # Candidates beyond K that top-K keeps to order ties without a key per score.
 TIE_CANDIDATES = 32
-# Columns first searched for a row's ties at its K-th score (then 8 times as many).
-TIE_SEARCH_WIDTH = 4096
 
 # A block of user indices -> their scores for every candidate movie.
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -197,33 +195,13 @@ def _ties_to_lower_index(
     k: int,
 ) -> torch.Tensor:
     """``top`` (of ``scores``' ``rows``) with the places held by each row's ``k``-th
-    score refilled with the lowest columns of the whole row that hold that score.
-
-    The ties are looked for in the first :data:`TIE_SEARCH_WIDTH` columns, then in 8
-    times as many, and so on, for the rows still short of them: where thousands of
-    movies tie, the first columns hold enough."""
-    n_columns = scores.shape[1]
+    score refilled with the lowest columns of the whole row that hold that score: the
+    ``j``-th such column is where the running count of ties reaches ``j``."""
     kth = top_values[:, -1:]
     higher = (top_values > kth).sum(dim=1, keepdim=True)
-    lowest_ties = torch.empty_like(top)
-    pending = torch.arange(len(top))
-    width = TIE_SEARCH_WIDTH
-    while pending.numel():
-        width = min(width, n_columns)
-        part = scores[rows[pending], :width]
-        tie_columns = torch.where(
-            part == kth[pending], torch.arange(width), torch.tensor(n_columns)
-        )
-        if width < k:
-            tie_columns = torch.nn.functional.pad(
-                tie_columns, (0, k - width), value=n_columns
-            )
-        found = torch.topk(tie_columns, k, dim=1, largest=False, sorted=True).values
-        last_needed = found.gather(1, (k - 1 - higher[pending]).clamp(min=0))
-        done = (last_needed < n_columns).ravel() | (width == n_columns)
-        lowest_ties[pending[done]] = found[done]
-        pending = pending[~done]
-        width *= 8
+    tie_count = (scores[rows] == kth).cumsum(dim=1, dtype=torch.int32)
+    wanted = torch.arange(1, k + 1, dtype=torch.int32).repeat(len(rows), 1)
+    lowest_ties = torch.searchsorted(tie_count, wanted).clamp_(max=scores.shape[1] - 1)
     place = torch.arange(k).expand_as(top)
     from_ties = lowest_ties.gather(1, (place - higher).clamp(min=0))
     return torch.where(place < higher, top, from_ties)

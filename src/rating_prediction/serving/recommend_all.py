@@ -128,14 +128,13 @@ def _block_top_k(
     k = indices.shape[1]
     valid = valid.ravel()
     movie_index = indices.ravel()[valid]
-    titles = served.movie_titles.to_numpy()
     title_position = np.cumsum(served.movies.seen) - 1
     return pl.DataFrame(
         {
             "userId": np.repeat(user_ids, k)[valid],
             "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), len(user_ids))[valid],
             "movieId": served.movies.ids[movie_index],
-            "title": titles[title_position[movie_index]],
+            "title": served.movie_titles.gather(title_position[movie_index]),
             "prediction": values.ravel()[valid],
             "known_user": np.repeat(scoring >= 0, k)[valid],
         },
