@@ -36,6 +36,27 @@ def seen_mask(indices: np.ndarray, size: int) -> np.ndarray:
     return mask
 
 
+def positions(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The position of each of ``ids`` (int64) in ``sorted_ids`` (ascending, distinct,
+    int64), ``UNKNOWN_INDEX`` where absent.
+
+    Many ids at once (at least as many as the range ``sorted_ids`` spans, such as every
+    rated pair) go through a dense table over that range, one gather; fewer through a
+    binary search each."""
+    if len(sorted_ids) == 0:
+        return np.full(ids.shape, UNKNOWN_INDEX, dtype=np.int64)
+    low, span = sorted_ids[0], int(sorted_ids[-1] - sorted_ids[0]) + 1
+    if ids.size >= span:
+        table = np.full(span + 1, UNKNOWN_INDEX, dtype=np.int64)
+        table[sorted_ids - low] = np.arange(len(sorted_ids))
+        offsets = ids - low
+        # Out-of-range ids read the extra UNKNOWN_INDEX entry at the end.
+        offsets[(offsets < 0) | (offsets >= span)] = span
+        return table[offsets]
+    position = np.searchsorted(sorted_ids, ids).clip(max=len(sorted_ids) - 1)
+    return np.where(sorted_ids[position] == ids, position, UNKNOWN_INDEX)
+
+
 @dataclass(frozen=True)
 class IdIndex:
     """Original id to index for one kind of id (users or movies); unknown is ``-1``.
@@ -79,9 +100,7 @@ class IdIndex:
     def lookup(self, ids: np.ndarray) -> np.ndarray:
         """The index of each original id, ``UNKNOWN_INDEX`` where it is not in the
         mapping or not seen in training."""
-        ids = np.asarray(ids, dtype=np.int64)
-        if len(self.ids) == 0:
-            return np.full(ids.shape, UNKNOWN_INDEX, dtype=np.int64)
-        position = np.searchsorted(self.ids, ids).clip(max=len(self.ids) - 1)
-        found = (self.ids[position] == ids) & self.seen[position]
-        return np.where(found, position, UNKNOWN_INDEX).astype(np.int64)
+        position = positions(self.ids, np.asarray(ids, dtype=np.int64))
+        known = position >= 0
+        known[known] = self.seen[position[known]]
+        return np.where(known, position, UNKNOWN_INDEX)

@@ -215,7 +215,12 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
 
     def score(users: np.ndarray) -> np.ndarray:
         block = score_block(model, users.astype(np.int64))
-        return block.index_select(1, columns).double().numpy()
+        if len(columns) != block.shape[1] or not torch.equal(
+            columns, torch.arange(block.shape[1])
+        ):
+            block = block.index_select(1, columns)
+        # float32, as predicted: the masking copy makes it float64 in the same pass.
+        return block.numpy()
 
     return score
 
@@ -255,9 +260,9 @@ def blended_scorer(first: Scorer, second: Scorer, weight: float) -> Scorer:
     a rating scale and a count can be mixed (``weight`` 0 gives ``first``'s order)."""
 
     def score(users: np.ndarray) -> np.ndarray:
-        return (1 - weight) * _standardised(first(users)) + weight * _standardised(
-            second(users)
-        )
+        return (1 - weight) * _standardised(
+            np.asarray(first(users), dtype=np.float64)
+        ) + weight * _standardised(np.asarray(second(users), dtype=np.float64))
 
     return score
 

@@ -12,6 +12,7 @@ import polars as pl
 import torch
 
 from rating_prediction import ranking
+from rating_prediction.ids import positions
 
 from .model import RECOMMENDATIONS_SCHEMA, ServedModel, recommend_top_k, users_to_rank
 from .rated import RatedIndex
@@ -21,11 +22,7 @@ from .scores import UserVectors, score_block
 def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
     """The mapping index of each original user id (``-1`` when not in the mapping),
     whether or not the user was seen in training: rated pairs are kept by it."""
-    ids = served.users.ids
-    if len(ids) == 0:
-        return np.full(len(user_ids), -1, dtype=np.int64)
-    position = np.searchsorted(ids, user_ids).clip(max=len(ids) - 1)
-    return np.where(ids[position] == user_ids, position, -1).astype(np.int64)
+    return positions(served.users.ids, np.asarray(user_ids, dtype=np.int64))
 
 
 def rated_index(served: ServedModel, rated_pairs: pl.DataFrame) -> RatedIndex:
