@@ -276,8 +276,8 @@ def log_popularity_scorer(
 
 def log_count_scorer(counts: np.ndarray) -> Scorer:
     """:func:`log_popularity_scorer` from each candidate's training ratings ``counts``."""
-    popularity = count_scorer(counts)
-    return lambda users: np.log1p(popularity(users).clip(min=0))
+    row = np.log1p(count_scorer(counts)(np.zeros(1, dtype=np.int64))[0].clip(min=0))
+    return lambda users: np.broadcast_to(row, (users.size, row.size))
 
 
 def popularity_blend(
