@@ -54,7 +54,7 @@ def _replace(partial: Path, target: Path) -> None:
     one, so the old folder steps aside first (a reader then finds it absent, never
     half-written)."""
     if partial.is_dir() and target.exists():
-        old = target.with_name(f"{PARTIAL_PREFIX}{os.getpid()}-old-{target.name}")
+        old = partial_path(target.with_name(f"old-{target.name}"))
         remove_path(old)
         os.replace(target, old)
         os.replace(partial, target)
