@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ SETTINGS_FILE = "generator.json"
 
 # Ratings per block of users (one CSV write): bounds the generator's memory.
 _CHUNK_ROWS = 2_000_000
+# Blocks drawn at once (each holds about 2M ratings while it waits to be written).
+_GENERATION_THREADS = 2
 # Rounds of drawing with replacement and dropping repeats before a user's last
 # missing movies are drawn by exponential keys (only very active users get there).
 _REJECTION_ROUNDS = 4
@@ -96,9 +100,22 @@ def generate_rating_blocks(settings: SyntheticSettings) -> Iterator[pl.DataFrame
         sorted by userId and movieId across blocks.
     """
     latent = LatentStructure.draw(settings)
-    for index, users in enumerate(_user_blocks(latent.user_counts, _CHUNK_ROWS)):
+    blocks = _user_blocks(latent.user_counts, _CHUNK_ROWS)
+
+    def block(index: int) -> pl.DataFrame:
         rng = np.random.default_rng([settings.seed, 2, index])
-        yield _rating_block(rng, settings, latent, users)
+        return _rating_block(rng, settings, latent, blocks[index])
+
+    # Each block has its own seed, so blocks are drawn two at a time (numpy releases
+    # the GIL in its heavy calls) and come out in order, the same as one at a time.
+    with ThreadPoolExecutor(max_workers=_GENERATION_THREADS) as pool:
+        pending: deque[Future[pl.DataFrame]] = deque()
+        for index in range(len(blocks)):
+            pending.append(pool.submit(block, index))
+            if len(pending) > _GENERATION_THREADS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 @dataclass(frozen=True)
