@@ -34,7 +34,7 @@ import polars as pl
 import torch
 
 from rating_prediction.models import RatingModel
-from rating_prediction.serving.scores import score_block
+from rating_prediction.serving.scores import movie_factor_table, score_block
 
 RANKING_BASELINES = ("popularity", "random")
 # The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
@@ -117,7 +117,6 @@ def ranking_task(
     if per_user.height < train_ratings["userIdMapped"].n_unique():
         ranked = train_ratings.join(per_user, on="userIdMapped", how="semi")
     candidates = np.unique(train_ratings["movieIdMapped"].to_numpy())
-    counts = np.bincount(train_ratings["movieIdMapped"].to_numpy(), minlength=n_keys)
     return RankingTask(
         candidates=candidates,
         users=per_user["userIdMapped"].to_numpy().astype(np.int64),
@@ -125,7 +124,7 @@ def ranking_task(
         relevant_keys=_sorted_keys(relevant, n_keys),
         n_relevant=per_user["len"].to_numpy(),
         n_keys=n_keys,
-        candidate_counts=counts[candidates],
+        candidate_counts=candidate_rating_counts(train_ratings, candidates),
     )
 
 
@@ -212,12 +211,11 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
     served model ranks them (:func:`rating_prediction.serving.scores.score_block`: one
     matrix product per block for factor models, batched ``predict`` otherwise)."""
     columns = torch.from_numpy(candidates.astype(np.int64))
+    every_movie = torch.equal(columns, torch.arange(movie_factor_table(model).shape[0]))
 
     def score(users: np.ndarray) -> np.ndarray:
         block = score_block(model, users.astype(np.int64))
-        if len(columns) != block.shape[1] or not torch.equal(
-            columns, torch.arange(block.shape[1])
-        ):
+        if not every_movie:
             block = block.index_select(1, columns)
         # float32, as predicted: the masking copy makes it float64 in the same pass.
         return block.numpy()

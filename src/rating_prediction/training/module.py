@@ -212,9 +212,9 @@ def backward_is_plain(trainer: Trainer, module: LightningModule) -> bool:
     return (
         type(trainer.strategy) is SingleDeviceStrategy
         and type(trainer.precision_plugin) is Precision
-        and not is_overridden("backward", module, LightningModule)
         and not any(
-            is_overridden(hook, module, LightningModule) for hook in BACKWARD_HOOKS
+            is_overridden(hook, module, LightningModule)
+            for hook in ("backward", *BACKWARD_HOOKS)
         )
         and not any(
             is_overridden(hook, callback, Callback)

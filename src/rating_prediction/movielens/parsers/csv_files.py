@@ -46,16 +46,20 @@ def parse_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.Da
         try:
             return ratings.collect()
         except pl.exceptions.ComputeError:
-            raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
-            return cast_ratings(raw, file_name)
+            return cast_ratings(_ratings_as_text(content), file_name)
 
 
 def explain_unreadable_ratings_csv(content: Content, file_name: str) -> None:
     """Raise a MovieLensError naming ``file_name`` and the lines or rows that keep a
     ``ratings.csv`` from parsing; the file is streamed, never held."""
     with explained_read_errors(content, file_name, CSV_LAYOUT):
-        raw = pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
-        reject_unreadable(raw, RATINGS_SCHEMA, file_name)
+        reject_unreadable(_ratings_as_text(content), RATINGS_SCHEMA, file_name)
+
+
+def _ratings_as_text(content: Content) -> pl.LazyFrame:
+    """The rating columns of a ``ratings.csv`` as strings, to tell which values do not
+    parse."""
+    return pl.scan_csv(content, infer_schema=False).select(list(RATINGS_SCHEMA))
 
 
 def parse_movies_csv(content: Content, file_name: str = "movies.csv") -> pl.DataFrame:
