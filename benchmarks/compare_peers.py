@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import polars as pl
 
-from rating_prediction import bayesian_fm
+from rating_prediction.training import bayesian_fm
 
 try:  # the project's optional `bench` extra
     import surprise

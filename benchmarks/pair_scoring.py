@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import torch
 
-from rating_prediction.serving.scores import SCORE_BATCH_ROWS, PairScorer
+from rating_prediction.models.scoring import SCORE_BATCH_ROWS, PairScorer
 
 SHAPES = {32: (162_541, 59_047), 1040: (3_000, 50)}
 

@@ -17,8 +17,8 @@ import time
 import torch
 from torch import nn
 
-from rating_prediction.models import MODEL_VARIANTS
-from rating_prediction.training import make_optimizers
+from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.training.module import make_optimizers
 
 N_USERS, N_MOVIES, BATCH_SIZE = 162_541, 59_047, 4_096
 LEARNING_RATE = 5e-3

@@ -8,7 +8,7 @@ Run by hand from the project root (not a test)::
 
 One synthetic data set with the seed notebook's shape (157,480 users x 50 movies,
 1,781,184 training ratings: random pairs, ratings 0.5..5 in half stars), the notebook's
-model (:class:`~rating_prediction.models.InnerSigmoidModel`, embedding size 5), Adam 5e-3,
+model (:class:`~rating_prediction.models.factorization.InnerSigmoidModel`, embedding size 5), Adam 5e-3,
 MSE, batches of 4,096, trained side by side in one process:
 
 (a) ``seed``: the notebook's feeding, a ``TensorDataset`` + ``DataLoader(shuffle=True)``
@@ -74,19 +74,17 @@ from pytorch_lightning import LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from rating_prediction.models import InnerSigmoidModel
+from rating_prediction.models.factorization import InnerSigmoidModel
 from rating_prediction.parameters import (
     VariantParameters,
     parse,
     variant_parameters_model,
 )
-from rating_prediction.training import (
-    RatingTensors,
-    lightning_parts,
-    make_optimizers,
-    make_trainer,
-)
-from rating_prediction.training import new_model as new_project_model
+from rating_prediction.training.feeding import RatingTensors
+from rating_prediction.training.fit import lightning_parts
+from rating_prediction.training.fit import new_model as new_project_model
+from rating_prediction.training.module import make_optimizers
+from rating_prediction.training.trainer import make_trainer
 
 N_USERS = 157_480
 N_MOVIES = 50

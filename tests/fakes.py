@@ -1,5 +1,5 @@
 """Small inputs shared by the tests, built from the project's own schemas
-(:mod:`rating_prediction.schema`), so a change of contract shows up here once."""
+(:mod:`rating_prediction.data.schema`), so a change of contract shows up here once."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.baselines import BASELINES
-from rating_prediction.models import MODEL_VARIANTS, build_model
-from rating_prediction.schema import (
+from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
@@ -20,6 +18,8 @@ from rating_prediction.schema import (
     RATINGS_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
+from rating_prediction.models.baselines import BASELINES
+from rating_prediction.models.factorization import MODEL_VARIANTS, build_model
 
 # The evaluation and reporting fakes: mapped ids 0..N-1, original ids offset from them.
 N_USERS = 30

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rating_prediction.data.schema import ML_100K_GENRES
 from rating_prediction.movielens import ML_100K_CV_FOLDS
-from rating_prediction.schema import ML_100K_GENRES
 
 N_USERS, N_MOVIES = 60, 40
 

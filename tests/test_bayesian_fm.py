@@ -8,16 +8,16 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction import bayesian_fm
-from rating_prediction.bayesian_fm import (
+from rating_prediction.models.factorization import load_trained_model
+from rating_prediction.parameters import BayesianFMParameters, ParameterError, parse
+from rating_prediction.training import bayesian_fm
+from rating_prediction.training.bayesian_fm import (
     BayesianFMSettings,
     RelationBlocks,
     export_biased_mf,
     fit,
     genre_matrix,
 )
-from rating_prediction.models import load_trained_model
-from rating_prediction.parameters import BayesianFMParameters, ParameterError, parse
 from tests.fakes import fake_movies, learnable_splits
 
 SHORT_CHAIN = {"n_iter": 12, "n_kept_samples": 6, "rank": 3}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rating_prediction.ids import UNKNOWN_INDEX, positions
+from rating_prediction.data.ids import UNKNOWN_INDEX, positions
 
 SORTED_IDS = np.array([-3, 4, 5, 9, 40, 41], dtype=np.int64)
 QUERIES = [-4, -3, 0, 4, 5, 6, 9, 41, 42, 2**31, 2**62, -(2**62)]

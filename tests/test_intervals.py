@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rating_prediction.intervals import interval, paired_comparison
+from rating_prediction.evaluation.intervals import interval, paired_comparison
 
 # t quantile of 0.975 with 4 degrees of freedom.
 T_975_4 = 2.7764451051977987

@@ -8,7 +8,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from rating_prediction.lineage import Lineage, StaleArtifactError
+from rating_prediction.runtime.lineage import Lineage, StaleArtifactError
 from tests.project import SMALL_RUN_PARAMS, run_project
 
 

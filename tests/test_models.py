@@ -5,8 +5,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from rating_prediction.ids import seen_mask
-from rating_prediction.models import (
+from rating_prediction.data.ids import seen_mask
+from rating_prediction.models.factorization import (
     MODEL_VARIANTS,
     BiasedMatrixFactorization,
     InnerSigmoidModel,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import (
     ParameterError,
     ProjectParameters,

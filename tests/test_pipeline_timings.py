@@ -17,7 +17,7 @@ spec.loader.exec_module(timings)
 
 LOG = [
     "100.000 kedro.io.data_catalog INFO Loading data from params:ingestion (Memory)...",
-    "100.500 rating_prediction.synthetic INFO Generating a synthetic release (...)",
+    "100.500 rating_prediction.movielens.synthetic INFO Generating a synthetic release (...)",
     "130.000 kedro.runner.sequential_runner INFO Completed node: prepare_raw_release_node",
     "131.000 kedro.pipeline.node INFO Running node: train_model: train_model([a]) -> [b]",
     "150.000 kedro.runner.sequential_runner INFO Completed node: biased_mf.train_model",

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rating_prediction.ranking import (
+from rating_prediction.evaluation.ranking import (
     blended_scorer,
     popularity_scorer,
     random_scorer,

@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import TrainingParameters
 from tests.project import SHARED_DATA
 

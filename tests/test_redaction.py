@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rating_prediction.redaction import (
+from rating_prediction.runtime.redaction import (
     OUTSIDE_PROJECT,
     redact,
     redact_text,

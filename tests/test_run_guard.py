@@ -17,8 +17,12 @@ import pytest
 import yaml
 from mlflow.entities import LoggedModelStatus
 
-from rating_prediction.run_guard import HOLDER_FILE, close_orphaned_runs, project_tags
-from rating_prediction.training.trainer import CHECKPOINT_PREFIX
+from rating_prediction.runtime.run_guard import (
+    CHECKPOINT_PREFIX,
+    HOLDER_FILE,
+    close_orphaned_runs,
+    project_tags,
+)
 from tests.project import LIGHTNING_VARIANTS, SMALL_RUN_PARAMS, run_project
 
 pytestmark = pytest.mark.slow

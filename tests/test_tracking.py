@@ -14,8 +14,8 @@ from kedro.framework.startup import bootstrap_project
 from kedro_mlflow.framework.hooks import MlflowHook
 from mlflow import MlflowClient
 
-from rating_prediction.redaction import OUTSIDE_PROJECT
-from rating_prediction.tracking import RedactingMlflowHook
+from rating_prediction.runtime.redaction import OUTSIDE_PROJECT
+from rating_prediction.runtime.tracking import RedactingMlflowHook
 from tests.project import SMALL_RUN_PARAMS, run_project
 
 CREDENTIALS = ("alice", "s3cret")

@@ -11,7 +11,7 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 from rating_prediction.parameters import ParameterError, TuningParameters, parse
-from rating_prediction.tuning import with_values
+from rating_prediction.training.tuning import with_values
 
 TINY_RUN = {
     "ingestion": {"synthetic": {"n_users": 300, "n_movies": 100, "n_ratings": 10_000}},

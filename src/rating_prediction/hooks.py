@@ -19,10 +19,10 @@ from kedro.pipeline import Node, Pipeline
 from mlflow.entities import RunStatus
 
 import rating_prediction.pipelines
-from rating_prediction.lineage import Lineage
 from rating_prediction.parameters import ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
-from rating_prediction.run_guard import (
+from rating_prediction.runtime.lineage import Lineage
+from rating_prediction.runtime.run_guard import (
     RunEndGuard,
     RunLock,
     close_orphaned_runs,
@@ -49,7 +49,7 @@ class RunGuardHooks:
     (before kedro-mlflow opens a run) and released after everything else. With the lock
     held, partial files of killed runs are removed. Until the run ends, Ctrl-C or
     SIGTERM ends the MLflow run KILLED and any other exit ends it FAILED (see
-    :class:`rating_prediction.run_guard.RunEndGuard`)."""
+    :class:`rating_prediction.runtime.run_guard.RunEndGuard`)."""
 
     def __init__(self) -> None:
         self._lock: RunLock | None = None
@@ -113,7 +113,7 @@ class RunStatusHooks:
 
 class LineageHooks:
     """Records what every file output was made from and refuses to read a stale one
-    (see :mod:`rating_prediction.lineage`)."""
+    (see :mod:`rating_prediction.runtime.lineage`)."""
 
     def __init__(self) -> None:
         self._lineage: Lineage | None = None

@@ -9,7 +9,7 @@ from rating_prediction.hooks import (
     RunStatusHooks,
     ServingHooks,
 )
-from rating_prediction.tracking import RedactingMlflowHook
+from rating_prediction.runtime.tracking import RedactingMlflowHook
 
 # RedactingMlflowHook replaces kedro-mlflow's own hook instance (disabled below); last,
 # so it is called where the plugin's was (pluggy calls the last registered first). The

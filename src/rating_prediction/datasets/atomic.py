@@ -9,13 +9,13 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 from kedro.io.core import parse_dataset_definition
 
-from rating_prediction.atomic import atomic_destination
+from rating_prediction.runtime.atomic import atomic_destination
 
 
 class AtomicDataset(AbstractDataset[Any, Any]):
     """Wraps a file dataset (``filepath``) or a folder one (``path``, e.g.
     ``partitions.PartitionedDataset``) so that its saves are atomic (see
-    :mod:`rating_prediction.atomic`).
+    :mod:`rating_prediction.runtime.atomic`).
 
     Loads, ``exists`` and kedro-viz previews go to the wrapped dataset unchanged; a save
     goes to a copy of it pointed at the partial path. Wrapping a wrapper works too:

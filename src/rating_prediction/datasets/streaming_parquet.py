@@ -10,7 +10,7 @@ import polars as pl
 from kedro.io import AbstractDataset
 from kedro_datasets._typing import TablePreview
 
-from rating_prediction.atomic import atomic_destination
+from rating_prediction.runtime.atomic import atomic_destination
 
 
 class StreamingParquetDataset(
@@ -26,7 +26,7 @@ class StreamingParquetDataset(
     ``read_parquet``.
 
     The file is written next to its target and renamed into place
-    (:func:`rating_prediction.atomic.atomic_destination`), so a failed save (a full
+    (:func:`rating_prediction.runtime.atomic.atomic_destination`), so a failed save (a full
     disk, a value that does not parse midway through a scan) leaves the previous file
     untouched and no partial one.
 

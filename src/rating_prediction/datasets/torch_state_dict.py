@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from kedro.io import AbstractDataset
 
-from rating_prediction.atomic import atomic_destination
+from rating_prediction.runtime.atomic import atomic_destination
 
 
 class TorchStateDictDataset(

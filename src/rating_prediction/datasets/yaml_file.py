@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from kedro.io import AbstractDataset
 
-from rating_prediction.atomic import atomic_destination
+from rating_prediction.runtime.atomic import atomic_destination
 
 
 class AtomicYAMLDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):

@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
-from rating_prediction.redaction import url_without_credentials
+from rating_prediction.runtime.redaction import url_without_credentials
 
 from .releases import GROUPLENS_BASE_URL, MovieLensError, release_url
 

@@ -1,6 +1,6 @@
 """The served model on disk, with no pickles: a folder of tensors, tables and JSON.
 
-``config.json`` (the :class:`~rating_prediction.models.ModelConfig`),
+``config.json`` (the :class:`~rating_prediction.models.factorization.ModelConfig`),
 ``weights.safetensors`` (the state dict), ``rated.safetensors`` (the movies each user
 rated in training, as CSR arrays), ``users.parquet`` (userId, seen) and
 ``movies.parquet`` (movieId, seen, title, train_ratings: the movie's number of training
@@ -21,9 +21,9 @@ import polars as pl
 import safetensors.numpy
 import safetensors.torch
 
-from rating_prediction.atomic import atomic_destination
-from rating_prediction.ids import IdIndex
-from rating_prediction.models import ModelConfig
+from rating_prediction.data.ids import IdIndex
+from rating_prediction.models.factorization import ModelConfig
+from rating_prediction.runtime.atomic import atomic_destination
 
 from .model import ServedModel
 from .rated import RatedIndex

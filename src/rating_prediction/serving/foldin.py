@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from rating_prediction.models import BiasedMatrixFactorization
+from rating_prediction.models.factorization import BiasedMatrixFactorization
+from rating_prediction.models.scoring import UserVectors, is_biased_mf
 
 from .model import ServedModel
-from .scores import UserVectors, is_biased_mf
 
 
 def fold_in_user(

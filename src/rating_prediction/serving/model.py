@@ -2,7 +2,7 @@
 
 Requests speak ORIGINAL MovieLens ids; the model speaks 0-based mapped ids. A user or
 movie is *known* when it has a mapped id AND appears in the training split (an
-:class:`~rating_prediction.ids.IdIndex` decides); anything else gets index ``-1``, which
+:class:`~rating_prediction.data.ids.IdIndex` decides); anything else gets index ``-1``, which
 :meth:`RatingModel.predict` answers with the model's natural fallback (zero factors and
 biases: the global mean plus whatever is known).
 """
@@ -19,16 +19,16 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.ids import UNKNOWN_INDEX, IdIndex
-from rating_prediction.models import (
+from rating_prediction.data.ids import UNKNOWN_INDEX, IdIndex
+from rating_prediction.models.factorization import (
     MODEL_VARIANTS,
     ModelConfig,
     RatingModel,
     load_trained_model,
 )
+from rating_prediction.models.scoring import SCORE_BATCH_ROWS, DenseLookup, PairScorer
 
 from .rated import RatedIndex
-from .scores import SCORE_BATCH_ROWS, DenseLookup, PairScorer
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Top-K for many users at once: blocks of users scored against every movie by matrix
 products, rated pairs masked out, ``torch.topk`` per block with ties to the lower movie
 index (or, with a popularity weight, the evaluation's popularity blend and top K,
-:mod:`rating_prediction.ranking`); memory bounded by the block."""
+:mod:`rating_prediction.evaluation.ranking`); memory bounded by the block."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction import ranking
-from rating_prediction.ids import positions
+from rating_prediction.data.ids import positions
+from rating_prediction.evaluation import ranking
+from rating_prediction.models.scoring import UserVectors, score_block
 
 from .model import RECOMMENDATIONS_SCHEMA, ServedModel, recommend_top_k, users_to_rank
 from .rated import RatedIndex
-from .scores import UserVectors, score_block
 
 
 def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def _blended_top_k(
     weight: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_model_top_k` ranked by the evaluation's popularity blend: the known
-    movies are the candidates, blended and cut by :mod:`rating_prediction.ranking`."""
+    movies are the candidates, blended and cut by :mod:`rating_prediction.evaluation.ranking`."""
     known = np.flatnonzero(served.movies.seen)
     if known.size == 0:
         empty = np.zeros((scores.shape[0], 0))
@@ -158,7 +158,7 @@ def recommend_all(
     ``request_rated``, indexed by position in ``user_ids``, excludes more movies (those
     a request's new users rated). Above 0, ``popularity_weight`` ranks each user's
     unrated known movies by the evaluation's popularity blend
-    (:func:`rating_prediction.ranking.popularity_blend`, standardised over every known
+    (:func:`rating_prediction.evaluation.ranking.popularity_blend`, standardised over every known
     movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
     user_ids = np.asarray(user_ids, dtype=np.int64)
     blocks = [

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from rating_prediction.models.scoring import UserVectors, lookup_users
+
 from .foldin import fold_in
 from .model import PAIR_COLUMNS, ServedModel, check_ids, score_pairs
 from .rated import RatedIndex
 from .recommend_all import recommend_all
-from .scores import UserVectors, lookup_users
 from .similar import similar_movies
 
 TASKS = ("predict", "recommend", "similar")

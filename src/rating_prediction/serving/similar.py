@@ -6,8 +6,9 @@ import numpy as np
 import polars as pl
 import torch
 
+from rating_prediction.models.scoring import movie_factor_table
+
 from .model import ServedModel
-from .scores import movie_factor_table
 
 SIMILAR_MOVIES_SCHEMA = pl.Schema(
     {

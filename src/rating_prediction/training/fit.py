@@ -13,15 +13,15 @@ import polars as pl
 import torch
 from pytorch_lightning import seed_everything
 
-from rating_prediction.ids import seen_mask
-from rating_prediction.models import ModelConfig, RatingModel, build_model
+from rating_prediction.data.ids import seen_mask
+from rating_prediction.models.factorization import ModelConfig, RatingModel, build_model
 from rating_prediction.parameters import VariantParameters
+from rating_prediction.runtime.run_guard import CHECKPOINT_PREFIX
 from rating_prediction.training.callbacks import recorded_history
 from rating_prediction.training.feeding import RatingsDataModule, RatingTensors
 from rating_prediction.training.mlflow_logger import logger_for_active_run
 from rating_prediction.training.module import RatingRegressor
 from rating_prediction.training.trainer import (
-    CHECKPOINT_PREFIX,
     fit_or_raise,
     make_trainer,
 )

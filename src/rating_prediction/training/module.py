@@ -1,4 +1,4 @@
-"""The Lightning wrapper that trains any :class:`~rating_prediction.models.RatingModel`,
+"""The Lightning wrapper that trains any :class:`~rating_prediction.models.factorization.RatingModel`,
 and the optimizers it trains with."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 from pytorch_lightning.utilities.model_helpers import is_overridden
 from torch import nn
 
-from rating_prediction.models import RatingModel
+from rating_prediction.models.factorization import RatingModel
 from rating_prediction.training.feeding import Batch, BatchGroup
 
 # Devices where ``Adam(fused=True)`` has a kernel (torch >= 2.4): one kernel per parameter

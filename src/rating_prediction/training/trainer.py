@@ -15,9 +15,6 @@ from rating_prediction.training.callbacks import LossHistory, PatientEarlyStoppi
 from rating_prediction.training.module import loss_key
 
 BEST_CHECKPOINT = "best"
-# A fit's checkpoints live in the system's temporary folder, in a folder named with this
-# prefix and the run's PID, so that the next run can remove those of killed processes.
-CHECKPOINT_PREFIX = "rating-prediction-"
 
 
 class TrainingInterrupted(KeyboardInterrupt):

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from rating_prediction.cross_validation import fold_parameters, summarize_folds
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.evaluation.cross_validation import (
+    fold_parameters,
+    summarize_folds,
+)
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import (
     CrossValidationParameters,
     ParameterError,

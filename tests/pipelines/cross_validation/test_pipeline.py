@@ -14,11 +14,11 @@ from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Pipeline
 
 from rating_prediction import pipeline_registry
-from rating_prediction.baselines import BASELINES
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.evaluation.ranking import RANKING_BASELINES
+from rating_prediction.models.baselines import BASELINES
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.pipelines.cross_validation import create_pipeline
 from rating_prediction.pipelines.training import create_pipeline as training_pipeline
-from rating_prediction.ranking import RANKING_BASELINES
 from tests.ml100k import write_ml_100k
 from tests.project import copy_project
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from rating_prediction.data.schema import ML_100K_GENRES
 from rating_prediction.movielens import release_layout
-from rating_prediction.schema import ML_100K_GENRES
 
 # (userId, movieId, rating, timestamp), deliberately not sorted.
 RATINGS = [(2, 10, 5.0, 978300762), (1, 20, 3.5, 978300761), (1, 10, 4.0, 978300760)]

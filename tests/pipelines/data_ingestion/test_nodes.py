@@ -19,7 +19,7 @@ from tests.fakes import ratings_frame
 from .conftest import md5_hex, release_files, write_zip
 
 # The ratings contract that every later pipeline relies on, stated here as an
-# independent literal on purpose: a change to rating_prediction.schema fails this test.
+# independent literal on purpose: a change to rating_prediction.data.schema fails this test.
 RATINGS_CONTRACT = pl.Schema(
     {
         "userId": pl.Int32,

@@ -8,6 +8,7 @@ import zipfile
 import polars as pl
 import pytest
 
+from rating_prediction.data.schema import RATINGS_SCHEMA
 from rating_prediction.movielens import (
     FOLD_PAIRS_SCHEMA,
     MovieLensError,
@@ -20,7 +21,6 @@ from rating_prediction.movielens import (
 )
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.data_ingestion.nodes import read_predefined_folds
-from rating_prediction.schema import RATINGS_SCHEMA
 from tests.ml100k import write_ml_100k
 
 RANDOM = {

@@ -18,9 +18,12 @@ from rating_prediction.movielens import (
     read_ratings,
     scan_ratings,
 )
+from rating_prediction.movielens.synthetic import (
+    ensure_synthetic_release,
+    generate_ratings,
+)
 from rating_prediction.parameters import SyntheticSettings
 from rating_prediction.pipelines.data_ingestion.nodes import clean_ratings
-from rating_prediction.synthetic import ensure_synthetic_release, generate_ratings
 
 SETTINGS = SyntheticSettings(seed=5, n_users=500, n_movies=200, n_ratings=12_000)
 HEADER = "userId,movieId,rating,timestamp\n"

@@ -10,17 +10,21 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from rating_prediction import synthetic
-from rating_prediction.movielens import ReleaseSource, read_movies, read_ratings
-from rating_prediction.parameters import ParameterError, SyntheticSettings, parse
-from rating_prediction.schema import RATINGS_SCHEMA
-from rating_prediction.synthetic import (
+from rating_prediction.data.schema import RATINGS_SCHEMA
+from rating_prediction.movielens import (
+    ReleaseSource,
+    read_movies,
+    read_ratings,
+    synthetic,
+)
+from rating_prediction.movielens.synthetic import (
     SETTINGS_FILE,
     ensure_synthetic_release,
     generate_movies,
     generate_rating_blocks,
     generate_ratings,
 )
+from rating_prediction.parameters import ParameterError, SyntheticSettings, parse
 
 SMALL = SyntheticSettings(seed=7, n_users=600, n_movies=300, n_ratings=20_000)
 

@@ -2,6 +2,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from rating_prediction.data.schema import (
+    MAPPED_RATINGS_SCHEMA,
+    MOVIE_MAPPING_SCHEMA,
+    USER_MAPPING_SCHEMA,
+)
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.data_processing.nodes import (
     apply_id_mappings,
@@ -9,11 +14,6 @@ from rating_prediction.pipelines.data_processing.nodes import (
     create_user_mapping,
     filter_top_movies,
     split_ratings,
-)
-from rating_prediction.schema import (
-    MAPPED_RATINGS_SCHEMA,
-    MOVIE_MAPPING_SCHEMA,
-    USER_MAPPING_SCHEMA,
 )
 from tests.fakes import ratings_frame
 

@@ -6,13 +6,13 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from rating_prediction.movielens import FOLD_PAIRS_SCHEMA
-from rating_prediction.pipelines.data_processing import create_pipeline
-from rating_prediction.schema import (
+from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
+from rating_prediction.movielens import FOLD_PAIRS_SCHEMA
+from rating_prediction.pipelines.data_processing import create_pipeline
 from tests.project import file_dataset, relocated
 
 CONF_SOURCE = Path(__file__).parents[3] / "conf"

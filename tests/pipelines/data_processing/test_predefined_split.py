@@ -8,6 +8,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from rating_prediction.data.splitting import kfold_split_labels, split_by_label
 from rating_prediction.movielens import locate_release, read_fold, read_ratings
 from rating_prediction.pipelines import data_ingestion, data_processing
 from rating_prediction.pipelines.data_ingestion.nodes import (
@@ -20,7 +21,6 @@ from rating_prediction.pipelines.data_processing.nodes import (
     create_user_mapping,
     split_ratings,
 )
-from rating_prediction.splitting import kfold_split_labels, split_by_label
 from tests.ml100k import N_USERS, write_ml_100k
 
 

@@ -2,8 +2,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rating_prediction.baselines import fit_bias_baseline, fit_mean_baseline
-from rating_prediction.metrics import grouped_rmse, regression_metrics
+from rating_prediction.evaluation.metrics import grouped_rmse, regression_metrics
+from rating_prediction.models.baselines import (
+    fit_bias_baseline,
+    fit_mean_baseline,
+)
 from tests.fakes import bias_splits, mapped_split
 
 

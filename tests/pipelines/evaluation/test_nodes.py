@@ -5,9 +5,9 @@ import pytest
 import torch
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
-from rating_prediction.baselines import fit_mean_baseline
-from rating_prediction.metrics import regression_metrics
-from rating_prediction.models import MODEL_VARIANTS, load_trained_model
+from rating_prediction.evaluation.metrics import regression_metrics
+from rating_prediction.models.baselines import fit_mean_baseline
+from rating_prediction.models.factorization import MODEL_VARIANTS, load_trained_model
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     compute_split_metrics,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from rating_prediction.evaluation.ranking import ranking_metric_names
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
     gather_metrics,
@@ -20,7 +21,6 @@ from rating_prediction.pipelines.reporting.nodes import (
     plot_ranking_metrics,
     popularity_verdict,
 )
-from rating_prediction.ranking import ranking_metric_names
 from tests.fakes import bias_splits, fake_trained_model
 
 EVALUATION = {

@@ -13,15 +13,15 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.models import MODEL_VARIANTS, build_model
-from rating_prediction.schema import (
+from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.serving import ServedModel, assemble_served_model
+from rating_prediction.models.factorization import MODEL_VARIANTS, build_model
 from rating_prediction.serving import model as serving_model
+from rating_prediction.serving.model import ServedModel, assemble_served_model
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]

@@ -7,15 +7,15 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.models import build_model
-from rating_prediction.schema import (
+from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.serving import assemble_served_model
+from rating_prediction.models.factorization import build_model
 from rating_prediction.serving.foldin import fold_in
+from rating_prediction.serving.model import assemble_served_model
 from rating_prediction.serving.requests import answer_request
 
 N_USERS, N_MOVIES, RANK, DENSITY = 300, 120, 3, 0.4

@@ -5,7 +5,7 @@ import re
 import polars as pl
 import pytest
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
     NEW_USER_ID,
@@ -18,7 +18,7 @@ from rating_prediction.pipelines.inference.nodes import (
     recommend_movies,
     select_trained_model,
 )
-from rating_prediction.serving import PAIR_PREDICTIONS_SCHEMA, predict_pairs
+from rating_prediction.serving.model import PAIR_PREDICTIONS_SCHEMA, predict_pairs
 from rating_prediction.serving.request_files import RequestTable
 
 from .conftest import answered, inference_parameters

@@ -13,26 +13,26 @@ import numpy as np
 import polars as pl
 import pytest
 
-from rating_prediction.models import build_model
-from rating_prediction.parameters import ParameterError
-from rating_prediction.pipelines.inference.nodes import (
-    recommend_for_all_users,
-    recommend_movies,
-)
-from rating_prediction.ranking import (
-    blended_scorer,
-    log_popularity_scorer,
-    model_scorer,
-    top_k,
-)
-from rating_prediction.schema import (
+from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
     MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.serving import assemble_served_model, recommend_top_k
+from rating_prediction.evaluation.ranking import (
+    blended_scorer,
+    log_popularity_scorer,
+    model_scorer,
+    top_k,
+)
+from rating_prediction.models.factorization import build_model
+from rating_prediction.parameters import ParameterError
+from rating_prediction.pipelines.inference.nodes import (
+    recommend_for_all_users,
+    recommend_movies,
+)
 from rating_prediction.serving.artifacts import load_served_model, save_served_model
+from rating_prediction.serving.model import assemble_served_model, recommend_top_k
 from rating_prediction.serving.recommend_all import recommend_all, recommend_users
 from rating_prediction.serving.requests import answer_request
 

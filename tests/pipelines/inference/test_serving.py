@@ -7,9 +7,10 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.models import ModelConfig
-from rating_prediction.schema import USER_MAPPING_SCHEMA
-from rating_prediction.serving import (
+from rating_prediction.data.schema import USER_MAPPING_SCHEMA
+from rating_prediction.models.factorization import ModelConfig
+from rating_prediction.serving import model as serving
+from rating_prediction.serving.model import (
     PAIR_PREDICTIONS_SCHEMA,
     RECOMMENDATIONS_SCHEMA,
     assemble_served_model,
@@ -18,7 +19,6 @@ from rating_prediction.serving import (
     select_served_variant,
     validate_pairs,
 )
-from rating_prediction.serving import model as serving
 
 from .conftest import GLOBAL_MEAN, MOVIE_BIAS, USER_BIAS
 

@@ -5,7 +5,8 @@ import polars as pl
 import pytest
 from matplotlib.figure import Figure
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.data.schema import SPLITS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.nodes import (
     _popularity_buckets,
@@ -17,7 +18,6 @@ from rating_prediction.pipelines.reporting.nodes import (
     plot_test_rmse,
     write_summary,
 )
-from rating_prediction.schema import SPLITS
 from tests.fakes import (
     ALL_ENTRIES,
     bias_splits,

@@ -11,7 +11,8 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.polars import EagerPolarsDataset
 from kedro_datasets.text import TextDataset
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.evaluation.ranking import RANKING_BASELINES, ranking_metric_names
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.pipelines.evaluation import (
     create_pipeline as create_evaluation_pipeline,
 )
@@ -19,7 +20,6 @@ from rating_prediction.pipelines.evaluation.pipeline import TRAIN_VAL_BASELINES
 from rating_prediction.pipelines.reporting import (
     create_pipeline as create_reporting_pipeline,
 )
-from rating_prediction.ranking import RANKING_BASELINES, ranking_metric_names
 from tests.fakes import (
     ALL_ENTRIES,
     bias_splits,

@@ -16,8 +16,9 @@ from pytorch_lightning import Callback
 
 import rating_prediction.training.fit as fit_module
 from rating_prediction.parameters import parse, variant_parameters_model
-from rating_prediction.training import fit_variant, make_trainer
+from rating_prediction.training.fit import fit_variant
 from rating_prediction.training.module import backward_is_plain
+from rating_prediction.training.trainer import make_trainer
 
 # Does not divide the 17 batches of an epoch (8,400 ratings in batches of 512): every
 # epoch ends with a partial group of 2.

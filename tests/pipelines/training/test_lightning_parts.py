@@ -10,19 +10,20 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import Logger
 
 import rating_prediction.training.fit as fit_module
-from rating_prediction.models import BiasedMatrixFactorization, InnerSigmoidModel
+from rating_prediction.models.factorization import (
+    BiasedMatrixFactorization,
+    InnerSigmoidModel,
+)
 from rating_prediction.parameters import parse, variant_parameters_model
-from rating_prediction.training import (
+from rating_prediction.training.callbacks import (
     LossHistory,
     PatientEarlyStopping,
-    RatingRegressor,
-    RatingTensors,
-    fit_variant,
-    lightning_parts,
-    make_optimizers,
-    make_trainer,
     recorded_history,
 )
+from rating_prediction.training.feeding import RatingTensors
+from rating_prediction.training.fit import fit_variant, lightning_parts
+from rating_prediction.training.module import RatingRegressor, make_optimizers
+from rating_prediction.training.trainer import make_trainer
 
 
 def _options(training_parameters, variant, **changes):

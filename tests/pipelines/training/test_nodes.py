@@ -10,10 +10,10 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from rating_prediction.models import load_trained_model
+from rating_prediction.models.factorization import load_trained_model
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.training.nodes import train_model
-from rating_prediction.training import PatientEarlyStopping
+from rating_prediction.training.callbacks import PatientEarlyStopping
 
 
 def _train(splits, options, variant):

@@ -9,7 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.pipelines.training import create_pipeline
 from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
 from tests.fakes import fake_movies

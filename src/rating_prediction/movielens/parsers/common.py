@@ -11,8 +11,8 @@ from typing import TypeAlias
 
 import polars as pl
 
+from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 from rating_prediction.movielens.releases import MovieLensError, ReleaseSource
-from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
 # A file of a release: its path in an extracted folder, or its bytes from the zip.
 Content: TypeAlias = Path | bytes

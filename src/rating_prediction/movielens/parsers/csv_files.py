@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
+from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
 from .common import (
     Content,

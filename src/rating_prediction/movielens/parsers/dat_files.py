@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from rating_prediction.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
+from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
 from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
 from .diagnosis import TextLayout, explained_read_errors

@@ -8,13 +8,15 @@ from typing import Any
 
 import polars as pl
 
-from rating_prediction.cross_validation import (
+from rating_prediction.data.splitting import split_by_label
+from rating_prediction.evaluation.cross_validation import (
     FoldMetrics,
     evaluate_fold,
     fold_labels,
     fold_parameters,
     summarize_folds,
 )
+from rating_prediction.evaluation.ranking import mlflow_metric_name
 from rating_prediction.movielens import release_layout
 from rating_prediction.parameters import (
     CrossValidationParameters,
@@ -25,8 +27,6 @@ from rating_prediction.pipelines.evaluation import (
     create_pipeline as evaluation_pipeline,
 )
 from rating_prediction.pipelines.training import create_pipeline as training_pipeline
-from rating_prediction.ranking import mlflow_metric_name
-from rating_prediction.splitting import split_by_label
 
 from .summary import format_summary
 

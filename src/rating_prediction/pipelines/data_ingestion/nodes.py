@@ -8,6 +8,13 @@ from typing import Any
 
 import polars as pl
 
+from rating_prediction.data.schema import (
+    MOVIES_SCHEMA,
+    NO_GENRES,
+    RATING_MAX,
+    RATING_MIN,
+    RATINGS_SCHEMA,
+)
 from rating_prediction.movielens import (
     SYNTHETIC_RELEASE,
     MovieLensError,
@@ -19,6 +26,7 @@ from rating_prediction.movielens import (
     release_layout,
     require_columns,
 )
+from rating_prediction.movielens.synthetic import ensure_synthetic_release
 from rating_prediction.parameters import (
     CrossValidationParameters,
     IngestionParameters,
@@ -26,14 +34,6 @@ from rating_prediction.parameters import (
     check_predefined_folds,
     parse,
 )
-from rating_prediction.schema import (
-    MOVIES_SCHEMA,
-    NO_GENRES,
-    RATING_MAX,
-    RATING_MIN,
-    RATINGS_SCHEMA,
-)
-from rating_prediction.synthetic import ensure_synthetic_release
 
 logger = logging.getLogger(__name__)
 

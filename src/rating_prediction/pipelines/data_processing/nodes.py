@@ -15,13 +15,13 @@ from typing import Any
 
 import polars as pl
 
-from rating_prediction.parameters import ProcessingParameters, parse
-from rating_prediction.schema import MAPPED_RATINGS_SCHEMA, RATINGS_SCHEMA
-from rating_prediction.splitting import (
+from rating_prediction.data.schema import MAPPED_RATINGS_SCHEMA, RATINGS_SCHEMA
+from rating_prediction.data.splitting import (
     predefined_split_labels,
     random_split_labels,
     split_by_label,
 )
+from rating_prediction.parameters import ProcessingParameters, parse
 
 logger = logging.getLogger(__name__)
 

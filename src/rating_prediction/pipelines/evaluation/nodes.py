@@ -12,12 +12,12 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction import baselines
-from rating_prediction.baselines import BaselinePredictor
-from rating_prediction.metrics import batched_regression_metrics, regression_metrics
-from rating_prediction.models import RatingModel, load_trained_model
-from rating_prediction.parameters import EvaluationParameters, parse
-from rating_prediction.ranking import (
+from rating_prediction.data.schema import SPLITS
+from rating_prediction.evaluation.metrics import (
+    batched_regression_metrics,
+    regression_metrics,
+)
+from rating_prediction.evaluation.ranking import (
     RankingTask,
     Scorer,
     blended_scorer,
@@ -29,7 +29,10 @@ from rating_prediction.ranking import (
     ranking_metrics,
     ranking_task,
 )
-from rating_prediction.schema import SPLITS
+from rating_prediction.models import baselines
+from rating_prediction.models.baselines import BaselinePredictor
+from rating_prediction.models.factorization import RatingModel, load_trained_model
+from rating_prediction.parameters import EvaluationParameters, parse
 
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
 RATED_PAIR_COLUMNS = ["userId", "movieId", "rating"]

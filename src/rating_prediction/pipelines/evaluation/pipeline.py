@@ -13,14 +13,14 @@ from collections.abc import Callable
 import polars as pl
 from kedro.pipeline import Node, Pipeline, pipeline
 
-from rating_prediction.baselines import (
+from rating_prediction.data.schema import SPLITS
+from rating_prediction.evaluation.ranking import BLEND_SUFFIX, RANKING_BASELINES
+from rating_prediction.models.baselines import (
     BASELINES,
     BaselinePredictor,
     fit_mean_baseline,
 )
-from rating_prediction.models import MODEL_VARIANTS
-from rating_prediction.ranking import BLEND_SUFFIX, RANKING_BASELINES
-from rating_prediction.schema import SPLITS
+from rating_prediction.models.factorization import MODEL_VARIANTS
 
 from .nodes import (
     build_ranking_task,

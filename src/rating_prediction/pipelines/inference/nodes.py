@@ -16,14 +16,15 @@ import numpy as np
 import polars as pl
 import torch
 
+from rating_prediction.models.scoring import is_biased_mf
 from rating_prediction.parameters import InferenceParameters, parse
-from rating_prediction.serving import (
+from rating_prediction.serving.foldin import fold_in
+from rating_prediction.serving.model import (
     PAIRS_SCHEMA,
     ServedModel,
     predict_pairs,
     select_served_variant,
 )
-from rating_prediction.serving.foldin import fold_in
 from rating_prediction.serving.rated import RatedIndex
 from rating_prediction.serving.recommend_all import (
     rated_index,
@@ -31,7 +32,6 @@ from rating_prediction.serving.recommend_all import (
     recommend_users,
 )
 from rating_prediction.serving.request_files import RequestTable
-from rating_prediction.serving.scores import is_biased_mf
 from rating_prediction.serving.similar import similar_movies
 
 # The userId of the new user of `inference.fold_in` in its recommendations: no

@@ -6,8 +6,8 @@ of the ``user_requests`` file), and similar movies."""
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.models import MODEL_VARIANTS
-from rating_prediction.serving import assemble_served_model, predict_pairs
+from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.serving.model import assemble_served_model, predict_pairs
 from rating_prediction.serving.registry import split_fingerprint
 
 from .nodes import (

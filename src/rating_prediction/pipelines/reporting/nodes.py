@@ -18,15 +18,15 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rating_prediction.baselines import BASELINES
-from rating_prediction.metrics import METRICS, grouped_rmse
-from rating_prediction.parameters import ReportingParameters, parse
-from rating_prediction.ranking import (
+from rating_prediction.data.schema import RATING_MAX, RATING_MIN, SPLITS
+from rating_prediction.evaluation.metrics import METRICS, grouped_rmse
+from rating_prediction.evaluation.ranking import (
     BLEND_SUFFIX,
     RANKING_BASELINES,
     is_ranking_metric,
 )
-from rating_prediction.schema import RATING_MAX, RATING_MIN, SPLITS
+from rating_prediction.models.baselines import BASELINES
+from rating_prediction.parameters import ReportingParameters, parse
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ new variant in ``MODEL_VARIANTS`` shows up in every figure without touching this
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.baselines import BASELINES
-from rating_prediction.models import MODEL_VARIANTS
+from rating_prediction.models.baselines import BASELINES
+from rating_prediction.models.factorization import MODEL_VARIANTS
 
 from .nodes import (
     plot_loss_curves,

@@ -1,5 +1,5 @@
 """The training nodes: Kedro's side of :func:`rating_prediction.training.fit_variant`
-(the Lightning variants) and :func:`rating_prediction.bayesian_fm.fit_bayesian_fm`."""
+(the Lightning variants) and :func:`rating_prediction.training.bayesian_fm.fit_bayesian_fm`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from typing import Any
 import polars as pl
 import torch
 
-from rating_prediction import bayesian_fm
 from rating_prediction.parameters import (
     BayesianFMParameters,
     parse,
     variant_parameters_model,
 )
-from rating_prediction.training import fit_variant
+from rating_prediction.training import bayesian_fm
+from rating_prediction.training.fit import fit_variant
 
 
 def train_model(
@@ -31,7 +31,7 @@ def train_model(
 
     Returns:
         The weights (a state dict), the model config as ``config.json`` holds it
-        (:class:`~rating_prediction.models.ModelConfig`) and the per-epoch history.
+        (:class:`~rating_prediction.models.factorization.ModelConfig`) and the per-epoch history.
 
     Raises:
         ParameterError: If ``parameters`` has an unknown key or an unusable value,

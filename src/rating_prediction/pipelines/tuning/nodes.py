@@ -1,4 +1,4 @@
-"""The tuning node: Kedro's side of :func:`rating_prediction.tuning.run_study`."""
+"""The tuning node: Kedro's side of :func:`rating_prediction.training.tuning.run_study`."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import polars as pl
 
-from rating_prediction import bayesian_fm, tuning
 from rating_prediction.parameters import TuningParameters, parse
+from rating_prediction.training import bayesian_fm, tuning
 
 
 def tune_hyperparameters(

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rating_prediction.models import BiasedMatrixFactorization, RatingModel
+from rating_prediction.models.factorization import (
+    BiasedMatrixFactorization,
+    RatingModel,
+)
 
 # Bounds the pairs scored at once by `score_indices`, so memory does not grow with a
 # request beyond its own input and output; small enough for the gathered rows to stay

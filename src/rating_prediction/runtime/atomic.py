@@ -2,7 +2,7 @@
 sibling named ``.partial-<pid>-<name>`` and is renamed over the target only once it
 is whole. A failed write removes its partial file and leaves the previous output
 untouched; one left by a killed process is removed by the next ``kedro run``
-(:func:`rating_prediction.run_guard.remove_partial_files`)."""
+(:func:`rating_prediction.runtime.run_guard.remove_partial_files`)."""
 
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ class BiasedMatrixFactorization(RatingModel):
 MODEL_VARIANTS: dict[str, type[RatingModel]] = {
     "inner_sigmoid": InnerSigmoidModel,
     "biased_mf": BiasedMatrixFactorization,
-    # myFM's Bayesian FM (rating_prediction.bayesian_fm), exported exactly to this form:
+    # myFM's Bayesian FM (rating_prediction.training.bayesian_fm), exported exactly to this form:
     # its posterior mean over S samples is a biased MF with S * rank factors.
     "bayesian_fm": BiasedMatrixFactorization,
 }

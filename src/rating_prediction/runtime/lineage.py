@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rating_prediction.atomic import atomic_destination
+from rating_prediction.runtime.atomic import atomic_destination
 
 MANIFEST_FORMAT_VERSION = 1
 # Inputs no node writes (a user's request file): their content is theirs to manage.

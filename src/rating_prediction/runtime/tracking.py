@@ -5,7 +5,7 @@ kedro-mlflow logs every parameter block a node reads (the ``ingestion`` block ho
 ``runtime_params``); MLflow adds ``mlflow.source.name``, the absolute path of the
 script, to runs and logged models. :class:`RedactingMlflowHook` replaces kedro-mlflow's
 own hook instance (see ``settings.py``) and passes every such value through
-:func:`rating_prediction.redaction.redact`: URL credentials and query values become
+:func:`rating_prediction.runtime.redaction.redact`: URL credentials and query values become
 ``***``; absolute paths become relative to the project, or ``<outside the project>``.
 """
 
@@ -23,7 +23,7 @@ from kedro.pipeline import Pipeline
 from kedro_mlflow.framework.hooks import MlflowHook
 from mlflow import MlflowClient
 
-from rating_prediction.redaction import redact
+from rating_prediction.runtime.redaction import redact
 
 
 class RedactingMlflowHook(MlflowHook):

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from rating_prediction.data.schema import MOVIELENS_GENRES, RATING_MAX, RATINGS_SCHEMA
 from rating_prediction.parameters import SyntheticSettings
-from rating_prediction.schema import MOVIELENS_GENRES, RATING_MAX, RATINGS_SCHEMA
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,11 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.models import RatingModel
-from rating_prediction.serving.scores import movie_factor_table, score_block
+from rating_prediction.models.factorization import RatingModel
+from rating_prediction.models.scoring import (
+    movie_factor_table,
+    score_block,
+)
 
 RANKING_BASELINES = ("popularity", "random")
 # The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
@@ -208,7 +211,7 @@ def _ties_to_lower_index(
 
 def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
     """Scores of a trained model: its predicted ratings of every candidate movie, as the
-    served model ranks them (:func:`rating_prediction.serving.scores.score_block`: one
+    served model ranks them (:func:`rating_prediction.models.scoring.score_block`: one
     matrix product per block for factor models, batched ``predict`` otherwise)."""
     columns = torch.from_numpy(candidates.astype(np.int64))
     every_movie = torch.equal(columns, torch.arange(movie_factor_table(model).shape[0]))

@@ -2,13 +2,13 @@
 
 Each fold is a train/val/test split of the same mapped ratings (the release's own
 folds, K seeded random splits or K-fold cross validation; see
-:mod:`rating_prediction.splitting`). On each fold the project's own ``training`` and
+:mod:`rating_prediction.data.splitting`). On each fold the project's own ``training`` and
 ``evaluation`` pipelines run in memory, with a Kedro runner on a catalog holding only
 that fold, so every variant in ``MODEL_VARIANTS`` and every baseline is fitted and
 scored exactly as ``kedro run`` does, and only one fold is held at a time.
 
 :func:`summarize_folds` turns the per-fold metrics into means, standard deviations,
-t-intervals and paired comparisons (:mod:`rating_prediction.intervals`).
+t-intervals and paired comparisons (:mod:`rating_prediction.evaluation.intervals`).
 """
 
 from __future__ import annotations
@@ -24,15 +24,15 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from rating_prediction.intervals import interval, paired_comparison
-from rating_prediction.models import MODEL_VARIANTS
-from rating_prediction.parameters import CrossValidationParameters, SplitParameters
-from rating_prediction.ranking import BLEND_SUFFIX
-from rating_prediction.splitting import (
+from rating_prediction.data.splitting import (
     kfold_split_labels,
     predefined_split_labels,
     random_split_labels,
 )
+from rating_prediction.evaluation.intervals import interval, paired_comparison
+from rating_prediction.evaluation.ranking import BLEND_SUFFIX
+from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from rating_prediction.schema import SPLITS
+from rating_prediction.data.schema import SPLITS
 
 TRAIN, VAL, TEST, EXCLUDED = 0, 1, 2, 3
 

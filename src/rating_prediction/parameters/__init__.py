@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
+from rating_prediction.data.schema import RATING_MAX, RATING_MIN, SPLITS
 from rating_prediction.movielens.releases import MovieLensError, release_layout
-from rating_prediction.schema import RATING_MAX, RATING_MIN, SPLITS
 
 PositiveInt = Annotated[StrictInt, Field(ge=1)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]

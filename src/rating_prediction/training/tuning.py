@@ -21,7 +21,6 @@ import optuna
 import polars as pl
 import scipy.sparse as sps
 
-from rating_prediction import bayesian_fm
 from rating_prediction.parameters import (
     BayesianFMParameters,
     ParameterError,
@@ -30,7 +29,8 @@ from rating_prediction.parameters import (
     parse,
     variant_parameters_model,
 )
-from rating_prediction.training import fit_variant
+from rating_prediction.training import bayesian_fm
+from rating_prediction.training.fit import fit_variant
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ Both baselines are fitted on the training split only and keyed by the mapped ids
 - ``bias_baseline`` is the classic baseline predictor ``mu + b_u + b_i`` (Koren 2010,
   Surprise's ``BaselineOnly``), fitted by alternating least squares with separate
   regularisation for user and movie biases. Users and movies absent from the training
-  split (see :func:`rating_prediction.ids.seen_mask`) get zero bias.
+  split (see :func:`rating_prediction.data.ids.seen_mask`) get zero bias.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from functools import cached_property
 import numpy as np
 import polars as pl
 
-from rating_prediction.ids import seen_mask
+from rating_prediction.data.ids import seen_mask
 
 BASELINES = ("mean_baseline", "bias_baseline")
 

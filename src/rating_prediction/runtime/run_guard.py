@@ -25,8 +25,7 @@ from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus, RunStatus
 
-from rating_prediction.atomic import PARTIAL_PREFIX, remove_path
-from rating_prediction.training.trainer import CHECKPOINT_PREFIX
+from rating_prediction.runtime.atomic import PARTIAL_PREFIX, remove_path
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,9 @@ HOLDER_FILE = ".kedro-run.pid"
 # Folders of the project where outputs (and so partial files) are written.
 OUTPUT_FOLDERS = ("data", "conf")
 TAG_PREFIX = "rating_prediction."
+# A fit's checkpoints live in the system's temporary folder, in a folder named with this
+# prefix and the run's PID, so that the next run can remove those of killed processes.
+CHECKPOINT_PREFIX = "rating-prediction-"
 
 
 class ProjectBusyError(RuntimeError):

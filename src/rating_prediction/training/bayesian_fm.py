@@ -15,7 +15,7 @@ Export: for one Gibbs sample, the terms inside the user block (linear and pairwi
 per-user constant, those inside the movie block a per-movie constant, and the cross term
 is ``<U_u, M_i>`` with ``U_u = sum_f v_f x_f`` over the user block. The posterior mean
 over S kept samples is therefore exactly ``mean(w0) + b_u + b_i + <P_u, Q_i>`` with
-``P_u = concat_s U_u^s / sqrt(S)``: a :class:`~rating_prediction.models.BiasedMatrixFactorization`
+``P_u = concat_s U_u^s / sqrt(S)``: a :class:`~rating_prediction.models.factorization.BiasedMatrixFactorization`
 with ``S * rank`` factors, served without myFM.
 """
 
@@ -40,7 +40,7 @@ with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
     import myfm
 
-from rating_prediction.models import ModelConfig
+from rating_prediction.models.factorization import ModelConfig
 from rating_prediction.parameters import BayesianFMParameters
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,10 @@
+"""What keeps a run honest, independent of any model: complete-or-absent writes, lineage,
+the run lock and run status, redaction of what is recorded, and MLflow tracking.
+
+- :mod:`.atomic`: writes to a partial sibling, then a rename;
+- :mod:`.lineage`: fingerprints and ancestry of every file output, the stale check;
+- :mod:`.run_guard`: one ``kedro run`` at a time, partial-file cleanup, FAILED and KILLED
+  MLflow runs;
+- :mod:`.redaction`: URLs without credentials, paths made relative or hidden;
+- :mod:`.tracking`: kedro-mlflow's hook, recording no absolute path or URL credential.
+"""
