@@ -38,7 +38,7 @@ import polars as pl
 import torch
 
 from rating_prediction.data.ids import IdIndex
-from rating_prediction.models.factorization import ModelConfig, build_model
+from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.serving.artifacts import save_served_model
 from rating_prediction.serving.model import ServedModel
 from rating_prediction.serving.pyfunc import log_served_model

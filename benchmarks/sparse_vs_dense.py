@@ -17,7 +17,7 @@ import time
 import torch
 from torch import nn
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.training.module import make_optimizers
 
 N_USERS, N_MOVIES, BATCH_SIZE = 162_541, 59_047, 4_096
@@ -31,7 +31,7 @@ MODEL_ARGUMENTS = {
 def step_seconds(variant: str, sparse: bool, steps: int) -> float:
     """Mean seconds of one training step, after a warm-up of 10 steps."""
     generator = torch.Generator().manual_seed(0)
-    model = MODEL_VARIANTS[variant](
+    model = VARIANTS[variant].model_class(
         N_USERS, N_MOVIES, sparse=sparse, **MODEL_ARGUMENTS[variant]
     )
     # The project's optimizers: fused Adam for dense parameters, SparseAdam for sparse
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {BATCH_SIZE}")
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         seconds = {
             sparse: step_seconds(variant, sparse, args.steps)
             for sparse in (False, True)

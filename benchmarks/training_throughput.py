@@ -17,7 +17,7 @@ MSE, batches of 4,096, trained side by side in one process:
 (b) ``project``: :class:`~rating_prediction.training.RatingRegressor` +
     :class:`~rating_prediction.training.RatingsDataModule` + the ``Trainer`` of
     :func:`~rating_prediction.training.make_trainer`, built by the functions
-    :func:`~rating_prediction.training.fit_variant` uses, with the ``inner_sigmoid`` block of
+    :func:`~rating_prediction.training.fit.fit_variant` uses, with the ``inner_sigmoid`` block of
     ``conf/base/parameters_training.yml`` (its ``optimizer_steps_per_training_step``
     included), validating on a tiny val set (4,096 ratings);
 (b1) ``project_single``: the same with one optimizer step per Lightning ``training_step``
@@ -75,10 +75,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from rating_prediction.models.factorization import InnerSigmoidModel
+from rating_prediction.models.variants import variant
 from rating_prediction.parameters import (
     VariantParameters,
     parse,
-    variant_parameters_model,
 )
 from rating_prediction.training.feeding import RatingTensors
 from rating_prediction.training.fit import lightning_parts
@@ -175,7 +175,7 @@ def run_seed(
     return fit
 
 
-# (b) The project's training code, as rating_prediction.training.fit_variant runs it.
+# (b) The project's training code, as rating_prediction.training.fit.fit_variant runs it.
 
 
 def project_options(
@@ -196,9 +196,7 @@ def project_options(
     options["trainer"] |= {"accelerator": device.type, "devices": 1}
     if steps_per_training_step is not None:
         options["optimizer_steps_per_training_step"] = steps_per_training_step
-    return parse(
-        variant_parameters_model("inner_sigmoid"), options, "training.inner_sigmoid"
-    )
+    return parse(variant("inner_sigmoid").parameters, options, "training.inner_sigmoid")
 
 
 def run_project(

@@ -19,14 +19,16 @@ from rating_prediction.data.schema import (
     USER_MAPPING_SCHEMA,
 )
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.factorization import MODEL_VARIANTS, build_model
+from rating_prediction.models.config import build_model
+from rating_prediction.models.variants import VARIANTS
+from rating_prediction.training.data import TrainingData
 
 # The evaluation and reporting fakes: mapped ids 0..N-1, original ids offset from them.
 N_USERS = 30
 N_MOVIES = 20
 USER_ID_OFFSET = 100
 MOVIE_ID_OFFSET = 1000
-ALL_ENTRIES = [*MODEL_VARIANTS, *BASELINES]
+ALL_ENTRIES = [*VARIANTS, *BASELINES]
 
 
 def ratings_frame(rows: list[tuple[int, int, float, int]]) -> pl.DataFrame:
@@ -191,4 +193,16 @@ def fake_movies(movie_mapping: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(
         {"movieId": ids, "title": [f"Movie {i}" for i in ids], "genres": genres},
         schema=MOVIES_SCHEMA,
+    )
+
+
+def training_data(splits: dict[str, pl.DataFrame]) -> TrainingData:
+    """What a variant's fit function reads, from :func:`learnable_splits`' splits."""
+    return TrainingData(
+        train=splits["train_ratings"],
+        val=splits["val_ratings"],
+        n_users=splits["user_mapping"].height,
+        n_movies=splits["movie_mapping"].height,
+        movies=fake_movies(splits["movie_mapping"]),
+        movie_mapping=splits["movie_mapping"],
     )

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.models.factorization import load_trained_model
+from rating_prediction.models.config import load_trained_model
 from rating_prediction.parameters import BayesianFMParameters, ParameterError, parse
 from rating_prediction.training import bayesian_fm
 from rating_prediction.training.bayesian_fm import (

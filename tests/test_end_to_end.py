@@ -9,7 +9,7 @@ import pytest
 
 from rating_prediction.evaluation.ranking import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from tests.project import SMALL_RUN_PARAMS, run_project
 
 
@@ -25,8 +25,8 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
     # Rating entries carry errors on every split; ranking-only entries (popularity,
     # random, popularity blends) carry test ranking metrics only.
     rating_entries = [e for e in metrics if "rmse" in metrics[e].get("test", {})]
-    assert rating_entries[: len(MODEL_VARIANTS) + len(BASELINES)] == [
-        *MODEL_VARIANTS,
+    assert rating_entries[: len(VARIANTS) + len(BASELINES)] == [
+        *VARIANTS,
         *BASELINES,
     ]
     for entry in rating_entries:
@@ -34,7 +34,7 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
         assert all(
             {"mse", "rmse", "mae"} <= set(values) for values in metrics[entry].values()
         )
-    for entry in [*MODEL_VARIANTS, *RANKING_BASELINES]:
+    for entry in [*VARIANTS, *RANKING_BASELINES]:
         assert "ndcg@10" in metrics[entry]["test"]
     assert (
         metrics["inner_sigmoid"]["test"]["rmse"]
@@ -53,7 +53,7 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
     ):
         assert (reporting / f"{figure}.png").is_file()
     assert "| inner_sigmoid |" in (reporting / "summary.md").read_text()
-    for entry in [*MODEL_VARIANTS, *BASELINES]:
+    for entry in [*VARIANTS, *BASELINES]:
         model_output = project_path / "data" / "07_model_output" / entry
         assert (model_output / "test_predictions.parquet").is_file()
 

@@ -6,14 +6,12 @@ import torch
 from pydantic import ValidationError
 
 from rating_prediction.data.ids import seen_mask
+from rating_prediction.models.config import ModelConfig, build_model, load_trained_model
 from rating_prediction.models.factorization import (
-    MODEL_VARIANTS,
     BiasedMatrixFactorization,
     InnerSigmoidModel,
-    ModelConfig,
-    build_model,
-    load_trained_model,
 )
+from rating_prediction.models.variants import VARIANTS
 
 
 def test_inner_sigmoid_is_the_notebooks_architecture():
@@ -168,7 +166,7 @@ def test_model_config_rejects_unknown_keys():
 
 @pytest.mark.parametrize("variant", ["inner_sigmoid", "biased_mf"])
 def test_predict_all_movies_is_predict_of_every_pair(variant):
-    model = MODEL_VARIANTS[variant](30, 12, embedding_dim=4, init_std=0.5)
+    model = VARIANTS[variant].model_class(30, 12, embedding_dim=4, init_std=0.5)
     users = torch.tensor([0, 7, -1, 29])  # -1: unknown, the fallback's row
     matrix = model.predict_all_movies(users, 12)
     pairs = model.predict(users.repeat_interleave(12), torch.arange(12).repeat(4))

@@ -11,12 +11,11 @@ import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS, UnknownVariantError, variant
 from rating_prediction.parameters import (
     ParameterError,
     ProjectParameters,
     parse,
-    variant_parameters_model,
 )
 from tests.project import PROJECT_ROOT, run_project
 
@@ -35,7 +34,7 @@ def project_parameters(env: str = "local") -> dict[str, Any]:
 @pytest.mark.parametrize("env", ["local", "scale", "netflix-size"])
 def test_every_environment_parses(env):
     parameters = parse(ProjectParameters, project_parameters(env), "")
-    assert set(parameters.training.model_fields) == set(MODEL_VARIANTS)
+    assert set(parameters.training.model_fields) == set(VARIANTS)
 
 
 def test_the_netflix_size_environment_has_the_prizes_shape():
@@ -67,7 +66,7 @@ def test_the_variant_is_named_by_its_key_only():
         ParameterError, match=r"unknown key 'training\.inner_sigmoid\.variant'"
     ):
         parse(
-            variant_parameters_model("inner_sigmoid"),
+            variant("inner_sigmoid").parameters,
             {**block, "variant": "biased_mf"},
             "training.inner_sigmoid",
         )
@@ -75,9 +74,9 @@ def test_the_variant_is_named_by_its_key_only():
 
 def test_unknown_variant_lists_the_valid_ones():
     with pytest.raises(
-        ParameterError, match="valid variants: inner_sigmoid, biased_mf"
+        UnknownVariantError, match="valid variants: inner_sigmoid, biased_mf"
     ):
-        variant_parameters_model("svd")
+        variant("svd")
 
 
 def test_one_error_lists_every_problem():

@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import TrainingParameters
 from tests.project import SHARED_DATA
 
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 def short_training() -> dict:
     """Two epochs for epoch-trained variants; few samples for sampled ones."""
     overrides = {}
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         fields = TrainingParameters.model_fields[variant].annotation.model_fields
         if "n_iter" in fields and "n_kept_samples" in fields:
             overrides[variant] = {"n_iter": 10, "n_kept_samples": 5}
@@ -49,7 +49,7 @@ def test_two_random_folds_of_ml_latest_small(project_copy):
     summary = json.loads(
         (project_copy / "data/08_reporting/metrics_summary.json").read_text()
     )
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         rmse = summary["entries"][variant]["test"]["rmse"]
         assert rmse["n"] == 2 and 0.7 < rmse["mean"] < 1.2
     popularity = summary["entries"]["popularity"]["test"]["ndcg@10"]["mean"]

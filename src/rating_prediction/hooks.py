@@ -19,6 +19,7 @@ from kedro.pipeline import Node, Pipeline
 from mlflow.entities import RunStatus
 
 import rating_prediction.pipelines
+from rating_prediction.movielens.releases import check_release_parameters
 from rating_prediction.parameters import ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
 from rating_prediction.runtime.lineage import Lineage
@@ -41,7 +42,7 @@ class ParameterCheckHooks:
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        parse(ProjectParameters, context.params, "")
+        check_release_parameters(parse(ProjectParameters, context.params, ""))
 
 
 class RunGuardHooks:

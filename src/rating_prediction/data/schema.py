@@ -10,6 +10,10 @@ import polars as pl
 RATING_MIN = 0.5
 RATING_MAX = 5.0
 
+# Ids are held as Int32 from ingestion on: no user or movie of any release has an id
+# outside 0..MAX_ID, so anything else is refused wherever an id comes in.
+MAX_ID = 2**31 - 1
+
 # The three parts of every split, in this order wherever they are listed.
 SPLITS = ("train", "val", "test")
 

@@ -4,7 +4,7 @@ Each fold is a train/val/test split of the same mapped ratings (the release's ow
 folds, K seeded random splits or K-fold cross validation; see
 :mod:`rating_prediction.data.splitting`). On each fold the project's own ``training`` and
 ``evaluation`` pipelines run in memory, with a Kedro runner on a catalog holding only
-that fold, so every variant in ``MODEL_VARIANTS`` and every baseline is fitted and
+that fold, so every variant in ``VARIANTS`` and every baseline is fitted and
 scored exactly as ``kedro run`` does, and only one fold is held at a time.
 
 :func:`summarize_folds` turns the per-fold metrics into means, standard deviations,
@@ -31,7 +31,7 @@ from rating_prediction.data.splitting import (
 )
 from rating_prediction.evaluation.intervals import interval, paired_comparison
 from rating_prediction.evaluation.ranking import BLEND_SUFFIX
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 
 logger = logging.getLogger(__name__)
@@ -159,7 +159,7 @@ def summarize_folds(
 def is_variant(entry: str) -> bool:
     """A model variant or a variant's popularity blend; any other entry (``BASELINES``,
     ``RANKING_BASELINES``, train + val baselines, ...) is a baseline."""
-    return entry.removesuffix(BLEND_SUFFIX) in MODEL_VARIANTS
+    return entry.removesuffix(BLEND_SUFFIX) in VARIANTS
 
 
 def higher_is_better(metric: str) -> bool:

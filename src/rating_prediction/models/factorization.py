@@ -8,10 +8,8 @@ biases, which is each model's natural fallback (the global mean plus whatever is
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch import nn
 
 
@@ -197,73 +195,3 @@ class BiasedMatrixFactorization(RatingModel):
             self.embed(self.movie_bias, movies),
         )
         return raw.clamp(self.rating_min, self.rating_max)
-
-
-MODEL_VARIANTS: dict[str, type[RatingModel]] = {
-    "inner_sigmoid": InnerSigmoidModel,
-    "biased_mf": BiasedMatrixFactorization,
-    # myFM's Bayesian FM (rating_prediction.training.bayesian_fm), exported exactly to this form:
-    # its posterior mean over S samples is a biased MF with S * rank factors.
-    "bayesian_fm": BiasedMatrixFactorization,
-}
-
-
-def check_variant(variant: str) -> type[RatingModel]:
-    """The model class of ``variant``; a clear error for an unknown name."""
-    if variant not in MODEL_VARIANTS:
-        raise ValueError(
-            f"Unknown model variant {variant!r}; valid variants: {', '.join(MODEL_VARIANTS)}."
-        )
-    return MODEL_VARIANTS[variant]
-
-
-class ModelConfig(BaseModel):
-    """``data/06_models/<variant>/config.json``: how to rebuild a trained model, and how
-    its training went.
-
-    Attributes:
-        variant: The model variant (the training namespace it came from).
-        n_users: Rows of the user tables (the size of ``user_mapping``).
-        n_movies: Rows of the movie tables (the size of ``movie_mapping``).
-        model_kwargs: The constructor's keyword arguments, the training mean included
-            as ``global_mean``.
-        best_epoch: The epoch whose weights were kept (chosen on val).
-        best_val_loss: The held-out val MSE of that epoch, measured before any refit.
-        refit_on_train_val: Whether the saved weights were retrained on train + val.
-        fit_seconds: Wall time of the whole fit, refit included.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    variant: str
-    n_users: int = Field(ge=0)
-    n_movies: int = Field(ge=0)
-    model_kwargs: dict[str, bool | int | float]
-    best_epoch: int | None = None
-    best_val_loss: float | None = None
-    refit_on_train_val: bool = False
-    fit_seconds: float | None = None
-
-    @field_validator("variant")
-    @classmethod
-    def _known_variant(cls, variant: str) -> str:
-        check_variant(variant)
-        return variant
-
-
-def build_model(config: ModelConfig | dict[str, Any]) -> RatingModel:
-    """Instantiate a fresh model from its config (``config.json`` or a dict of it)."""
-    config = ModelConfig.model_validate(config)
-    model_class = check_variant(config.variant)
-    return model_class(
-        n_users=config.n_users, n_movies=config.n_movies, **config.model_kwargs
-    )
-
-
-def load_trained_model(
-    config: ModelConfig | dict[str, Any], state_dict: dict[str, torch.Tensor]
-) -> RatingModel:
-    """A trained model in eval mode, from the training pipeline's config and weights."""
-    model = build_model(config)
-    model.load_state_dict(state_dict)
-    return model.eval()

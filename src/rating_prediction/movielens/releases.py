@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rating_prediction.parameters import ParameterError, ProjectParameters
+
 GROUPLENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
 SYNTHETIC_RELEASE = "synthetic"
 
@@ -126,3 +128,60 @@ def locate_release(raw_dir: Path, release: str) -> ReleaseSource | None:
     if archive.is_file():
         return ReleaseSource(release, archive)
     return None
+
+
+def check_predefined_folds(
+    dataset: str, folds: list[str], key: str, predefined: bool
+) -> None:
+    """A clear error when ``key`` asks for a predefined split ``dataset`` lacks, or
+    names folds it does not have.
+
+    Raises:
+        ParameterError: Naming the release, the parameter and the valid folds.
+    """
+    if not predefined:
+        return
+    try:
+        available = release_layout(dataset).folds
+    except MovieLensError:
+        return  # an unknown release is reported by check_release_parameters
+    if not available:
+        raise ParameterError(
+            f"'{key}' is 'predefined' but the release {dataset!r} (ingestion.dataset) "
+            "ships no split files (only ml-100k does: u1..u5, ua, ub); use 'random', "
+            "'temporal' or 'kfold'."
+        )
+    unknown = [fold for fold in folds if fold not in available]
+    if unknown:
+        raise ParameterError(
+            f"'{key}' is 'predefined' but {dataset} has no fold(s) {unknown}; "
+            f"valid: {', '.join(available)}."
+        )
+
+
+def check_release_parameters(parameters: ProjectParameters) -> None:
+    """The checks of the parameters that need the release registry: the release
+    ``ingestion.dataset`` names exists, and has the folds a predefined split asks for.
+
+    Raises:
+        ParameterError: Naming the parameter, the release and the valid values.
+    """
+    dataset = parameters.ingestion.dataset
+    try:
+        release_layout(dataset)
+    except MovieLensError as error:
+        raise ParameterError(f"'ingestion.dataset': {error}") from None
+    split = parameters.processing.split
+    check_predefined_folds(
+        dataset,
+        [split.fold],
+        "processing.split.strategy",
+        split.strategy == "predefined",
+    )
+    cross_validation = parameters.cross_validation
+    check_predefined_folds(
+        dataset,
+        cross_validation.folds or [],
+        "cross_validation.scheme",
+        cross_validation.scheme == "predefined",
+    )

@@ -22,7 +22,7 @@ import safetensors.numpy
 import safetensors.torch
 
 from rating_prediction.data.ids import IdIndex
-from rating_prediction.models.factorization import ModelConfig
+from rating_prediction.models.config import ModelConfig
 from rating_prediction.runtime.atomic import atomic_destination
 
 from .model import ServedModel

@@ -20,13 +20,10 @@ import polars as pl
 import torch
 
 from rating_prediction.data.ids import UNKNOWN_INDEX, IdIndex
-from rating_prediction.models.factorization import (
-    MODEL_VARIANTS,
-    ModelConfig,
-    RatingModel,
-    load_trained_model,
-)
+from rating_prediction.models.config import ModelConfig, load_trained_model
+from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import SCORE_BATCH_ROWS, DenseLookup, PairScorer
+from rating_prediction.models.variants import VARIANTS
 
 from .rated import RatedIndex
 
@@ -159,10 +156,10 @@ def select_served_variant(
         if not held_out_val_mse:
             raise ValueError("Cannot pick the best variant: no trained model variant.")
         return min(held_out_val_mse, key=held_out_val_mse.get)
-    if served_variant not in MODEL_VARIANTS:
+    if served_variant not in VARIANTS:
         raise ValueError(
             f"Unknown served variant {served_variant!r}; valid values: "
-            f"{', '.join([BEST_VARIANT, *MODEL_VARIANTS])}."
+            f"{', '.join([BEST_VARIANT, *VARIANTS])}."
         )
     return served_variant
 

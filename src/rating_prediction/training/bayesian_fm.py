@@ -40,8 +40,9 @@ with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
     import myfm
 
-from rating_prediction.models.factorization import ModelConfig
+from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import BayesianFMParameters
+from rating_prediction.training.data import TrainingData
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +310,20 @@ class SampledOnTrain:
     history: pl.DataFrame
     best: dict[str, float]
     settings: BayesianFMSettings
+
+
+def fit_variant(
+    variant: str, options: BayesianFMParameters, data: TrainingData
+) -> tuple[dict[str, torch.Tensor], ModelConfig, pl.DataFrame]:
+    """:func:`fit_bayesian_fm` on ``data``, with the genre features when
+    ``options.features`` asks for them: the fit function of ``bayesian_fm`` in the
+    variant registry."""
+    genres = (
+        genre_matrix(data.movies, data.movie_mapping)
+        if options.features.genres
+        else None
+    )
+    return fit_bayesian_fm(options, (data.train, data.val), data.id_counts, genres)
 
 
 def fit_bayesian_fm(

@@ -14,10 +14,12 @@ import torch
 from pytorch_lightning import seed_everything
 
 from rating_prediction.data.ids import seen_mask
-from rating_prediction.models.factorization import ModelConfig, RatingModel, build_model
+from rating_prediction.models.config import ModelConfig, build_model
+from rating_prediction.models.factorization import RatingModel
 from rating_prediction.parameters import VariantParameters
 from rating_prediction.runtime.run_guard import CHECKPOINT_PREFIX
 from rating_prediction.training.callbacks import recorded_history
+from rating_prediction.training.data import TrainingData
 from rating_prediction.training.feeding import RatingsDataModule, RatingTensors
 from rating_prediction.training.mlflow_logger import logger_for_active_run
 from rating_prediction.training.module import RatingRegressor
@@ -30,42 +32,34 @@ logger = logging.getLogger(__name__)
 
 
 def fit_variant(
-    variant: str,
-    options: VariantParameters[Any],
-    train_ratings: pl.DataFrame,
-    val_ratings: pl.DataFrame,
-    *,
-    n_users: int,
-    n_movies: int,
+    variant: str, options: VariantParameters[Any], data: TrainingData
 ) -> tuple[dict[str, torch.Tensor], ModelConfig, pl.DataFrame]:
     """Train ``variant`` with early stopping on val loss and keep the best epoch; with
-    ``options.refit_on_train_val``, retrain on train + val for that many epochs.
+    ``options.refit_on_train_val``, retrain on train + val for that many epochs. The fit
+    function of the Lightning variants in the variant registry.
 
     Args:
-        variant: The model variant (a key of ``MODEL_VARIANTS``).
+        variant: The model variant (a key of ``VARIANTS``).
         options: Its parameters, ``training.<variant>``.
-        train_ratings: The train split, with ``userIdMapped`` and ``movieIdMapped``.
-        val_ratings: The val split.
-        n_users: The size of ``user_mapping`` (ids ``0..n_users-1``).
-        n_movies: The size of ``movie_mapping``.
+        data: The train and val splits and the id counts.
 
     Returns:
         The saved weights (a state dict on the CPU), the model config (variant, id counts,
         constructor arguments, best epoch and its val loss) and the per-epoch history.
     """
-    check_split(train_ratings, "train", n_users, n_movies)
-    check_split(val_ratings, "val", n_users, n_movies)
+    check_split(data.train, "train", data.n_users, data.n_movies)
+    check_split(data.val, "val", data.n_users, data.n_movies)
     seed_everything(options.seed, verbose=False)
-    train = RatingTensors.from_frame(train_ratings)
-    val = RatingTensors.from_frame(val_ratings)
-    model, config = new_model(variant, options, train, (n_users, n_movies))
+    train = RatingTensors.from_frame(data.train)
+    val = RatingTensors.from_frame(data.val)
+    model, config = new_model(variant, options, train, data.id_counts)
     started = time.perf_counter()
     history = _fit_keeping_best(variant, options, model, train, val)
     seconds = time.perf_counter() - started
     best = history.row(int(history["val_loss"].arg_min()), named=True)
     if options.refit_on_train_val:
         model, config = _refit_on_train_and_val(
-            variant, options, (train, val), (n_users, n_movies), best["epoch"]
+            variant, options, (train, val), data.id_counts, best["epoch"]
         )
     config = config.model_copy(
         update={

@@ -12,39 +12,22 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import mlflow
 import optuna
 import polars as pl
-import scipy.sparse as sps
 
+from rating_prediction.models.variants import variant
 from rating_prediction.parameters import (
-    BayesianFMParameters,
     ParameterError,
     SearchDimension,
     TuningParameters,
     parse,
-    variant_parameters_model,
 )
-from rating_prediction.training import bayesian_fm
-from rating_prediction.training.fit import fit_variant
+from rating_prediction.training.data import TrainingData
 
 logger = logging.getLogger(__name__)
-
-Objective = Callable[[dict[str, Any]], float]
-
-
-@dataclass(frozen=True)
-class TuningData:
-    """What every trial fits and scores: the splits, id counts and genre features."""
-
-    train: pl.DataFrame
-    val: pl.DataFrame
-    id_counts: tuple[int, int]
-    genres: sps.csr_matrix | None = None
 
 
 def suggest(trial: optuna.Trial, space: dict[str, SearchDimension]) -> dict[str, Any]:
@@ -84,32 +67,21 @@ def with_values(options: dict[str, Any], values: dict[str, Any]) -> dict[str, An
     return updated
 
 
-def val_loss(variant: str, options: dict[str, Any], data: TuningData) -> float:
-    """The held-out val MSE of ``variant`` trained on train with ``options``."""
-    if variant == bayesian_fm.VARIANT:
-        parsed = parse(BayesianFMParameters, options, f"training.{variant}")
-        on_train = bayesian_fm.choose_samples(
-            parsed, (data.train, data.val), data.id_counts, data.genres
-        )
-        return float(on_train.best["val_loss"])
+def val_loss(name: str, options: dict[str, Any], data: TrainingData) -> float:
+    """The held-out val MSE of the variant ``name`` fitted on train with ``options``
+    (never refitted on train + val), through its entry in the variant registry."""
+    entry = variant(name)
     parsed = parse(
-        variant_parameters_model(variant),
+        entry.parameters,
         {**options, "refit_on_train_val": False},
-        f"training.{variant}",
+        f"training.{name}",
     )
-    _, config, _ = fit_variant(
-        variant,
-        parsed,
-        data.train,
-        data.val,
-        n_users=data.id_counts[0],
-        n_movies=data.id_counts[1],
-    )
+    _, config, _ = entry.fit_function()(name, parsed, data)
     return float(config.best_val_loss)
 
 
 def run_study(
-    settings: TuningParameters, base_options: dict[str, Any], data: TuningData
+    settings: TuningParameters, base_options: dict[str, Any], data: TrainingData
 ) -> optuna.Study:
     """Create or resume the study and add ``settings.n_trials`` trials."""
     study = optuna.create_study(
@@ -151,7 +123,7 @@ def _trial(
     trial: optuna.Trial,
     settings: TuningParameters,
     base_options: dict[str, Any],
-    data: TuningData,
+    data: TrainingData,
 ) -> float:
     """Train with the trial's values and return the val MSE, inside a nested MLflow run
     when a run is active (``kedro run``)."""

@@ -16,13 +16,13 @@ from kedro.pipeline import Pipeline
 from rating_prediction import pipeline_registry
 from rating_prediction.evaluation.ranking import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.cross_validation import create_pipeline
 from rating_prediction.pipelines.training import create_pipeline as training_pipeline
 from tests.ml100k import write_ml_100k
 from tests.project import copy_project
 
-ENTRIES = [*MODEL_VARIANTS, *BASELINES, *RANKING_BASELINES]
+ENTRIES = [*VARIANTS, *BASELINES, *RANKING_BASELINES]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_summary_holds_intervals_for_every_entry_over_the_five_folds(cross_valid
     assert summary["scheme"] == "predefined"
     assert list(summary["fold_descriptions"].values()) == ["u1", "u2", "u3", "u4", "u5"]
     assert set(ENTRIES) <= set(summary["entries"])
-    for entry in [*MODEL_VARIANTS, *BASELINES]:
+    for entry in [*VARIANTS, *BASELINES]:
         rmse = summary["entries"][entry]["test"]["rmse"]
         assert rmse["n"] == 5
         assert rmse["ci_low"] < rmse["mean"] < rmse["ci_high"]
@@ -74,10 +74,10 @@ def test_summary_holds_intervals_for_every_entry_over_the_five_folds(cross_valid
     rmse = summary["comparisons"]["rmse"]
     # The best of every baseline (those fitted on train + val included).
     assert rmse["best_baseline"] in summary["entries"]
-    assert rmse["best_baseline"] not in MODEL_VARIANTS
+    assert rmse["best_baseline"] not in VARIANTS
     pairs = {(t["first"], t["second"]) for t in rmse["paired_tests"]}
-    assert all((v, rmse["best_baseline"]) in pairs for v in MODEL_VARIANTS)
-    assert len(pairs) == len(MODEL_VARIANTS) * (len(MODEL_VARIANTS) + 1) // 2
+    assert all((v, rmse["best_baseline"]) in pairs for v in VARIANTS)
+    assert len(pairs) == len(VARIANTS) * (len(VARIANTS) + 1) // 2
     folds = json.loads((reporting / "cross_validation_folds.json").read_text())
     assert list(folds) == ["fold1", "fold2", "fold3", "fold4", "fold5"]
 
@@ -87,7 +87,7 @@ def test_the_run_prints_mean_and_sd_rmse_per_variant_and_the_lead(cross_validate
     markdown = (reporting / "cross_validation_summary.md").read_text()
     printed = next(m for m in messages if m.startswith("Cross-validation summary"))
     assert markdown in printed
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         assert f"| {variant} | " in markdown
     assert " ± " in markdown
     assert "The best variant by mean test RMSE" in markdown

@@ -7,7 +7,8 @@ from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
 from rating_prediction.evaluation.metrics import regression_metrics
 from rating_prediction.models.baselines import fit_mean_baseline
-from rating_prediction.models.factorization import MODEL_VARIANTS, load_trained_model
+from rating_prediction.models.config import load_trained_model
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     compute_split_metrics,
@@ -43,7 +44,7 @@ def splits():
     return bias_splits()
 
 
-@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_predict_with_model_in_small_batches_matches_one_pass(variant, splits):
     config, weights = fake_trained_model(variant)
     test = splits["test"]
@@ -107,7 +108,7 @@ def test_compute_split_metrics_scores_every_split():
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1_000_000])
-@pytest.mark.parametrize("variant", list(MODEL_VARIANTS))
+@pytest.mark.parametrize("variant", list(VARIANTS))
 def test_model_scored_in_batches_equals_its_unbatched_metrics(
     variant, splits, batch_size
 ):

@@ -19,7 +19,8 @@ from rating_prediction.data.schema import (
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.models.factorization import MODEL_VARIANTS, build_model
+from rating_prediction.models.config import build_model
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.serving import model as serving_model
 from rating_prediction.serving.model import ServedModel, assemble_served_model
 
@@ -191,7 +192,7 @@ def model_builds(monkeypatch) -> list[str]:
 def trained_by_variant(
     inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights
 ) -> dict[str, tuple[dict, dict]]:
-    """(config, weights) of every variant of MODEL_VARIANTS. A variant other than the
+    """(config, weights) of every variant of VARIANTS. A variant other than the
     two hand-set ones reuses the one of its model class, with a worse val loss, so
     ``best`` stays biased_mf."""
     hand_set = {
@@ -199,14 +200,14 @@ def trained_by_variant(
         "biased_mf": (biased_config, biased_weights),
     }
     trained = {}
-    for variant, model_class in MODEL_VARIANTS.items():
+    for variant, entry in VARIANTS.items():
         if variant in hand_set:
             trained[variant] = hand_set[variant]
             continue
         config, weights = next(
             pair
             for name, pair in hand_set.items()
-            if MODEL_VARIANTS[name] is model_class
+            if VARIANTS[name].model_class is entry.model_class
         )
         trained[variant] = (
             config | {"variant": variant, "best_val_loss": 1.5},

@@ -13,7 +13,7 @@ from rating_prediction.data.schema import (
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.models.factorization import build_model
+from rating_prediction.models.config import build_model
 from rating_prediction.serving.foldin import fold_in
 from rating_prediction.serving.model import assemble_served_model
 from rating_prediction.serving.requests import answer_request

@@ -5,7 +5,7 @@ import re
 import polars as pl
 import pytest
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
     NEW_USER_ID,
@@ -77,7 +77,7 @@ class TestSelectTrainedModel:
             ParameterError,
             match=re.escape(
                 "'inference.served_variant': must be one of "
-                f"{['best', *MODEL_VARIANTS]}, got 'nope'"
+                f"{['best', *VARIANTS]}, got 'nope'"
             ),
         ):
             select_trained_model(

@@ -25,7 +25,7 @@ from rating_prediction.evaluation.ranking import (
     model_scorer,
     top_k,
 )
-from rating_prediction.models.factorization import build_model
+from rating_prediction.models.config import build_model
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
     recommend_for_all_users,

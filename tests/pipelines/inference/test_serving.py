@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rating_prediction.data.schema import USER_MAPPING_SCHEMA
-from rating_prediction.models.factorization import ModelConfig
+from rating_prediction.models.config import ModelConfig
 from rating_prediction.serving import model as serving
 from rating_prediction.serving.model import (
     PAIR_PREDICTIONS_SCHEMA,

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from rating_prediction.data.schema import SPLITS
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS as REGISTRY
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.nodes import (
     _popularity_buckets,
@@ -25,7 +25,7 @@ from tests.fakes import (
     fake_training_history,
 )
 
-VARIANTS = list(MODEL_VARIANTS)
+VARIANTS = list(REGISTRY)
 
 
 def reporting(popularity_buckets: object = 3, **figures: str) -> dict:

@@ -12,7 +12,7 @@ from kedro_datasets.polars import EagerPolarsDataset
 from kedro_datasets.text import TextDataset
 
 from rating_prediction.evaluation.ranking import RANKING_BASELINES, ranking_metric_names
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.evaluation import (
     create_pipeline as create_evaluation_pipeline,
 )
@@ -40,7 +40,7 @@ FIGURES = [
 @pytest.fixture
 def catalog(tmp_path) -> DataCatalog:
     inputs = {f"{split}_ratings": frame for split, frame in bias_splits().items()}
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         config, weights = fake_trained_model(variant)
         inputs[f"{variant}.model_config"] = config
         inputs[f"{variant}.model_weights"] = weights
@@ -92,7 +92,7 @@ def test_evaluation_and_reporting_run_on_fake_models(catalog, tmp_path):
             expected = {"mse", "rmse", "mae"}
             assert set(values) in (expected, expected | ranking)
             assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
-    for entry in [*MODEL_VARIANTS, *RANKING_BASELINES]:
+    for entry in [*VARIANTS, *RANKING_BASELINES]:
         assert set(ranking_metric_names(10)) <= set(metrics[entry]["test"])
     # The bias baseline learns the synthetic biases; an untrained model does not.
     assert (

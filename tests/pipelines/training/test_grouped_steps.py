@@ -15,10 +15,12 @@ import torch
 from pytorch_lightning import Callback
 
 import rating_prediction.training.fit as fit_module
-from rating_prediction.parameters import parse, variant_parameters_model
+from rating_prediction.models.variants import variant as variant_registry
+from rating_prediction.parameters import parse
 from rating_prediction.training.fit import fit_variant
 from rating_prediction.training.module import backward_is_plain
 from rating_prediction.training.trainer import make_trainer
+from tests.fakes import training_data
 
 # Does not divide the 17 batches of an epoch (8,400 ratings in batches of 512): every
 # epoch ends with a partial group of 2.
@@ -53,7 +55,7 @@ def _options(training_parameters, variant, changes, steps_per_training_step):
     }
     for key, change in changes.items():
         values[key] = values[key] | change if isinstance(change, dict) else change
-    return parse(variant_parameters_model(variant), values, f"training.{variant}")
+    return parse(variant_registry(variant).parameters, values, f"training.{variant}")
 
 
 def _fit(splits, options, variant, monkeypatch, callback: Callback | None = None):
@@ -68,14 +70,7 @@ def _fit(splits, options, variant, monkeypatch, callback: Callback | None = None
         return trainers[-1]
 
     monkeypatch.setattr(fit_module, "make_trainer", recording_make_trainer)
-    weights, config, history = fit_variant(
-        variant,
-        options,
-        splits["train_ratings"],
-        splits["val_ratings"],
-        n_users=splits["user_mapping"].height,
-        n_movies=splits["movie_mapping"].height,
-    )
+    weights, config, history = fit_variant(variant, options, training_data(splits))
     return weights, config, history, trainers
 
 

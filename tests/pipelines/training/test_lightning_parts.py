@@ -14,7 +14,8 @@ from rating_prediction.models.factorization import (
     BiasedMatrixFactorization,
     InnerSigmoidModel,
 )
-from rating_prediction.parameters import parse, variant_parameters_model
+from rating_prediction.models.variants import variant as variant_registry
+from rating_prediction.parameters import parse
 from rating_prediction.training.callbacks import (
     LossHistory,
     PatientEarlyStopping,
@@ -24,11 +25,12 @@ from rating_prediction.training.feeding import RatingTensors
 from rating_prediction.training.fit import fit_variant, lightning_parts
 from rating_prediction.training.module import RatingRegressor, make_optimizers
 from rating_prediction.training.trainer import make_trainer
+from tests.fakes import training_data
 
 
 def _options(training_parameters, variant, **changes):
     return parse(
-        variant_parameters_model(variant),
+        variant_registry(variant).parameters,
         training_parameters[variant] | changes,
         f"training.{variant}",
     )
@@ -163,14 +165,7 @@ def test_fit_and_refit_use_make_trainer(
         min_epochs=1,
         refit_on_train_val=refit,
     )
-    _, config, history = fit_variant(
-        "biased_mf",
-        options,
-        splits["train_ratings"],
-        splits["val_ratings"],
-        n_users=splits["user_mapping"].height,
-        n_movies=splits["movie_mapping"].height,
-    )
+    _, config, history = fit_variant("biased_mf", options, training_data(splits))
     assert len(calls) == (2 if refit else 1)
     fit_kwargs, fit_trainer = calls[0]
     assert fit_kwargs["checkpoint_dir"] is not None

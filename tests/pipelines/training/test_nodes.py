@@ -10,20 +10,23 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from rating_prediction.models.factorization import load_trained_model
+from rating_prediction.models.config import load_trained_model
+from rating_prediction.models.variants import UnknownVariantError
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.training.nodes import train_model
 from rating_prediction.training.callbacks import PatientEarlyStopping
+from tests.fakes import fake_movies
 
 
 def _train(splits, options, variant):
     return train_model(
-        splits["train_ratings"],
-        splits["val_ratings"],
-        splits["user_mapping"],
-        splits["movie_mapping"],
-        options,
-        variant=variant,
+        train_ratings=splits["train_ratings"],
+        val_ratings=splits["val_ratings"],
+        user_mapping=splits["user_mapping"],
+        movie_mapping=splits["movie_mapping"],
+        movies=fake_movies(splits["movie_mapping"]),
+        parameters=options,
+        variant_name=variant,
     )
 
 
@@ -196,7 +199,7 @@ def test_nan_loss_stops_with_the_epoch_named(splits, training_parameters):
 
 
 def test_unknown_variant_is_a_clear_error(splits, training_parameters):
-    with pytest.raises(ParameterError, match="Unknown model variant 'svdpp'"):
+    with pytest.raises(UnknownVariantError, match="Unknown model variant 'svdpp'"):
         _train(splits, training_parameters["inner_sigmoid"], "svdpp")
 
 

@@ -9,7 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.training import create_pipeline
 from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
 from tests.fakes import fake_movies
@@ -17,7 +17,7 @@ from tests.fakes import fake_movies
 SPLIT_INPUTS = ("train_ratings", "val_ratings", "user_mapping", "movie_mapping")
 
 
-def _run(splits, training_parameters, variants=MODEL_VARIANTS):
+def _run(splits, training_parameters, variants=VARIANTS):
     pipeline = sum(
         (create_variant_pipeline(variant) for variant in variants), Pipeline([])
     )
@@ -34,9 +34,9 @@ def _run(splits, training_parameters, variants=MODEL_VARIANTS):
 def test_one_namespace_per_variant_with_the_contract_outputs():
     pipeline = create_pipeline()
     assert {node.name for node in pipeline.nodes} == {
-        f"{variant}.train_model" for variant in MODEL_VARIANTS
+        f"{variant}.train_model" for variant in VARIANTS
     }
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         assert {
             f"{variant}.model_weights",
             f"{variant}.model_config",
@@ -50,7 +50,7 @@ def test_pipeline_trains_every_variant(splits, training_parameters):
         training_parameters[variant]["max_epochs"] = 6
     training_parameters["bayesian_fm"] |= {"n_iter": 6, "n_kept_samples": 4}
     catalog = _run(splits, training_parameters)
-    for variant in MODEL_VARIANTS:
+    for variant in VARIANTS:
         config = catalog.load(f"{variant}.model_config")
         assert config["variant"] == variant
         assert catalog.load(f"{variant}.training_history").height == 6

@@ -26,12 +26,12 @@ from rating_prediction.movielens import (
     release_layout,
     require_columns,
 )
+from rating_prediction.movielens.releases import check_predefined_folds
 from rating_prediction.movielens.synthetic import ensure_synthetic_release
 from rating_prediction.parameters import (
     CrossValidationParameters,
     IngestionParameters,
     ProcessingParameters,
-    check_predefined_folds,
     parse,
 )
 

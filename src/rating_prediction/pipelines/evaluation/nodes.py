@@ -31,7 +31,8 @@ from rating_prediction.evaluation.ranking import (
 )
 from rating_prediction.models import baselines
 from rating_prediction.models.baselines import BaselinePredictor
-from rating_prediction.models.factorization import RatingModel, load_trained_model
+from rating_prediction.models.config import load_trained_model
+from rating_prediction.models.factorization import RatingModel
 from rating_prediction.parameters import EvaluationParameters, parse
 
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.

@@ -20,7 +20,7 @@ from rating_prediction.models.baselines import (
     BaselinePredictor,
     fit_mean_baseline,
 )
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 
 from .nodes import (
     build_ranking_task,
@@ -44,10 +44,10 @@ SPLIT_INPUTS = {f"{split}_ratings" for split in SPLITS}
 # The baselines fitted on train + val too, as the final models that refit on it
 # (`refit_on_train_val`): a fair comparison names the data an entry was fitted on.
 TRAIN_VAL_BASELINES = ("mean_baseline_train_val", "bias_baseline_train_val")
-EVALUATED_ENTRIES = [*MODEL_VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
+EVALUATED_ENTRIES = [*VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
 # Ranking-only entries: top-K lists, not rating predictions.
 RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_random}
-RANKED_ENTRIES = [*MODEL_VARIANTS, *RANKING_BASELINES]
+RANKED_ENTRIES = [*VARIANTS, *RANKING_BASELINES]
 # Built once from the splits, read by every ranking node.
 RANKING_TASK = "ranking_task"
 
@@ -61,7 +61,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             inputs=SPLIT_INPUTS | {RANKING_TASK},
             parameters={"params:evaluation"},
         )
-        for variant in MODEL_VARIANTS
+        for variant in VARIANTS
     ]
     return Pipeline(
         [
@@ -86,7 +86,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     **{entry: f"{entry}.ranking_metrics" for entry in RANKED_ENTRIES},
                     **{
                         f"{variant}{BLEND_SUFFIX}": f"{variant}.blend_ranking_metrics"
-                        for variant in MODEL_VARIANTS
+                        for variant in VARIANTS
                     },
                 },
                 outputs="ranking_metrics",

@@ -6,7 +6,7 @@ of the ``user_requests`` file), and similar movies."""
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.serving.model import assemble_served_model, predict_pairs
 from rating_prediction.serving.registry import split_fingerprint
 
@@ -25,7 +25,7 @@ from .nodes import (
 # Every variant's config and weights, alternating, as `select_trained_model` takes them.
 TRAINED_MODELS = [
     f"{variant}.{artifact}"
-    for variant in MODEL_VARIANTS
+    for variant in VARIANTS
     for artifact in ("model_config", "model_weights")
 ]
 

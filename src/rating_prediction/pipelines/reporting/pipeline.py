@@ -1,13 +1,13 @@
 """``reporting`` pipeline: figures (PNG, also logged to MLflow) and a one-page summary.
 
 Comparison figures take one input per model variant and baseline, named by entry, so a
-new variant in ``MODEL_VARIANTS`` shows up in every figure without touching this file.
+new variant in ``VARIANTS`` shows up in every figure without touching this file.
 """
 
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.factorization import MODEL_VARIANTS
+from rating_prediction.models.variants import VARIANTS
 
 from .nodes import (
     plot_loss_curves,
@@ -20,14 +20,12 @@ from .nodes import (
 )
 
 MODEL_TEST_PREDICTIONS = {
-    variant: f"{variant}.test_predictions" for variant in MODEL_VARIANTS
+    variant: f"{variant}.test_predictions" for variant in VARIANTS
 }
 ALL_TEST_PREDICTIONS = {
-    entry: f"{entry}.test_predictions" for entry in [*MODEL_VARIANTS, *BASELINES]
+    entry: f"{entry}.test_predictions" for entry in [*VARIANTS, *BASELINES]
 }
-TRAINING_HISTORIES = {
-    variant: f"{variant}.training_history" for variant in MODEL_VARIANTS
-}
+TRAINING_HISTORIES = {variant: f"{variant}.training_history" for variant in VARIANTS}
 SUMMARY_INPUTS = {
     "dataset_name": "params:ingestion.dataset",
     "train_ratings": "train_ratings",

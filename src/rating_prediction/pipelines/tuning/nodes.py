@@ -7,7 +7,8 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.parameters import TuningParameters, parse
-from rating_prediction.training import bayesian_fm, tuning
+from rating_prediction.training import tuning
+from rating_prediction.training.data import TrainingData
 
 
 def tune_hyperparameters(
@@ -28,11 +29,13 @@ def tune_hyperparameters(
         overrides and a ``_tuning`` record) and every trial of the study.
     """
     settings = parse(TuningParameters, tuning_parameters, "tuning")
-    data = tuning.TuningData(
+    data = TrainingData(
         train=train_ratings,
         val=val_ratings,
-        id_counts=(user_mapping.height, movie_mapping.height),
-        genres=bayesian_fm.genre_matrix(movies, movie_mapping),
+        n_users=user_mapping.height,
+        n_movies=movie_mapping.height,
+        movies=movies,
+        movie_mapping=movie_mapping,
     )
     study = tuning.run_study(settings, training_parameters[settings.variant], data)
     return tuning.best_parameters(study, settings), tuning.trials_table(study)

@@ -1,0 +1,119 @@
+"""The variant registry: every model variant the project trains, in one place.
+
+An entry names the variant's model class (what its ``config.json`` rebuilds), its
+parameter model (``training.<variant>``), its fit function and what it can do. The
+training pipeline makes one namespace per entry, tuning and cross-validation fit through
+the entry's function, evaluation scores every entry, and serving picks among them, so
+adding a variant is one entry here (plus its parameter model and its conf block, which a
+test holds against this table).
+
+The fit function is named by its import path and imported on first use: the served
+model and the evaluation read this table too, and must load without Lightning or myFM.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rating_prediction.models.factorization import (
+    BiasedMatrixFactorization,
+    InnerSigmoidModel,
+    RatingModel,
+)
+from rating_prediction.parameters import Parameters
+from rating_prediction.parameters.training import (
+    BayesianFMParameters,
+    BiasedMFArguments,
+    InnerSigmoidArguments,
+    VariantParameters,
+)
+
+
+class UnknownVariantError(ValueError):
+    """A variant name the registry does not hold."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model variant.
+
+    Attributes:
+        name: The variant's name: its ``training.<name>`` block, Kedro namespace and
+            ``metrics.json`` entry.
+        model_class: The ``RatingModel`` its ``config.json`` and weights rebuild.
+        parameters: The pydantic model of ``training.<name>``.
+        fit: ``"module:function"`` of its fit function, called as
+            ``fit(name, options, data)`` with ``data`` a
+            :class:`~rating_prediction.training.data.TrainingData`; it returns the
+            weights, the ``ModelConfig`` and the per-epoch (or per-sample) history.
+        predicts_ratings: Whether it predicts ratings (scored on every split).
+        ranks: Whether its scores rank movies (scored by the ranking metrics).
+        folds_in: Whether a new user can be folded in from their own ratings.
+    """
+
+    name: str
+    model_class: type[RatingModel]
+    parameters: type[Parameters]
+    fit: str
+    predicts_ratings: bool = True
+    ranks: bool = True
+    folds_in: bool = False
+
+    def fit_function(self) -> Callable[..., Any]:
+        """The fit function, imported on first use."""
+        module, function = self.fit.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+LIGHTNING_FIT = "rating_prediction.training.fit:fit_variant"
+
+VARIANTS: dict[str, Variant] = {
+    entry.name: entry
+    for entry in (
+        # The notebook's model, faithfully.
+        Variant(
+            "inner_sigmoid",
+            InnerSigmoidModel,
+            VariantParameters[InnerSigmoidArguments],
+            LIGHTNING_FIT,
+        ),
+        Variant(
+            "biased_mf",
+            BiasedMatrixFactorization,
+            VariantParameters[BiasedMFArguments],
+            LIGHTNING_FIT,
+            folds_in=True,
+        ),
+        # myFM's Gibbs-sampled Bayesian FM, exported exactly as a biased MF: its
+        # posterior mean over S samples is a biased MF with S * rank factors.
+        Variant(
+            "bayesian_fm",
+            BiasedMatrixFactorization,
+            BayesianFMParameters,
+            "rating_prediction.training.bayesian_fm:fit_variant",
+            folds_in=True,
+        ),
+    )
+}
+
+
+def variant(name: str) -> Variant:
+    """The registry's entry for ``name``.
+
+    Raises:
+        UnknownVariantError: Naming the known variants.
+    """
+    if name not in VARIANTS:
+        raise UnknownVariantError(
+            f"Unknown model variant {name!r}; valid variants: {', '.join(VARIANTS)}."
+        )
+    return VARIANTS[name]
+
+
+def variants_that(capability: str) -> list[str]:
+    """The names of the variants with ``capability`` (``predicts_ratings``, ``ranks``
+    or ``folds_in``), in registry order."""
+    return [name for name, entry in VARIANTS.items() if getattr(entry, capability)]

@@ -1,0 +1,153 @@
+"""``inference``: the served variant and the requests the pipeline answers from the
+parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
+
+from rating_prediction.data.schema import MAX_ID, RATING_MAX, RATING_MIN
+from rating_prediction.parameters.base import (
+    Id,
+    Parameters,
+    PositiveInt,
+    Weight,
+)
+from rating_prediction.parameters.training import TrainingParameters
+
+# Ids in requests: as `Id`, with a message saying what to do with a bad one.
+# Parameters hold a handful of example requests: MLflow logs the `inference` block as one
+# run parameter (at most 6,000 characters). More belong in a request file.
+MAX_PARAMETER_REQUESTS = 100
+
+
+def _request_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"must be an integer id (original MovieLens id), got {value!r}"
+        )
+    if not 0 <= value <= MAX_ID:
+        raise ValueError(
+            f"must be an original MovieLens id, an integer in 0..{MAX_ID} "
+            f"(ids are Int32 from ingestion on), got {value}: fix or remove it (an id "
+            "unseen in training is fine: it gets the model's fallback)"
+        )
+    return value
+
+
+RequestId = Annotated[int, PlainValidator(_request_id)]
+
+
+def _a_few_requests(
+    requests: Any, what: str, example: str, many: str, dataset: str
+) -> Any:
+    """``requests`` unchanged when it is a short list; else what to write instead."""
+    if not isinstance(requests, list):
+        raise ValueError(
+            f"must be a list of {what} (original MovieLens ids), e.g. {example}, or [] "
+            f"for none; got {requests!r}"
+        )
+    if len(requests) > MAX_PARAMETER_REQUESTS:
+        raise ValueError(
+            f"holds {len(requests)} {many}; parameters hold at most "
+            f"{MAX_PARAMETER_REQUESTS} examples (MLflow logs them as a run parameter). "
+            f"Put them in a request file instead: the catalog entry {dataset} "
+            "(conf/base/catalog_inference.yml)"
+        )
+    return requests
+
+
+class RecommendParameters(Parameters):
+    """``inference.recommend``: top-K for a few users (and ``popularity_weight`` for
+    every recommendation of the served model, ``batch_recommend``'s included).
+
+    Above 0, ``popularity_weight`` ranks by the evaluation's popularity blend
+    (``evaluation.ranking.popularity_weight``'s formula) instead of the predicted
+    rating; 0 is the model's own ranking.
+    """
+
+    user_ids: list[RequestId]
+    top_k: PositiveInt
+    popularity_weight: Weight = 0.0
+
+    @field_validator("user_ids", mode="before")
+    @classmethod
+    def _a_few_user_ids(cls, user_ids: Any) -> Any:
+        return _a_few_requests(user_ids, "userIds", "[1, 2]", "users", "user_requests")
+
+
+class FoldInParameters(Parameters):
+    """``inference.fold_in``: a new user's own (movieId, rating) pairs, folded in
+    without retraining (biased MF variants), and the ridge regularisation."""
+
+    ratings: list[tuple[Id, Annotated[float, Field(ge=RATING_MIN, le=RATING_MAX)]]] = []
+    regularization: NonNegativeFloat = 5.0
+    top_k: PositiveInt = 10
+
+
+class SimilarParameters(Parameters):
+    """``inference.similar``: movies to find look-alikes of, by their factors."""
+
+    movie_ids: list[Id] = []
+    top_k: PositiveInt = 10
+
+
+class BatchRecommendParameters(Parameters):
+    """``inference.batch_recommend``: top-K for every user seen in training, or for the
+    users of the ``user_requests`` file, in blocks of users."""
+
+    top_k: PositiveInt = 10
+    block_size: PositiveInt = 128
+
+    @model_validator(mode="before")
+    @classmethod
+    def _users_file_moved(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "users_file" in values:
+            raise ValueError(
+                "'users_file' is no longer a parameter: the users to recommend for "
+                "come from the catalog entry user_requests; put them in "
+                "data/01_raw/requests/users.parquet (or point that entry at your "
+                "file, see conf/base/catalog_inference.yml) and remove users_file"
+            )
+        return values
+
+
+class RequestFileParameters(Parameters):
+    """``inference.request_files``: how request files (``pair_requests``,
+    ``user_requests``) are read, answered and written: ``batch_size`` rows at a time."""
+
+    batch_size: PositiveInt = 100_000
+
+
+class InferenceParameters(Parameters):
+    """``inference``: which variant is served, example pairs and recommendations."""
+
+    served_variant: str
+    pairs: list[tuple[RequestId, RequestId]]
+    recommend: RecommendParameters
+    fold_in: FoldInParameters = FoldInParameters()
+    similar: SimilarParameters = SimilarParameters()
+    batch_recommend: BatchRecommendParameters = BatchRecommendParameters()
+    request_files: RequestFileParameters = RequestFileParameters()
+
+    @field_validator("pairs", mode="before")
+    @classmethod
+    def _a_few_pairs(cls, pairs: Any) -> Any:
+        return _a_few_requests(
+            pairs, "[userId, movieId] pairs", "[[1, 31]]", "pairs", "pair_requests"
+        )
+
+    @field_validator("served_variant")
+    @classmethod
+    def _known_variant(cls, served_variant: str) -> str:
+        valid = ["best", *TrainingParameters.model_fields]
+        if served_variant not in valid:
+            raise ValueError(f"must be one of {valid}, got {served_variant!r}")
+        return served_variant

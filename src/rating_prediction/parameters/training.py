@@ -1,0 +1,167 @@
+"""``training``: one block per model variant (the variant registry,
+:mod:`rating_prediction.models.variants`, names each block's model)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Generic
+
+from pydantic import (
+    AfterValidator,
+    NonNegativeFloat,
+    PositiveFloat,
+    StrictBool,
+    StrictInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from rating_prediction.data.schema import RATING_MAX, RATING_MIN
+from rating_prediction.parameters.base import (
+    ModelParametersT,
+    NonNegativeInt,
+    Parameters,
+    PositiveInt,
+)
+
+
+class RatingScale(Parameters):
+    """The range every model clips or squashes its predictions to."""
+
+    rating_min: float = RATING_MIN
+    rating_max: float = RATING_MAX
+
+    @field_validator("rating_max")
+    @classmethod
+    def _above_rating_min(cls, rating_max: float, info: ValidationInfo) -> float:
+        rating_min = info.data.get("rating_min")
+        if rating_min is not None and rating_max <= rating_min:
+            raise ValueError(
+                f"rating_max ({rating_max}) must be above rating_min ({rating_min})"
+            )
+        return rating_max
+
+
+class InnerSigmoidArguments(RatingScale):
+    """``training.inner_sigmoid.model``: the notebook model's constructor arguments."""
+
+    embedding_dim: PositiveInt = 5
+    init_std: NonNegativeFloat = 0.1
+    sparse: StrictBool = False
+
+
+class BiasedMFArguments(RatingScale):
+    """``training.biased_mf.model``: the biased matrix factorisation's arguments."""
+
+    embedding_dim: PositiveInt = 32
+    init_std: NonNegativeFloat = 0.01
+    factor_reg: NonNegativeFloat = 0.0
+    bias_reg: NonNegativeFloat = 0.0
+    sparse: StrictBool = False
+
+
+class OptimizerParameters(Parameters):
+    learning_rate: PositiveFloat
+    weight_decay: NonNegativeFloat = 0.0
+
+
+class TrainerParameters(Parameters):
+    """Passed to ``pytorch_lightning.Trainer`` as they are."""
+
+    accelerator: str = "auto"
+    devices: PositiveInt | list[NonNegativeInt] | str = "auto"
+    strategy: str = "auto"
+    precision: str | StrictInt = "32-true"
+    num_nodes: PositiveInt = 1
+
+
+class VariantParameters(Parameters, Generic[ModelParametersT]):
+    """``training.<variant>``: one model variant's training settings."""
+
+    seed: NonNegativeInt
+    model: ModelParametersT
+    optimizer: OptimizerParameters
+    batch_size: PositiveInt
+    eval_batch_size: PositiveInt
+    max_epochs: PositiveInt
+    min_epochs: NonNegativeInt
+    patience: PositiveInt
+    data_on_device: StrictBool = True
+    optimizer_steps_per_training_step: PositiveInt = 1
+    progress_bar_refresh_rate: NonNegativeInt = 50
+    refit_on_train_val: StrictBool = False
+    trainer: TrainerParameters = TrainerParameters()
+
+    @field_validator("min_epochs")
+    @classmethod
+    def _at_most_max_epochs(cls, min_epochs: int, info: ValidationInfo) -> int:
+        max_epochs = info.data.get("max_epochs")
+        if max_epochs is not None and min_epochs > max_epochs:
+            raise ValueError(
+                f"min_epochs ({min_epochs}) must not exceed max_epochs ({max_epochs})"
+            )
+        return min_epochs
+
+
+class BayesianFMFeatures(Parameters):
+    """``training.bayesian_fm.features``: which side features the relation blocks hold,
+    all built from the fitted ratings (and the movies table) only."""
+
+    implicit: StrictBool = True  # user block: the movies the user rated
+    flipped: StrictBool = True  # movie block: the users who rated the movie
+    genres: StrictBool = True  # movie block: the movie's genres
+
+
+class BayesianFMParameters(RatingScale):
+    """``training.bayesian_fm``: myFM's Gibbs-sampled Bayesian factorisation machine.
+
+    ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the
+    exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
+    of samples is chosen on val; with ``refit_on_train_val`` the final model is then
+    sampled again on train + val. ``history_rows`` measures the per-sample train and
+    val MSE on a seeded sample of at most that many rows of each (``None``: all);
+    ``max_fit_ratings`` samples on a seeded sample of at most that many of the fitted
+    ratings (``None``: all), bounding myFM's memory.
+    """
+
+    seed: NonNegativeInt = 42
+    rank: PositiveInt = 10
+    n_iter: PositiveInt = 100
+    n_kept_samples: PositiveInt = 80
+    init_stdev: PositiveFloat = 0.1
+    features: BayesianFMFeatures = BayesianFMFeatures()
+    refit_on_train_val: StrictBool = True
+    history_rows: PositiveInt | None = None
+    max_fit_ratings: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _kept_at_most_drawn(self) -> BayesianFMParameters:
+        if self.n_kept_samples > self.n_iter:
+            raise ValueError(
+                f"n_kept_samples ({self.n_kept_samples}) must not exceed n_iter "
+                f"({self.n_iter})"
+            )
+        return self
+
+
+class TrainingParameters(Parameters):
+    """``training``: one block per model variant; the key names the variant."""
+
+    inner_sigmoid: VariantParameters[InnerSigmoidArguments]
+    biased_mf: VariantParameters[BiasedMFArguments]
+    bayesian_fm: BayesianFMParameters
+
+
+def known_variant(variant: str) -> str:
+    """``variant`` when ``training`` has a block for it; else the error a parameter
+    check reports under its key."""
+    if variant not in TrainingParameters.model_fields:
+        raise ValueError(
+            f"Unknown model variant {variant!r}; valid variants: "
+            f"{', '.join(TrainingParameters.model_fields)}."
+        )
+    return variant
+
+
+# A parameter naming a model variant.
+VariantName = Annotated[str, AfterValidator(known_variant)]

@@ -1,0 +1,72 @@
+"""``tuning``: an Optuna search of one variant's ``training`` block on val."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    PositiveFloat,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
+
+from rating_prediction.parameters.base import (
+    NonNegativeInt,
+    Parameters,
+    PositiveInt,
+    valid_keys,
+)
+from rating_prediction.parameters.training import TrainingParameters, VariantName
+
+
+class SearchDimension(Parameters):
+    """One tuned key: ``int`` or ``float`` between ``low`` and ``high`` (``log``:
+    log-uniform; ``step``: a grid), or one of ``choices`` (``categorical``)."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: StrictBool = False
+    step: PositiveFloat | None = None
+    choices: list[StrictBool | StrictInt | float | str] | None = None
+
+    @model_validator(mode="after")
+    def _bounded_or_listed(self) -> SearchDimension:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical dimension needs non-empty choices")
+            return self
+        if self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"needs low <= high, got low={self.low}, high={self.high}")
+        if self.log and (self.low <= 0 or self.step is not None):
+            raise ValueError("log needs low > 0 and no step")
+        return self
+
+
+class TuningParameters(Parameters):
+    """``tuning``: an Optuna search of ``training.<variant>`` on the val split.
+
+    ``search_space`` keys are dotted paths inside ``training.<variant>`` (``rank``,
+    ``features.genres``); the study lives in ``storage`` (an Optuna RDB URL) under
+    ``study_name`` and a second run resumes it.
+    """
+
+    variant: VariantName
+    n_trials: PositiveInt
+    study_name: Annotated[str, Field(min_length=1)]
+    storage: Annotated[str, Field(min_length=1)]
+    seed: NonNegativeInt = 42
+    search_space: dict[str, SearchDimension]
+
+    @model_validator(mode="after")
+    def _keys_of_the_variant(self) -> TuningParameters:
+        variant_model = TrainingParameters.model_fields[self.variant].annotation
+        for path in self.search_space:
+            *parents, name = path.split(".")
+            if name not in valid_keys(variant_model, parents):
+                raise ValueError(
+                    f"search_space key {path!r} is not a key of training.{self.variant}"
+                )
+        return self

@@ -1,0 +1,33 @@
+"""What every variant's fit reads, in one value: :class:`TrainingData`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The splits a variant is fitted (train) and tuned or stopped (val) on, the sizes of
+    the id mappings, and the movies table with its mapping (side features).
+
+    Attributes:
+        train: The train split, with ``userIdMapped`` and ``movieIdMapped``.
+        val: The val split.
+        n_users: The size of ``user_mapping`` (ids ``0..n_users-1``).
+        n_movies: The size of ``movie_mapping``.
+        movies: ``movieId``, ``title``, ``genres`` (``None`` where no variant needs it).
+        movie_mapping: ``movieId`` to ``movieIdMapped``.
+    """
+
+    train: pl.DataFrame
+    val: pl.DataFrame
+    n_users: int
+    n_movies: int
+    movies: pl.DataFrame | None = None
+    movie_mapping: pl.DataFrame | None = None
+
+    @property
+    def id_counts(self) -> tuple[int, int]:
+        return self.n_users, self.n_movies
