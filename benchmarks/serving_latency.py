@@ -40,10 +40,10 @@ import torch
 from rating_prediction.data.ids import IdIndex
 from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.serving.artifacts import save_served_model
-from rating_prediction.serving.model import ServedModel
+from rating_prediction.serving.bundle import ServedModel
 from rating_prediction.serving.pyfunc import log_served_model
 from rating_prediction.serving.rated import RatedIndex
-from rating_prediction.serving.recommend_all import recommend_all
+from rating_prediction.serving.recommend import recommend_all
 
 N_USERS, N_MOVIES, DIM, N_RATED = 162_541, 59_047, 32, 20_000_000
 BIG_REQUEST_ROWS = 1_000_000

@@ -9,13 +9,12 @@ import polars as pl
 import pytest
 
 from rating_prediction.evaluation.ranking import (
-    blended_scorer,
-    popularity_scorer,
+    candidate_rating_counts,
     random_scorer,
     ranking_metrics,
     ranking_task,
-    top_k,
 )
+from rating_prediction.models.scoring import blended_scorer, count_scorer, top_k
 
 
 def frame(rows: list[tuple[int, int, float]]) -> pl.DataFrame:
@@ -110,7 +109,8 @@ def test_top_k_orders_best_first_and_breaks_ties_by_column():
 def test_popularity_ranks_by_training_count_and_random_is_seeded():
     task = ranking_task(TRAIN, TEST, relevance_threshold=4.0)
     train = pl.concat([TRAIN, frame([(3, 4, 4.0), (4, 4, 4.0), (3, 5, 1.0)])])
-    scores = popularity_scorer(train, task.candidates)(np.array([0, 1]))
+    counts = candidate_rating_counts(train, task.candidates)
+    scores = count_scorer(counts)(np.array([0, 1]))
     assert np.argsort(-scores[0], kind="stable").tolist()[:2] == [4, 5]
     first = random_scorer(6, seed=3)(np.array([0, 1]))
     again = random_scorer(6, seed=3)(np.array([0, 1]))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rating_prediction.evaluation.ranking import top_k, top_k_indices
+from rating_prediction.models.scoring import top_k, top_k_indices
 
 
 def reference_top_k(scores: np.ndarray, k: int) -> np.ndarray:

@@ -104,3 +104,29 @@ class IdIndex:
         known = position >= 0
         known[known] = self.seen[position[known]]
         return np.where(known, position, UNKNOWN_INDEX)
+
+
+class DenseLookup:
+    """Original id to index through a table indexed by id (``-1`` unknown): one gather
+    per request instead of a binary search. Used where the largest id is at most
+    ``MAX_TABLE_FACTOR`` times the number of ids (MovieLens ids are dense)."""
+
+    MAX_TABLE_FACTOR = 16
+
+    def __init__(self, ids: np.ndarray, seen: np.ndarray) -> None:
+        size = int(ids.max()) + 1 if len(ids) else 0
+        self.table = np.full(size, -1, dtype=np.int64)
+        self.table[ids[seen]] = np.flatnonzero(seen)
+
+    @classmethod
+    def fits(cls, ids: np.ndarray) -> bool:
+        return len(ids) == 0 or int(ids.max()) < cls.MAX_TABLE_FACTOR * len(ids) + 2**20
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        """Indices of non-negative ``ids`` (validated requests hold no other)."""
+        inside = ids < len(self.table)
+        if inside.all():
+            return self.table[ids]
+        found = np.full(len(ids), -1, dtype=np.int64)
+        found[inside] = self.table[ids[inside]]
+        return found

@@ -8,7 +8,7 @@ from typing import Any
 from kedro.io import AbstractDataset
 
 from rating_prediction.serving.artifacts import load_served_model, save_served_model
-from rating_prediction.serving.model import ServedModel
+from rating_prediction.serving.bundle import ServedModel
 
 
 class ServedModelDataset(AbstractDataset[ServedModel, ServedModel]):

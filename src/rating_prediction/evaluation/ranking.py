@@ -26,7 +26,7 @@ any data size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,18 +35,15 @@ import torch
 
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
+    Scorer,
     movie_factor_table,
     score_block,
+    top_k,
 )
 
 RANKING_BASELINES = ("popularity", "random")
 # The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
 BLEND_SUFFIX = "_popularity_blend"
-# Candidates beyond K that top-K keeps to order ties without a key per score.
-TIE_CANDIDATES = 32
-
-# A block of user indices -> their scores for every candidate movie.
-Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 def ranking_metric_names(k: int) -> list[str]:
@@ -151,64 +148,6 @@ def ranking_metrics(
     return metrics
 
 
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of each row's ``k`` best scores, best first, and whether each is
-    a real candidate (a finite score); equal scores go to the lower column, as the
-    served model's recommendations do (:func:`top_k_indices`)."""
-    k = min(k, scores.shape[1])
-    top = top_k_indices(torch.from_numpy(np.ascontiguousarray(scores)), k).numpy()
-    return top, np.isfinite(np.take_along_axis(scores, top, axis=1))
-
-
-def top_k_indices(
-    scores: torch.Tensor, k: int, spare: int = TIE_CANDIDATES
-) -> torch.Tensor:
-    """The column indices of each row's ``k`` highest scores, best first, equal scores
-    (e.g. predictions clipped at 5 stars) in ascending column order, i.e. to the lower
-    movie index. ``torch.topk`` alone leaves the order of ties unspecified.
-
-    ``torch.topk`` of ``k + spare`` candidates, then a stable sort of the candidates by
-    (score, column). Where the scores equal to a row's ``k``-th reach past the
-    candidates (clamped predictions tie by the thousand), those ties are taken again
-    from the whole row, lowest columns first, after the row's higher scores."""
-    n_columns = scores.shape[1]
-    n_candidates = min(k + spare, n_columns)
-    values, indices = torch.topk(scores, n_candidates, dim=1)
-    indices, by_column = indices.sort(dim=1)
-    values = values.gather(1, by_column)
-    values, by_score = values.sort(dim=1, descending=True, stable=True)
-    top = indices.gather(1, by_score)[:, :k]
-    if n_candidates == n_columns or k == 0:
-        return top
-    kth = values[:, k - 1]
-    overflow = torch.nonzero(torch.isfinite(kth) & (kth == values[:, -1])).ravel()
-    if overflow.numel():
-        top[overflow] = _ties_to_lower_index(
-            scores, overflow, top[overflow], values[overflow, :k], k
-        )
-    return top
-
-
-def _ties_to_lower_index(
-    scores: torch.Tensor,
-    rows: torch.Tensor,
-    top: torch.Tensor,
-    top_values: torch.Tensor,
-    k: int,
-) -> torch.Tensor:
-    """``top`` (of ``scores``' ``rows``) with the places held by each row's ``k``-th
-    score refilled with the lowest columns of the whole row that hold that score: the
-    ``j``-th such column is where the running count of ties reaches ``j``."""
-    kth = top_values[:, -1:]
-    higher = (top_values > kth).sum(dim=1, keepdim=True)
-    tie_count = (scores[rows] == kth).cumsum(dim=1, dtype=torch.int32)
-    wanted = torch.arange(1, k + 1, dtype=torch.int32).repeat(len(rows), 1)
-    lowest_ties = torch.searchsorted(tie_count, wanted).clamp_(max=scores.shape[1] - 1)
-    place = torch.arange(k).expand_as(top)
-    from_ties = lowest_ties.gather(1, (place - higher).clamp(min=0))
-    return torch.where(place < higher, top, from_ties)
-
-
 def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
     """Scores of a trained model: its predicted ratings of every candidate movie, as the
     served model ranks them (:func:`rating_prediction.models.scoring.score_block`: one
@@ -226,12 +165,6 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
     return score
 
 
-def popularity_scorer(train_ratings: pl.DataFrame, candidates: np.ndarray) -> Scorer:
-    """The same list for everyone: movies by number of training ratings, ties broken
-    by the lower movie index."""
-    return count_scorer(candidate_rating_counts(train_ratings, candidates))
-
-
 def candidate_rating_counts(
     train_ratings: pl.DataFrame, candidates: np.ndarray
 ) -> np.ndarray:
@@ -242,63 +175,10 @@ def candidate_rating_counts(
     return counts[candidates]
 
 
-def count_scorer(counts: np.ndarray) -> Scorer:
-    """The same list for everyone from each candidate's training ratings ``counts``,
-    less a tie-break below one rating that orders equal counts by candidate."""
-    tie_break = np.arange(counts.size) / (2.0 * counts.size)
-    popularity = counts.astype(np.float64) - tie_break
-    return lambda users: np.broadcast_to(popularity, (users.size, popularity.size))
-
-
 def random_scorer(n_candidates: int, seed: int) -> Scorer:
     """Independent uniform scores per user and movie, from one seeded generator."""
     rng = np.random.default_rng(seed)
     return lambda users: rng.random((users.size, n_candidates))
-
-
-def blended_scorer(first: Scorer, second: Scorer, weight: float) -> Scorer:
-    """``(1 - weight) * z(first) + weight * z(second)``, each standardised per user, so
-    a rating scale and a count can be mixed (``weight`` 0 gives ``first``'s order)."""
-
-    def score(users: np.ndarray) -> np.ndarray:
-        return (1 - weight) * _standardised(
-            np.asarray(first(users), dtype=np.float64)
-        ) + weight * _standardised(np.asarray(second(users), dtype=np.float64))
-
-    return score
-
-
-def log_popularity_scorer(
-    train_ratings: pl.DataFrame, candidates: np.ndarray
-) -> Scorer:
-    """``log(1 + training ratings)``: popularity on a scale a blend can use."""
-    return log_count_scorer(candidate_rating_counts(train_ratings, candidates))
-
-
-def log_count_scorer(counts: np.ndarray) -> Scorer:
-    """:func:`log_popularity_scorer` from each candidate's training ratings ``counts``."""
-    row = np.log1p(count_scorer(counts)(np.zeros(1, dtype=np.int64))[0].clip(min=0))
-    return lambda users: np.broadcast_to(row, (users.size, row.size))
-
-
-def popularity_blend(
-    scores: np.ndarray, counts: np.ndarray, weight: float
-) -> np.ndarray:
-    """A block of model scores ``(users, candidates)`` blended with log popularity as
-    the evaluation's ``<variant>_popularity_blend`` ranks: :func:`blended_scorer` of
-    the scores and :func:`log_count_scorer` of the candidates' training ``counts``."""
-    blended = blended_scorer(lambda users: scores, log_count_scorer(counts), weight)
-    return blended(np.arange(scores.shape[0]))
-
-
-def _standardised(scores: np.ndarray) -> np.ndarray:
-    if scores.shape[0] > 1 and scores.strides[0] == 0:
-        # The same row for every user (a popularity scorer's broadcast): once is enough.
-        return np.broadcast_to(_standardised(scores[:1]), scores.shape)
-    spread = scores.std(axis=1, keepdims=True)
-    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(
-        spread > 0, spread, 1.0
-    )
 
 
 def _per_user_metrics(

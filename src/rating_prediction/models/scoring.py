@@ -1,14 +1,25 @@
-"""Score matrices: every movie for a block of users, by matrix products where the model
-has factors, and the per-user parameters a fold-in produces.
+"""The one scoring and top-K kernel: everything that scores or ranks movies for users,
+in evaluation and in serving, goes through here.
 
-A biased MF (``BiasedMatrixFactorization``, whatever variant built it) scores a block of
-users as ``mu + b_u + b_m + P_u Q^T``: one matrix product per block. Other models score
-every movie with their own ``predict_all_movies`` (a matrix product for the notebook's
-model).
+- Score matrices (:func:`score_block`): every movie for a block of mapped users. A
+  biased MF (``BiasedMatrixFactorization``, whatever variant built it) scores a block as
+  ``mu + b_u + b_m + P_u Q^T``, one matrix product, with the users' own parameters or
+  folded-in ones (:class:`UserVectors`); other models score every movie with their own
+  ``predict_all_movies``.
+- Pair scoring (:class:`PairScorer`, :func:`score_pairs_in_batches`): (user, movie)
+  pairs, ``-1`` meaning unknown, with the users' own parameters or folded-in ones.
+- Top-K (:func:`top_k`, :func:`top_k_indices`): each row's best columns, equal scores to
+  the lower column (movie index), so evaluation and serving rank alike.
+- The popularity blend (:func:`popularity_blend`, :func:`blended_scorer`): model scores
+  and log popularity, each standardised per user.
+- Similar movies (:func:`similar_movie_indices`): cosine similarity of movie factors.
+
+Measured speeds of these paths are in the docs (Performance and Serving pages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,10 +30,15 @@ from rating_prediction.models.factorization import (
     RatingModel,
 )
 
-# Bounds the pairs scored at once by `score_indices`, so memory does not grow with a
-# request beyond its own input and output; small enough for the gathered rows to stay
-# in cache (measured: 8,192 rows per batch on one thread scored 1M pairs 3x faster than
-# 65,536 rows on two threads, for 32 factors). Wider factors take fewer rows
+# Candidates beyond K that top-K keeps to order ties without a key per score.
+TIE_CANDIDATES = 32
+
+# A block of user indices -> their scores for every candidate movie.
+Scorer = Callable[[np.ndarray], np.ndarray]
+
+# Bounds the pairs scored at once by `score_pairs_in_batches`, so memory does not grow
+# with a request beyond its own input and output; small enough for the gathered rows to
+# stay in cache (benchmarks/pair_scoring.py). Wider factors take fewer rows
 # (`PairScorer.batch_rows`).
 SCORE_BATCH_ROWS = 8_192
 
@@ -93,8 +109,7 @@ class PairScorer:
 
     ``batch_rows`` is how many pairs to score at once: ``SCORE_BATCH_ROWS``, fewer for
     a biased MF's wide factors, so the rows gathered from each table (at most
-    ``GATHERED_ELEMENTS`` values) stay in cache (benchmarks/pair_scoring.py: at 1,040
-    factors, 504 rows per batch score 1M pairs about 4x faster than 8,192).
+    ``GATHERED_ELEMENTS`` values) stay in cache (benchmarks/pair_scoring.py).
     """
 
     GATHERED_ELEMENTS = 2**19
@@ -120,16 +135,26 @@ class PairScorer:
                 max(self.MIN_BATCH_ROWS, self.GATHERED_ELEMENTS // width),
             )
 
-    def __call__(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        vectors: UserVectors | None = None,
+    ) -> torch.Tensor:
+        """Scores of the pairs; with ``vectors`` (biased MF only), ``users`` index
+        its rows (folded-in users) instead of the model's users."""
         if self.tables is None:
             return self.model.predict(users, movies)
         model = self.model
         user_factors, movie_factors, user_bias, movie_bias = self.tables
+        if vectors is not None:
+            user_factors = _with_zero_row(vectors.factors)
+            user_bias = _with_zero_row(vectors.biases[:, None])
         users = torch.where(users < 0, len(user_factors) - 1, users)
         movies = torch.where(movies < 0, len(movie_factors) - 1, movies)
         with torch.no_grad():
-            # In place on the fresh gathered rows: 3x faster than einsum at 1,040
-            # factors, as fast at 32 (benchmarks/pair_scoring.py).
+            # In place on the fresh gathered rows: faster than einsum at wide factors,
+            # as fast at narrow ones (benchmarks/pair_scoring.py).
             scores = (
                 user_factors.index_select(0, users)
                 .mul_(movie_factors.index_select(0, movies))
@@ -141,31 +166,156 @@ class PairScorer:
             return scores.clamp_(model.rating_min, model.rating_max)
 
 
+def score_pairs_in_batches(
+    scorer: Callable[..., torch.Tensor],
+    users: np.ndarray,
+    movies: np.ndarray,
+    batch_rows: int = SCORE_BATCH_ROWS,
+    vectors: UserVectors | None = None,
+) -> np.ndarray:
+    """Predictions (float64) for mapped index pairs (``-1`` unknown), by ``scorer``
+    (a model's ``predict`` or a :class:`PairScorer`, which alone takes ``vectors``),
+    ``batch_rows`` at a time."""
+    predictions = np.empty(len(users), dtype=np.float64)
+    users, movies = torch.from_numpy(users), torch.from_numpy(movies)
+    extra = {} if vectors is None else {"vectors": vectors}
+    # Row gathers are bound by memory, not arithmetic: one thread is faster than
+    # several contending ones, and leaves the other cores to other requests.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for start in range(0, len(predictions), batch_rows):
+                stop = start + batch_rows
+                predictions[start:stop] = scorer(
+                    users[start:stop], movies[start:stop], **extra
+                )
+    finally:
+        torch.set_num_threads(threads)
+    return predictions
+
+
 def _with_zero_row(table: torch.Tensor) -> torch.Tensor:
     return torch.cat([table, table.new_zeros(1, table.shape[1])])
 
 
-class DenseLookup:
-    """Original id to index through a table indexed by id (``-1`` unknown): one gather
-    per request instead of a binary search. Used where the largest id is at most
-    ``MAX_TABLE_FACTOR`` times the number of ids (MovieLens ids are dense)."""
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of each row's ``k`` best scores, best first, and whether each is
+    a real candidate (a finite score); equal scores go to the lower column, as the
+    served model's recommendations do (:func:`top_k_indices`)."""
+    k = min(k, scores.shape[1])
+    top = top_k_indices(torch.from_numpy(np.ascontiguousarray(scores)), k).numpy()
+    return top, np.isfinite(np.take_along_axis(scores, top, axis=1))
 
-    MAX_TABLE_FACTOR = 16
 
-    def __init__(self, ids: np.ndarray, seen: np.ndarray) -> None:
-        size = int(ids.max()) + 1 if len(ids) else 0
-        self.table = np.full(size, -1, dtype=np.int64)
-        self.table[ids[seen]] = np.flatnonzero(seen)
+def top_k_indices(
+    scores: torch.Tensor, k: int, spare: int = TIE_CANDIDATES
+) -> torch.Tensor:
+    """The column indices of each row's ``k`` highest scores, best first, equal scores
+    (e.g. predictions clipped at 5 stars) in ascending column order, i.e. to the lower
+    movie index. ``torch.topk`` alone leaves the order of ties unspecified.
 
-    @classmethod
-    def fits(cls, ids: np.ndarray) -> bool:
-        return len(ids) == 0 or int(ids.max()) < cls.MAX_TABLE_FACTOR * len(ids) + 2**20
+    ``torch.topk`` of ``k + spare`` candidates, then a stable sort of the candidates by
+    (score, column). Where the scores equal to a row's ``k``-th reach past the
+    candidates (clamped predictions tie by the thousand), those ties are taken again
+    from the whole row, lowest columns first, after the row's higher scores."""
+    n_columns = scores.shape[1]
+    n_candidates = min(k + spare, n_columns)
+    values, indices = torch.topk(scores, n_candidates, dim=1)
+    indices, by_column = indices.sort(dim=1)
+    values = values.gather(1, by_column)
+    values, by_score = values.sort(dim=1, descending=True, stable=True)
+    top = indices.gather(1, by_score)[:, :k]
+    if n_candidates == n_columns or k == 0:
+        return top
+    kth = values[:, k - 1]
+    overflow = torch.nonzero(torch.isfinite(kth) & (kth == values[:, -1])).ravel()
+    if overflow.numel():
+        top[overflow] = _ties_to_lower_index(
+            scores, overflow, top[overflow], values[overflow, :k], k
+        )
+    return top
 
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        """Indices of non-negative ``ids`` (validated requests hold no other)."""
-        inside = ids < len(self.table)
-        if inside.all():
-            return self.table[ids]
-        found = np.full(len(ids), -1, dtype=np.int64)
-        found[inside] = self.table[ids[inside]]
-        return found
+
+def _ties_to_lower_index(
+    scores: torch.Tensor,
+    rows: torch.Tensor,
+    top: torch.Tensor,
+    top_values: torch.Tensor,
+    k: int,
+) -> torch.Tensor:
+    """``top`` (of ``scores``' ``rows``) with the places held by each row's ``k``-th
+    score refilled with the lowest columns of the whole row that hold that score: the
+    ``j``-th such column is where the running count of ties reaches ``j``."""
+    kth = top_values[:, -1:]
+    higher = (top_values > kth).sum(dim=1, keepdim=True)
+    tie_count = (scores[rows] == kth).cumsum(dim=1, dtype=torch.int32)
+    wanted = torch.arange(1, k + 1, dtype=torch.int32).repeat(len(rows), 1)
+    lowest_ties = torch.searchsorted(tie_count, wanted).clamp_(max=scores.shape[1] - 1)
+    place = torch.arange(k).expand_as(top)
+    from_ties = lowest_ties.gather(1, (place - higher).clamp(min=0))
+    return torch.where(place < higher, top, from_ties)
+
+
+def count_scorer(counts: np.ndarray) -> Scorer:
+    """The same list for everyone from each candidate's training ratings ``counts``,
+    less a tie-break below one rating that orders equal counts by candidate."""
+    tie_break = np.arange(counts.size) / (2.0 * counts.size)
+    popularity = counts.astype(np.float64) - tie_break
+    return lambda users: np.broadcast_to(popularity, (users.size, popularity.size))
+
+
+def blended_scorer(first: Scorer, second: Scorer, weight: float) -> Scorer:
+    """``(1 - weight) * z(first) + weight * z(second)``, each standardised per user, so
+    a rating scale and a count can be mixed (``weight`` 0 gives ``first``'s order)."""
+
+    def score(users: np.ndarray) -> np.ndarray:
+        return (1 - weight) * _standardised(
+            np.asarray(first(users), dtype=np.float64)
+        ) + weight * _standardised(np.asarray(second(users), dtype=np.float64))
+
+    return score
+
+
+def log_count_scorer(counts: np.ndarray) -> Scorer:
+    """``log(1 + training ratings)`` of each candidate from its training ratings
+    ``counts``: popularity on a scale a blend can use."""
+    row = np.log1p(count_scorer(counts)(np.zeros(1, dtype=np.int64))[0].clip(min=0))
+    return lambda users: np.broadcast_to(row, (users.size, row.size))
+
+
+def popularity_blend(
+    scores: np.ndarray, counts: np.ndarray, weight: float
+) -> np.ndarray:
+    """A block of model scores ``(users, candidates)`` blended with log popularity as
+    the evaluation's ``<variant>_popularity_blend`` ranks: :func:`blended_scorer` of
+    the scores and :func:`log_count_scorer` of the candidates' training ``counts``."""
+    blended = blended_scorer(lambda users: scores, log_count_scorer(counts), weight)
+    return blended(np.arange(scores.shape[0]))
+
+
+def _standardised(scores: np.ndarray) -> np.ndarray:
+    if scores.shape[0] > 1 and scores.strides[0] == 0:
+        # The same row for every user (a popularity scorer's broadcast): once is enough.
+        return np.broadcast_to(_standardised(scores[:1]), scores.shape)
+    spread = scores.std(axis=1, keepdims=True)
+    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(
+        spread > 0, spread, 1.0
+    )
+
+
+def similar_movie_indices(
+    model: RatingModel, candidates: np.ndarray, queries: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each position in ``candidates`` (mapped movie indices) listed in
+    ``queries``, the positions of its ``k`` most similar candidates by cosine similarity
+    of the movie factors (itself excluded), best first, equal similarities to the
+    lower position, and their similarities."""
+    factors = torch.nn.functional.normalize(
+        movie_factor_table(model)[torch.from_numpy(candidates)], dim=1
+    )
+    positions = torch.from_numpy(np.asarray(queries, dtype=np.int64))
+    similarity = factors[positions] @ factors.T
+    similarity[torch.arange(len(positions)), positions] = -torch.inf
+    best = top_k_indices(similarity, min(k, len(candidates) - 1))
+    return best.numpy(), similarity.gather(1, best).double().numpy()

@@ -100,15 +100,17 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-def variant(name: str) -> Variant:
+def variant(name: str, also_valid: tuple[str, ...] = ()) -> Variant:
     """The registry's entry for ``name``.
 
     Raises:
-        UnknownVariantError: Naming the known variants.
+        UnknownVariantError: Naming the known variants, after ``also_valid`` (the other
+            values the caller accepts in place of a variant, such as ``best``).
     """
     if name not in VARIANTS:
+        valid = ", ".join([*also_valid, *VARIANTS])
         raise UnknownVariantError(
-            f"Unknown model variant {name!r}; valid variants: {', '.join(VARIANTS)}."
+            f"Unknown model variant {name!r}; valid variants: {valid}."
         )
     return VARIANTS[name]
 

@@ -25,9 +25,9 @@ from rating_prediction.data.ids import IdIndex
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.runtime.atomic import atomic_destination
 
-from .model import ServedModel
+from .bundle import ServedModel
 from .rated import RatedIndex
-from .recommend_all import popularity_counts
+from .recommend import popularity_counts
 
 # 2: movies.parquet's train_ratings and serving.json's popularity_weight.
 FORMAT_VERSION = 2

@@ -7,13 +7,17 @@ minimise ``sum_j (r_j - mu - b_j - b - q_j . p)^2 + reg * (b^2 + |p|^2)``: a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from rating_prediction.models.factorization import BiasedMatrixFactorization
-from rating_prediction.models.scoring import UserVectors, is_biased_mf
+from rating_prediction.models.scoring import UserVectors, lookup_users
+from rating_prediction.models.variants import variant
 
-from .model import ServedModel
+from .bundle import ServedModel
+from .rated import RatedIndex
 
 
 def fold_in_user(
@@ -48,12 +52,12 @@ def fold_in(
         ValueError: If the served variant is not a biased MF, or a rating lies outside
             the model's scale.
     """
-    model = served.model
-    if not is_biased_mf(model):
+    if not can_fold_in(served):
         raise ValueError(
             f"Fold-in needs a biased MF model; the served variant {served.variant!r} "
             "is not one."
         )
+    model = served.model
     ratings = np.asarray(ratings, dtype=np.float64)
     outside = ratings[~((ratings >= model.rating_min) & (ratings <= model.rating_max))]
     if outside.size:
@@ -66,3 +70,74 @@ def fold_in(
     if not known.any():
         return None
     return fold_in_user(model, movies[known], ratings[known], regularization)
+
+
+def can_fold_in(served: ServedModel) -> bool:
+    """Whether the served variant folds in new users (the variant registry says)."""
+    return variant(served.variant).folds_in
+
+
+@dataclass(frozen=True)
+class FoldedUsers:
+    """Users answered with their own ratings taken into account.
+
+    Attributes:
+        vectors: One row of parameters per user (folded in for those whose ratings
+            name a known movie, looked up for the others); ``None`` when nobody was
+            folded in, so every user keeps the model's own parameters.
+        rated: By position, the known movies each user rated (never recommended).
+    """
+
+    vectors: UserVectors | None
+    rated: RatedIndex
+
+
+def fold_in_users(
+    served: ServedModel,
+    user_ids: np.ndarray,
+    own: tuple[np.ndarray, np.ndarray, np.ndarray],
+    regularization: float,
+) -> FoldedUsers:
+    """``user_ids`` (distinct original ids) with each user of ``own`` (their original
+    userIds, movieIds and ratings, one entry per rating) folded in from those ratings.
+
+    Raises:
+        ValueError: As :func:`fold_in`.
+    """
+    own_users, own_movies, own_ratings = own
+    rows = _rows_of(user_ids, own_users)
+    rated = own_rated(served, user_ids, own_users, own_movies)
+    folded = {
+        row: fold_in(
+            served, own_movies[rows == row], own_ratings[rows == row], regularization
+        )
+        for row in np.unique(rows)
+    }
+    folded = {row: vectors for row, vectors in folded.items() if vectors is not None}
+    if not folded:
+        return FoldedUsers(None, rated)
+    vectors = lookup_users(served.model, served.users.lookup(user_ids))
+    for row, own_vectors in folded.items():
+        vectors.factors[row] = own_vectors.factors[0]
+        vectors.biases[row] = own_vectors.biases[0]
+    return FoldedUsers(vectors, rated)
+
+
+def own_rated(
+    served: ServedModel,
+    user_ids: np.ndarray,
+    own_users: np.ndarray,
+    own_movies: np.ndarray,
+) -> RatedIndex:
+    """By position in ``user_ids``, the known movies of the (user, movie) pairs of a
+    request's own ratings: never recommended to that user."""
+    movies = served.movies.lookup(np.asarray(own_movies, dtype=np.int64))
+    known = movies >= 0
+    rows = _rows_of(user_ids, own_users)
+    return RatedIndex.from_indices(rows[known], movies[known], len(user_ids))
+
+
+def _rows_of(user_ids: np.ndarray, users: np.ndarray) -> np.ndarray:
+    """The position in ``user_ids`` of each of ``users`` (all of which it holds)."""
+    position = {int(user): row for row, user in enumerate(user_ids)}
+    return np.array([position[int(user)] for user in users], dtype=np.int64)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .model import MAX_ID
+from rating_prediction.data.schema import MAX_ID
 
 CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"

@@ -14,14 +14,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from rating_prediction.models.scoring import UserVectors, lookup_users
-
-from .foldin import fold_in
-from .model import PAIR_COLUMNS, ServedModel, check_ids, score_pairs
+from .bundle import ServedModel
+from .foldin import fold_in_users
+from .prediction import score_folded_pairs, score_pairs
 from .rated import RatedIndex
-from .recommend_all import recommend_all
+from .recommend import recommend_all
+from .request_ids import PAIR_COLUMNS, check_ids
 from .similar import similar_movies
 
 TASKS = ("predict", "recommend", "similar")
@@ -46,19 +45,18 @@ def _history(frame: pd.DataFrame) -> np.ndarray:
     return frame[RATING_COLUMN].notna().to_numpy()
 
 
-def _fold_in_users(
-    served: ServedModel, frame: pd.DataFrame, history: np.ndarray, reg: float
-) -> dict[int, UserVectors]:
-    users = _ids(frame, "userId")[history]
-    movies = _ids(frame, "movieId")[history]
-    ratings = frame[RATING_COLUMN].to_numpy(dtype=np.float64)[history]
-    folded = {}
-    for user in np.unique(users):
-        mine = users == user
-        vectors = fold_in(served, movies[mine], ratings[mine], reg)
-        if vectors is not None:
-            folded[int(user)] = vectors
-    return folded
+def _own_ratings(
+    frame: pd.DataFrame, history: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The userIds, movieIds and ratings of the request's fold-in rows."""
+    if not history.any():
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0)
+    return (
+        _ids(frame, "userId")[history],
+        _ids(frame, "movieId")[history],
+        frame[RATING_COLUMN].to_numpy(dtype=np.float64)[history],
+    )
 
 
 def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
@@ -70,21 +68,21 @@ def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _predict_folded(
-    served: ServedModel, answer: pd.DataFrame, folded: dict[int, UserVectors]
+    served: ServedModel, frame: pd.DataFrame, history: np.ndarray, reg: float
 ) -> pd.DataFrame:
-    model = served.model
-    for user, vectors in folded.items():
-        rows = (answer["userId"] == user).to_numpy()
-        movies = torch.from_numpy(
-            served.movies.lookup(answer["movieId"].to_numpy()[rows])
-        )
-        with torch.no_grad():
-            q = model.embed(model.movie_factors, movies)
-            b = model.embed(model.movie_bias, movies).squeeze(-1)
-            raw = model.global_mean + vectors.biases + b + q @ vectors.factors[0]
-        answer.loc[rows, "prediction"] = (
-            raw.clamp(model.rating_min, model.rating_max).double().numpy()
-        )
+    """Predictions of the rows without a rating, the users who brought ratings of
+    their own folded in from them."""
+    own = _own_ratings(frame, history)
+    users = np.unique(own[0])
+    folded = fold_in_users(served, users, own, reg)
+    answer = predict_frame(served, frame[~history])
+    if folded.vectors is None:
+        return answer
+    position = np.searchsorted(users, answer["userId"].to_numpy())
+    mine = users[position.clip(max=len(users) - 1)] == answer["userId"].to_numpy()
+    answer.loc[mine, "prediction"] = score_folded_pairs(
+        served, folded.vectors, position[mine], answer["movieId"].to_numpy()[mine]
+    )
     return answer
 
 
@@ -92,34 +90,20 @@ def _recommend(
     served: ServedModel,
     frame: pd.DataFrame,
     history: np.ndarray,
-    folded: dict[int, UserVectors],
-    k: int,
-    *,
+    params: dict[str, Any],
     popularity_weight: float,
 ) -> pd.DataFrame:
-    request_users = _ids(frame, "userId")
-    users = pd.unique(request_users)
-    vectors, request_rated = None, None
-    if folded:
-        vectors = lookup_users(served.model, served.users.lookup(users))
-        position = {int(user): i for i, user in enumerate(users)}
-        for user, own in folded.items():
-            vectors.factors[position[user]] = own.factors[0]
-            vectors.biases[position[user]] = own.biases[0]
-        movies = served.movies.lookup(_ids(frame, "movieId")[history])
-        rows = np.array(
-            [position[int(u)] for u in request_users[history]], dtype=np.int64
-        )
-        known = movies >= 0
-        request_rated = RatedIndex.from_indices(rows[known], movies[known], len(users))
-    rated = served.rated or RatedIndex.empty(len(served.users))
+    users = pd.unique(_ids(frame, "userId"))
+    folded = fold_in_users(
+        served, users, _own_ratings(frame, history), float(params["regularization"])
+    )
     return recommend_all(
         served,
         users,
-        rated,
-        k,
-        vectors=vectors,
-        request_rated=request_rated,
+        served.rated or RatedIndex.empty(len(served.users)),
+        int(params["k"]),
+        vectors=folded.vectors,
+        request_rated=folded.rated,
         popularity_weight=popularity_weight,
     ).to_pandas()
 
@@ -154,14 +138,8 @@ def answer_request(
         movies = pd.unique(_ids(frame, "movieId"))
         return similar_movies(served, movies.tolist(), k).to_pandas()
     history = _history(frame)
-    if not history.any() and task == "predict":
-        return predict_frame(served, frame)
-    folded = (
-        _fold_in_users(served, frame, history, float(params["regularization"]))
-        if history.any()
-        else {}
-    )
     if task == "recommend":
-        return _recommend(served, frame, history, folded, k, popularity_weight=weight)
-    answer = predict_frame(served, frame[~history])
-    return _predict_folded(served, answer, folded)
+        return _recommend(served, frame, history, params, weight)
+    if not history.any():
+        return predict_frame(served, frame)
+    return _predict_folded(served, frame, history, float(params["regularization"]))

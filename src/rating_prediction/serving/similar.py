@@ -1,14 +1,14 @@
-"""Movies like a given one: cosine similarity of the learned movie factors."""
+"""Movies like a given one: the kernel's cosine similarity of the learned movie
+factors, over the movies seen in training."""
 
 from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import torch
 
-from rating_prediction.models.scoring import movie_factor_table
+from rating_prediction.models.scoring import similar_movie_indices
 
-from .model import ServedModel
+from .bundle import ServedModel
 
 SIMILAR_MOVIES_SCHEMA = pl.Schema(
     {
@@ -25,33 +25,27 @@ def similar_movies(
     served: ServedModel, movie_ids: list[int], top_k: int
 ) -> pl.DataFrame:
     """The ``top_k`` known movies most similar to each known movie of ``movie_ids``
-    (itself excluded), best first; unknown movies get no rows (and a clear error when
-    none is known is not raised: an empty table)."""
+    (itself excluded), best first; unknown movies get no rows (none known: an empty
+    table)."""
     known_index = np.flatnonzero(served.movies.seen)
-    factors = torch.nn.functional.normalize(
-        movie_factor_table(served.model)[torch.from_numpy(known_index)], dim=1
-    )
-    titles = served.movie_titles.to_numpy()
     queries = served.movies.lookup(np.asarray(movie_ids, dtype=np.int64))
-    frames = []
-    for movie_id, index in zip(movie_ids, queries, strict=True):
-        if index < 0:
-            continue
-        position = int(np.searchsorted(known_index, index))
-        similarity = factors @ factors[position]
-        similarity[position] = -np.inf
-        k = min(top_k, len(known_index) - 1)
-        best = torch.topk(similarity, k)
-        frames.append(
-            pl.DataFrame(
-                {
-                    "movieId": [movie_id] * k,
-                    "rank": np.arange(1, k + 1),
-                    "similarMovieId": served.movies.ids[known_index[best.indices]],
-                    "title": titles[best.indices.numpy()],
-                    "similarity": best.values.double().numpy(),
-                },
-                schema=SIMILAR_MOVIES_SCHEMA,
-            )
-        )
-    return pl.concat(frames) if frames else pl.DataFrame(schema=SIMILAR_MOVIES_SCHEMA)
+    asked = np.asarray(movie_ids, dtype=np.int64)[queries >= 0]
+    if asked.size == 0 or known_index.size < 2:
+        return pl.DataFrame(schema=SIMILAR_MOVIES_SCHEMA)
+    best, similarity = similar_movie_indices(
+        served.model,
+        known_index,
+        np.searchsorted(known_index, queries[queries >= 0]),
+        top_k,
+    )
+    k = best.shape[1]
+    return pl.DataFrame(
+        {
+            "movieId": np.repeat(asked, k),
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int32), asked.size),
+            "similarMovieId": served.movies.ids[known_index[best.ravel()]],
+            "title": served.movie_titles.gather(best.ravel()),
+            "similarity": similarity.ravel(),
+        },
+        schema=SIMILAR_MOVIES_SCHEMA,
+    )

@@ -21,8 +21,8 @@ from rating_prediction.data.schema import (
 )
 from rating_prediction.models.config import build_model
 from rating_prediction.models.variants import VARIANTS
-from rating_prediction.serving import model as serving_model
-from rating_prediction.serving.model import ServedModel, assemble_served_model
+from rating_prediction.serving import bundle as serving_bundle
+from rating_prediction.serving.bundle import ServedModel, assemble_served_model
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]
@@ -178,13 +178,13 @@ def served(biased_config, biased_weights, served_inputs) -> ServedModel:
 def model_builds(monkeypatch) -> list[str]:
     """The variants whose torch model is built from its weights while a test runs."""
     built = []
-    load_trained_model = serving_model.load_trained_model
+    load_trained_model = serving_bundle.load_trained_model
 
     def counting_load(config, state_dict):
         built.append(config.variant)
         return load_trained_model(config, state_dict)
 
-    monkeypatch.setattr(serving_model, "load_trained_model", counting_load)
+    monkeypatch.setattr(serving_bundle, "load_trained_model", counting_load)
     return built
 
 

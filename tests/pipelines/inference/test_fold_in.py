@@ -14,8 +14,8 @@ from rating_prediction.data.schema import (
     USER_MAPPING_SCHEMA,
 )
 from rating_prediction.models.config import build_model
+from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.foldin import fold_in
-from rating_prediction.serving.model import assemble_served_model
 from rating_prediction.serving.requests import answer_request
 
 N_USERS, N_MOVIES, RANK, DENSITY = 300, 120, 3, 0.4

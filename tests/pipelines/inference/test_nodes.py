@@ -18,7 +18,7 @@ from rating_prediction.pipelines.inference.nodes import (
     recommend_movies,
     select_trained_model,
 )
-from rating_prediction.serving.model import PAIR_PREDICTIONS_SCHEMA, predict_pairs
+from rating_prediction.serving.prediction import PAIR_PREDICTIONS_SCHEMA, predict_pairs
 from rating_prediction.serving.request_files import RequestTable
 
 from .conftest import answered, inference_parameters

@@ -19,21 +19,20 @@ from rating_prediction.data.schema import (
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.evaluation.ranking import (
-    blended_scorer,
-    log_popularity_scorer,
-    model_scorer,
-    top_k,
-)
+from rating_prediction.evaluation.ranking import candidate_rating_counts, model_scorer
 from rating_prediction.models.config import build_model
+from rating_prediction.models.scoring import blended_scorer, log_count_scorer, top_k
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
     recommend_for_all_users,
     recommend_movies,
 )
 from rating_prediction.serving.artifacts import load_served_model, save_served_model
-from rating_prediction.serving.model import assemble_served_model, recommend_top_k
-from rating_prediction.serving.recommend_all import recommend_all, recommend_users
+from rating_prediction.serving.bundle import assemble_served_model
+from rating_prediction.serving.recommend import (
+    recommend_all,
+    recommend_users,
+)
 from rating_prediction.serving.requests import answer_request
 
 from .conftest import answered, inference_parameters
@@ -129,7 +128,7 @@ def served_top_k(recommendations: pl.DataFrame) -> list[tuple[int, int, int]]:
 def blended(served, train, weight):
     return lambda candidates: blended_scorer(
         model_scorer(served.model, candidates),
-        log_popularity_scorer(train, candidates),
+        log_count_scorer(candidate_rating_counts(train, candidates)),
         weight,
     )
 
@@ -157,7 +156,7 @@ class TestWeightZero:
         for weight in (0, 0.0):
             served = recommend_users(blend_served, users, train, K, weight)
             assert served_top_k(served) == expected
-            assert served.equals(recommend_top_k(blend_served, users, train, K))
+            assert served.equals(recommend_users(blend_served, users, train, K))
 
     def test_batch_output_is_unchanged(self, blend_served, train, all_users):
         default = recommend_all(blend_served, all_users, blend_served.rated, K)
@@ -171,7 +170,7 @@ class TestWeightZero:
             blend_served, train, lambda c: model_scorer(blend_served.model, c)
         )
         assert served_top_k(zero) == served_top_k(
-            recommend_top_k(blend_served, list(range(1, N_USERS + 1)), train, K)
+            recommend_users(blend_served, list(range(1, N_USERS + 1)), train, K)
         )
 
 

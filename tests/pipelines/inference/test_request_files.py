@@ -10,7 +10,7 @@ from kedro.io import DataCatalog, DatasetError
 from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines.inference import create_pipeline
-from rating_prediction.serving.model import predict_pairs
+from rating_prediction.serving.prediction import predict_pairs
 from tests.project import file_dataset, relocated
 
 from .conftest import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters

@@ -3,22 +3,25 @@
 import logging
 import math
 
+import numpy as np
 import polars as pl
 import pytest
 import torch
 
 from rating_prediction.data.schema import USER_MAPPING_SCHEMA
 from rating_prediction.models.config import ModelConfig
-from rating_prediction.serving import model as serving
-from rating_prediction.serving.model import (
-    PAIR_PREDICTIONS_SCHEMA,
-    RECOMMENDATIONS_SCHEMA,
+from rating_prediction.serving.bundle import (
     assemble_served_model,
-    predict_pairs,
-    recommend_top_k,
     select_served_variant,
-    validate_pairs,
 )
+from rating_prediction.serving.prediction import PAIR_PREDICTIONS_SCHEMA, predict_pairs
+from rating_prediction.serving.recommend import (
+    RECOMMENDATIONS_SCHEMA,
+    rated_index,
+    recommend_all,
+    recommend_users,
+)
+from rating_prediction.serving.request_ids import validate_pairs
 
 from .conftest import GLOBAL_MEAN, MOVIE_BIAS, USER_BIAS
 
@@ -112,7 +115,7 @@ class TestServedModelIsBuiltOnce:
     def test_requests_share_one_model(self, fresh_served, model_builds, train_ratings):
         first = predict_pairs(fresh_served, pairs([(10, 1), (999, 2)]))
         second = predict_pairs(fresh_served, pairs([(10, 1), (999, 2)]))
-        recommend_top_k(fresh_served, [10], train_ratings, top_k=2)
+        recommend_users(fresh_served, [10], train_ratings, top_k=2)
         assert model_builds == ["biased_mf"]
         assert first.equals(second)
 
@@ -235,7 +238,7 @@ class TestPredictPairs:
 
 class TestRecommendTopK:
     def test_excludes_rated_movies_and_sorts_by_prediction(self, served, train_ratings):
-        recommended = recommend_top_k(served, [10], train_ratings, top_k=2)
+        recommended = recommend_users(served, [10], train_ratings, top_k=2)
         assert recommended.schema == RECOMMENDATIONS_SCHEMA
         assert set(recommended["movieId"]).isdisjoint({1, 2})
         assert recommended["rank"].to_list() == [1, 2]
@@ -246,11 +249,11 @@ class TestRecommendTopK:
 
     def test_only_movies_seen_in_training_are_candidates(self, served, train_ratings):
         # Movie 5 is mapped but unseen in training; movie 6 is not even mapped.
-        recommended = recommend_top_k(served, [20], train_ratings, top_k=10)
+        recommended = recommend_users(served, [20], train_ratings, top_k=10)
         assert sorted(recommended["movieId"]) == [1, 4]
 
     def test_k_larger_than_the_candidates(self, served, train_ratings):
-        recommended = recommend_top_k(served, [10, 30], train_ratings, top_k=50)
+        recommended = recommend_users(served, [10, 30], train_ratings, top_k=50)
         assert recommended.group_by("userId").len().sort("userId").rows() == [
             (10, 2),
             (30, 2),
@@ -258,34 +261,43 @@ class TestRecommendTopK:
         assert recommended["userId"].is_sorted()
 
     def test_unknown_user_gets_movies_ranked_by_bias(self, served, train_ratings):
-        recommended = recommend_top_k(served, [999], train_ratings, top_k=4)
+        recommended = recommend_users(served, [999], train_ratings, top_k=4)
         ranked_by_bias = [1, 3, 4, 2]  # movie biases 0.5, 0.2, 0.1, -0.5
         assert recommended["movieId"].to_list() == ranked_by_bias
         assert not recommended["known_user"].any()
 
     def test_duplicate_user_ids_are_recommended_once(self, served, train_ratings):
-        recommended = recommend_top_k(served, [10, 10], train_ratings, top_k=1)
+        recommended = recommend_users(served, [10, 10], train_ratings, top_k=1)
         assert recommended.height == 1
 
     def test_no_users(self, served, train_ratings):
-        recommended = recommend_top_k(served, [], train_ratings, top_k=3)
+        recommended = recommend_users(served, [], train_ratings, top_k=3)
         assert recommended.is_empty()
         assert recommended.schema == RECOMMENDATIONS_SCHEMA
 
-    def test_scoring_in_chunks_changes_nothing(
-        self, served, train_ratings, monkeypatch
-    ):
+    def test_scoring_in_blocks_changes_nothing(self, served, train_ratings):
         users = [40, 30, 999, 10, 20]
-        whole = recommend_top_k(served, users, train_ratings, top_k=3)
-        monkeypatch.setattr(serving, "MAX_SCORED_PAIRS", 1)  # one user at a time
-        assert recommend_top_k(served, users, train_ratings, top_k=3).equals(whole)
+        whole = recommend_users(served, users, train_ratings, top_k=3)
+        one_at_a_time = recommend_all(
+            served,
+            np.array(sorted(users)),
+            rated_index(served, train_ratings),
+            3,
+            block_size=1,
+        )
+        # The same lists; a block's matrix product may round a float32 score in its
+        # last bit differently from a one-row product.
+        assert one_at_a_time.drop("prediction").equals(whole.drop("prediction"))
+        np.testing.assert_allclose(
+            one_at_a_time["prediction"], whole["prediction"], rtol=1e-6
+        )
 
     def test_users_unseen_in_training_are_logged(self, served, train_ratings, caplog):
         with caplog.at_level(logging.WARNING, logger="rating_prediction.serving"):
-            recommend_top_k(served, [999, 10, 40, 999], train_ratings, top_k=1)
+            recommend_users(served, [999, 10, 40, 999], train_ratings, top_k=1)
         assert "Users [40, 999] are unseen in training" in caplog.text
 
     def test_known_users_are_not_logged(self, served, train_ratings, caplog):
         with caplog.at_level(logging.WARNING, logger="rating_prediction.serving"):
-            recommend_top_k(served, [10, 30], train_ratings, top_k=1)
+            recommend_users(served, [10, 30], train_ratings, top_k=1)
         assert "unseen in training" not in caplog.text

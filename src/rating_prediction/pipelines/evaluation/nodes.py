@@ -19,10 +19,6 @@ from rating_prediction.evaluation.metrics import (
 )
 from rating_prediction.evaluation.ranking import (
     RankingTask,
-    Scorer,
-    blended_scorer,
-    count_scorer,
-    log_count_scorer,
     mlflow_metric_name,
     model_scorer,
     random_scorer,
@@ -33,6 +29,12 @@ from rating_prediction.models import baselines
 from rating_prediction.models.baselines import BaselinePredictor
 from rating_prediction.models.config import load_trained_model
 from rating_prediction.models.factorization import RatingModel
+from rating_prediction.models.scoring import (
+    Scorer,
+    blended_scorer,
+    count_scorer,
+    log_count_scorer,
+)
 from rating_prediction.parameters import EvaluationParameters, parse
 
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.

@@ -20,7 +20,7 @@ from rating_prediction.models.baselines import (
     BaselinePredictor,
     fit_mean_baseline,
 )
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import VARIANTS, variants_that
 
 from .nodes import (
     build_ranking_task,
@@ -44,25 +44,19 @@ SPLIT_INPUTS = {f"{split}_ratings" for split in SPLITS}
 # The baselines fitted on train + val too, as the final models that refit on it
 # (`refit_on_train_val`): a fair comparison names the data an entry was fitted on.
 TRAIN_VAL_BASELINES = ("mean_baseline_train_val", "bias_baseline_train_val")
-EVALUATED_ENTRIES = [*VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
+RATING_VARIANTS = variants_that("predicts_ratings")
+RANKING_VARIANTS = variants_that("ranks")
+EVALUATED_ENTRIES = [*RATING_VARIANTS, *BASELINES, *TRAIN_VAL_BASELINES]
 # Ranking-only entries: top-K lists, not rating predictions.
 RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_random}
-RANKED_ENTRIES = [*VARIANTS, *RANKING_BASELINES]
+RANKED_ENTRIES = [*RANKING_VARIANTS, *RANKING_BASELINES]
 # Built once from the splits, read by every ranking node.
 RANKING_TASK = "ranking_task"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Create the evaluation pipeline."""
-    model_evaluations = [
-        pipeline(
-            _model_evaluation(),
-            namespace=variant,
-            inputs=SPLIT_INPUTS | {RANKING_TASK},
-            parameters={"params:evaluation"},
-        )
-        for variant in VARIANTS
-    ]
+    """Create the evaluation pipeline: every variant of the registry as its capabilities
+    allow, the baselines, then the gathering of every entry."""
     return Pipeline(
         [
             Node(
@@ -71,7 +65,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=RANKING_TASK,
                 name="build_ranking_task_node",
             ),
-            *model_evaluations,
+            *(_variant_evaluation(variant) for variant in VARIANTS),
             _baseline_evaluation("mean_baseline", fit_mean_baseline, ["train_ratings"]),
             _baseline_evaluation(
                 "bias_baseline",
@@ -80,28 +74,47 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             *_train_val_baselines(),
             *(_ranking_baseline(name) for name in RANKING_BASELINES),
-            Node(
-                func=gather_ranking_metrics,
-                inputs={
-                    **{entry: f"{entry}.ranking_metrics" for entry in RANKED_ENTRIES},
-                    **{
-                        f"{variant}{BLEND_SUFFIX}": f"{variant}.blend_ranking_metrics"
-                        for variant in VARIANTS
-                    },
-                },
-                outputs="ranking_metrics",
-                name="gather_ranking_metrics_node",
-            ),
-            Node(
-                func=gather_metrics,
-                inputs={
-                    "ranking_metrics": "ranking_metrics",
-                    **{entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
-                },
-                outputs=["metrics", "mlflow_metrics"],
-                name="gather_metrics_node",
-            ),
+            *_gathering(),
         ]
+    )
+
+
+def _gathering() -> list[Node]:
+    """Every entry's ranking metrics, then every entry's metrics: ``metrics`` and
+    ``mlflow_metrics``."""
+    return [
+        Node(
+            func=gather_ranking_metrics,
+            inputs={
+                **{entry: f"{entry}.ranking_metrics" for entry in RANKED_ENTRIES},
+                **{
+                    f"{variant}{BLEND_SUFFIX}": f"{variant}.blend_ranking_metrics"
+                    for variant in RANKING_VARIANTS
+                },
+            },
+            outputs="ranking_metrics",
+            name="gather_ranking_metrics_node",
+        ),
+        Node(
+            func=gather_metrics,
+            inputs={
+                "ranking_metrics": "ranking_metrics",
+                **{entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
+            },
+            outputs=["metrics", "mlflow_metrics"],
+            name="gather_metrics_node",
+        ),
+    ]
+
+
+def _variant_evaluation(variant: str) -> Pipeline:
+    """``variant``'s rating predictions scored on every split and its top-K lists
+    ranked (alone and blended with popularity), as far as it can do each."""
+    return pipeline(
+        _model_evaluation(variant),
+        namespace=variant,
+        inputs=SPLIT_INPUTS | {RANKING_TASK},
+        parameters={"params:evaluation"},
     )
 
 
@@ -142,29 +155,32 @@ def _baseline_evaluation(
     )
 
 
-def _model_evaluation() -> list[Node]:
+def _model_evaluation(variant: str) -> list[Node]:
     model_inputs = {
         "model_config": "model_config",
         "model_weights": "model_weights",
         "evaluation": "params:evaluation",
     }
-    ranking = Node(
-        func=rank_with_model,
-        inputs={**model_inputs, "ranking_task": RANKING_TASK},
-        outputs="ranking_metrics",
-        name="rank_with_model_node",
-    )
-    blend = Node(
-        func=rank_with_popularity_blend,
-        inputs=ranking.inputs,
-        outputs="blend_ranking_metrics",
-        name="rank_with_popularity_blend_node",
-    )
-    return [
-        *_predict_and_score(predict_with_model, score_with_model, model_inputs, {}),
-        ranking,
-        blend,
-    ]
+    nodes = []
+    if variant in RATING_VARIANTS:
+        nodes += _predict_and_score(
+            predict_with_model, score_with_model, model_inputs, {}
+        )
+    if variant in RANKING_VARIANTS:
+        ranking = Node(
+            func=rank_with_model,
+            inputs={**model_inputs, "ranking_task": RANKING_TASK},
+            outputs="ranking_metrics",
+            name="rank_with_model_node",
+        )
+        blend = Node(
+            func=rank_with_popularity_blend,
+            inputs=ranking.inputs,
+            outputs="blend_ranking_metrics",
+            name="rank_with_popularity_blend_node",
+        )
+        nodes += [ranking, blend]
+    return nodes
 
 
 def _ranking_baseline(name: str) -> Pipeline:

@@ -16,22 +16,23 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.models.scoring import is_biased_mf
 from rating_prediction.parameters import InferenceParameters, parse
-from rating_prediction.serving.foldin import fold_in
-from rating_prediction.serving.model import (
-    PAIRS_SCHEMA,
-    ServedModel,
-    predict_pairs,
-    select_served_variant,
+from rating_prediction.serving.bundle import ServedModel, select_served_variant
+from rating_prediction.serving.foldin import (
+    FoldedUsers,
+    can_fold_in,
+    fold_in_users,
+    own_rated,
 )
+from rating_prediction.serving.prediction import predict_pairs
 from rating_prediction.serving.rated import RatedIndex
-from rating_prediction.serving.recommend_all import (
+from rating_prediction.serving.recommend import (
     rated_index,
     recommend_all,
     recommend_users,
 )
 from rating_prediction.serving.request_files import RequestTable
+from rating_prediction.serving.request_ids import PAIRS_SCHEMA
 from rating_prediction.serving.similar import similar_movies
 
 # The userId of the new user of `inference.fold_in` in its recommendations: no
@@ -123,26 +124,25 @@ def recommend_for_new_user(
     served_model: ServedModel, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """Top-K for a user unseen in training, folded in from ``inference.fold_in.ratings``
-    (userId ``NEW_USER_ID``); without usable ratings, or for a variant that is not a
-    biased MF, the unknown-user fallback ranking."""
+    (userId ``NEW_USER_ID``); without usable ratings, or for a variant that cannot fold
+    in, the unknown-user fallback ranking. The movies rated are never recommended."""
     settings = parse(InferenceParameters, inference, "inference").fold_in
     movies = np.array([movie for movie, _ in settings.ratings], dtype=np.int64)
     ratings = np.array([rating for _, rating in settings.ratings], dtype=np.float64)
-    vectors = None
-    if settings.ratings and is_biased_mf(served_model.model):
-        vectors = fold_in(served_model, movies, ratings, settings.regularization)
-    elif settings.ratings:
+    user = np.array([NEW_USER_ID])
+    own = (np.full(len(movies), NEW_USER_ID), movies, ratings)
+    if settings.ratings and not can_fold_in(served_model):
         logger.warning("%s cannot fold in a user: fallback.", served_model.variant)
-    rated = served_model.movies.lookup(movies)
+        folded = FoldedUsers(None, own_rated(served_model, user, *own[:2]))
+    else:
+        folded = fold_in_users(served_model, user, own, settings.regularization)
     return recommend_all(
         served_model,
-        np.array([NEW_USER_ID]),
+        user,
         RatedIndex.empty(0),
         settings.top_k,
-        vectors=vectors,
-        request_rated=RatedIndex.from_indices(
-            np.zeros((rated >= 0).sum(), dtype=np.int64), rated[rated >= 0], 1
-        ),
+        vectors=folded.vectors,
+        request_rated=folded.rated,
     )
 
 

@@ -7,7 +7,8 @@ of the ``user_requests`` file), and similar movies."""
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.variants import VARIANTS
-from rating_prediction.serving.model import assemble_served_model, predict_pairs
+from rating_prediction.serving.bundle import assemble_served_model
+from rating_prediction.serving.prediction import predict_pairs
 from rating_prediction.serving.registry import split_fingerprint
 
 from .nodes import (
@@ -31,7 +32,7 @@ TRAINED_MODELS = [
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return Pipeline(_served_model_nodes() + _answer_nodes())
+    return Pipeline(_served_model_nodes() + _pair_nodes() + _recommendation_nodes())
 
 
 def _served_model_nodes() -> list[Node]:
@@ -74,9 +75,8 @@ def _served_model_nodes() -> list[Node]:
     ]
 
 
-def _answer_nodes() -> list[Node]:
-    """What the served model answers: pairs (from the parameters and from a request
-    file), top-K, fold-in, similar movies."""
+def _pair_nodes() -> list[Node]:
+    """Pair predictions: a few from the parameters, any number from a request file."""
     return [
         Node(
             func=pairs_from_parameters,
@@ -96,6 +96,13 @@ def _answer_nodes() -> list[Node]:
             outputs="pair_request_predictions",
             name="predict_pair_requests_node",
         ),
+    ]
+
+
+def _recommendation_nodes() -> list[Node]:
+    """Top-K for a few users, for a new user (fold-in) and for every user (or those of
+    a request file), and similar movies."""
+    return [
         Node(
             func=collect_rated_pairs,
             inputs=["train_ratings", "val_ratings", "test_ratings"],

@@ -1,10 +1,14 @@
-"""Top-K for many users at once: blocks of users scored against every movie by matrix
-products, rated pairs masked out, ``torch.topk`` per block with ties to the lower movie
-index (or, with a popularity weight, the evaluation's popularity blend and top K,
-:mod:`rating_prediction.evaluation.ranking`); memory bounded by the block."""
+"""Recommendations: the one top-K path of the served model, for a few users or for
+all of them, with or without the popularity blend, for known or folded-in users.
+
+Blocks of users are scored against every movie by the scoring kernel
+(:func:`~rating_prediction.models.scoring.score_block`: a matrix product per block for
+factor models), rated pairs masked out, and cut by the kernel's top K, equal scores to
+the lower movie index as the evaluation ranks; memory is bounded by the block."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -12,11 +16,24 @@ import polars as pl
 import torch
 
 from rating_prediction.data.ids import positions
-from rating_prediction.evaluation import ranking
-from rating_prediction.models.scoring import UserVectors, score_block
+from rating_prediction.models import scoring
+from rating_prediction.models.scoring import UserVectors
 
-from .model import RECOMMENDATIONS_SCHEMA, ServedModel, recommend_top_k, users_to_rank
+from .bundle import ServedModel
 from .rated import RatedIndex
+
+logger = logging.getLogger(__name__)
+
+RECOMMENDATIONS_SCHEMA = pl.Schema(
+    {
+        "userId": pl.Int64,
+        "rank": pl.Int32,
+        "movieId": pl.Int64,
+        "title": pl.String,
+        "prediction": pl.Float64,
+        "known_user": pl.Boolean,
+    }
+)
 
 
 def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
@@ -55,13 +72,13 @@ def _model_top_k(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Movie indices, predictions and validity of each row's ``k`` best predictions;
-    equal predictions go to the lower movie index, as :func:`ranking.top_k` orders them
-    (``torch.topk`` alone leaves the order of ties unspecified)."""
+    equal predictions go to the lower movie index, as the evaluation's top K orders
+    them (``torch.topk`` alone leaves the order of ties unspecified)."""
     rows, movies = rated
     if not served.movies.seen.all():
         scores[:, torch.from_numpy(~served.movies.seen)] = -torch.inf
     scores[torch.from_numpy(rows), torch.from_numpy(movies)] = -torch.inf
-    indices = ranking.top_k_indices(scores, min(k, scores.shape[1]))
+    indices = scoring.top_k_indices(scores, min(k, scores.shape[1]))
     values = scores.gather(1, indices)
     return indices.numpy(), values.double().numpy(), torch.isfinite(values).numpy()
 
@@ -74,13 +91,13 @@ def _blended_top_k(
     weight: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`_model_top_k` ranked by the evaluation's popularity blend: the known
-    movies are the candidates, blended and cut by :mod:`rating_prediction.evaluation.ranking`."""
+    movies are the candidates, blended and cut by the kernel."""
     known = np.flatnonzero(served.movies.seen)
     if known.size == 0:
         empty = np.zeros((scores.shape[0], 0))
         return empty.astype(np.int64), empty, empty.astype(bool)
     predictions = scores.index_select(1, torch.from_numpy(known)).double().numpy()
-    blended = ranking.popularity_blend(
+    blended = scoring.popularity_blend(
         predictions, popularity_counts(served)[known], weight
     )
     column = np.full(len(served.movies), -1, dtype=np.int64)
@@ -88,7 +105,7 @@ def _blended_top_k(
     rows, movies = rated
     candidate = column[movies] >= 0
     blended[rows[candidate], column[movies[candidate]]] = -np.inf
-    top, valid = ranking.top_k(blended, k)
+    top, valid = scoring.top_k(blended, k)
     return known[top], np.take_along_axis(predictions, top, axis=1), valid
 
 
@@ -113,8 +130,8 @@ def _block_top_k(
     request_rated: tuple[RatedIndex, int] | None,
     popularity_weight: float,
 ) -> pl.DataFrame:
-    scoring = served.users.lookup(user_ids)
-    scores = score_block(served.model, scoring, vectors)
+    user_index = served.users.lookup(user_ids)
+    scores = scoring.score_block(served.model, user_index, vectors)
     excluded = _rated_in_block(served, user_ids, rated, request_rated)
     if popularity_weight > 0:
         indices, values, valid = _blended_top_k(
@@ -133,7 +150,7 @@ def _block_top_k(
             "movieId": served.movies.ids[movie_index],
             "title": served.movie_titles.gather(title_position[movie_index]),
             "prediction": values.ravel()[valid],
-            "known_user": np.repeat(scoring >= 0, k)[valid],
+            "known_user": np.repeat(user_index >= 0, k)[valid],
         },
         schema=RECOMMENDATIONS_SCHEMA,
     )
@@ -158,8 +175,8 @@ def recommend_all(
     ``request_rated``, indexed by position in ``user_ids``, excludes more movies (those
     a request's new users rated). Above 0, ``popularity_weight`` ranks each user's
     unrated known movies by the evaluation's popularity blend
-    (:func:`rating_prediction.evaluation.ranking.popularity_blend`, standardised over every known
-    movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
+    (:func:`rating_prediction.models.scoring.popularity_blend`, standardised over every
+    known movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
     user_ids = np.asarray(user_ids, dtype=np.int64)
     blocks = [
         _block_top_k(
@@ -190,18 +207,19 @@ def recommend_users(
     top_k: int,
     popularity_weight: float = 0.0,
 ) -> pl.DataFrame:
-    """:func:`~rating_prediction.serving.model.recommend_top_k` (the distinct
-    ``user_ids``, ascending; ``rated_pairs`` in original ids never recommended), or,
-    above 0, its lists ranked by the popularity blend of weight ``popularity_weight``
-    (see :func:`recommend_all`)."""
-    if popularity_weight == 0:
-        return recommend_top_k(served, user_ids, rated_pairs, top_k)
-    if not user_ids:
-        return pl.DataFrame(schema=RECOMMENDATIONS_SCHEMA)
-    users = users_to_rank(served, user_ids)["userId"].to_numpy()
+    """:func:`recommend_all` for the distinct ``user_ids``, ascending, never
+    recommending ``rated_pairs`` (original ids); users unseen in training get the
+    model's fallback ranking (for biased models, the movie biases), with a warning."""
+    distinct = np.unique(np.asarray(user_ids, dtype=np.int64))
+    unknown = distinct[served.users.lookup(distinct) < 0]
+    if unknown.size:
+        logger.warning(
+            "Users %s are unseen in training: they get the fallback ranking.",
+            unknown.tolist(),
+        )
     return recommend_all(
         served,
-        users,
+        distinct,
         rated_index(served, rated_pairs),
         top_k,
         popularity_weight=popularity_weight,

@@ -1,0 +1,211 @@
+"""The served model: one trained variant bundled with what it needs to answer in
+original ids (the id lookups, titles, rated movies, popularity), and the choice of
+which variant to serve.
+
+Requests speak ORIGINAL MovieLens ids; the model speaks 0-based mapped ids. A user or
+movie is *known* when it has a mapped id AND appears in the training split (an
+:class:`~rating_prediction.data.ids.IdIndex` decides); anything else gets index ``-1``,
+which the scoring kernel answers with the model's natural fallback (zero factors and
+biases: the global mean plus whatever is known).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from rating_prediction.data.ids import DenseLookup, IdIndex
+from rating_prediction.models.config import ModelConfig, load_trained_model
+from rating_prediction.models.factorization import RatingModel
+from rating_prediction.models.scoring import PairScorer
+from rating_prediction.models.variants import variant
+
+from .rated import RatedIndex
+
+logger = logging.getLogger(__name__)
+
+BEST_VARIANT = "best"
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """One trained variant plus the id lookups it needs to answer in original ids.
+
+    An immutable value: it is built once per run and then only read, so the model it
+    builds from ``state_dict`` on first use is kept for every later request.
+
+    Attributes:
+        config: How to rebuild the variant's model (its ``config.json``).
+        state_dict: The trained weights.
+        users: Original userId to index; only users seen in training are known.
+        movies: Original movieId to index; only movies seen in training are known.
+        movie_titles: The title of each known movie, in the order of
+            ``movies.known_ids`` (null where ``movies`` has none).
+        rated: The movies each user rated in training (never recommended to them).
+        split_fingerprint: :func:`~rating_prediction.serving.registry.split_fingerprint`
+            of the splits it was trained and evaluated on.
+        movie_rating_counts: The number of training ratings of each movie index (the
+            popularity a recommendation's popularity blend uses).
+        popularity_weight: The popularity blend's weight it was built with
+            (``inference.recommend.popularity_weight``): the default of the MLflow
+            model's ``recommend`` task.
+    """
+
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    users: IdIndex
+    movies: IdIndex
+    movie_titles: pl.Series
+    rated: RatedIndex | None = None
+    split_fingerprint: str = ""
+    movie_rating_counts: np.ndarray | None = None
+    popularity_weight: float = 0.0
+
+    @property
+    def variant(self) -> str:
+        return self.config.variant
+
+    @cached_property
+    def model(self) -> RatingModel:
+        """The trained model in eval mode, built from the weights on first use only."""
+        return load_trained_model(self.config, self.state_dict)
+
+    @cached_property
+    def scorer(self) -> PairScorer:
+        """Scores mapped pairs (``-1`` unknown); built once, with the model."""
+        return PairScorer(self.model)
+
+    @cached_property
+    def user_lookup(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Validated original userIds to indices (``-1`` unknown), built once."""
+        return _fast_lookup(self.users)
+
+    @cached_property
+    def movie_lookup(self) -> Callable[[np.ndarray], np.ndarray]:
+        """Validated original movieIds to indices (``-1`` unknown), built once."""
+        return _fast_lookup(self.movies)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ServedModel:
+        # Kedro's MemoryDataset deep-copies what it holds on every load. Nothing ever
+        # changes a ServedModel, so the copy can be the object itself, which keeps the
+        # model it built.
+        return self
+
+    @property
+    def candidate_movies(self) -> pl.DataFrame:
+        """movieId, movieIdMapped and title of every known movie, ascending."""
+        return pl.DataFrame(
+            {
+                "movieId": self.movies.known_ids,
+                "movieIdMapped": np.flatnonzero(self.movies.seen),
+                "title": self.movie_titles,
+            },
+            schema={"movieId": pl.Int64, "movieIdMapped": pl.Int64, "title": pl.String},
+        )
+
+
+def _fast_lookup(index: IdIndex) -> Callable[[np.ndarray], np.ndarray]:
+    if DenseLookup.fits(index.ids):
+        return DenseLookup(index.ids, index.seen)
+    return index.lookup
+
+
+def select_served_variant(
+    held_out_val_mse: dict[str, float], served_variant: str
+) -> str:
+    """``served_variant`` itself, or for ``best`` the variant with the lowest val error.
+
+    ``held_out_val_mse`` maps each trained variant to its ``best_val_loss``: the val MSE of
+    its best epoch, measured before any refit on train + val, so a refit variant's
+    in-sample val metrics in metrics.json do not decide.
+
+    Raises:
+        UnknownVariantError: If ``served_variant`` is neither ``best`` nor a variant.
+    """
+    if served_variant != BEST_VARIANT:
+        return variant(served_variant, also_valid=(BEST_VARIANT,)).name
+    if not held_out_val_mse:
+        raise ValueError("Cannot pick the best variant: no trained model variant.")
+    return min(held_out_val_mse, key=held_out_val_mse.get)
+
+
+def _check_sizes(config: ModelConfig, users: IdIndex, movies: IdIndex) -> None:
+    for mapping, index, size in (
+        ("user_mapping", users, config.n_users),
+        ("movie_mapping", movies, config.n_movies),
+    ):
+        if len(index) > size:
+            raise ValueError(
+                f"{mapping} has {len(index)} ids but the {config.variant} model has "
+                f"only {size} rows: the id mappings and the trained model come from "
+                "different runs; rerun training."
+            )
+
+
+def _known_titles(movie_index: IdIndex, movies: pl.DataFrame) -> pl.Series:
+    """The title of each known movie, in index order (null where ``movies`` has none)."""
+    return pl.DataFrame({"movieId": movie_index.known_ids}).join(
+        movies.select(pl.col("movieId").cast(pl.Int64), "title"),
+        on="movieId",
+        how="left",
+        validate="m:1",
+        maintain_order="left",
+    )["title"]
+
+
+def assemble_served_model(
+    config: ModelConfig | dict[str, Any],
+    state_dict: dict[str, torch.Tensor],
+    *,
+    user_mapping: pl.DataFrame,
+    movie_mapping: pl.DataFrame,
+    train_ratings: pl.DataFrame,
+    movies: pl.DataFrame,
+    split_fingerprint: str = "",
+    popularity_weight: float = 0.0,
+) -> ServedModel:
+    """Bundles a trained variant with the ids seen in training, the movie titles and
+    each movie's number of training ratings; ``popularity_weight`` is the popularity
+    blend's weight its MLflow model defaults to.
+
+    Raises:
+        ValueError: If a mapping has more ids than the model has rows: the mapping was
+            rebuilt without retraining, and its ids would index past the embeddings.
+    """
+    config = ModelConfig.model_validate(config)
+    users = IdIndex.from_training(user_mapping, train_ratings, "userId")
+    movie_index = IdIndex.from_training(movie_mapping, train_ratings, "movieId")
+    _check_sizes(config, users, movie_index)
+    rated = RatedIndex.from_indices(
+        train_ratings["userIdMapped"].to_numpy(),
+        train_ratings["movieIdMapped"].to_numpy(),
+        len(users),
+    )
+    counts = np.bincount(
+        train_ratings["movieIdMapped"].to_numpy(), minlength=len(movie_index)
+    )
+    served = ServedModel(
+        config,
+        state_dict,
+        users,
+        movie_index,
+        _known_titles(movie_index, movies),
+        rated,
+        split_fingerprint,
+        counts.astype(np.int64),
+        popularity_weight,
+    )
+    logger.info(
+        "Served model: %s, %d known users, %d known movies.",
+        served.variant,
+        users.seen.sum(),
+        movie_index.seen.sum(),
+    )
+    return served
