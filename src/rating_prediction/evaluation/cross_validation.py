@@ -30,7 +30,7 @@ from rating_prediction.data.splitting import (
     random_split_labels,
 )
 from rating_prediction.evaluation.intervals import interval, paired_comparison
-from rating_prediction.evaluation.ranking import BLEND_SUFFIX
+from rating_prediction.evaluation.names import BLEND_SUFFIX, higher_is_better
 from rating_prediction.models.factorization import MODEL_VARIANTS
 from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 
@@ -38,8 +38,6 @@ logger = logging.getLogger(__name__)
 
 # {fold: {entry: {split: {metric: value}}}}, as metrics.json per fold.
 FoldMetrics = dict[str, dict[str, dict[str, dict[str, float]]]]
-# Metrics where a higher value is better; every other metric is an error.
-HIGHER_IS_BETTER_PREFIXES = ("ndcg@", "precision@", "recall@", "map@", "coverage")
 
 
 def fold_labels(
@@ -160,11 +158,6 @@ def is_variant(entry: str) -> bool:
     """A model variant or a variant's popularity blend; any other entry (``BASELINES``,
     ``RANKING_BASELINES``, train + val baselines, ...) is a baseline."""
     return entry.removesuffix(BLEND_SUFFIX) in MODEL_VARIANTS
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (ranking metrics)."""
-    return metric.startswith(HIGHER_IS_BETTER_PREFIXES)
 
 
 def _comparisons(
