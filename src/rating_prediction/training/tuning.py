@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,8 +32,6 @@ from rating_prediction.training import bayesian_fm
 from rating_prediction.training.fit import fit_variant
 
 logger = logging.getLogger(__name__)
-
-Objective = Callable[[dict[str, Any]], float]
 
 
 @dataclass(frozen=True)
