@@ -7,7 +7,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from rating_prediction.evaluation.ranking import RANKING_BASELINES
+from rating_prediction.evaluation.names import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
 from tests.project import SMALL_RUN_PARAMS, run_project

@@ -1,6 +1,7 @@
 """Split labels: which of train (0), val (1) or test (2) each rating goes to.
 
-Every function returns an Int8 series aligned with the ratings it is given (sorted by
+:func:`split_labels` chooses the labels by strategy, for the data_processing split and
+for each cross-validation fold alike. Every function returns an Int8 series aligned with the ratings it is given (sorted by
 the mapped ids, as data_processing sorts them), so the same seed gives the same split.
 A label of ``EXCLUDED`` (3) drops the rating from every split (a predefined fold that
 does not hold it).
@@ -8,12 +9,63 @@ does not hold it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import polars as pl
 
 from rating_prediction.data.schema import SPLITS
 
 TRAIN, VAL, TEST, EXCLUDED = 0, 1, 2, 3
+STRATEGIES = ("random", "temporal", "predefined", "kfold")
+
+
+def split_labels(
+    ratings: pl.DataFrame,
+    strategy: str,
+    *,
+    seed: int = 0,
+    fractions: Sequence[float] = (),
+    val_fraction: float = 0.0,
+    fold: str = "",
+    fold_pairs: pl.DataFrame | None = None,
+    k: int = 0,
+    fold_index: int = 0,
+) -> pl.Series:
+    """The labels of one split of ``ratings`` (sorted by the mapped ids) by ``strategy``:
+
+    - ``random``: a seeded permutation cut at ``fractions``
+      (:func:`random_split_labels`);
+    - ``temporal``: per user, the earliest ratings to train and the latest to test, cut
+      at ``fractions`` (:func:`temporal_split_labels`);
+    - ``predefined``: the release's fold ``fold`` of ``fold_pairs``, a seeded
+      ``val_fraction`` of its base carved out as val (:func:`predefined_split_labels`);
+    - ``kfold``: fold ``fold_index`` (0-based) of ``k``-fold cross validation, a seeded
+      ``val_fraction`` of the rest carved out as val (:func:`kfold_split_labels`).
+
+    The data_processing split and every cross-validation fold come from here, so a new
+    strategy is one more branch (and its name in the parameters that may choose it).
+
+    Raises:
+        ValueError: If ``strategy`` is unknown, or ``predefined`` has no ``fold_pairs``.
+    """
+    if strategy == "random":
+        return random_split_labels(ratings.height, list(fractions), seed)
+    if strategy == "temporal":
+        return temporal_split_labels(ratings, list(fractions))
+    if strategy == "predefined":
+        if fold_pairs is None:
+            raise ValueError(
+                "The 'predefined' split needs the release's fold table "
+                "('predefined_folds'), and none was given; run the data_ingestion "
+                "pipeline first."
+            )
+        return predefined_split_labels(ratings, fold_pairs, fold, val_fraction, seed)
+    if strategy == "kfold":
+        return kfold_split_labels(ratings.height, k, fold_index, val_fraction, seed)
+    raise ValueError(
+        f"Unknown split strategy {strategy!r}; valid: {', '.join(STRATEGIES)}."
+    )
 
 
 def split_by_label(
@@ -48,6 +100,30 @@ def cut_points(n_ratings: int, fractions: list[float]) -> tuple[int, int]:
     train_end = round(n_ratings * train_fraction)
     val_end = min(n_ratings, round(n_ratings * (train_fraction + val_fraction)))
     return train_end, val_end
+
+
+def temporal_split_labels(ratings: pl.DataFrame, fractions: list[float]) -> pl.Series:
+    """Labels each user's ratings 0/1/2 by time: earliest to train, latest to test.
+
+    Expects ``ratings`` sorted by (userIdMapped, movieIdMapped).
+    """
+    train_fraction, val_fraction, _ = fractions
+    # 1-based chronological position within the user. The ratings are sorted by
+    # (userIdMapped, movieIdMapped) and "ordinal" ranks ties in row order, so movieId
+    # breaks timestamp ties (2x faster than ranking a (timestamp, movie) struct).
+    position = pl.col("timestamp").rank("ordinal").over("userIdMapped")
+    n_user_ratings = pl.len().over("userIdMapped")
+    # Every user keeps at least their first rating in train, so the model knows them.
+    train_end = (n_user_ratings * train_fraction).round().clip(lower_bound=1)
+    val_end = (n_user_ratings * (train_fraction + val_fraction)).round()
+    return ratings.select(
+        pl.when(position <= train_end)
+        .then(TRAIN)
+        .when(position <= val_end)
+        .then(VAL)
+        .otherwise(TEST)
+        .cast(pl.Int8)
+    ).to_series()
 
 
 def kfold_split_labels(

@@ -24,13 +24,9 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from rating_prediction.data.splitting import (
-    kfold_split_labels,
-    predefined_split_labels,
-    random_split_labels,
-)
+from rating_prediction.data.splitting import split_labels
 from rating_prediction.evaluation.intervals import interval, paired_comparison
-from rating_prediction.evaluation.ranking import BLEND_SUFFIX
+from rating_prediction.evaluation.names import BLEND_SUFFIX, higher_is_better
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 
@@ -38,8 +34,6 @@ logger = logging.getLogger(__name__)
 
 # {fold: {entry: {split: {metric: value}}}}, as metrics.json per fold.
 FoldMetrics = dict[str, dict[str, dict[str, dict[str, float]]]]
-# Metrics where a higher value is better; every other metric is an error.
-HIGHER_IS_BETTER_PREFIXES = ("ndcg@", "precision@", "recall@", "map@", "coverage")
 
 
 def fold_labels(
@@ -48,29 +42,60 @@ def fold_labels(
     split: SplitParameters,
     predefined: tuple[pl.DataFrame, tuple[str, ...]],
 ) -> Iterator[tuple[str, str, pl.Series]]:
-    """``(fold key, description, split labels)`` of each fold, one at a time.
+    """``(fold key, description, split labels)`` of each fold, one at a time: the
+    labels of :func:`~rating_prediction.data.splitting.split_labels` with
+    ``options.scheme`` as strategy and each fold's own settings.
 
     ``ratings`` are sorted by the mapped ids; ``predefined`` is the
     ``predefined_folds`` table and the release's default CV folds.
     """
+    fold_pairs, default_folds = predefined
+    for index, (description, settings) in enumerate(
+        _fold_settings(options, split, default_folds)
+    ):
+        labels = split_labels(
+            ratings, options.scheme, fold_pairs=fold_pairs, **settings
+        )
+        yield f"fold{index + 1}", description, labels
+
+
+def _fold_settings(
+    options: CrossValidationParameters,
+    split: SplitParameters,
+    default_folds: tuple[str, ...],
+) -> list[tuple[str, dict[str, Any]]]:
+    """Each fold's description and its :func:`split_labels` settings: the release's
+    folds, ``k`` random splits seeded ``seed``, ``seed + 1``, ..., or the ``k`` folds
+    of ``k``-fold cross validation."""
     if options.scheme == "predefined":
-        fold_pairs, default_folds = predefined
-        for index, fold in enumerate(options.folds or default_folds):
-            labels = predefined_split_labels(
-                ratings, fold_pairs, fold, options.val_fraction, options.seed
+        return [
+            (
+                fold,
+                {
+                    "fold": fold,
+                    "val_fraction": options.val_fraction,
+                    "seed": options.seed,
+                },
             )
-            yield f"fold{index + 1}", fold, labels
-    elif options.scheme == "random":
-        for index in range(options.k):
-            seed = options.seed + index
-            labels = random_split_labels(ratings.height, split.fractions, seed)
-            yield f"fold{index + 1}", f"random split, seed {seed}", labels
-    else:
-        for index in range(options.k):
-            labels = kfold_split_labels(
-                ratings.height, options.k, index, options.val_fraction, options.seed
-            )
-            yield f"fold{index + 1}", f"{options.k}-fold CV, fold {index + 1}", labels
+            for fold in options.folds or default_folds
+        ]
+    if options.scheme == "random":
+        return [
+            (f"random split, seed {seed}", {"fractions": split.fractions, "seed": seed})
+            for seed in range(options.seed, options.seed + options.k)
+        ]
+    return [
+        (
+            f"{options.k}-fold CV, fold {index + 1}",
+            {
+                "k": options.k,
+                "fold_index": index,
+                "val_fraction": options.val_fraction,
+                "seed": options.seed,
+            },
+        )
+        for index in range(options.k)
+    ]
 
 
 def evaluate_fold(
@@ -160,11 +185,6 @@ def is_variant(entry: str) -> bool:
     """A model variant or a variant's popularity blend; any other entry (``BASELINES``,
     ``RANKING_BASELINES``, train + val baselines, ...) is a baseline."""
     return entry.removesuffix(BLEND_SUFFIX) in VARIANTS
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger value of ``metric`` is better (ranking metrics)."""
-    return metric.startswith(HIGHER_IS_BETTER_PREFIXES)
 
 
 def _comparisons(

@@ -33,6 +33,7 @@ import numpy as np
 import polars as pl
 import torch
 
+from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
     Scorer,
@@ -40,31 +41,6 @@ from rating_prediction.models.scoring import (
     score_block,
     top_k,
 )
-
-RANKING_BASELINES = ("popularity", "random")
-# The entry of a variant's scores blended with popularity: <variant>_popularity_blend.
-BLEND_SUFFIX = "_popularity_blend"
-
-
-def ranking_metric_names(k: int) -> list[str]:
-    """The keys of :func:`ranking_metrics`' result for cut-off ``k``."""
-    return [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "coverage"]
-
-
-def mlflow_metric_name(*parts: str) -> str:
-    """``parts`` joined by dots, ``@`` spelt ``_at_`` (MLflow refuses ``@`` in names):
-    ``("biased_mf", "test", "ndcg@10")`` -> ``biased_mf.test.ndcg_at_10``."""
-    return ".".join(parts).replace("@", "_at_")
-
-
-def is_ranking_metric(name: str) -> bool:
-    """Whether ``name`` is one of the ranking metrics (at any cut-off)."""
-    return name == "coverage" or name.split("@", maxsplit=1)[0] in (
-        "ndcg",
-        "precision",
-        "recall",
-        "map",
-    )
 
 
 @dataclass(frozen=True)

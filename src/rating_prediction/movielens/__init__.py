@@ -37,7 +37,6 @@ from .releases import (
     ReleaseLayout,
     ReleaseSource,
     locate_release,
-    release_folds,
     release_layout,
     release_url,
 )
@@ -70,7 +69,6 @@ __all__ = [
     "read_fold_pairs",
     "read_movies",
     "read_ratings",
-    "release_folds",
     "release_layout",
     "release_url",
     "require_columns",

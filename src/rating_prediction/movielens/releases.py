@@ -94,11 +94,6 @@ def release_layout(release: str) -> ReleaseLayout:
     return RELEASES[release]
 
 
-def release_folds(release: str) -> tuple[str, ...]:
-    """The names of a release's predefined folds (empty if it ships none)."""
-    return release_layout(release).folds
-
-
 def release_url(release: str, base_url: str = GROUPLENS_BASE_URL) -> str:
     """Return the download URL of a release's zip archive."""
     release_layout(release)

@@ -82,11 +82,6 @@ def ensure_synthetic_release(folder: Path, settings: SyntheticSettings) -> bool:
     return True
 
 
-def generate_ratings(settings: SyntheticSettings) -> pl.DataFrame:
-    """All ``n_ratings`` ratings in one frame (:func:`generate_rating_blocks` joined)."""
-    return pl.concat(generate_rating_blocks(settings))
-
-
 def generate_rating_blocks(settings: SyntheticSettings) -> Iterator[pl.DataFrame]:
     """Exactly ``n_ratings`` ratings of distinct (user, movie) pairs, one block of
     consecutive users at a time.

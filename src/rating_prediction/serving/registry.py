@@ -18,6 +18,8 @@ import mlflow
 import polars as pl
 from mlflow.exceptions import MlflowException
 
+from rating_prediction.evaluation.names import flat_metrics
+
 from .artifacts import read_manifest
 from .pyfunc import log_served_model
 
@@ -48,14 +50,10 @@ def split_fingerprint(*splits: pl.DataFrame) -> str:
 
 
 def version_tags(metrics: dict[str, dict[str, float]], fingerprint: str) -> dict:
-    """``metrics`` (``{split: {metric: value}}``) flattened into tags, plus the
-    fingerprint."""
-    tags = {
-        # MLflow refuses "@" in a tag key (ranking metrics such as ndcg@10).
-        f"{split}.{name}".replace("@", "_at_"): str(value)
-        for split, values in metrics.items()
-        for name, value in values.items()
-    }
+    """``metrics`` (``{split: {metric: value}}``) flattened into tags named as the
+    logged metrics are (``test.ndcg_at_10``: MLflow refuses ``@`` in a tag key), plus
+    the fingerprint."""
+    tags = {name: str(value) for name, value in flat_metrics(metrics).items()}
     return tags | {FINGERPRINT_TAG: fingerprint}
 
 

@@ -14,7 +14,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.pipeline import Pipeline
 
 from rating_prediction import pipeline_registry
-from rating_prediction.evaluation.ranking import RANKING_BASELINES
+from rating_prediction.evaluation.names import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.cross_validation import create_pipeline

@@ -20,7 +20,7 @@ from rating_prediction.movielens import (
 )
 from rating_prediction.movielens.synthetic import (
     ensure_synthetic_release,
-    generate_ratings,
+    generate_rating_blocks,
 )
 from rating_prediction.parameters import SyntheticSettings
 from rating_prediction.pipelines.data_ingestion.nodes import clean_ratings
@@ -54,7 +54,7 @@ def test_sorted_csv_streams_to_the_ratings_the_eager_path_gives(tmp_path):
     source = release(tmp_path)
     ratings = streamed(source, tmp_path)
     assert_frame_equal(ratings, clean_ratings(read_ratings(source)).collect())
-    assert_frame_equal(ratings, generate_ratings(SETTINGS))
+    assert_frame_equal(ratings, pl.concat(generate_rating_blocks(SETTINGS)))
 
 
 def test_sorted_input_stays_a_lazy_scan_of_the_csv(tmp_path):

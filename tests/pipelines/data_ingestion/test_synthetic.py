@@ -22,21 +22,26 @@ from rating_prediction.movielens.synthetic import (
     ensure_synthetic_release,
     generate_movies,
     generate_rating_blocks,
-    generate_ratings,
 )
 from rating_prediction.parameters import ParameterError, SyntheticSettings, parse
 
 SMALL = SyntheticSettings(seed=7, n_users=600, n_movies=300, n_ratings=20_000)
 
 
+def generated_ratings(settings: SyntheticSettings) -> pl.DataFrame:
+    """Every rating of ``settings``: the blocks ``ensure_synthetic_release`` writes to
+    ``ratings.csv``, joined."""
+    return pl.concat(generate_rating_blocks(settings))
+
+
 @pytest.fixture(scope="module")
 def ratings() -> pl.DataFrame:
-    return generate_ratings(SMALL)
+    return generated_ratings(SMALL)
 
 
 def test_deterministic_for_a_seed(ratings):
-    assert_frame_equal(generate_ratings(SMALL), ratings)
-    assert not generate_ratings(SMALL.model_copy(update={"seed": 8})).equals(ratings)
+    assert_frame_equal(generated_ratings(SMALL), ratings)
+    assert not generated_ratings(SMALL.model_copy(update={"seed": 8})).equals(ratings)
 
 
 def test_exact_row_count_of_distinct_sorted_pairs(ratings):
@@ -67,7 +72,7 @@ def test_ids_within_configured_ranges(ratings):
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_half_stars_with_a_realistic_mean(seed):
-    ratings = generate_ratings(SMALL.model_copy(update={"seed": seed}))["rating"]
+    ratings = generated_ratings(SMALL.model_copy(update={"seed": seed}))["rating"]
     assert 3.5 <= ratings.mean() <= 3.9
     assert ratings.is_between(0.5, 5.0).all()
     assert ((ratings * 2).round() == ratings * 2).all()
@@ -248,12 +253,12 @@ class TestGeneratedInBlocks:
         assert max(block.height for block in blocks) <= 5_000 + per_user.max()
 
     def test_whole_stars_from_one_to_five(self, small_blocks):
-        ratings = generate_ratings(NETFLIX_LIKE)["rating"]
+        ratings = generated_ratings(NETFLIX_LIKE)["rating"]
         assert sorted(ratings.unique().to_list()) == [1.0, 2.0, 3.0, 4.0, 5.0]
         assert 3.3 <= ratings.mean() <= 3.9
 
     def test_long_tailed_activity_and_popularity(self, small_blocks):
-        ratings = generate_ratings(NETFLIX_LIKE)
+        ratings = generated_ratings(NETFLIX_LIKE)
         per_user = ratings["userId"].value_counts()["count"]
         per_movie = ratings["movieId"].value_counts()["count"].sort(descending=True)
         assert per_user.max() > 5 * per_user.median()
@@ -261,9 +266,9 @@ class TestGeneratedInBlocks:
         assert per_movie.max() > 10 * per_movie.min()
 
     def test_deterministic_per_seed(self, small_blocks):
-        first = generate_ratings(NETFLIX_LIKE)
-        assert_frame_equal(generate_ratings(NETFLIX_LIKE), first)
-        other = generate_ratings(NETFLIX_LIKE.model_copy(update={"seed": 12}))
+        first = generated_ratings(NETFLIX_LIKE)
+        assert_frame_equal(generated_ratings(NETFLIX_LIKE), first)
+        other = generated_ratings(NETFLIX_LIKE.model_copy(update={"seed": 12}))
         assert not other.equals(first)
 
     def test_users_short_after_the_rounds_draw_the_rest_exactly(
@@ -273,7 +278,7 @@ class TestGeneratedInBlocks:
         the exponential keys make up exactly the difference."""
         monkeypatch.setattr(synthetic, "_REJECTION_ROUNDS", 1)
         monkeypatch.setattr(synthetic, "_OVERSAMPLING", 0.5)
-        ratings = generate_ratings(NETFLIX_LIKE)
+        ratings = generated_ratings(NETFLIX_LIKE)
         assert ratings.height == NETFLIX_LIKE.n_ratings
         assert ratings.select("userId", "movieId").is_duplicated().sum() == 0
 
@@ -285,10 +290,10 @@ class TestGeneratedInBlocks:
         assert lines.count("userId,movieId,rating,timestamp") == 1
         assert len(lines) == NETFLIX_LIKE.n_ratings + 1
         source = ReleaseSource("synthetic", tmp_path)
-        assert_frame_equal(read_ratings(source), generate_ratings(NETFLIX_LIKE))
+        assert_frame_equal(read_ratings(source), generated_ratings(NETFLIX_LIKE))
 
     def test_a_failure_midway_leaves_no_file(self, tmp_path, monkeypatch):
-        first_block = generate_ratings(SMALL).head(10)
+        first_block = generated_ratings(SMALL).head(10)
 
         def failing_blocks(settings):
             yield first_block

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import numpy as np
 import polars as pl
 import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from rating_prediction.data.splitting import kfold_split_labels, split_by_label
+from rating_prediction.data.splitting import (
+    STRATEGIES,
+    kfold_split_labels,
+    split_by_label,
+    split_labels,
+)
 from rating_prediction.movielens import locate_release, read_fold, read_ratings
+from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 from rating_prediction.pipelines import data_ingestion, data_processing
 from rating_prediction.pipelines.data_ingestion.nodes import (
     clean_ratings,
@@ -90,6 +98,29 @@ def test_kfold_tests_every_rating_exactly_once_and_carves_val():
         assert val.height == round((n - test.height) * 0.1)
         assert train.height + val.height + test.height == n
     assert (tested == 1).all()
+
+
+def test_one_dispatcher_labels_the_split_and_every_fold():
+    """Every strategy the split or cross validation may name is one of
+    ``split_labels``; it passes each its own settings and refuses any other name."""
+    for model, field in (
+        (SplitParameters, "strategy"),
+        (CrossValidationParameters, "scheme"),
+    ):
+        assert set(get_args(model.model_fields[field].annotation)) <= set(STRATEGIES)
+    frame = pl.DataFrame({"row": np.arange(1003)})
+    labels = split_labels(
+        frame, "kfold", k=5, fold_index=2, val_fraction=0.1, seed=7, fold="u1"
+    )
+    assert labels.equals(kfold_split_labels(1003, 5, 2, val_fraction=0.1, seed=7))
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown split strategy 'by_user'; valid: random, temporal, "
+        r"predefined, kfold\.",
+    ):
+        split_labels(frame, "by_user")
+    with pytest.raises(ValueError, match="run the data_ingestion pipeline first"):
+        split_labels(frame, "predefined", fold="u1")
 
 
 def test_ingestion_and_processing_pipelines_split_by_the_official_fold(tmp_path):

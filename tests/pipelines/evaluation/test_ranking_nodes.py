@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rating_prediction.evaluation.ranking import ranking_metric_names
+from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
     gather_metrics,

@@ -11,7 +11,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.polars import EagerPolarsDataset
 from kedro_datasets.text import TextDataset
 
-from rating_prediction.evaluation.ranking import RANKING_BASELINES, ranking_metric_names
+from rating_prediction.evaluation.names import RANKING_BASELINES, ranking_metric_names
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.evaluation import (
     create_pipeline as create_evaluation_pipeline,

@@ -16,7 +16,7 @@ from rating_prediction.evaluation.cross_validation import (
     fold_parameters,
     summarize_folds,
 )
-from rating_prediction.evaluation.ranking import mlflow_metric_name
+from rating_prediction.evaluation.names import mlflow_metrics
 from rating_prediction.movielens import release_layout
 from rating_prediction.parameters import (
     CrossValidationParameters,
@@ -95,13 +95,7 @@ def summarize_cross_validation(
 def fold_mlflow_metrics(fold_metrics: FoldMetrics) -> dict[str, dict[str, float]]:
     """Each fold's metrics as MLflow keys ``<fold>.<entry>.<split>.<metric>``
     (``@`` spelt ``_at_``)."""
-    return {
-        mlflow_metric_name(fold, entry, split, name): {"value": value, "step": 0}
-        for fold, entries in fold_metrics.items()
-        for entry, splits in entries.items()
-        for split, values in splits.items()
-        for name, value in values.items()
-    }
+    return mlflow_metrics(fold_metrics)
 
 
 def write_cross_validation_summary(metrics_summary: dict[str, Any]) -> str:

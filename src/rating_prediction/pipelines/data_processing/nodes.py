@@ -16,12 +16,12 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.data.schema import MAPPED_RATINGS_SCHEMA, RATINGS_SCHEMA
-from rating_prediction.data.splitting import (
-    predefined_split_labels,
-    random_split_labels,
-    split_by_label,
+from rating_prediction.data.splitting import split_by_label, split_labels
+from rating_prediction.parameters import (
+    ProcessingParameters,
+    SplitParameters,
+    parse,
 )
-from rating_prediction.parameters import ProcessingParameters, parse
 
 logger = logging.getLogger(__name__)
 
@@ -126,57 +126,51 @@ def split_ratings(
     processing: dict[str, Any],
     predefined_folds: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """Splits the mapped ratings into train, val and test sets, as
-    ``processing.split`` says.
+    """Splits the mapped ratings into train, val and test sets by ``processing.split``
+    (its strategies: :func:`rating_prediction.data.splitting.split_labels`).
 
-    ``split.strategy`` is ``random`` (a seeded permutation of all ratings cut at
-    ``split.fractions``), ``temporal`` (per user: the earliest ratings to train,
-    the latest to test, and at least one rating to train) or ``predefined`` (the
-    release's own fold ``split.fold`` from ``predefined_folds``: its test file is
-    test, a seeded ``split.val_fraction`` of its base file val). Each set keeps the
-    input columns, sorted by the mapped ids. Users and movies absent from train keep
-    their mapped index; the training code treats them as unknown.
+    Each set keeps the input columns, sorted by the mapped ids. Users and movies
+    absent from train keep their mapped index; the training code treats them as
+    unknown.
     """
     split = parse(ProcessingParameters, processing, "processing").split
-    fractions = split.fractions
     # Sorting first makes the result independent of the order the rows arrive in.
     ratings = _sorted_by_mapped_ids(ratings)
-    if split.strategy == "random":
-        split_index = random_split_labels(ratings.height, fractions, split.seed)
-    elif split.strategy == "predefined":
-        split_index = predefined_split_labels(
-            ratings,
-            _require_folds(predefined_folds),
-            split.fold,
-            split.val_fraction,
-            split.seed,
-        )
-    else:
-        split_index = _temporal_split_index(ratings, fractions)
-    train, val, test = split_by_label(ratings, split_index)
+    labels = split_labels(
+        ratings,
+        split.strategy,
+        seed=split.seed,
+        fractions=split.fractions,
+        val_fraction=split.val_fraction,
+        fold=split.fold,
+        fold_pairs=predefined_folds,
+    )
+    splits = split_by_label(ratings, labels)
+    _check_and_log(splits, ratings.height, split)
+    return splits
+
+
+def _check_and_log(
+    splits: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
+    n_ratings: int,
+    split: SplitParameters,
+) -> None:
+    """Refuses an empty training split; logs the sizes of the three."""
+    train, val, test = splits
     if train.is_empty():
         raise ValueError(
-            f"The training split is empty ({ratings.height} ratings, fractions "
-            f"{list(fractions)}); raise the first of 'processing.split.fractions'."
+            f"The training split is empty ({n_ratings} ratings, fractions "
+            f"{list(split.fractions)}); raise the first of "
+            "'processing.split.fractions'."
         )
     logger.info(
         "Split %d ratings (%s): train %d, val %d, test %d.",
-        ratings.height,
+        n_ratings,
         split.strategy,
         train.height,
         val.height,
         test.height,
     )
-    return train, val, test
-
-
-def _require_folds(predefined_folds: pl.DataFrame | None) -> pl.DataFrame:
-    if predefined_folds is None:
-        raise ValueError(
-            "processing.split.strategy is 'predefined' but no 'predefined_folds' "
-            "were given; run the data_ingestion pipeline first."
-        )
-    return predefined_folds
 
 
 def _rating_order() -> pl.Expr:
@@ -193,27 +187,3 @@ def _create_id_mapping(ratings: pl.DataFrame, id_column: str) -> pl.DataFrame:
         .with_row_index(f"{id_column}Mapped")
         .select(id_column, pl.col(f"{id_column}Mapped").cast(pl.Int32))
     )
-
-
-def _temporal_split_index(ratings: pl.DataFrame, fractions: list[float]) -> pl.Series:
-    """Labels each user's ratings 0/1/2 by time: earliest to train, latest to test.
-
-    Expects ``ratings`` sorted by (userIdMapped, movieIdMapped).
-    """
-    train_fraction, val_fraction, _ = fractions
-    # 1-based chronological position within the user. The ratings are sorted by
-    # (userIdMapped, movieIdMapped) and "ordinal" ranks ties in row order, so movieId
-    # breaks timestamp ties (2x faster than ranking a (timestamp, movie) struct).
-    position = pl.col("timestamp").rank("ordinal").over("userIdMapped")
-    n_user_ratings = pl.len().over("userIdMapped")
-    # Every user keeps at least their first rating in train, so the model knows them.
-    train_end = (n_user_ratings * train_fraction).round().clip(lower_bound=1)
-    val_end = (n_user_ratings * (train_fraction + val_fraction)).round()
-    return ratings.select(
-        pl.when(position <= train_end)
-        .then(0)
-        .when(position <= val_end)
-        .then(1)
-        .otherwise(2)
-        .cast(pl.Int8)
-    ).to_series()

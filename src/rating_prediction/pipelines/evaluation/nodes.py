@@ -17,9 +17,9 @@ from rating_prediction.evaluation.metrics import (
     batched_regression_metrics,
     regression_metrics,
 )
+from rating_prediction.evaluation.names import mlflow_metrics
 from rating_prediction.evaluation.ranking import (
     RankingTask,
-    mlflow_metric_name,
     model_scorer,
     random_scorer,
     ranking_metrics,
@@ -245,18 +245,13 @@ def gather_metrics(
 
     ``ranking_metrics`` (``{entry: {"test": {..}}}``) are merged in: beside a model's
     error metrics, or as entries of their own (the ``popularity`` and ``random``
-    ranking baselines). MLflow values take the ``{"value": .., "step": 0}`` form
-    ``MlflowMetricsHistoryDataset`` logs; MLflow refuses ``@`` in a name, so
-    ``ndcg@10`` is logged as ``ndcg_at_10``.
+    ranking baselines). The MLflow figures are
+    :func:`~rating_prediction.evaluation.names.mlflow_metrics` of them: the
+    ``{"value": .., "step": 0}`` form ``MlflowMetricsHistoryDataset`` logs, ``ndcg@10``
+    logged as ``ndcg_at_10`` (MLflow refuses ``@`` in a name).
     """
     split_metrics = _merged(split_metrics, ranking_metrics or {})
-    mlflow_metrics = {
-        mlflow_metric_name(entry, split, name): {"value": value, "step": 0}
-        for entry, splits in split_metrics.items()
-        for split, values in splits.items()
-        for name, value in values.items()
-    }
-    return split_metrics, mlflow_metrics
+    return split_metrics, mlflow_metrics(split_metrics)
 
 
 def gather_ranking_metrics(

@@ -14,7 +14,7 @@ import polars as pl
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from rating_prediction.data.schema import SPLITS
-from rating_prediction.evaluation.ranking import BLEND_SUFFIX, RANKING_BASELINES
+from rating_prediction.evaluation.names import BLEND_SUFFIX, RANKING_BASELINES
 from rating_prediction.models.baselines import (
     BASELINES,
     BaselinePredictor,

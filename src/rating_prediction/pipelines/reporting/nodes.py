@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from rating_prediction.data.schema import RATING_MAX, RATING_MIN, SPLITS
 from rating_prediction.evaluation.metrics import METRICS, grouped_rmse
-from rating_prediction.evaluation.ranking import (
+from rating_prediction.evaluation.names import (
     BLEND_SUFFIX,
     RANKING_BASELINES,
     is_ranking_metric,
