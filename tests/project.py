@@ -10,10 +10,14 @@ from typing import Any
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
+from rating_prediction.models.variants import LIGHTNING_FIT, VARIANTS
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 # The variants trained with Lightning (bayesian_fm is Gibbs-sampled by myFM).
-LIGHTNING_VARIANTS = ("inner_sigmoid", "biased_mf")
+LIGHTNING_VARIANTS = tuple(
+    name for name, entry in VARIANTS.items() if entry.fit == LIGHTNING_FIT
+)
 
 # About 10k ratings after the top-50 filter; a higher learning rate so a few epochs
 # are enough to learn something.

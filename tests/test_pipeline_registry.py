@@ -1,5 +1,7 @@
 """The registry: every pipeline by name, and `__default__` as all of them."""
 
+import inspect
+
 import pytest
 from kedro.framework.project import configure_project
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
@@ -55,3 +57,13 @@ def test_a_run_of_some_pipelines_gets_no_default(monkeypatch):
         lambda raise_errors: {"inference": create_pipeline()},
     )
     assert set(register_pipelines()) == {"inference"}
+
+
+def test_kedro_viz_can_show_the_code_of_every_node(pipelines):
+    """kedro-viz shows a node's code only for a plain function (following
+    ``__wrapped__``): not for a ``functools.partial`` or a callable object."""
+    every_node = [node for name in pipelines for node in pipelines[name].nodes]
+    for node in every_node:
+        assert inspect.isfunction(node.func), node.name
+        source = inspect.getsource(getattr(node.func, "__wrapped__", node.func))
+        assert source.lstrip().startswith("def "), node.name

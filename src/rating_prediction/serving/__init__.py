@@ -1,11 +1,19 @@
-"""Serving: the served model and everything it answers.
+"""Serving: the served model and everything it answers, in original ids.
 
-- :mod:`.model`: the bundle (:class:`ServedModel`), id validation and lookup, pair
-  predictions, top-K for a few users.
-- :mod:`.artifacts`: the bundle as a folder of safetensors, parquet and JSON (no pickle).
-- :mod:`.scores`, :mod:`.recommend_all`: score matrices and top-K for all users in blocks.
-- :mod:`.foldin`: new users from their own ratings, without retraining.
-- :mod:`.similar`: movies like a given one (cosine similarity of movie factors).
-- :mod:`.requests`, :mod:`.pyfunc`: the MLflow model's requests and pyfunc.
-- :mod:`.registry`: registered model versions and the ``champion`` alias.
+- :mod:`.bundle`: the served model (:class:`~.bundle.ServedModel`) and the choice of
+  variant;
+- :mod:`.request_ids`: every id a request brings, checked;
+- :mod:`.prediction`: pair predictions;
+- :mod:`.recommend`: the one top-K path, for a few users or all, with or without the
+  popularity blend, for known or folded-in users;
+- :mod:`.foldin`: new users from their own ratings, without retraining;
+- :mod:`.similar`: movies like a given one;
+- :mod:`.rated`: the movies each user rated, never recommended to them;
+- :mod:`.artifacts`: the served model as a folder of safetensors, parquet and JSON (no
+  pickle);
+- :mod:`.requests`, :mod:`.pyfunc`: the MLflow model's requests and pyfunc;
+- :mod:`.registry`: registered model versions and the ``champion`` alias;
+- :mod:`.request_files`: request files, checked and read in batches.
+
+Every score comes from the scoring kernel, :mod:`rating_prediction.models.scoring`.
 """

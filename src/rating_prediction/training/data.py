@@ -28,6 +28,25 @@ class TrainingData:
     movies: pl.DataFrame | None = None
     movie_mapping: pl.DataFrame | None = None
 
+    @classmethod
+    def from_catalog(
+        cls,
+        train_ratings: pl.DataFrame,
+        val_ratings: pl.DataFrame,
+        user_mapping: pl.DataFrame,
+        movie_mapping: pl.DataFrame,
+        movies: pl.DataFrame,
+    ) -> TrainingData:
+        """From the catalog's splits, id mappings and movies table."""
+        return cls(
+            train=train_ratings,
+            val=val_ratings,
+            n_users=user_mapping.height,
+            n_movies=movie_mapping.height,
+            movies=movies,
+            movie_mapping=movie_mapping,
+        )
+
     @property
     def id_counts(self) -> tuple[int, int]:
         return self.n_users, self.n_movies

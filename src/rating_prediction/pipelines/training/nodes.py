@@ -43,41 +43,20 @@ def train_model(
     """
     entry = variant(variant_name)
     options = parse(entry.parameters, parameters, f"training.{variant_name}")
-    data = TrainingData(
-        train=train_ratings,
-        val=val_ratings,
-        n_users=user_mapping.height,
-        n_movies=movie_mapping.height,
-        movies=movies,
-        movie_mapping=movie_mapping,
+    data = TrainingData.from_catalog(
+        train_ratings, val_ratings, user_mapping, movie_mapping, movies
     )
     weights, config, history = entry.fit_function()(variant_name, options, data)
     return weights, config.model_dump(), history
 
 
 def train_node(variant_name: str) -> Callable[..., FitOutputs]:
-    """:func:`train_model` for one variant, as a node function: a plain function (so
-    kedro-viz shows :func:`train_model`'s code, through ``__wrapped__``) whose
-    parameters are the node's inputs."""
+    """:func:`train_model` for one variant, as a node function: a plain function, so
+    kedro-viz shows :func:`train_model`'s code (through ``__wrapped__``), whose inputs
+    are :func:`train_model`'s keyword arguments."""
 
     @functools.wraps(train_model)
-    def train_variant(
-        *,
-        train_ratings: pl.DataFrame,
-        val_ratings: pl.DataFrame,
-        user_mapping: pl.DataFrame,
-        movie_mapping: pl.DataFrame,
-        movies: pl.DataFrame,
-        parameters: dict[str, Any],
-    ) -> FitOutputs:
-        return train_model(
-            train_ratings=train_ratings,
-            val_ratings=val_ratings,
-            user_mapping=user_mapping,
-            movie_mapping=movie_mapping,
-            movies=movies,
-            parameters=parameters,
-            variant_name=variant_name,
-        )
+    def train_variant(**inputs: Any) -> FitOutputs:
+        return train_model(**inputs, variant_name=variant_name)
 
     return train_variant

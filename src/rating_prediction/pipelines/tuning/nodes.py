@@ -29,13 +29,8 @@ def tune_hyperparameters(
         overrides and a ``_tuning`` record) and every trial of the study.
     """
     settings = parse(TuningParameters, tuning_parameters, "tuning")
-    data = TrainingData(
-        train=train_ratings,
-        val=val_ratings,
-        n_users=user_mapping.height,
-        n_movies=movie_mapping.height,
-        movies=movies,
-        movie_mapping=movie_mapping,
+    data = TrainingData.from_catalog(
+        train_ratings, val_ratings, user_mapping, movie_mapping, movies
     )
     study = tuning.run_study(settings, training_parameters[settings.variant], data)
     return tuning.best_parameters(study, settings), tuning.trials_table(study)
