@@ -15,10 +15,10 @@ from rating_prediction.pipelines.evaluation.nodes import (
     rank_with_model,
     rank_with_popularity_blend,
 )
-from rating_prediction.pipelines.reporting.nodes import (
+from rating_prediction.pipelines.reporting.figures import plot_ranking_metrics
+from rating_prediction.pipelines.reporting.summary import (
     format_metrics_table,
     format_ranking_table,
-    plot_ranking_metrics,
     popularity_verdict,
 )
 from tests.fakes import bias_splits, fake_trained_model

@@ -8,14 +8,16 @@ from matplotlib.figure import Figure
 from rating_prediction.data.schema import SPLITS
 from rating_prediction.models.variants import VARIANTS as REGISTRY
 from rating_prediction.parameters import ParameterError
-from rating_prediction.pipelines.reporting.nodes import (
+from rating_prediction.pipelines.reporting.figures import (
     _popularity_buckets,
-    format_metrics_table,
     plot_loss_curves,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
     plot_test_rmse,
+)
+from rating_prediction.pipelines.reporting.summary import (
+    format_metrics_table,
     write_summary,
 )
 from tests.fakes import (

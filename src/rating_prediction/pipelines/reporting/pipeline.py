@@ -9,15 +9,15 @@ from kedro.pipeline import Node, Pipeline
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
 
-from .nodes import (
+from .figures import (
     plot_loss_curves,
     plot_ranking_metrics,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
     plot_test_rmse,
-    write_summary,
 )
+from .summary import write_summary
 
 MODEL_TEST_PREDICTIONS = {
     variant: f"{variant}.test_predictions" for variant in VARIANTS

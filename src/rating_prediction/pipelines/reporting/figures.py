@@ -1,5 +1,4 @@
-"""Nodes of the ``reporting`` pipeline: figures of the training and evaluation outputs and
-a one-page markdown summary.
+"""Figures of the ``reporting`` pipeline: training curves and evaluation results.
 
 Every plot node returns a matplotlib ``Figure`` that the catalog saves as a PNG and logs
 to the MLflow run. Each figure is closed as soon as it is built: ``MatplotlibDataset``
@@ -18,17 +17,16 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rating_prediction.data.schema import RATING_MAX, RATING_MIN, SPLITS
-from rating_prediction.evaluation.metrics import METRICS, grouped_rmse
+from rating_prediction.data.schema import RATING_MAX, RATING_MIN
+from rating_prediction.evaluation.metrics import grouped_rmse
 from rating_prediction.evaluation.names import (
-    BLEND_SUFFIX,
-    RANKING_BASELINES,
     is_ranking_metric,
 )
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.parameters import ReportingParameters, parse
 
 logger = logging.getLogger(__name__)
+
 
 # Half-star bins centred on the MovieLens rating values 0.5, 1.0, ..., 5.0.
 HALF_STAR_BINS = np.arange(RATING_MIN - 0.25, RATING_MAX + 0.5, 0.5)
@@ -166,143 +164,6 @@ def plot_ranking_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> Fig
     )
     ax.legend()
     return _finish(figure)
-
-
-def write_summary(
-    dataset_name: str,
-    train_ratings: pl.DataFrame,
-    val_ratings: pl.DataFrame,
-    test_ratings: pl.DataFrame,
-    metrics: dict[str, dict[str, dict[str, float]]],
-    *,
-    reporting: dict[str, Any],
-) -> str:
-    """One-page markdown summary: split sizes, the metrics table and links to the
-    figures (``reporting.summary_figures``: title to path relative to the summary).
-
-    The summary is also logged, so the metrics table ends the ``kedro run`` output.
-    """
-    figures = parse(ReportingParameters, reporting, "reporting").summary_figures
-    splits = dict(zip(SPLITS, [train_ratings, val_ratings, test_ratings]))
-    size_rows = [
-        [
-            split,
-            f"{frame.height:,}",
-            f"{frame['userId'].n_unique():,}",
-            f"{frame['movieId'].n_unique():,}",
-        ]
-        for split, frame in splits.items()
-    ]
-    summary = "\n".join(
-        [
-            "# Rating prediction: summary",
-            "",
-            f"Dataset: `{dataset_name}`.",
-            "",
-            "## Splits",
-            "",
-            _markdown_table(["Split", "Ratings", "Users", "Movies"], size_rows),
-            "",
-            "## Metrics",
-            "",
-            "Errors in stars (MSE in stars squared); lower is better.",
-            "",
-            format_metrics_table(metrics),
-            "",
-            *_ranking_section(metrics),
-            "## Figures",
-            "",
-            *(f"- [{title}]({path})" for title, path in figures.items()),
-            "",
-        ]
-    )
-    logger.info("Evaluation summary:\n%s", summary)
-    return summary
-
-
-def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table of every error metric on every split, one row per model or
-    baseline that predicts ratings (ranking-only entries are in the ranking table)."""
-    header = ["Model"] + [
-        f"{split} {metric.upper()}" for metric in METRICS for split in SPLITS
-    ]
-    rows = [
-        [entry]
-        + [f"{by_split[split][metric]:.4f}" for metric in METRICS for split in SPLITS]
-        for entry, by_split in metrics.items()
-        if all(
-            metric in by_split.get(split, {}) for metric in METRICS for split in SPLITS
-        )
-    ]
-    return _markdown_table(header, rows)
-
-
-def format_ranking_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Markdown table of the test ranking metrics, one row per entry that has them."""
-    ranked = {
-        entry: by_split["test"]
-        for entry, by_split in metrics.items()
-        if any(is_ranking_metric(name) for name in by_split.get("test", {}))
-    }
-    names = [n for n in next(iter(ranked.values()), {}) if is_ranking_metric(n)]
-    rows = [
-        [entry] + [f"{test[n]:.4f}" for n in names] for entry, test in ranked.items()
-    ]
-    return _markdown_table(["Model", *names], rows)
-
-
-def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
-    """Whether the best variant's own top-K lists (what the served model recommends),
-    and the best popularity blend, beat the popularity list on NDCG."""
-    popular = metrics.get("popularity", {}).get("test", {})
-    ndcg = next((name for name in popular if name.startswith("ndcg@")), None)
-    scored = {
-        entry: by_split["test"][ndcg]
-        for entry, by_split in metrics.items()
-        if ndcg and entry not in RANKING_BASELINES and ndcg in by_split.get("test", {})
-    }
-    own = {e: v for e, v in scored.items() if not e.endswith(BLEND_SUFFIX)}
-    if not own:
-        return ""
-    best = max(own, key=own.get)
-    versus = f"{own[best]:.4f} against {popular[ndcg]:.4f}"
-    if own[best] > popular[ndcg]:
-        sentence = f"The best variant, `{best}`, beats the popularity list on {ndcg}: {versus}."
-    else:
-        sentence = (
-            f"**No variant beats the popularity list on {ndcg}**: the best, `{best}`, "
-            f"reaches {versus} for the most-rated movies recommended to everyone. The "
-            "models are trained to predict ratings, not to rank (README, Ranking)."
-        )
-    blends = {e: v for e, v in scored.items() if e.endswith(BLEND_SUFFIX)}
-    if blends:
-        blend = max(blends, key=blends.get)
-        beats = "beats" if blends[blend] > popular[ndcg] else "does not beat"
-        sentence += (
-            f" With `evaluation.ranking.popularity_weight`, `{blend}` {beats} it: "
-            f"{blends[blend]:.4f}."
-        )
-    return sentence
-
-
-def _ranking_section(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
-    return [
-        "## Ranking",
-        "",
-        "Top-K recommendations on the test split (relevant: a test rating of at "
-        "least `evaluation.ranking.relevance_threshold`; candidates: movies seen "
-        "in training the user has not rated in train); higher is better.",
-        "",
-        format_ranking_table(metrics),
-        "",
-        popularity_verdict(metrics),
-        "",
-    ]
-
-
-def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = [header, ["---"] * len(header), *rows]
-    return "\n".join("| " + " | ".join(line) + " |" for line in lines)
 
 
 def _popularity_buckets(
