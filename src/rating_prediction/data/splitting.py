@@ -110,7 +110,7 @@ def temporal_split_labels(ratings: pl.DataFrame, fractions: list[float]) -> pl.S
     train_fraction, val_fraction, _ = fractions
     # 1-based chronological position within the user. The ratings are sorted by
     # (userIdMapped, movieIdMapped) and "ordinal" ranks ties in row order, so movieId
-    # breaks timestamp ties (2x faster than ranking a (timestamp, movie) struct).
+    # breaks timestamp ties (faster than ranking a (timestamp, movie) struct).
     position = pl.col("timestamp").rank("ordinal").over("userIdMapped")
     n_user_ratings = pl.len().over("userIdMapped")
     # Every user keeps at least their first rating in train, so the model knows them.

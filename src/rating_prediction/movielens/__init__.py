@@ -1,8 +1,8 @@
 """GroupLens MovieLens releases: where their files live, how to read them, how to fetch them.
 
 Every reader returns a polars DataFrame with compact dtypes (Int32 ids, Float32 ratings,
-Int64 timestamps) and never builds Python objects per rating: ML-25M's 25 million ratings
-take 500 MB in memory and parse in about 10 seconds.
+Int64 timestamps) and never builds Python objects per rating (measured times and memory:
+the docs' Performance page).
 
 - :mod:`.releases`: the registry of releases and where a release lies on disk.
 - :mod:`.download`: fetching a release archive, verified against its MD5.

@@ -176,7 +176,7 @@ def _check_and_log(
 def _rating_order() -> pl.Expr:
     """Sort key unique per rating: (userIdMapped, movieIdMapped) packed in one Int64.
 
-    On 25M ratings, sorting by one key is about 3x faster than by two columns.
+    Sorting by one key is faster than by two columns (docs: Performance).
     """
     return pl.col("userIdMapped").cast(pl.Int64) * 2**32 + pl.col("movieIdMapped")
 
