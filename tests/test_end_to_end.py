@@ -2,6 +2,8 @@
 the project so the repository's data/ and MLflow store stay untouched."""
 
 import json
+import subprocess
+import sys
 
 import mlflow
 import pandas as pd
@@ -11,6 +13,7 @@ from rating_prediction.evaluation.names import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
 from tests.project import SMALL_RUN_PARAMS, run_project
+from tests.test_docs import README, code_blocks
 
 
 @pytest.mark.slow
@@ -75,3 +78,14 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
     ):
         answer = mlflow.pyfunc.load_model(uri).predict(request)
         assert answer["known_user"].tolist() == [True, False]
+
+    # The README's serving example, as a user runs it from the project's root.
+    (example,) = code_blocks(README.read_text(), "python")
+    printed = subprocess.run(
+        [sys.executable, "-c", example],
+        cwd=project_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "known_user" in printed and "rank" in printed
