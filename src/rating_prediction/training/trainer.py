@@ -63,22 +63,11 @@ def make_trainer(
         raise ValueError(
             "Give either checkpoint_dir (the fit) or fixed_epochs (a refit)."
         )
-    progress_bar = TQDMProgressBar(
-        refresh_rate=math.ceil(
-            options.progress_bar_refresh_rate
-            / options.optimizer_steps_per_training_step
-        )
-    )
+    progress_bar = _progress_bar(options)
     if fixed_epochs is None:
         mode = _fit_arguments(options, variant, checkpoint_dir, progress_bar)
     else:
-        mode = {
-            "max_epochs": fixed_epochs,
-            "min_epochs": fixed_epochs,
-            "limit_val_batches": 0,
-            "callbacks": [LossHistory(), progress_bar],
-            "enable_checkpointing": False,
-        }
+        mode = _refit_arguments(fixed_epochs, progress_bar)
     return Trainer(
         **mode,
         logger=logger,
@@ -88,6 +77,28 @@ def make_trainer(
         **options.trainer.model_dump(),
         **overrides,
     )
+
+
+def _progress_bar(options: VariantParameters[Any]) -> TQDMProgressBar:
+    """Redrawn about every ``options.progress_bar_refresh_rate`` batches, in whole
+    training steps of ``options.optimizer_steps_per_training_step`` batches."""
+    return TQDMProgressBar(
+        refresh_rate=math.ceil(
+            options.progress_bar_refresh_rate
+            / options.optimizer_steps_per_training_step
+        )
+    )
+
+
+def _refit_arguments(epochs: int, progress_bar: Callback) -> dict[str, Any]:
+    """Exactly ``epochs`` epochs, without validation, early stopping or checkpoint."""
+    return {
+        "max_epochs": epochs,
+        "min_epochs": epochs,
+        "limit_val_batches": 0,
+        "callbacks": [LossHistory(), progress_bar],
+        "enable_checkpointing": False,
+    }
 
 
 def _fit_arguments(
