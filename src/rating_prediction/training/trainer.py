@@ -71,6 +71,11 @@ def make_trainer(
     return Trainer(
         **mode,
         logger=logger,
+        # Lightning's step-wise logging would only send what `self.log` marks for the
+        # logger, and nothing is: the losses go to it once per epoch, from LossHistory.
+        # 0 turns it off (and with it the warning that an epoch has fewer batches
+        # than the logging interval).
+        log_every_n_steps=0,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
