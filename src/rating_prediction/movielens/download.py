@@ -83,14 +83,33 @@ def download_release(
     """
     url = release_url(release, base_url)
     archive = raw_dir / f"{release}.zip"
-    shown_url = url_without_credentials(url)
-    logger.info("Downloading MovieLens release %s from %s", release, shown_url)
+    logger.info(
+        "Downloading MovieLens release %s from %s",
+        release,
+        url_without_credentials(url),
+    )
+    expected_md5 = _published_md5(url, archive, timeout_s)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    _download_verified(url, archive, expected_md5, timeout_s)
+    logger.info("Saved %s (MD5 %s verified)", archive, expected_md5)
+    return archive
+
+
+def _published_md5(url: str, archive: Path, timeout_s: float) -> str:
+    """The MD5 of the archive at ``url``, read from the ``<url>.md5`` listing."""
     listing = _fetch(f"{url}.md5", url, archive, timeout_s)
-    expected_md5 = parse_md5_listing(
+    return parse_md5_listing(
         listing.decode("utf-8", "replace"), archive.name, f"{url}.md5"
     )
-    raw_dir.mkdir(parents=True, exist_ok=True)
-    partial = raw_dir / f".{archive.name}.part"
+
+
+def _download_verified(
+    url: str, archive: Path, expected_md5: str, timeout_s: float
+) -> None:
+    """Stream ``url`` into ``.<archive name>.part`` next to ``archive`` (replacing one
+    left by a killed process) and rename it to ``archive`` only if its MD5 is
+    ``expected_md5``; the partial file is removed on any failure, Ctrl-C included."""
+    partial = archive.with_name(f".{archive.name}.part")
     if partial.exists():
         logger.warning("Replacing %s, left by an interrupted download", partial)
         partial.unlink()
@@ -99,14 +118,13 @@ def download_release(
             actual_md5 = _stream(url, archive, sink, timeout_s)
         if actual_md5 != expected_md5:
             raise MovieLensError(
-                f"Checksum mismatch for {shown_url}: expected MD5 {expected_md5}, "
-                f"got {actual_md5}. The download was discarded; try again."
+                f"Checksum mismatch for {url_without_credentials(url)}: expected MD5 "
+                f"{expected_md5}, got {actual_md5}. The download was discarded; try "
+                "again."
             )
         os.replace(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
-    logger.info("Saved %s (MD5 %s verified)", archive, expected_md5)
-    return archive
 
 
 def _new_file(path: Path) -> BinaryIO:
