@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from rating_prediction.library_warnings import ignore_library_warnings
 from tests.project import copy_project
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
@@ -18,3 +19,11 @@ def project_copy(tmp_path, monkeypatch) -> Path:
     monkeypatch.chdir(project_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project_path / 'mlflow.db'}")
     return project_path
+
+
+@pytest.fixture(autouse=True)
+def _ignore_library_warnings():
+    """The library warnings the package ignores, ignored in every test too: pytest
+    restores the warning filters after each test (and after collection), so those set
+    when the package was first imported do not last."""
+    ignore_library_warnings()

@@ -1,3 +1,7 @@
 """rating-prediction"""
 
+from rating_prediction.library_warnings import ignore_library_warnings
+
 __version__ = "0.1"
+
+ignore_library_warnings()
