@@ -1,6 +1,7 @@
 import logging
 
 import matplotlib.pyplot as plt
+import numpy as np
 import polars as pl
 import pytest
 from matplotlib.figure import Figure
@@ -9,12 +10,17 @@ from rating_prediction.data.schema import SPLITS
 from rating_prediction.models.variants import VARIANTS as REGISTRY
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.figures import (
+    HALF_STAR_BINS,
     _popularity_buckets,
     plot_loss_curves,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
     plot_test_rmse,
+    popularity_buckets,
+    rating_histogram,
+    rmse_by_popularity,
+    rmse_by_rating,
 )
 from rating_prediction.pipelines.reporting.summary import (
     format_metrics_table,
@@ -79,7 +85,9 @@ def test_plot_loss_curves_has_one_axes_per_variant():
 
 
 def test_plot_rating_histograms_overlays_true_and_predicted(test_predictions):
-    figure = plot_rating_histograms(**{v: test_predictions[v] for v in VARIANTS})
+    figure = plot_rating_histograms(
+        **{v: rating_histogram(test_predictions[v]) for v in VARIANTS}
+    )
     _assert_closed_figure(figure, len(VARIANTS))
     ax = figure.axes[0]
     assert ax.get_title() == VARIANTS[0]
@@ -89,10 +97,29 @@ def test_plot_rating_histograms_overlays_true_and_predicted(test_predictions):
     assert len(ax.patches) == 2 * 10
 
 
+def test_rating_histograms_draw_the_bars_of_every_rating_and_prediction(
+    test_predictions,
+):
+    predictions = test_predictions[VARIANTS[0]]
+    counts = rating_histogram(predictions)
+    assert counts.columns == ["true", "predicted"]
+    figure = plot_rating_histograms(**{VARIANTS[0]: counts})
+    heights = [bar.get_height() for bar in figure.axes[0].patches]
+    # What a histogram of the whole columns draws, true first.
+    true, predicted = (
+        np.histogram(predictions[column].to_numpy(), HALF_STAR_BINS)[0]
+        for column in ("rating", "prediction")
+    )
+    assert heights == [*true, *predicted]
+    assert true.sum() == predicted.sum() == predictions.height
+
+
 def test_plot_rmse_by_rating_compares_each_variant_with_both_baselines(
     test_predictions,
 ):
-    figure = plot_rmse_by_rating(**test_predictions)
+    figure = plot_rmse_by_rating(
+        **{entry: rmse_by_rating(p) for entry, p in test_predictions.items()}
+    )
     _assert_closed_figure(figure, len(VARIANTS))
     for ax, variant in zip(figure.axes, VARIANTS):
         assert ax.get_title() == f"{variant} vs baselines"
@@ -101,33 +128,34 @@ def test_plot_rmse_by_rating_compares_each_variant_with_both_baselines(
 
 
 def test_plot_rmse_by_popularity_has_one_point_per_bucket(splits, test_predictions):
-    figure = plot_rmse_by_popularity(splits["train"], reporting(3), **test_predictions)
+    buckets = popularity_buckets(splits["train"], splits["test"], reporting(3))
+    by_entry = {e: rmse_by_popularity(p, buckets) for e, p in test_predictions.items()}
+    # Every test rating is in a bucket.
+    assert all(frame["bucket"].null_count() == 0 for frame in by_entry.values())
+    assert all(
+        frame["n_ratings"].sum() == splits["test"].height for frame in by_entry.values()
+    )
+    figure = plot_rmse_by_popularity(**by_entry)
     _assert_closed_figure(figure, len(VARIANTS))
     ax = figure.axes[0]
     assert _legend_labels(ax) == [VARIANTS[0], "mean_baseline", "bias_baseline"]
     assert all(len(line.get_xdata()) == 3 for line in ax.lines)
 
 
-@pytest.mark.parametrize("popularity_buckets", [0, -1, 2.5, True])
-def test_plot_rmse_by_popularity_rejects_degenerate_buckets(
-    splits, test_predictions, popularity_buckets
-):
+@pytest.mark.parametrize("n_buckets", [0, -1, 2.5, True])
+def test_popularity_buckets_reject_degenerate_buckets(splits, n_buckets):
     with pytest.raises(ParameterError, match=r"'reporting\.popularity_buckets'"):
-        plot_rmse_by_popularity(
-            splits["train"], reporting(popularity_buckets), **test_predictions
-        )
+        popularity_buckets(splits["train"], splits["test"], reporting(n_buckets))
 
 
-def test_plot_rmse_by_popularity_rejects_more_buckets_than_movies(
-    splits, test_predictions
-):
+def test_popularity_buckets_reject_more_buckets_than_movies(splits):
     n_movies = pl.concat([splits["train"], splits["test"]])["movieId"].n_unique()
     with pytest.raises(
         ValueError,
         match=rf"'reporting\.popularity_buckets' is 1000 but only {n_movies} movies"
         rf".*at most {n_movies}",
     ):
-        plot_rmse_by_popularity(splits["train"], reporting(1000), **test_predictions)
+        popularity_buckets(splits["train"], splits["test"], reporting(1000))
 
 
 def test_popularity_buckets_are_equal_sized_quantiles():

@@ -3,7 +3,10 @@
 Every plot node returns a matplotlib ``Figure`` that the catalog saves as a PNG and logs
 to the MLflow run. Each figure is closed as soon as it is built: ``MatplotlibDataset``
 saves the ``Figure`` object itself, and open figures would otherwise pile up in pyplot's
-global registry during a long run.
+global registry during a long run. The comparison figures are drawn from small
+per-entry summaries (:func:`rating_histogram`, :func:`rmse_by_rating`,
+:func:`rmse_by_popularity`), each made from one entry's test predictions, so no node
+holds every entry's predictions.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ BASELINE_STYLES = {
 }
 
 
+def hand_over(data: Any) -> Any:
+    """``data`` itself: passes a namespaced dataset on under a plain name (see the
+    pipeline)."""
+    return data
+
+
 def plot_loss_curves(**training_histories: pl.DataFrame) -> Figure:
     """Train and validation loss per epoch, one axes per model variant.
 
@@ -56,66 +65,82 @@ def plot_loss_curves(**training_histories: pl.DataFrame) -> Figure:
     return _finish(figure)
 
 
-def plot_rating_histograms(**test_predictions: pl.DataFrame) -> Figure:
-    """Overlaid histograms of true and predicted test ratings, one axes per model."""
-    figure, axes = _subplots_per_entry(test_predictions, sharey=True)
-    for ax, (entry, predictions) in zip(axes, test_predictions.items()):
-        ax.hist(
-            predictions["rating"].to_numpy(),
-            bins=HALF_STAR_BINS,
-            alpha=0.5,
-            label="true",
-        )
-        ax.hist(
-            predictions["prediction"].to_numpy(),
-            bins=HALF_STAR_BINS,
-            alpha=0.5,
-            label="predicted",
-        )
+def rating_histogram(test_predictions: pl.DataFrame) -> pl.DataFrame:
+    """How many test ratings are in each half-star bin (``HALF_STAR_BINS``), true
+    (``true``) and predicted (``predicted``): one row per bin."""
+    return pl.DataFrame(
+        {
+            column: np.histogram(test_predictions[source].to_numpy(), HALF_STAR_BINS)[0]
+            for column, source in (("true", "rating"), ("predicted", "prediction"))
+        }
+    )
+
+
+def plot_rating_histograms(**rating_histograms: pl.DataFrame) -> Figure:
+    """Overlaid histograms of true and predicted test ratings, one axes per model, from
+    each model's :func:`rating_histogram`."""
+    figure, axes = _subplots_per_entry(rating_histograms, sharey=True)
+    for ax, (entry, counts) in zip(axes, rating_histograms.items()):
+        for column in ("true", "predicted"):
+            # One value per bin, weighted by its count: the bars of the whole sample.
+            ax.hist(
+                HALF_STAR_BINS[:-1],
+                bins=HALF_STAR_BINS,
+                weights=counts[column].to_numpy(),
+                alpha=0.5,
+                label=column,
+            )
         ax.set(title=entry, xlabel="Rating (stars)", ylabel="Number of test ratings")
         ax.legend()
     figure.suptitle("Predicted vs true ratings on the test split (half-star bins)")
     return _finish(figure)
 
 
-def plot_rmse_by_rating(**test_predictions: pl.DataFrame) -> Figure:
-    """Test RMSE per true rating value, each model variant against both baselines."""
-    by_entry = {
-        entry: grouped_rmse(predictions, "rating")
-        for entry, predictions in test_predictions.items()
-    }
+def rmse_by_rating(test_predictions: pl.DataFrame) -> pl.DataFrame:
+    """Test RMSE per true rating value (``rating``, ``rmse``, ``n_ratings``)."""
+    return grouped_rmse(test_predictions, "rating")
+
+
+def plot_rmse_by_rating(**rmse_by_entry: pl.DataFrame) -> Figure:
+    """Test RMSE per true rating value, each model variant against both baselines, from
+    each entry's :func:`rmse_by_rating`."""
     figure = _plot_variants_against_baselines(
-        by_entry, x_column="rating", xlabel="True rating (stars)"
+        rmse_by_entry, x_column="rating", xlabel="True rating (stars)"
     )
     figure.suptitle("Test RMSE by true rating")
     return _finish(figure)
 
 
-def plot_rmse_by_popularity(
-    train_ratings: pl.DataFrame,
-    reporting: dict[str, Any],
-    **test_predictions: pl.DataFrame,
-) -> Figure:
-    """Test RMSE by movie popularity bucket, each model variant against both baselines.
+def popularity_buckets(
+    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, reporting: dict[str, Any]
+) -> pl.DataFrame:
+    """``movieId``, ``bucket`` (0 = least rated) and ``bucket_label`` of every movie
+    rated in train or test.
 
     A movie's popularity is its number of training ratings; movies are split into
     ``reporting.popularity_buckets`` quantile buckets of (nearly) equal movie counts,
     from the least to the most rated, each labelled with its range of training ratings.
     """
     n_buckets = parse(ReportingParameters, reporting, "reporting").popularity_buckets
-    # Every entry predicts the same test ratings, so any one of them lists the movies.
-    buckets = _popularity_buckets(
-        train_ratings, next(iter(test_predictions.values())), n_buckets
+    return _popularity_buckets(train_ratings, test_ratings, n_buckets)
+
+
+def rmse_by_popularity(
+    test_predictions: pl.DataFrame, popularity_buckets: pl.DataFrame
+) -> pl.DataFrame:
+    """Test RMSE per movie popularity bucket (``bucket``, ``bucket_label``, ``rmse``,
+    ``n_ratings``), the buckets of :func:`popularity_buckets`."""
+    return grouped_rmse(
+        test_predictions.join(popularity_buckets, on="movieId", how="left"),
+        ["bucket", "bucket_label"],
     )
-    by_entry = {
-        entry: grouped_rmse(
-            predictions.join(buckets, on="movieId", how="left"),
-            ["bucket", "bucket_label"],
-        )
-        for entry, predictions in test_predictions.items()
-    }
+
+
+def plot_rmse_by_popularity(**rmse_by_entry: pl.DataFrame) -> Figure:
+    """Test RMSE by movie popularity bucket, each model variant against both baselines,
+    from each entry's :func:`rmse_by_popularity`."""
     figure = _plot_variants_against_baselines(
-        by_entry,
+        rmse_by_entry,
         x_column="bucket_label",
         xlabel="Movie popularity (training ratings per movie, quantile buckets)",
     )
@@ -167,12 +192,11 @@ def plot_ranking_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> Fig
 
 
 def _popularity_buckets(
-    train_ratings: pl.DataFrame, test_predictions: pl.DataFrame, n_buckets: int
+    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, n_buckets: int
 ) -> pl.DataFrame:
-    """``movieId``, ``bucket`` (0 = least rated) and ``bucket_label`` of every movie
-    rated in train or test; movies unseen in training have popularity 0."""
+    """See :func:`popularity_buckets`; movies unseen in training have popularity 0."""
     popularity = (
-        pl.concat([train_ratings.select("movieId"), test_predictions.select("movieId")])
+        pl.concat([train_ratings.select("movieId"), test_ratings.select("movieId")])
         .unique()
         .join(
             train_ratings.group_by("movieId").agg(pl.len().alias("n_train")),

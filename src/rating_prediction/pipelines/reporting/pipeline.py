@@ -2,6 +2,13 @@
 
 Comparison figures take one input per model variant and baseline, named by entry, so a
 new variant in ``VARIANTS`` shows up in every figure without touching this file.
+
+Kedro reserves dotted dataset names for namespaces: only a node in the ``<entry>``
+namespace reads ``<entry>.test_predictions`` or ``<entry>.training_history`` (the
+catalog's names, for their files and MLflow artifacts). So each entry's test predictions
+are summarised in its namespace, one summary per figure, passed on to the figure under
+a plain name (``<entry>_rmse_by_rating``, ...); the training histories, a few rows each,
+are handed over as they are (``<variant>_training_history``).
 """
 
 from kedro.pipeline import Node, Pipeline
@@ -10,22 +17,30 @@ from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
 
 from .figures import (
+    hand_over,
     plot_loss_curves,
     plot_ranking_metrics,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
     plot_test_rmse,
+    popularity_buckets,
+    rating_histogram,
+    rmse_by_popularity,
+    rmse_by_rating,
 )
 from .summary import write_summary
 
-MODEL_TEST_PREDICTIONS = {
-    variant: f"{variant}.test_predictions" for variant in VARIANTS
+MODEL_ENTRIES = list(VARIANTS)
+ALL_ENTRIES = [*VARIANTS, *BASELINES]
+POPULARITY_BUCKETS = "popularity_buckets"
+# What the figures draw from one entry's test predictions: the summary's name -> its
+# node function, the entries summarised, and the inputs after the test predictions.
+ENTRY_SUMMARIES = {
+    "rating_histogram": (rating_histogram, MODEL_ENTRIES, []),
+    "rmse_by_rating": (rmse_by_rating, ALL_ENTRIES, []),
+    "rmse_by_popularity": (rmse_by_popularity, ALL_ENTRIES, [POPULARITY_BUCKETS]),
 }
-ALL_TEST_PREDICTIONS = {
-    entry: f"{entry}.test_predictions" for entry in [*VARIANTS, *BASELINES]
-}
-TRAINING_HISTORIES = {variant: f"{variant}.training_history" for variant in VARIANTS}
 SUMMARY_INPUTS = {
     "dataset_name": "params:ingestion.dataset",
     "train_ratings": "train_ratings",
@@ -41,30 +56,34 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             Node(
+                func=popularity_buckets,
+                inputs=["train_ratings", "test_ratings", "params:reporting"],
+                outputs=POPULARITY_BUCKETS,
+                name="popularity_buckets_node",
+            ),
+            *(_entry_summaries(entry) for entry in ALL_ENTRIES),
+            *(_history_hand_over(variant) for variant in MODEL_ENTRIES),
+            Node(
                 func=plot_loss_curves,
-                inputs=TRAINING_HISTORIES,
+                inputs=_plain_names("training_history", MODEL_ENTRIES),
                 outputs="loss_curves_plot",
                 name="plot_loss_curves_node",
             ),
             Node(
                 func=plot_rating_histograms,
-                inputs=MODEL_TEST_PREDICTIONS,
+                inputs=_plain_names("rating_histogram", MODEL_ENTRIES),
                 outputs="rating_histograms_plot",
                 name="plot_rating_histograms_node",
             ),
             Node(
                 func=plot_rmse_by_rating,
-                inputs=ALL_TEST_PREDICTIONS,
+                inputs=_plain_names("rmse_by_rating", ALL_ENTRIES),
                 outputs="rmse_by_rating_plot",
                 name="plot_rmse_by_rating_node",
             ),
             Node(
                 func=plot_rmse_by_popularity,
-                inputs={
-                    "train_ratings": "train_ratings",
-                    "reporting": "params:reporting",
-                    **ALL_TEST_PREDICTIONS,
-                },
+                inputs=_plain_names("rmse_by_popularity", ALL_ENTRIES),
                 outputs="rmse_by_popularity_plot",
                 name="plot_rmse_by_popularity_node",
             ),
@@ -95,3 +114,51 @@ def _metrics_plots() -> list[Node]:
             name="plot_ranking_metrics_node",
         ),
     ]
+
+
+def _plain_names(dataset: str, entries: list[str]) -> dict[str, str]:
+    """Entry -> the plain name under which its ``dataset`` reaches the figures."""
+    return {entry: f"{entry}_{dataset}" for entry in entries}
+
+
+def _entry_summaries(entry: str) -> Pipeline:
+    """In the ``entry`` namespace: the summaries of its test predictions that the
+    figures draw (:data:`ENTRY_SUMMARIES`), each passed on as ``<entry>_<summary>``."""
+    summaries = {
+        name: (func, other_inputs)
+        for name, (func, entries, other_inputs) in ENTRY_SUMMARIES.items()
+        if entry in entries
+    }
+    return Pipeline(
+        [
+            Node(
+                func=func,
+                inputs=["test_predictions", *other_inputs],
+                outputs=name,
+                name=f"{name}_node",
+            )
+            for name, (func, other_inputs) in summaries.items()
+        ],
+        namespace=entry,
+        inputs={
+            name for _, other_inputs in summaries.values() for name in other_inputs
+        },
+        outputs={name: f"{entry}_{name}" for name in summaries},
+    )
+
+
+def _history_hand_over(variant: str) -> Pipeline:
+    """In the ``variant`` namespace: its training history, passed on as
+    ``<variant>_training_history``."""
+    return Pipeline(
+        [
+            Node(
+                func=hand_over,
+                inputs="training_history",
+                outputs="handed_over",
+                name="hand_over_training_history_node",
+            )
+        ],
+        namespace=variant,
+        outputs={"handed_over": f"{variant}_training_history"},
+    )
