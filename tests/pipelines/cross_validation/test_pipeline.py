@@ -105,4 +105,4 @@ def test_cross_validation_is_not_part_of_the_default_run(monkeypatch):
     pipelines = pipeline_registry.register_pipelines()
     assert "cross_validation" in pipelines
     default_nodes = {node.name for node in pipelines["__default__"].nodes}
-    assert "cross_validate_node" not in default_nodes
+    assert "cross_validation.cross_validate_node" not in default_nodes

@@ -3,7 +3,9 @@ baseline trained and scored on each of K folds, summarised with intervals.
 
 ``kedro run --pipelines cross_validation`` runs it alone (``kedro run`` does not). Its
 mappings stay in memory under the ``cross_validation`` namespace, so it never
-overwrites the splits, mappings or models of a plain ``kedro run``.
+overwrites the splits, mappings or models of a plain ``kedro run``; the node that
+cross-validates is in that namespace too, since Kedro lets only a namespace's own nodes
+read its dotted names (``cross_validation.user_mapping``, ...).
 """
 
 from kedro.pipeline import Node, Pipeline, pipeline
@@ -27,31 +29,34 @@ NAMESPACE = "cross_validation"
 
 def create_pipeline(**kwargs) -> Pipeline:
     """Create the cross-validation pipeline."""
-    mapping = pipeline(
-        processing_pipeline().to_outputs("mapped_ratings"),
-        namespace=NAMESPACE,
-        inputs={"ratings"},
-        parameters={"params:processing"},
-    )
-    return ingestion_pipeline() + mapping + _cross_validation_nodes()
-
-
-def _cross_validation_nodes() -> Pipeline:
-    return Pipeline(
+    folds = pipeline(
         [
+            processing_pipeline().to_outputs("mapped_ratings"),
             Node(
                 func=cross_validate,
                 inputs={
-                    "mapped_ratings": f"{NAMESPACE}.mapped_ratings",
+                    "mapped_ratings": "mapped_ratings",
                     "predefined_folds": "predefined_folds",
                     "parameters": "parameters",
-                    "user_mapping": f"{NAMESPACE}.user_mapping",
-                    "movie_mapping": f"{NAMESPACE}.movie_mapping",
+                    "user_mapping": "user_mapping",
+                    "movie_mapping": "movie_mapping",
                     "movies": "movies",
                 },
                 outputs=["cross_validation_fold_metrics", "cross_validation_folds"],
                 name="cross_validate_node",
             ),
+        ],
+        namespace=NAMESPACE,
+        inputs={"ratings", "predefined_folds", "movies"},
+        outputs={"cross_validation_fold_metrics", "cross_validation_folds"},
+        parameters={"params:processing"},
+    )
+    return ingestion_pipeline() + folds + _summary_nodes()
+
+
+def _summary_nodes() -> Pipeline:
+    return Pipeline(
+        [
             Node(
                 func=summarize_cross_validation,
                 inputs=[
