@@ -1,0 +1,125 @@
+"""A clean console: a default ``kedro run`` shows no warning, and no pipeline reads
+another namespace's dotted dataset names (Kedro warns about that once per process,
+whichever pipeline is built first, so each pipeline is checked on its own)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+import warnings
+
+import pytest
+from kedro.pipeline.node import _DOTTED_DATASET_NAME_WARNED, Node
+
+import rating_prediction.pipelines
+
+DOTTED_NAMES = "One or more dataset names contain '.' characters"
+PIPELINES = sorted(
+    module.name
+    for module in pkgutil.iter_modules(rating_prediction.pipelines.__path__)
+    if module.ispkg
+)
+# Their gathering nodes (every entry's metrics, every variant's model) still read
+# `<entry>.<dataset>` outside the namespace: they are being rewritten. When one passes,
+# drop it here (the strict xfail fails on an unexpected pass).
+DOTTED_NAMES_PENDING = ("evaluation", "inference")
+
+# What a default run printed before these were fixed; each must stay away.
+KNOWN_WARNINGS = {
+    "dotted dataset names (reporting, cross_validation)": DOTTED_NAMES,
+    "Lightning's logging interval (training/trainer.py)": (
+        r"The number of training batches \(\d+\) is smaller than the logging interval"
+    ),
+    "omegaconf's deprecation, raised by Kedro and kedro-mlflow": (
+        r"register_new_resolver\(\) is deprecated"
+    ),
+    "MLflow's type hints, for kedro-mlflow's KedroPipelineModel": (
+        r"Add type hints to the `predict` method"
+    ),
+    "torch's LeafSpec deprecation, raised by Lightning": (
+        r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+    ),
+}
+# A record of the project's conf/logging.yml file handler (info.log).
+RECORD = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (?P<logger>\S+) - (?P<level>[A-Z]+) - ",
+    re.MULTILINE,
+)
+# Outside logging: a warning Python prints itself, or a WARNING line of a library that
+# logs to stderr on its own (MLflow).
+STDERR_WARNING = re.compile(r"^.*(\w+Warning: |\bWARNING\b).*$", re.MULTILINE)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            name,
+            marks=pytest.mark.xfail(
+                strict=True, reason="being rewritten: gathers by dotted names"
+            ),
+        )
+        if name in DOTTED_NAMES_PENDING
+        else name
+        for name in PIPELINES
+    ],
+)
+def test_no_node_reads_dotted_names_outside_their_namespace(name, monkeypatch):
+    module = importlib.import_module(f"rating_prediction.pipelines.{name}")
+    # Kedro warns once per process; let it warn again for this pipeline.
+    monkeypatch.setattr(Node, _DOTTED_DATASET_NAME_WARNED, False, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        module.create_pipeline()
+    assert [str(w.message) for w in caught if DOTTED_NAMES in str(w.message)] == []
+
+
+def _warnings_of_the_run(log: str, stderr: str) -> list[str]:
+    """The WARNING (or worse) records of ``log`` (info.log) and the warning lines of
+    ``stderr``."""
+    starts = list(RECORD.finditer(log))
+    records = [
+        log[start.start() : end.start() if end else len(log)].strip()
+        for start, end in zip(starts, [*starts[1:], None])
+        if start["level"] not in ("DEBUG", "INFO")
+    ]
+    return records + STDERR_WARNING.findall(stderr)
+
+
+def _pending(warning: str) -> bool:
+    return DOTTED_NAMES in warning and any(
+        f"pipelines{os.sep}{name}{os.sep}pipeline.py" in warning
+        for name in DOTTED_NAMES_PENDING
+    )
+
+
+@pytest.mark.slow
+def test_a_default_kedro_run_prints_no_warning(project_copy):
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    run = subprocess.run(
+        [sys.executable, "-m", "kedro", "run"],
+        cwd=project_copy,
+        env=environment,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    log = (project_copy / "info.log").read_text()
+    assert "Pipeline execution completed successfully" in log
+    shown = [
+        warning
+        for warning in _warnings_of_the_run(log, run.stderr)
+        if not _pending(warning)
+    ]
+    known = {
+        what: [warning for warning in shown if re.search(pattern, warning)]
+        for what, pattern in KNOWN_WARNINGS.items()
+    }
+    assert {what: found for what, found in known.items() if found} == {}
+    assert shown == []
