@@ -58,15 +58,17 @@ class _CapturedLibraryWarnings(logging.Filter):
     routes to logging, as Kedro's RichHandler does) of :data:`LIBRARY_WARNINGS`.
 
     Needed for MLflow's: it wraps its check in ``simplefilter("once", UserWarning)``,
-    which goes before any filter of ours, so it reaches logging anyway.
+    which goes before any filter of ours, so it reaches logging anyway. A record reads
+    ``<file>:<line>: <category>: <message>``, without the category for a warning
+    raised in Lightning's files (Lightning replaces ``warnings.formatwarning``).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._patterns = [
             re.compile(
-                rf"^.*{_source_path(module)}:\d+: {warning.category.__name__}: "
-                rf"(?i:{warning.message})",
+                rf"^.*{_source_path(module)}:\d+: "
+                rf"(?:{warning.category.__name__}: )?(?i:{warning.message})",
                 re.DOTALL,
             )
             for warning in LIBRARY_WARNINGS
