@@ -21,9 +21,9 @@ def project_copy(tmp_path, monkeypatch) -> Path:
     return project_path
 
 
-@pytest.fixture(autouse=True)
-def _ignore_library_warnings():
-    """The library warnings the package ignores, ignored in every test too: pytest
-    restores the warning filters after each test (and after collection), so those set
-    when the package was first imported do not last."""
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """The library warnings the package ignores, ignored in every test too, from before
+    its fixtures (a module's included): pytest restores the warning filters after each
+    test, so those set when the package was first imported do not last."""
     ignore_library_warnings()
