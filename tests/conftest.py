@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rating_prediction.library_warnings import ignore_library_warnings
+from rating_prediction.runtime.library_warnings import ignore_library_warnings
 from tests.project import copy_project
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")

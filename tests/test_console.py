@@ -23,14 +23,11 @@ PIPELINES = sorted(
     for module in pkgutil.iter_modules(rating_prediction.pipelines.__path__)
     if module.ispkg
 )
-# Their gathering nodes (every entry's metrics, every variant's model) still read
-# `<entry>.<dataset>` outside the namespace: they are being rewritten. When one passes,
-# drop it here (the strict xfail fails on an unexpected pass).
-DOTTED_NAMES_PENDING = ("evaluation", "inference")
-
 # What a default run printed before these were fixed; each must stay away.
 KNOWN_WARNINGS = {
-    "dotted dataset names (reporting, cross_validation)": DOTTED_NAMES,
+    "dotted dataset names (reporting, evaluation, inference, cross_validation)": (
+        DOTTED_NAMES
+    ),
     "Lightning's logging interval (training/trainer.py)": (
         r"The number of training batches \(\d+\) is smaller than the logging interval"
     ),
@@ -54,20 +51,7 @@ RECORD = re.compile(
 STDERR_WARNING = re.compile(r"^.*(\w+Warning: |\bWARNING\b).*$", re.MULTILINE)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True, reason="being rewritten: gathers by dotted names"
-            ),
-        )
-        if name in DOTTED_NAMES_PENDING
-        else name
-        for name in PIPELINES
-    ],
-)
+@pytest.mark.parametrize("name", PIPELINES)
 def test_no_node_reads_dotted_names_outside_their_namespace(name, monkeypatch):
     module = importlib.import_module(f"rating_prediction.pipelines.{name}")
     # Kedro warns once per process; let it warn again for this pipeline.
@@ -90,13 +74,6 @@ def _warnings_of_the_run(log: str, stderr: str) -> list[str]:
     return records + STDERR_WARNING.findall(stderr)
 
 
-def _pending(warning: str) -> bool:
-    return DOTTED_NAMES in warning and any(
-        f"pipelines{os.sep}{name}{os.sep}pipeline.py" in warning
-        for name in DOTTED_NAMES_PENDING
-    )
-
-
 @pytest.mark.slow
 def test_a_default_kedro_run_prints_no_warning(project_copy):
     environment = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
@@ -112,11 +89,7 @@ def test_a_default_kedro_run_prints_no_warning(project_copy):
     assert run.returncode == 0, run.stderr[-3000:]
     log = (project_copy / "info.log").read_text()
     assert "Pipeline execution completed successfully" in log
-    shown = [
-        warning
-        for warning in _warnings_of_the_run(log, run.stderr)
-        if not _pending(warning)
-    ]
+    shown = _warnings_of_the_run(log, run.stderr)
     known = {
         what: [warning for warning in shown if re.search(pattern, warning)]
         for what, pattern in KNOWN_WARNINGS.items()

@@ -9,7 +9,7 @@ import warnings
 
 import pytest
 
-from rating_prediction.library_warnings import (
+from rating_prediction.runtime.library_warnings import (
     LIBRARY_WARNINGS,
     ignore_library_warnings,
 )

@@ -1,6 +1,6 @@
 """rating-prediction"""
 
-from rating_prediction.library_warnings import ignore_library_warnings
+from rating_prediction.runtime.library_warnings import ignore_library_warnings
 
 __version__ = "0.1"
 

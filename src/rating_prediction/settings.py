@@ -28,7 +28,7 @@ DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.
 # Kedro registers it with omegaconf's deprecated register_new_resolver, as it does its own
-# resolvers: that warning is ignored in library_warnings.py.
+# resolvers: that warning is ignored in runtime/library_warnings.py.
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 import polars as pl
@@ -54,6 +54,7 @@ class RatingTensors:
         )
 
 
+@dataclass(eq=False)
 class ShuffledBatches:
     """An iterable of ``(users, movies, ratings)`` batches, reshuffled on every pass.
 
@@ -62,25 +63,18 @@ class ShuffledBatches:
     processes run the same number of steps.
     """
 
-    def __init__(
-        self,
-        data: RatingTensors,
-        batch_size: int,
-        *,
-        shuffle: bool,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
-    ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
-        self.data = data
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
+    data: RatingTensors
+    batch_size: int
+    _: KW_ONLY
+    shuffle: bool
+    seed: int = 0
+    rank: int = 0
+    world_size: int = 1
+    epoch: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {self.batch_size}.")
 
     def _share_size(self) -> int:
         return (

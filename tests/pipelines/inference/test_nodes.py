@@ -26,8 +26,8 @@ from .conftest import answered, inference_parameters
 
 @pytest.fixture
 def trained_models(trained_by_variant) -> list:
-    """Every variant's config and weights, alternating, as the node takes them."""
-    return [item for pair in trained_by_variant.values() for item in pair]
+    """Every variant's (config, weights), as the node takes them."""
+    return list(trained_by_variant.values())
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from rating_prediction.datasets import RequestFileDataset
+from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference import create_pipeline
 
@@ -60,6 +61,10 @@ def test_nodes_and_their_parameters():
         "recommend_for_new_user_node": "recommend_for_new_user",
         "recommend_for_all_users_node": "recommend_for_all_users",
         "popularity_weight_node": "popularity_weight_from_parameters",
+        **{
+            f"{variant}.offer_trained_model_node": "offer_trained_model"
+            for variant in VARIANTS
+        },
     }
     # The nodes take the whole block and parse it; no leaf is an input of its own.
     assert {name for name in pipeline.inputs() if name.startswith("params:")} == {

@@ -52,6 +52,19 @@ RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_ra
 RANKED_ENTRIES = [*RANKING_VARIANTS, *RANKING_BASELINES]
 # Built once from the splits, read by every ranking node.
 RANKING_TASK = "ranking_task"
+# What each entry's namespace hands to the gathering nodes.
+SPLIT, RANKING, BLEND_RANKING = (
+    "split_metrics",
+    "ranking_metrics",
+    "blend_ranking_metrics",
+)
+
+
+def gathered(entry: str, output: str) -> str:
+    """The name under which ``entry``'s namespace hands ``output`` to the gathering
+    nodes: outside the namespace, without a dot (Kedro reserves dotted names for a
+    namespace's own nodes)."""
+    return f"{entry}_{output}"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -86,9 +99,9 @@ def _gathering() -> list[Node]:
         Node(
             func=gather_ranking_metrics,
             inputs={
-                **{entry: f"{entry}.ranking_metrics" for entry in RANKED_ENTRIES},
+                **{entry: gathered(entry, RANKING) for entry in RANKED_ENTRIES},
                 **{
-                    f"{variant}{BLEND_SUFFIX}": f"{variant}.blend_ranking_metrics"
+                    f"{variant}{BLEND_SUFFIX}": gathered(variant, BLEND_RANKING)
                     for variant in RANKING_VARIANTS
                 },
             },
@@ -99,7 +112,7 @@ def _gathering() -> list[Node]:
             func=gather_metrics,
             inputs={
                 "ranking_metrics": "ranking_metrics",
-                **{entry: f"{entry}.split_metrics" for entry in EVALUATED_ENTRIES},
+                **{entry: gathered(entry, SPLIT) for entry in EVALUATED_ENTRIES},
             },
             outputs=["metrics", "mlflow_metrics"],
             name="gather_metrics_node",
@@ -110,10 +123,13 @@ def _gathering() -> list[Node]:
 def _variant_evaluation(variant: str) -> Pipeline:
     """``variant``'s rating predictions scored on every split and its top-K lists
     ranked (alone and blended with popularity), as far as it can do each."""
+    outputs = [SPLIT] if variant in RATING_VARIANTS else []
+    outputs += [RANKING, BLEND_RANKING] if variant in RANKING_VARIANTS else []
     return pipeline(
         _model_evaluation(variant),
         namespace=variant,
         inputs=SPLIT_INPUTS | {RANKING_TASK},
+        outputs={output: gathered(variant, output) for output in outputs},
         parameters={"params:evaluation"},
     )
 
@@ -151,6 +167,7 @@ def _baseline_evaluation(
         ],
         namespace=baseline,
         inputs=SPLIT_INPUTS | {name for name in fit_inputs if "ratings" in name},
+        outputs={SPLIT: gathered(baseline, SPLIT)},
         parameters={"params:evaluation"},
     )
 
@@ -197,6 +214,7 @@ def _ranking_baseline(name: str) -> Pipeline:
         ],
         namespace=name,
         inputs={RANKING_TASK},
+        outputs={RANKING: gathered(name, RANKING)},
         parameters={"params:evaluation"},
     )
 

@@ -45,27 +45,27 @@ PARTITION_DIGITS = 5
 logger = logging.getLogger(__name__)
 
 
+def offer_trained_model(
+    model_config: dict[str, Any], model_weights: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A variant's config and weights, handed out of its namespace as one candidate
+    for :func:`select_trained_model`."""
+    return model_config, model_weights
+
+
 def select_trained_model(
-    inference: dict[str, Any], *configs_and_weights: Any
+    inference: dict[str, Any], *trained: tuple[dict[str, Any], dict[str, torch.Tensor]]
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """The config and weights of ``inference.served_variant`` (``best``: the lowest
-    held-out val loss).
-
-    ``configs_and_weights`` alternates each variant's config and state dict.
-    """
+    held-out val loss) among ``trained``, every variant's (config, weights)."""
     served_variant = parse(InferenceParameters, inference, "inference").served_variant
-    trained = {
-        config["variant"]: (config, weights)
-        for config, weights in zip(
-            configs_and_weights[::2], configs_and_weights[1::2], strict=True
-        )
-    }
+    by_variant = {config["variant"]: (config, weights) for config, weights in trained}
     held_out_val_mse = {
-        variant: config["best_val_loss"] for variant, (config, _) in trained.items()
+        variant: config["best_val_loss"] for variant, (config, _) in by_variant.items()
     }
     variant = select_served_variant(held_out_val_mse, served_variant)
     logger.info("Serving the %s model (served_variant=%s).", variant, served_variant)
-    return trained[variant]
+    return by_variant[variant]
 
 
 def pairs_from_parameters(inference: dict[str, Any]) -> pl.DataFrame:

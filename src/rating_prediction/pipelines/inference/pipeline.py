@@ -4,7 +4,7 @@ logged as the MLflow model at the end of the run by ``ServingHooks``), pair pred
 recommendations for a few users, for a new user (fold-in) and for every user (or those
 of the ``user_requests`` file), and similar movies."""
 
-from kedro.pipeline import Node, Pipeline
+from kedro.pipeline import Node, Pipeline, pipeline
 
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.serving.bundle import assemble_served_model
@@ -14,6 +14,7 @@ from rating_prediction.serving.registry import split_fingerprint
 from .nodes import (
     collect_rated_pairs,
     find_similar_movies,
+    offer_trained_model,
     pairs_from_parameters,
     popularity_weight_from_parameters,
     predict_pair_requests,
@@ -23,25 +24,25 @@ from .nodes import (
     select_trained_model,
 )
 
-# Every variant's config and weights, alternating, as `select_trained_model` takes them.
-TRAINED_MODELS = [
-    f"{variant}.{artifact}"
-    for variant in VARIANTS
-    for artifact in ("model_config", "model_weights")
-]
+
+def trained_model(variant: str) -> str:
+    """The name under which ``variant``'s config and weights leave its namespace for
+    the selection (without a dot: Kedro reserves those for a namespace's own nodes)."""
+    return f"{variant}_trained_model"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(_served_model_nodes() + _pair_nodes() + _recommendation_nodes())
 
 
-def _served_model_nodes() -> list[Node]:
+def _served_model_nodes() -> list[Node | Pipeline]:
     """The served model: the chosen variant, its id lookups, titles, fingerprint,
     training-rating counts and popularity weight."""
     return [
+        *(_offer(variant) for variant in VARIANTS),
         Node(
             func=select_trained_model,
-            inputs=["params:inference", *TRAINED_MODELS],
+            inputs=["params:inference", *map(trained_model, VARIANTS)],
             outputs=["served_model_config", "served_model_weights"],
             name="select_trained_model_node",
         ),
@@ -73,6 +74,22 @@ def _served_model_nodes() -> list[Node]:
             name="build_served_model_node",
         ),
     ]
+
+
+def _offer(variant: str) -> Pipeline:
+    """``variant``'s config and weights, handed out of its namespace to the choice."""
+    return pipeline(
+        [
+            Node(
+                func=offer_trained_model,
+                inputs=["model_config", "model_weights"],
+                outputs="trained_model",
+                name="offer_trained_model_node",
+            )
+        ],
+        namespace=variant,
+        outputs={"trained_model": trained_model(variant)},
+    )
 
 
 def _pair_nodes() -> list[Node]:

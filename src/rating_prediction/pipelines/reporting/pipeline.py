@@ -41,6 +41,27 @@ ENTRY_SUMMARIES = {
     "rmse_by_rating": (rmse_by_rating, ALL_ENTRIES, []),
     "rmse_by_popularity": (rmse_by_popularity, ALL_ENTRIES, [POPULARITY_BUCKETS]),
 }
+# The figures drawn from one dataset per entry, under its plain name: figure -> (the
+# dataset, the entries drawn, the figure's catalog entry).
+ENTRY_FIGURES = {
+    plot_loss_curves: ("training_history", MODEL_ENTRIES, "loss_curves_plot"),
+    plot_rating_histograms: (
+        "rating_histogram",
+        MODEL_ENTRIES,
+        "rating_histograms_plot",
+    ),
+    plot_rmse_by_rating: ("rmse_by_rating", ALL_ENTRIES, "rmse_by_rating_plot"),
+    plot_rmse_by_popularity: (
+        "rmse_by_popularity",
+        ALL_ENTRIES,
+        "rmse_by_popularity_plot",
+    ),
+}
+# The figures drawn from metrics.json alone: figure -> its catalog entry.
+METRICS_FIGURES = {
+    plot_test_rmse: "test_rmse_plot",
+    plot_ranking_metrics: "ranking_metrics_plot",
+}
 SUMMARY_INPUTS = {
     "dataset_name": "params:ingestion.dataset",
     "train_ratings": "train_ratings",
@@ -63,31 +84,24 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             *(_entry_summaries(entry) for entry in ALL_ENTRIES),
             *(_history_hand_over(variant) for variant in MODEL_ENTRIES),
-            Node(
-                func=plot_loss_curves,
-                inputs=_plain_names("training_history", MODEL_ENTRIES),
-                outputs="loss_curves_plot",
-                name="plot_loss_curves_node",
+            *(
+                Node(
+                    func=plot,
+                    inputs=_plain_names(dataset, entries),
+                    outputs=output,
+                    name=f"{plot.__name__}_node",
+                )
+                for plot, (dataset, entries, output) in ENTRY_FIGURES.items()
             ),
-            Node(
-                func=plot_rating_histograms,
-                inputs=_plain_names("rating_histogram", MODEL_ENTRIES),
-                outputs="rating_histograms_plot",
-                name="plot_rating_histograms_node",
+            *(
+                Node(
+                    func=plot,
+                    inputs="metrics",
+                    outputs=output,
+                    name=f"{plot.__name__}_node",
+                )
+                for plot, output in METRICS_FIGURES.items()
             ),
-            Node(
-                func=plot_rmse_by_rating,
-                inputs=_plain_names("rmse_by_rating", ALL_ENTRIES),
-                outputs="rmse_by_rating_plot",
-                name="plot_rmse_by_rating_node",
-            ),
-            Node(
-                func=plot_rmse_by_popularity,
-                inputs=_plain_names("rmse_by_popularity", ALL_ENTRIES),
-                outputs="rmse_by_popularity_plot",
-                name="plot_rmse_by_popularity_node",
-            ),
-            *_metrics_plots(),
             Node(
                 func=write_summary,
                 inputs=SUMMARY_INPUTS,
@@ -96,24 +110,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
-
-
-def _metrics_plots() -> list[Node]:
-    """The figures drawn from metrics.json alone."""
-    return [
-        Node(
-            func=plot_test_rmse,
-            inputs="metrics",
-            outputs="test_rmse_plot",
-            name="plot_test_rmse_node",
-        ),
-        Node(
-            func=plot_ranking_metrics,
-            inputs="metrics",
-            outputs="ranking_metrics_plot",
-            name="plot_ranking_metrics_node",
-        ),
-    ]
 
 
 def _plain_names(dataset: str, entries: list[str]) -> dict[str, str]:

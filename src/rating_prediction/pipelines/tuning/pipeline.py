@@ -8,6 +8,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.pipelines import data_ingestion, data_processing
+from rating_prediction.pipelines.training.pipeline import TRAINING_INPUTS
 
 from .nodes import tune_hyperparameters
 
@@ -16,11 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     search = Node(
         func=tune_hyperparameters,
         inputs={
-            "train_ratings": "train_ratings",
-            "val_ratings": "val_ratings",
-            "user_mapping": "user_mapping",
-            "movie_mapping": "movie_mapping",
-            "movies": "movies",
+            **{name: name for name in TRAINING_INPUTS},
             "tuning_parameters": "params:tuning",
             "training_parameters": "params:training",
         },
