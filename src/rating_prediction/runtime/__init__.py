@@ -6,5 +6,7 @@ the run lock and run status, redaction of what is recorded, and MLflow tracking.
 - :mod:`.run_guard`: one ``kedro run`` at a time, partial-file cleanup, FAILED and KILLED
   MLflow runs;
 - :mod:`.redaction`: URLs without credentials, paths made relative or hidden;
-- :mod:`.tracking`: kedro-mlflow's hook, recording no absolute path or URL credential.
+- :mod:`.tracking`: kedro-mlflow's hook, recording no absolute path or URL credential;
+- :mod:`.library_warnings`: the few warnings libraries raise about each other, ignored
+  narrowly.
 """

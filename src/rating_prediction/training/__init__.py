@@ -1,11 +1,13 @@
 """Fitting the model variants, independent of Kedro.
 
+- :mod:`.data`: :class:`~.data.TrainingData`, what every fit function reads;
 - :mod:`.feeding`: ratings as tensors, batches, the DataModule;
 - :mod:`.module`: the LightningModule and its optimizers;
 - :mod:`.callbacks`: early stopping and the loss history;
 - :mod:`.trainer`: the one ``Trainer`` configuration;
 - :mod:`.mlflow_logger`: logging into kedro-mlflow's run;
 - :mod:`.fit`: training one Lightning variant, end to end;
-- :mod:`.bayesian_fm`: myFM's Gibbs-sampled Bayesian FM, exported as a biased MF;
+- :mod:`.bayesian_fm`: myFM's Gibbs-sampled Bayesian FM, exported as a biased MF
+  (the package: features, sampling, export);
 - :mod:`.tuning`: the Optuna search on the val split.
 """
