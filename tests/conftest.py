@@ -7,6 +7,15 @@ import pytest
 
 from tests.project import copy_project
 
+# Fixtures that library tests and pipeline tests share, defined once in the library
+# package's test folder and registered here for the whole tree (a conftest.py would
+# reach only its own folder).
+pytest_plugins = [
+    "tests.movielens.fixtures",
+    "tests.serving.fixtures",
+    "tests.training.fixtures",
+]
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 

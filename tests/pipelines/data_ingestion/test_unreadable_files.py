@@ -19,8 +19,7 @@ from rating_prediction.movielens import (
     release_layout,
 )
 from rating_prediction.pipelines.data_ingestion import create_pipeline
-
-from .conftest import (
+from tests.movielens.fixtures import (
     MOVIES,
     RATINGS,
     movies_file,
@@ -29,6 +28,7 @@ from .conftest import (
     write_folder,
     write_zip,
 )
+
 from .test_nodes import ingestion_parameters
 from .test_pipeline import NO_PREDEFINED_SPLIT
 

@@ -34,8 +34,7 @@ from rating_prediction.serving.recommend import (
     recommend_users,
 )
 from rating_prediction.serving.requests import answer_request
-
-from .conftest import answered, inference_parameters
+from tests.serving.fixtures import answered, inference_parameters
 
 N_USERS, N_MOVIES, N_TRAIN_MOVIES = 30, 40, 35
 K = 8
