@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import mlflow
@@ -153,6 +154,10 @@ def test_losses_are_logged_into_the_active_mlflow_run(
         assert client.get_run(run.info.run_id).info.status == "FINISHED"
     finally:
         mlflow.set_tracking_uri(None)
+        # set_experiment's choice (and the id it exports) outlives the run: undo it,
+        # so later tests with their own MLflow store do not look for this experiment.
+        mlflow.tracking.fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     assert len(runs) == 1
     assert [m.step for m in val_history] == history["epoch"].to_list()
     assert [m.value for m in val_history] == pytest.approx(
