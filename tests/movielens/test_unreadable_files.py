@@ -28,9 +28,8 @@ from tests.movielens.fixtures import (
     write_folder,
     write_zip,
 )
-
-from .test_nodes import ingestion_parameters
-from .test_pipeline import NO_PREDEFINED_SPLIT
+from tests.pipelines.data_ingestion.test_nodes import ingestion_parameters
+from tests.pipelines.data_ingestion.test_pipeline import NO_PREDEFINED_SPLIT
 
 RESTORE = "Fix the file, or restore the release's original"
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
