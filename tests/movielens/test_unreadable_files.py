@@ -1,6 +1,5 @@
 """Release files that cannot be read stop ingestion with a message that names the file
-(its path, or its name and archive), the line or rows at fault and what to do, and
-nothing is written."""
+(its path, or its name and archive), the line or rows at fault and what to do."""
 
 from __future__ import annotations
 
@@ -8,8 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-from kedro.io import DataCatalog
-from kedro.runner import SequentialRunner
 
 from rating_prediction.movielens import (
     MovieLensError,
@@ -18,7 +15,6 @@ from rating_prediction.movielens import (
     read_ratings,
     release_layout,
 )
-from rating_prediction.pipelines.data_ingestion import create_pipeline
 from tests.movielens.fixtures import (
     MOVIES,
     RATINGS,
@@ -28,8 +24,6 @@ from tests.movielens.fixtures import (
     write_folder,
     write_zip,
 )
-from tests.pipelines.data_ingestion.test_nodes import ingestion_parameters
-from tests.pipelines.data_ingestion.test_pipeline import NO_PREDEFINED_SPLIT
 
 RESTORE = "Fix the file, or restore the release's original"
 RATINGS_HEADER = b"userId,movieId,rating,timestamp\n"
@@ -179,28 +173,6 @@ def test_a_folder_without_its_movies_file_says_what_to_restore(tmp_path):
         f"{folder} holds no movies.dat: the ml-1m release ships it; restore the "
         "folder or use the zip archive."
     )
-
-
-def test_a_bad_file_stops_the_pipeline_before_ratings_or_movies_are_written(tmp_path):
-    raw_dir = tmp_path / "raw"
-    release_folder(raw_dir, "ml-100k", u_data=b"1,2,4.0,5\n")
-    outputs = tmp_path / "intermediate"
-    catalog = DataCatalog.from_config(
-        {
-            name: {
-                "type": "polars.EagerPolarsDataset",
-                "file_format": "parquet",
-                "filepath": str(outputs / f"{name}.parquet"),
-            }
-            for name in ("ratings", "movies")
-        }
-    )
-    catalog["params:ingestion"] = ingestion_parameters(raw_dir, "ml-100k")
-    for name, value in NO_PREDEFINED_SPLIT.items():
-        catalog[name] = value
-    with pytest.raises(MovieLensError, match=r"u\.data: line 1 has 1 tab-separated"):
-        SequentialRunner().run(create_pipeline(), catalog)
-    assert not outputs.exists()
 
 
 def test_an_encrypted_archive_member_names_the_member_and_the_archive(tmp_path):
