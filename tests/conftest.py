@@ -14,6 +14,7 @@ from tests.project import copy_project
 # reach only its own folder).
 pytest_plugins = [
     "tests.movielens.fixtures",
+    "tests.serving.blend_fixtures",
     "tests.serving.fixtures",
     "tests.training.fixtures",
 ]
