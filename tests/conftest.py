@@ -1,24 +1,44 @@
 """Settings for the whole test session: no telemetry, no plotting window."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from rating_prediction.runtime.library_warnings import ignore_library_warnings
 from tests.project import copy_project
+
+# Fixtures that library tests and pipeline tests share, defined once in the library
+# package's test folder and registered here for the whole tree (a conftest.py would
+# reach only its own folder).
+pytest_plugins = [
+    "tests.movielens.fixtures",
+    "tests.serving.blend_fixtures",
+    "tests.serving.fixtures",
+    "tests.training.fixtures",
+]
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 @pytest.fixture
-def project_copy(tmp_path, monkeypatch) -> Path:
+def project_copy(tmp_path, monkeypatch) -> Iterator[Path]:
     """A copy of the project's configuration, run from, with its own SQLite MLflow store."""
     project_path = copy_project(tmp_path)
     monkeypatch.chdir(project_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project_path / 'mlflow.db'}")
-    return project_path
+    environment = dict(os.environ)
+    yield project_path
+    # kedro-mlflow sets MLflow's experiment and URI for the process (MLflow exports the
+    # experiment's id to the environment): undo it, so later tests with their own
+    # MLflow store do not see this one's.
+    mlflow.set_tracking_uri(None)
+    mlflow.tracking.fluent._active_experiment_id = None
+    os.environ.clear()
+    os.environ.update(environment)
 
 
 @pytest.hookimpl(tryfirst=True)

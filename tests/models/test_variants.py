@@ -14,7 +14,7 @@ from rating_prediction.models.variants import (
     variants_that,
 )
 from rating_prediction.parameters import TrainingParameters, parse
-from tests.pipelines.training.conftest import project_training_parameters
+from tests.training.fixtures import project_training_parameters
 
 
 def test_every_variant_has_a_training_block_with_its_parameter_model():

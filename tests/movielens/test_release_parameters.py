@@ -5,7 +5,7 @@ import pytest
 
 from rating_prediction.movielens.releases import check_release_parameters
 from rating_prediction.parameters import ParameterError, ProjectParameters, parse
-from tests.test_parameters import project_parameters
+from tests.parameters.test_project import project_parameters
 
 
 def _parsed(**changes) -> ProjectParameters:

@@ -15,8 +15,7 @@ from rating_prediction.pipelines.data_ingestion.nodes import (
     prepare_raw_release,
 )
 from tests.fakes import ratings_frame
-
-from .conftest import md5_hex, release_files, write_zip
+from tests.movielens.fixtures import md5_hex, release_files, write_zip
 
 # The ratings contract that every later pipeline relies on, stated here as an
 # independent literal on purpose: a change to rating_prediction.data.schema fails this test.

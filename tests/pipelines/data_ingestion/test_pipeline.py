@@ -12,9 +12,8 @@ from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines.data_ingestion import create_pipeline
+from tests.movielens.fixtures import MOVIES, RATINGS, write_folder
 from tests.project import file_dataset, relocated
-
-from .conftest import MOVIES, RATINGS, write_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 ML_LATEST_SMALL = REPO_ROOT / ".." / "shared" / "data" / "ml-latest-small"

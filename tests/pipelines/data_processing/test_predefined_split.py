@@ -1,23 +1,14 @@
-"""``processing.split.strategy: predefined`` and the fold labels of cross validation."""
+"""``processing.split.strategy: predefined``: the split nodes, and the ingestion and
+processing pipelines, on ml-100k's own folds."""
 
 from __future__ import annotations
 
-from typing import get_args
-
-import numpy as np
 import polars as pl
 import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
-from rating_prediction.data.splitting import (
-    STRATEGIES,
-    kfold_split_labels,
-    split_by_label,
-    split_labels,
-)
 from rating_prediction.movielens import locate_release, read_fold, read_ratings
-from rating_prediction.parameters import CrossValidationParameters, SplitParameters
 from rating_prediction.pipelines import data_ingestion, data_processing
 from rating_prediction.pipelines.data_ingestion.nodes import (
     clean_ratings,
@@ -84,43 +75,6 @@ def test_missing_fold_table_says_what_to_rerun(release):
     only_u1 = read_predefined_folds(release, processing("u1"), {})
     with pytest.raises(ValueError, match="No ratings of the predefined fold 'u2'"):
         split_ratings(ratings, processing("u2"), only_u1)
-
-
-def test_kfold_tests_every_rating_exactly_once_and_carves_val():
-    n, k = 1003, 5
-    tested = np.zeros(n, dtype=int)
-    frame = pl.DataFrame({"row": np.arange(n)})
-    for fold in range(k):
-        labels = kfold_split_labels(n, k, fold, val_fraction=0.1, seed=7)
-        train, val, test = split_by_label(frame, labels)
-        tested[test["row"].to_numpy()] += 1
-        assert test.height in (n // k, n // k + 1)
-        assert val.height == round((n - test.height) * 0.1)
-        assert train.height + val.height + test.height == n
-    assert (tested == 1).all()
-
-
-def test_one_dispatcher_labels_the_split_and_every_fold():
-    """Every strategy the split or cross validation may name is one of
-    ``split_labels``; it passes each its own settings and refuses any other name."""
-    for model, field in (
-        (SplitParameters, "strategy"),
-        (CrossValidationParameters, "scheme"),
-    ):
-        assert set(get_args(model.model_fields[field].annotation)) <= set(STRATEGIES)
-    frame = pl.DataFrame({"row": np.arange(1003)})
-    labels = split_labels(
-        frame, "kfold", k=5, fold_index=2, val_fraction=0.1, seed=7, fold="u1"
-    )
-    assert labels.equals(kfold_split_labels(1003, 5, 2, val_fraction=0.1, seed=7))
-    with pytest.raises(
-        ValueError,
-        match=r"Unknown split strategy 'by_user'; valid: random, temporal, "
-        r"predefined, kfold\.",
-    ):
-        split_labels(frame, "by_user")
-    with pytest.raises(ValueError, match="run the data_ingestion pipeline first"):
-        split_labels(frame, "predefined", fold="u1")
 
 
 def test_ingestion_and_processing_pipelines_split_by_the_official_fold(tmp_path):

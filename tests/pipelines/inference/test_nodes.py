@@ -20,8 +20,7 @@ from rating_prediction.pipelines.inference.nodes import (
 )
 from rating_prediction.serving.prediction import PAIR_PREDICTIONS_SCHEMA, predict_pairs
 from rating_prediction.serving.request_files import RequestTable
-
-from .conftest import answered, inference_parameters
+from tests.serving.fixtures import answered, inference_parameters
 
 
 @pytest.fixture

@@ -8,11 +8,10 @@ from rating_prediction.datasets import RequestFileDataset
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference import create_pipeline
+from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 
-from .conftest import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
-
-# Catalog entry -> conftest fixture holding its data (the variants' configs and
-# weights come from `trained_by_variant`).
+# Catalog entry -> fixture (tests/serving/fixtures.py) holding its data (the variants'
+# configs and weights come from `trained_by_variant`).
 INPUT_FIXTURES = {
     "user_mapping": "user_mapping",
     "movie_mapping": "movie_mapping",

@@ -12,8 +12,8 @@ from kedro.runner import SequentialRunner
 from rating_prediction.pipelines.inference import create_pipeline
 from rating_prediction.serving.prediction import predict_pairs
 from tests.project import file_dataset, relocated
+from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 
-from .conftest import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 from .test_pipeline import INPUT_FIXTURES
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import mlflow
@@ -14,7 +15,6 @@ from rating_prediction.models.config import load_trained_model
 from rating_prediction.models.variants import UnknownVariantError
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.training.nodes import train_model
-from rating_prediction.training.callbacks import PatientEarlyStopping
 from tests.fakes import fake_movies
 
 
@@ -107,29 +107,6 @@ def test_early_stopping_never_stops_before_the_minimum_epoch(
     assert history.height == 6
 
 
-class _FakeTrainer:
-    def __init__(self):
-        self.callback_metrics = {}
-        self.current_epoch = 0
-        self.should_stop = False
-
-
-def test_patient_early_stopping_resets_patience_on_improvement():
-    # Patience runs out at epoch 3, before the minimum; the improvements at epochs 4 and 6
-    # reset it, so the run goes on until two epochs pass without improvement (epoch 8).
-    stopper = PatientEarlyStopping("val", patience=2, min_epochs=5)
-    trainer = _FakeTrainer()
-    stopped_at = None
-    for epoch, loss in enumerate([1.0, 1.1, 1.2, 0.9, 1.0, 0.8, 0.9, 1.0, 0.5]):
-        trainer.current_epoch = epoch
-        trainer.callback_metrics["val"] = torch.tensor(loss)
-        stopper.on_train_epoch_end(trainer, None)
-        if trainer.should_stop:
-            stopped_at = epoch + 1
-            break
-    assert stopped_at == 8
-
-
 def test_losses_are_logged_into_the_active_mlflow_run(
     splits, training_parameters, tmp_path
 ):
@@ -153,6 +130,10 @@ def test_losses_are_logged_into_the_active_mlflow_run(
         assert client.get_run(run.info.run_id).info.status == "FINISHED"
     finally:
         mlflow.set_tracking_uri(None)
+        # set_experiment's choice (and the id it exports) outlives the run: undo it,
+        # so later tests with their own MLflow store do not look for this experiment.
+        mlflow.tracking.fluent._active_experiment_id = None
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     assert len(runs) == 1
     assert [m.step for m in val_history] == history["epoch"].to_list()
     assert [m.value for m in val_history] == pytest.approx(

@@ -11,8 +11,7 @@ from rating_prediction.parameters import (
     ParameterError,
     parse,
 )
-
-from .conftest import inference_parameters
+from tests.serving.fixtures import inference_parameters
 
 
 def refusal(**changes) -> str:

@@ -31,8 +31,14 @@ from rating_prediction.movielens import (
 )
 from rating_prediction.movielens.readers import MOVIES_PARSERS, RATINGS_PARSERS
 from tests.fakes import ratings_frame
-
-from .conftest import MOVIES, RATINGS, md5_hex, movies_file, ratings_file, write_zip
+from tests.movielens.fixtures import (
+    MOVIES,
+    RATINGS,
+    md5_hex,
+    movies_file,
+    ratings_file,
+    write_zip,
+)
 
 EXPECTED_RATINGS = ratings_frame(RATINGS)
 

@@ -18,8 +18,7 @@ import pytest
 
 import rating_prediction
 from rating_prediction.movielens import MovieLensError, download, download_release
-
-from .conftest import movies_file, ratings_file, write_zip
+from tests.movielens.fixtures import movies_file, ratings_file, write_zip
 
 RELEASE = "ml-latest-small"
 PARTIAL = f".{RELEASE}.zip.part"

@@ -1,4 +1,5 @@
-"""Fixtures for the data ingestion tests: tiny releases in every format, an HTTP server."""
+"""Fixtures for the MovieLens and data ingestion tests: tiny releases in every format,
+an HTTP server."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from kedro.config import OmegaConfigLoader
 
 from tests.fakes import learnable_splits
 
-CONF_SOURCE = Path(__file__).resolve().parents[3] / "conf"
+CONF_SOURCE = Path(__file__).resolve().parents[2] / "conf"
 
 
 def project_training_parameters() -> dict[str, Any]:

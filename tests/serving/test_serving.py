@@ -22,8 +22,7 @@ from rating_prediction.serving.recommend import (
     recommend_users,
 )
 from rating_prediction.serving.request_ids import validate_pairs
-
-from .conftest import GLOBAL_MEAN, MOVIE_BIAS, USER_BIAS
+from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, USER_BIAS
 
 
 def pairs(rows: list[tuple]) -> pl.DataFrame:

@@ -10,9 +10,6 @@ import yaml
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from rating_prediction.parameters import ParameterError, TuningParameters, parse
-from rating_prediction.training.tuning import with_values
-
 TINY_RUN = {
     "ingestion": {"synthetic": {"n_users": 300, "n_movies": 100, "n_ratings": 10_000}},
     "tuning": {"n_trials": 2},
@@ -55,48 +52,3 @@ def test_tuning_resumes_its_study_with_nested_runs_and_writes_best_parameters(
     assert best["features"]["genres"] == study.best_params["features.genres"]
     assert not list((project_copy / "conf/tuned").glob("*.partial"))
     assert (project_copy / "data/08_reporting/tuning_trials.csv").is_file()
-
-
-def test_with_values_sets_dotted_keys_on_a_copy():
-    options = {"rank": 10, "features": {"implicit": True, "genres": True}}
-    updated = with_values(options, {"rank": 4, "features.genres": False})
-    assert updated == {"rank": 4, "features": {"implicit": True, "genres": False}}
-    assert options["features"]["genres"] is True
-
-
-VALID = {
-    "variant": "bayesian_fm",
-    "n_trials": 3,
-    "study_name": "s",
-    "storage": "sqlite:///optuna.db",
-    "search_space": {"rank": {"type": "int", "low": 2, "high": 8}},
-}
-
-
-@pytest.mark.parametrize(
-    ("change", "message"),
-    [
-        ({"n_trials": 0}, "tuning.n_trials"),
-        ({"variant": "nope"}, "Unknown model variant 'nope'"),
-        ({"study_name": ""}, "tuning.study_name"),
-        ({"search_space": {"rnk": {"type": "int", "low": 1, "high": 2}}}, "'rnk'"),
-        (
-            {"search_space": {"rank": {"type": "int", "low": 9, "high": 2}}},
-            "low <= high",
-        ),
-        ({"search_space": {"rank": {"type": "categorical"}}}, "non-empty choices"),
-        (
-            {
-                "search_space": {
-                    "init_stdev": {"type": "float", "low": 0, "high": 1, "log": True}
-                }
-            },
-            "log needs low > 0",
-        ),
-        ({"n_trails": 3}, "unknown key 'tuning.n_trails'"),
-    ],
-)
-def test_degenerate_or_unknown_tuning_parameters_are_rejected(change, message):
-    assert parse(TuningParameters, VALID, "tuning").n_trials == 3
-    with pytest.raises(ParameterError, match=message):
-        parse(TuningParameters, VALID | change, "tuning")

@@ -1,0 +1,54 @@
+"""Tuning outside its pipeline: the trial's values set on a copy of a variant's options
+(training/tuning.py), and the checks of the ``tuning`` parameters."""
+
+from __future__ import annotations
+
+import pytest
+
+from rating_prediction.parameters import ParameterError, TuningParameters, parse
+from rating_prediction.training.tuning import with_values
+
+
+def test_with_values_sets_dotted_keys_on_a_copy():
+    options = {"rank": 10, "features": {"implicit": True, "genres": True}}
+    updated = with_values(options, {"rank": 4, "features.genres": False})
+    assert updated == {"rank": 4, "features": {"implicit": True, "genres": False}}
+    assert options["features"]["genres"] is True
+
+
+VALID = {
+    "variant": "bayesian_fm",
+    "n_trials": 3,
+    "study_name": "s",
+    "storage": "sqlite:///optuna.db",
+    "search_space": {"rank": {"type": "int", "low": 2, "high": 8}},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_trials": 0}, "tuning.n_trials"),
+        ({"variant": "nope"}, "Unknown model variant 'nope'"),
+        ({"study_name": ""}, "tuning.study_name"),
+        ({"search_space": {"rnk": {"type": "int", "low": 1, "high": 2}}}, "'rnk'"),
+        (
+            {"search_space": {"rank": {"type": "int", "low": 9, "high": 2}}},
+            "low <= high",
+        ),
+        ({"search_space": {"rank": {"type": "categorical"}}}, "non-empty choices"),
+        (
+            {
+                "search_space": {
+                    "init_stdev": {"type": "float", "low": 0, "high": 1, "log": True}
+                }
+            },
+            "log needs low > 0",
+        ),
+        ({"n_trails": 3}, "unknown key 'tuning.n_trails'"),
+    ],
+)
+def test_degenerate_or_unknown_tuning_parameters_are_rejected(change, message):
+    assert parse(TuningParameters, VALID, "tuning").n_trials == 3
+    with pytest.raises(ParameterError, match=message):
+        parse(TuningParameters, VALID | change, "tuning")
