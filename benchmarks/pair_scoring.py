@@ -2,7 +2,7 @@
 size, side by side, for narrow and wide factors.
 
 ``PairScorer`` gathers each batch's user and movie rows and takes their row-wise dot
-product. This compares, on one thread as ``score_indices`` runs it, 1M random pairs:
+product. This compares, on one thread as ``score_pairs_in_batches`` runs it, 1M random pairs:
 
 - ``einsum("ij,ij->i")`` against an in-place ``mul_`` then ``sum(1)``;
 - ``SCORE_BATCH_ROWS`` (8,192) rows per batch against ``PairScorer.batch_rows`` (fewer
