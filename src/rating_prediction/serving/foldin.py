@@ -106,7 +106,7 @@ def fold_in_users(
     """
     own_users, own_movies, own_ratings = own
     rows = _rows_of(user_ids, own_users)
-    rated = own_rated(served, user_ids, own_users, own_movies)
+    rated = _rated_by_row(served, rows, own_movies, len(user_ids))
     folded = {
         row: fold_in(
             served, own_movies[rows == row], own_ratings[rows == row], regularization
@@ -131,10 +131,18 @@ def own_rated(
 ) -> RatedIndex:
     """By position in ``user_ids``, the known movies of the (user, movie) pairs of a
     request's own ratings: never recommended to that user."""
+    return _rated_by_row(
+        served, _rows_of(user_ids, own_users), own_movies, len(user_ids)
+    )
+
+
+def _rated_by_row(
+    served: ServedModel, rows: np.ndarray, own_movies: np.ndarray, n_users: int
+) -> RatedIndex:
+    """The known movies of ``own_movies``, each under its user's row."""
     movies = served.movies.lookup(np.asarray(own_movies, dtype=np.int64))
     known = movies >= 0
-    rows = _rows_of(user_ids, own_users)
-    return RatedIndex.from_indices(rows[known], movies[known], len(user_ids))
+    return RatedIndex.from_indices(rows[known], movies[known], n_users)
 
 
 def _rows_of(user_ids: np.ndarray, users: np.ndarray) -> np.ndarray:
