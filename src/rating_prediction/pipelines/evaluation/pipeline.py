@@ -21,6 +21,7 @@ from rating_prediction.models.baselines import (
     fit_mean_baseline,
 )
 from rating_prediction.models.variants import VARIANTS, variants_that
+from rating_prediction.pipelines import handed_out
 
 from .nodes import (
     build_ranking_task,
@@ -52,19 +53,12 @@ RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_ra
 RANKED_ENTRIES = [*RANKING_VARIANTS, *RANKING_BASELINES]
 # Built once from the splits, read by every ranking node.
 RANKING_TASK = "ranking_task"
-# What each entry's namespace hands to the gathering nodes.
+# What each entry's namespace hands out to the gathering nodes.
 SPLIT, RANKING, BLEND_RANKING = (
     "split_metrics",
     "ranking_metrics",
     "blend_ranking_metrics",
 )
-
-
-def gathered(entry: str, output: str) -> str:
-    """The name under which ``entry``'s namespace hands ``output`` to the gathering
-    nodes: outside the namespace, without a dot (Kedro reserves dotted names for a
-    namespace's own nodes)."""
-    return f"{entry}_{output}"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -99,9 +93,9 @@ def _gathering() -> list[Node]:
         Node(
             func=gather_ranking_metrics,
             inputs={
-                **{entry: gathered(entry, RANKING) for entry in RANKED_ENTRIES},
+                **{entry: handed_out(entry, RANKING) for entry in RANKED_ENTRIES},
                 **{
-                    f"{variant}{BLEND_SUFFIX}": gathered(variant, BLEND_RANKING)
+                    f"{variant}{BLEND_SUFFIX}": handed_out(variant, BLEND_RANKING)
                     for variant in RANKING_VARIANTS
                 },
             },
@@ -112,7 +106,7 @@ def _gathering() -> list[Node]:
             func=gather_metrics,
             inputs={
                 "ranking_metrics": "ranking_metrics",
-                **{entry: gathered(entry, SPLIT) for entry in EVALUATED_ENTRIES},
+                **{entry: handed_out(entry, SPLIT) for entry in EVALUATED_ENTRIES},
             },
             outputs=["metrics", "mlflow_metrics"],
             name="gather_metrics_node",
@@ -129,7 +123,7 @@ def _variant_evaluation(variant: str) -> Pipeline:
         _model_evaluation(variant),
         namespace=variant,
         inputs=SPLIT_INPUTS | {RANKING_TASK},
-        outputs={output: gathered(variant, output) for output in outputs},
+        outputs={output: handed_out(variant, output) for output in outputs},
         parameters={"params:evaluation"},
     )
 
@@ -167,7 +161,7 @@ def _baseline_evaluation(
         ],
         namespace=baseline,
         inputs=SPLIT_INPUTS | {name for name in fit_inputs if "ratings" in name},
-        outputs={SPLIT: gathered(baseline, SPLIT)},
+        outputs={SPLIT: handed_out(baseline, SPLIT)},
         parameters={"params:evaluation"},
     )
 
@@ -214,7 +208,7 @@ def _ranking_baseline(name: str) -> Pipeline:
         ],
         namespace=name,
         inputs={RANKING_TASK},
-        outputs={RANKING: gathered(name, RANKING)},
+        outputs={RANKING: handed_out(name, RANKING)},
         parameters={"params:evaluation"},
     )
 

@@ -7,6 +7,7 @@ of the ``user_requests`` file), and similar movies."""
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from rating_prediction.models.variants import VARIANTS
+from rating_prediction.pipelines import handed_out
 from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.prediction import predict_pairs
 from rating_prediction.serving.registry import split_fingerprint
@@ -24,11 +25,9 @@ from .nodes import (
     select_trained_model,
 )
 
-
-def trained_model(variant: str) -> str:
-    """The name under which ``variant``'s config and weights leave its namespace for
-    the selection (without a dot: Kedro reserves those for a namespace's own nodes)."""
-    return f"{variant}_trained_model"
+# Each variant's config and weights, handed out of its namespace to the choice of the
+# served variant (catalog_inference.yml holds them without a copy).
+TRAINED_MODEL = "trained_model"
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -42,7 +41,10 @@ def _served_model_nodes() -> list[Node | Pipeline]:
         *(_offer(variant) for variant in VARIANTS),
         Node(
             func=select_trained_model,
-            inputs=["params:inference", *map(trained_model, VARIANTS)],
+            inputs=[
+                "params:inference",
+                *(handed_out(v, TRAINED_MODEL) for v in VARIANTS),
+            ],
             outputs=["served_model_config", "served_model_weights"],
             name="select_trained_model_node",
         ),
@@ -83,12 +85,12 @@ def _offer(variant: str) -> Pipeline:
             Node(
                 func=offer_trained_model,
                 inputs=["model_config", "model_weights"],
-                outputs="trained_model",
+                outputs=TRAINED_MODEL,
                 name="offer_trained_model_node",
             )
         ],
         namespace=variant,
-        outputs={"trained_model": trained_model(variant)},
+        outputs={TRAINED_MODEL: handed_out(variant, TRAINED_MODEL)},
     )
 
 

@@ -15,6 +15,7 @@ from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.variants import VARIANTS
+from rating_prediction.pipelines import handed_out
 
 from .figures import (
     hand_over,
@@ -87,7 +88,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             *(
                 Node(
                     func=plot,
-                    inputs=_plain_names(dataset, entries),
+                    inputs={entry: handed_out(entry, dataset) for entry in entries},
                     outputs=output,
                     name=f"{plot.__name__}_node",
                 )
@@ -112,11 +113,6 @@ def create_pipeline(**kwargs) -> Pipeline:
     )
 
 
-def _plain_names(dataset: str, entries: list[str]) -> dict[str, str]:
-    """Entry -> the plain name under which its ``dataset`` reaches the figures."""
-    return {entry: f"{entry}_{dataset}" for entry in entries}
-
-
 def _entry_summaries(entry: str) -> Pipeline:
     """In the ``entry`` namespace: the summaries of its test predictions that the
     figures draw (:data:`ENTRY_SUMMARIES`), each passed on as ``<entry>_<summary>``."""
@@ -139,7 +135,7 @@ def _entry_summaries(entry: str) -> Pipeline:
         inputs={
             name for _, other_inputs in summaries.values() for name in other_inputs
         },
-        outputs={name: f"{entry}_{name}" for name in summaries},
+        outputs={name: handed_out(entry, name) for name in summaries},
     )
 
 
@@ -156,5 +152,5 @@ def _history_hand_over(variant: str) -> Pipeline:
             )
         ],
         namespace=variant,
-        outputs={"handed_over": f"{variant}_training_history"},
+        outputs={"handed_over": handed_out(variant, "training_history")},
     )
