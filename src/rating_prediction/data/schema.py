@@ -4,11 +4,57 @@ genre vocabularies. One place, so a column or a bound is never written twice.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import polars as pl
 
 # MovieLens stars: half-star steps from 0.5 to 5.0 (ml-100k and ml-1m use whole stars).
+# The default scale of every release and of the synthetic sample; a ratings file of
+# the user's own has its own scale (declared or inferred), recorded as `rating_scale`.
 RATING_MIN = 0.5
 RATING_MAX = 5.0
+
+
+@dataclass(frozen=True)
+class RatingScale:
+    """The range a data set's ratings lie in: every model squashes or clips its
+    predictions to it, and ingestion refuses ratings outside it.
+
+    Attributes:
+        min: The lowest rating.
+        max: The highest rating (above ``min``).
+        inferred: Whether ``min`` and ``max`` were read off the data (no scale declared).
+    """
+
+    min: float
+    max: float
+    inferred: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.min < self.max:
+            raise ValueError(
+                f"A rating scale needs min < max, got [{self.min}, {self.max}]."
+            )
+
+    @classmethod
+    def from_dict(cls, recorded: dict[str, Any]) -> RatingScale:
+        """The scale as the ``rating_scale`` dataset (JSON) holds it."""
+        return cls(
+            float(recorded["min"]),
+            float(recorded["max"]),
+            bool(recorded.get("inferred", False)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def fraction(self, share: float) -> float:
+        """The rating ``share`` of the way from ``min`` to ``max``."""
+        return self.min + share * (self.max - self.min)
+
+
+MOVIELENS_SCALE = RatingScale(RATING_MIN, RATING_MAX)
 
 # Ids are held as Int32 from ingestion on: no user or movie of any release has an id
 # outside 0..MAX_ID, so anything else is refused wherever an id comes in.

@@ -42,7 +42,7 @@ def ingestion_parameters(raw_dir, dataset="synthetic", base_url="http://unused")
 class TestCleanRatings:
     def test_sorts_by_user_then_movie(self):
         raw = ratings_frame([(2, 1, 3.0, 10), (1, 5, 4.0, 11), (1, 2, 0.5, 12)])
-        cleaned = clean_ratings(raw).collect()
+        cleaned = clean_ratings(raw)[0].collect()
         assert cleaned.select("userId", "movieId").rows() == [(1, 2), (1, 5), (2, 1)]
         assert cleaned.schema == RATINGS_CONTRACT
 
@@ -50,7 +50,7 @@ class TestCleanRatings:
         raw = pl.DataFrame(
             {"timestamp": [1], "rating": [4.5], "movieId": [2], "userId": [1]}
         )
-        cleaned = clean_ratings(raw).collect()
+        cleaned = clean_ratings(raw)[0].collect()
         assert cleaned.columns == list(RATINGS_CONTRACT)
         assert cleaned.schema == RATINGS_CONTRACT
 
@@ -59,7 +59,7 @@ class TestCleanRatings:
             [(1, 1, 2.0, 30), (1, 1, 5.0, 50), (1, 1, 1.0, 10), (2, 1, 3.0, 5)]
         )
         with caplog.at_level(logging.WARNING):
-            cleaned = clean_ratings(raw).collect()
+            cleaned = clean_ratings(raw)[0].collect()
         assert cleaned.rows() == [(1, 1, 5.0, 50), (2, 1, 3.0, 5)]
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1

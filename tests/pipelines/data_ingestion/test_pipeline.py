@@ -62,7 +62,12 @@ def run_ingestion(ingestion: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame
 def test_pipeline_outputs_the_contract():
     pipeline = create_pipeline()
     assert pipeline.inputs() == {"params:ingestion", *NO_PREDEFINED_SPLIT}
-    assert pipeline.outputs() == {"ratings", "movies", "predefined_folds"}
+    assert pipeline.outputs() == {
+        "ratings",
+        "rating_scale",
+        "movies",
+        "predefined_folds",
+    }
     assert all(node.name for node in pipeline.nodes)
 
 

@@ -45,20 +45,20 @@ def release(tmp_path, ratings_csv: str | None = None) -> ReleaseSource:
 def streamed(source: ReleaseSource, tmp_path) -> pl.DataFrame:
     """Ingestion's path: scan, clean, save through the dataset, load."""
     dataset = StreamingParquetDataset(str(tmp_path / "out" / "ratings.parquet"))
-    dataset.save(clean_ratings(scan_ratings(source), source))
+    dataset.save(clean_ratings(scan_ratings(source), source)[0])
     return dataset.load()
 
 
 def test_sorted_csv_streams_to_the_ratings_the_eager_path_gives(tmp_path):
     source = release(tmp_path)
     ratings = streamed(source, tmp_path)
-    assert_frame_equal(ratings, clean_ratings(read_ratings(source)).collect())
+    assert_frame_equal(ratings, clean_ratings(read_ratings(source))[0].collect())
     assert_frame_equal(ratings, pl.concat(generate_rating_blocks(SETTINGS)))
 
 
 def test_sorted_input_stays_a_lazy_scan_of_the_csv(tmp_path):
     """Nothing is read into memory: the dataset streams the scan to parquet."""
-    plan = clean_ratings(scan_ratings(release(tmp_path))).explain()
+    plan = clean_ratings(scan_ratings(release(tmp_path)))[0].explain()
     assert plan.startswith("Csv SCAN")
 
 

@@ -42,7 +42,7 @@ def release(tmp_path):
 
 
 def mapped(release) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    ratings = clean_ratings(read_ratings(release)).collect()
+    ratings = clean_ratings(read_ratings(release))[0].collect()
     users, movies = create_user_mapping(ratings), create_movie_mapping(ratings)
     return apply_id_mappings(ratings, users, movies), users, movies
 

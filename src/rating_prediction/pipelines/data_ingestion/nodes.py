@@ -9,6 +9,7 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.data.schema import (
+    MOVIELENS_SCALE,
     MOVIES_SCHEMA,
     NO_GENRES,
     RATING_MAX,
@@ -68,8 +69,9 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
 
 def clean_ratings(
     raw_ratings: pl.LazyFrame | pl.DataFrame, source: ReleaseSource | None = None
-) -> pl.LazyFrame:
-    """Validate ratings, keep the latest rating per (user, movie), sort by user and movie.
+) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """Validate ratings, keep the latest rating per (user, movie), sort by user and movie;
+    with them, the data set's rating scale (``rating_scale``, a JSON dict).
 
     ``source`` is the release the ratings were scanned from: a value that does not
     parse is then reported with the file's name, line or rows.
@@ -97,9 +99,10 @@ def clean_ratings(
         profile["out_of_range"],
         f"have a rating outside {RATING_MIN}..{RATING_MAX}",
     )
+    scale = MOVIELENS_SCALE.to_dict()
     if profile["unordered"] == 0:
         _log_counts(profile["rows"], profile["users"], profile["movies"])
-        return ratings
+        return ratings, scale
     deduplicated = _sorted_latest(ratings.collect())
     dropped = profile["rows"] - deduplicated.height
     if dropped:
@@ -108,7 +111,7 @@ def clean_ratings(
             dropped,
         )
     _log_counts(deduplicated.height, profile["users"], profile["movies"])
-    return deduplicated.lazy()
+    return deduplicated.lazy(), scale
 
 
 def _profile(ratings: pl.LazyFrame, source: ReleaseSource | None) -> dict[str, int]:

@@ -43,7 +43,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 func=clean_ratings,
                 inputs=["raw_ratings", "raw_release"],
-                outputs="ratings",
+                outputs=["ratings", "rating_scale"],
                 name="clean_ratings_node",
             ),
             Node(
