@@ -107,6 +107,14 @@ def temporal_split_labels(ratings: pl.DataFrame, fractions: list[float]) -> pl.S
 
     Expects ``ratings`` sorted by (userIdMapped, movieIdMapped).
     """
+    undated = ratings["timestamp"].null_count()
+    if undated:
+        raise ValueError(
+            f"The temporal split (processing.split.strategy: temporal) orders each "
+            f"user's ratings by time, but {undated} rating(s) have no timestamp (a file "
+            "of your own without ingestion.file.columns.timestamp). Name the file's "
+            "timestamp column, or use the 'random' split."
+        )
     train_fraction, val_fraction, _ = fractions
     # 1-based chronological position within the user. The ratings are sorted by
     # (userIdMapped, movieIdMapped) and "ordinal" ranks ties in row order, so movieId

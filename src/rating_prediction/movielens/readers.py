@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
+from .own_file import explain_unreadable_own_ratings, read_own_items, scan_own_ratings
 from .parsers.common import Content, file_label, release_file
 from .parsers.csv_files import (
     explain_unreadable_ratings_csv,
@@ -79,6 +80,8 @@ def scan_ratings(source: ReleaseSource) -> pl.LazyFrame:
         MovieLensError: If the file is missing, its header lacks a column, or it holds
             no rating (only the header and the first rows are read here).
     """
+    if source.own is not None:
+        return scan_own_ratings(source.own)
     file_format = source.layout.ratings_format
     if file_format != "ratings.csv":
         return read_ratings(source).lazy()
@@ -98,6 +101,9 @@ def scan_ratings(source: ReleaseSource) -> pl.LazyFrame:
 def explain_unreadable_ratings(source: ReleaseSource) -> None:
     """Raise a MovieLensError naming the ratings file of ``source`` and the lines or
     rows of it that do not parse (read again, streamed); return if none is found."""
+    if source.own is not None:
+        explain_unreadable_own_ratings(source.own)
+        return
     file_format = source.layout.ratings_format
     content = release_file(source, file_format)
     label = file_label(source, file_format)
@@ -111,8 +117,11 @@ def read_movies(source: ReleaseSource) -> pl.DataFrame:
     """Read the movie titles of a release (any GroupLens format).
 
     Returns:
-        Columns movieId (Int32), title (String), genres (String, ``|``-joined).
+        Columns movieId (Int32; a file of the user's own: its ratings' id type),
+        title (String), genres (String, ``|``-joined).
     """
+    if source.own is not None:
+        return read_own_items(source.own)
     file_format = source.layout.movies_format
     label = file_label(source, file_format)
     return MOVIES_PARSERS[file_format](release_file(source, file_format), label)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from rating_prediction.parameters import ParameterError, ProjectParameters
+from rating_prediction.parameters import OWN_FILE, ParameterError, ProjectParameters
+
+if TYPE_CHECKING:
+    from .own_file import OwnFile
 
 GROUPLENS_BASE_URL = "https://files.grouplens.org/datasets/movielens"
 SYNTHETIC_RELEASE = "synthetic"
@@ -60,6 +63,9 @@ RELEASES: dict[str, ReleaseLayout] = {
 }
 # The synthetic sample is written exactly like ml-latest-small, so it is read the same way.
 SYNTHETIC_LAYOUT = ReleaseLayout(SYNTHETIC_RELEASE, "ratings.csv", "movies.csv")
+# A file of the user's own has no release layout of its own (its reader is own_file's)
+# and no predefined folds.
+OWN_FILE_LAYOUT = ReleaseLayout(OWN_FILE, "ratings.csv", "movies.csv")
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,16 @@ class ReleaseSource:
     """A release present on disk: either its zip archive or its extracted folder.
 
     Attributes:
-        release: Release name, e.g. ``ml-1m`` or ``synthetic``.
-        path: The ``.zip`` archive, or the folder that directly holds the release's files.
+        release: Release name, e.g. ``ml-1m`` or ``synthetic``; ``file`` for a file of
+            the user's own.
+        path: The ``.zip`` archive, or the folder that directly holds the release's
+            files; the ratings file for ``file``.
+        own: The user's file, described (``file`` only).
     """
 
     release: str
     path: Path
+    own: OwnFile | None = None
 
     @property
     def layout(self) -> ReleaseLayout:
@@ -88,9 +98,14 @@ def release_layout(release: str) -> ReleaseLayout:
     """
     if release == SYNTHETIC_RELEASE:
         return SYNTHETIC_LAYOUT
+    if release == OWN_FILE:
+        return OWN_FILE_LAYOUT
     if release not in RELEASES:
         valid = ", ".join([SYNTHETIC_RELEASE, *RELEASES])
-        raise MovieLensError(f"Unknown MovieLens release {release!r}; valid: {valid}.")
+        raise MovieLensError(
+            f"Unknown MovieLens release {release!r}; valid: {valid}, or {OWN_FILE!r} "
+            "for a ratings file of your own (described by ingestion.file)."
+        )
     return RELEASES[release]
 
 
@@ -156,7 +171,8 @@ def check_predefined_folds(
 
 def check_release_parameters(parameters: ProjectParameters) -> None:
     """The checks of the parameters that need the release registry: the release
-    ``ingestion.dataset`` names exists, and has the folds a predefined split asks for.
+    ``ingestion.dataset`` names exists, has the folds a predefined split asks for, and
+    the timestamps a temporal split needs.
 
     Raises:
         ParameterError: Naming the parameter, the release and the valid values.
@@ -167,6 +183,19 @@ def check_release_parameters(parameters: ProjectParameters) -> None:
     except MovieLensError as error:
         raise ParameterError(f"'ingestion.dataset': {error}") from None
     split = parameters.processing.split
+    own = parameters.ingestion.file
+    if (
+        dataset == OWN_FILE
+        and own is not None
+        and own.columns.timestamp is None
+        and split.strategy == "temporal"
+    ):
+        raise ParameterError(
+            "'processing.split.strategy' is 'temporal', which orders each user's "
+            "ratings by time, but your file has no timestamp "
+            "(ingestion.file.columns.timestamp is null): name its timestamp column, "
+            "or use the 'random' split."
+        )
     check_predefined_folds(
         dataset,
         [split.fold],

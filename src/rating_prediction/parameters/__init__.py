@@ -30,7 +30,9 @@ from rating_prediction.parameters.inference import (
     SimilarParameters,
 )
 from rating_prediction.parameters.ingestion import (
+    OWN_FILE,
     IngestionParameters,
+    OwnFileSettings,
     SyntheticSettings,
 )
 from rating_prediction.parameters.processing import (
@@ -64,6 +66,8 @@ __all__ = [
     "FoldInParameters",
     "InferenceParameters",
     "IngestionParameters",
+    "OWN_FILE",
+    "OwnFileSettings",
     "InnerSigmoidArguments",
     "OptimizerParameters",
     "ParameterError",

@@ -1,12 +1,16 @@
-"""``ingestion``: which release to read, where, how to fetch it, and the synthetic sample."""
+"""``ingestion``: which release to read, where, how to fetch it, the synthetic sample,
+and a ratings file of the user's own (``ingestion.file``)."""
 
 from __future__ import annotations
 
+from pathlib import PurePath
 from typing import Literal
 
 from pydantic import (
+    Field,
     NonNegativeFloat,
     PositiveFloat,
+    field_validator,
     model_validator,
 )
 
@@ -51,6 +55,93 @@ class SyntheticSettings(Parameters):
         return self
 
 
+# The value of `ingestion.dataset` that reads `ingestion.file` instead of a release.
+OWN_FILE = "file"
+# What a ratings or items file may be; a `.zip` holds one file of the other kinds.
+FILE_SUFFIXES = (".csv", ".tsv", ".parquet", ".zip")
+ColumnName = Field(min_length=1)
+
+
+def _readable_path(path: str) -> str:
+    if PurePath(path).suffix.lower() not in FILE_SUFFIXES:
+        raise ValueError(
+            f"must name a {', '.join(FILE_SUFFIXES)} file (a .zip holding one of the "
+            f"others), got {path!r}"
+        )
+    return path
+
+
+def _one_character(separator: str) -> str:
+    if len(separator.encode()) != 1:
+        raise ValueError(
+            f"must be one single-byte character such as ',', ';', '|' or a tab "
+            f"('\\t'), got {separator!r}"
+        )
+    return separator
+
+
+class RatingsColumns(Parameters):
+    """``ingestion.file.columns``: which column of the file holds what."""
+
+    user: str = ColumnName
+    item: str = ColumnName
+    rating: str = ColumnName
+    # None: the file has no timestamp (the temporal split then cannot be used).
+    timestamp: str | None = Field(default=None, min_length=1)
+
+
+class ItemsColumns(Parameters):
+    """``ingestion.file.items.columns``: the item id, its title and its genres."""
+
+    item: str = ColumnName
+    title: str = ColumnName
+    # None: no genres; else one text column, genres separated by "|".
+    genres: str | None = None
+
+
+class ItemsFile(Parameters):
+    """``ingestion.file.items``: titles (and genres) of the items, by item id."""
+
+    path: str
+    separator: str = ","
+    columns: ItemsColumns
+
+    _path = field_validator("path")(_readable_path)
+    _separator = field_validator("separator")(_one_character)
+
+
+class OwnFileSettings(Parameters):
+    """``ingestion.file``: a ratings file of the user's own (``ingestion.dataset:
+    file``). The column names map the file's columns onto users, items, ratings and
+    timestamps; ids may be integers or text (``ids``: ``auto`` reads them as integers
+    when every one of the file's first rows is one)."""
+
+    path: str
+    separator: str = ","
+    columns: RatingsColumns
+    # None: Unix seconds; else a strftime format such as "%Y-%m-%dT%H:%M:%S".
+    timestamp_format: str | None = None
+    # [min, max]; None: inferred from the ratings (the log and the summary say so).
+    rating_scale: tuple[float, float] | None = None
+    ids: Literal["auto", "integer", "string"] = "auto"
+    items: ItemsFile | None = None
+
+    _path = field_validator("path")(_readable_path)
+    _separator = field_validator("separator")(_one_character)
+
+    @field_validator("rating_scale")
+    @classmethod
+    def _min_below_max(
+        cls, scale: tuple[float, float] | None
+    ) -> tuple[float, float] | None:
+        if scale is not None and not scale[0] < scale[1]:
+            raise ValueError(
+                f"must be [min, max] with min < max, got {list(scale)}; or null to "
+                "infer it from the ratings"
+            )
+        return scale
+
+
 class IngestionParameters(Parameters):
     """``ingestion``: which release to read, where, and how to fetch it."""
 
@@ -59,3 +150,14 @@ class IngestionParameters(Parameters):
     base_url: str
     download_timeout_s: PositiveFloat
     synthetic: SyntheticSettings = SyntheticSettings()
+    file: OwnFileSettings | None = None
+
+    @model_validator(mode="after")
+    def _file_described(self) -> IngestionParameters:
+        if self.dataset == OWN_FILE and self.file is None:
+            raise ValueError(
+                "ingestion.dataset is 'file' but no 'ingestion.file' block describes "
+                "it: add its path, separator and columns (see the docs' 'Use your own "
+                "data' page)"
+            )
+        return self

@@ -22,7 +22,10 @@ from rating_prediction.movielens.synthetic import (
     generate_rating_blocks,
 )
 from rating_prediction.parameters import SyntheticSettings
-from rating_prediction.pipelines.data_ingestion.nodes import clean_ratings
+from rating_prediction.pipelines.data_ingestion.nodes import (
+    check_ratings,
+    clean_ratings,
+)
 
 SETTINGS = SyntheticSettings(seed=5, n_users=500, n_movies=200, n_ratings=12_000)
 HEADER = "userId,movieId,rating,timestamp\n"
@@ -45,7 +48,8 @@ def release(tmp_path, ratings_csv: str | None = None) -> ReleaseSource:
 def streamed(source: ReleaseSource, tmp_path) -> pl.DataFrame:
     """Ingestion's path: scan, clean, save through the dataset, load."""
     dataset = StreamingParquetDataset(str(tmp_path / "out" / "ratings.parquet"))
-    dataset.save(clean_ratings(scan_ratings(source), source)[0])
+    raw = scan_ratings(source)
+    dataset.save(clean_ratings(raw, check_ratings(raw, source))[0])
     return dataset.load()
 
 

@@ -12,9 +12,8 @@ from rating_prediction.data.schema import (
     MOVIELENS_SCALE,
     MOVIES_SCHEMA,
     NO_GENRES,
-    RATING_MAX,
-    RATING_MIN,
     RATINGS_SCHEMA,
+    RatingScale,
 )
 from rating_prediction.movielens import (
     SYNTHETIC_RELEASE,
@@ -27,9 +26,11 @@ from rating_prediction.movielens import (
     release_layout,
     require_columns,
 )
+from rating_prediction.movielens.own_file import locate_own_file
 from rating_prediction.movielens.releases import check_predefined_folds
 from rating_prediction.movielens.synthetic import ensure_synthetic_release
 from rating_prediction.parameters import (
+    OWN_FILE,
     CrossValidationParameters,
     IngestionParameters,
     ProcessingParameters,
@@ -37,6 +38,8 @@ from rating_prediction.parameters import (
 )
 
 logger = logging.getLogger(__name__)
+
+ID_COLUMNS = ("userId", "movieId")
 
 
 def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
@@ -52,6 +55,10 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
     """
     parameters = parse(IngestionParameters, ingestion, "ingestion")
     release = parameters.dataset
+    if release == OWN_FILE and parameters.file is not None:
+        own = locate_own_file(parameters.file)
+        logger.info("Reading your ratings file %s", own.ratings_path)
+        return ReleaseSource(OWN_FILE, own.ratings_path, own)
     raw_dir = Path(parameters.raw_dir)
     release_layout(release)  # fail on an unknown name before touching the disk
     if release == SYNTHETIC_RELEASE:
@@ -67,42 +74,82 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
     return source
 
 
-def clean_ratings(
+def check_ratings(
     raw_ratings: pl.LazyFrame | pl.DataFrame, source: ReleaseSource | None = None
-) -> tuple[pl.LazyFrame, dict[str, Any]]:
-    """Validate ratings, keep the latest rating per (user, movie), sort by user and movie;
-    with them, the data set's rating scale (``rating_scale``, a JSON dict).
+) -> dict[str, Any]:
+    """Check every rating in one streaming pass, before anything is written; return
+    what the pass found (``ratings_profile``): counts, whether the rows come sorted,
+    the id types and the rating scale.
 
-    ``source`` is the release the ratings were scanned from: a value that does not
-    parse is then reported with the file's name, line or rows.
-
-    One streaming pass checks the input (nulls, range, order). Input already sorted by
-    (userId, movieId) without a repeated pair, as GroupLens releases and the synthetic
-    sample are, comes back as a lazy plan that the ``ratings`` dataset streams to
-    parquet without ever holding it; other input is sorted and deduplicated in memory.
+    ``source`` is the release (or file of the user's own) the ratings were scanned
+    from: a value that does not parse is then reported with the file's name, line or
+    rows, and a file of the user's own brings its declared scale (or none, and the
+    scale is inferred from the ratings).
 
     Raises:
         MovieLensError: If columns are missing, a value does not parse, or rows hold
-            nulls or ratings outside 0.5..5 (the message counts them and shows up to
-            five).
+            missing values or ratings outside the scale (the message counts them and
+            shows up to five).
     """
-    columns = raw_ratings.lazy().collect_schema().names()
-    require_columns(columns, list(RATINGS_SCHEMA), "ratings")
-    ratings = raw_ratings.lazy().select(
-        pl.col(column).cast(dtype) for column, dtype in RATINGS_SCHEMA.items()
-    )
-    profile = _profile(ratings, source)
-    _reject_rows(ratings, _has_null(), profile["missing"], "have missing values")
+    own_ids = source is not None and source.own is not None
+    ratings = _typed_ratings(raw_ratings, own_ids)
+    declared = _declared_scale(source)
+    timestamps = source is None or source.own is None or source.own.has_timestamps
+    profile = _profile(ratings, source, declared, timestamps)
     _reject_rows(
         ratings,
-        ~pl.col("rating").is_between(RATING_MIN, RATING_MAX),
-        profile["out_of_range"],
-        f"have a rating outside {RATING_MIN}..{RATING_MAX}",
+        _has_null(timestamps),
+        profile["missing"],
+        "have missing values",
+        source,
     )
-    scale = MOVIELENS_SCALE.to_dict()
+    _reject_rows(
+        ratings,
+        _outside(declared),
+        profile["out_of_range"],
+        f"have a rating outside {_scale_text(declared, source)}",
+        source,
+    )
+    scale = declared or _inferred_scale(profile, source)
+    schema = ratings.collect_schema()
+    return {
+        **{name: profile[name] for name in ("rows", "users", "movies", "unordered")},
+        "rating_scale": scale.to_dict(),
+        "own_ids": own_ids,
+        "id_dtypes": {column: str(schema[column]) for column in ID_COLUMNS},
+    }
+
+
+def check_release(
+    raw_ratings: pl.LazyFrame | pl.DataFrame, raw_release: ReleaseSource
+) -> tuple[dict[str, Any], ReleaseSource]:
+    """:func:`check_ratings` of ``raw_release``'s ratings, and the release once they
+    passed (``checked_release``): the nodes that read more of it and write a file run
+    only then, so bad ratings leave nothing written."""
+    return check_ratings(raw_ratings, raw_release), raw_release
+
+
+def clean_ratings(
+    raw_ratings: pl.LazyFrame | pl.DataFrame,
+    ratings_profile: dict[str, Any] | None = None,
+) -> tuple[pl.LazyFrame, dict[str, Any]]:
+    """The checked ratings with the latest rating per (user, movie), sorted by user and
+    movie; with them, the data set's rating scale (``rating_scale``, a JSON dict).
+
+    ``ratings_profile`` is :func:`check_ratings`'s (run here when not given). Input
+    already sorted by (userId, movieId) without a repeated pair, as GroupLens releases
+    and the synthetic sample are, comes back as a lazy plan that the ``ratings``
+    dataset streams to parquet without ever holding it; other input is sorted and
+    deduplicated in memory.
+
+    Raises:
+        MovieLensError: As :func:`check_ratings`.
+    """
+    profile = ratings_profile or check_ratings(raw_ratings)
+    ratings = _typed_ratings(raw_ratings, profile["own_ids"])
     if profile["unordered"] == 0:
         _log_counts(profile["rows"], profile["users"], profile["movies"])
-        return ratings, scale
+        return ratings, profile["rating_scale"]
     deduplicated = _sorted_latest(ratings.collect())
     dropped = profile["rows"] - deduplicated.height
     if dropped:
@@ -111,42 +158,134 @@ def clean_ratings(
             dropped,
         )
     _log_counts(deduplicated.height, profile["users"], profile["movies"])
-    return deduplicated.lazy(), scale
+    return deduplicated.lazy(), profile["rating_scale"]
 
 
-def _profile(ratings: pl.LazyFrame, source: ReleaseSource | None) -> dict[str, int]:
-    """One streaming pass: rows, rows with a null, ratings out of range, distinct users
-    and movies, and rows whose (userId, movieId) does not come strictly after the
-    previous row's (out of order, or a repeated pair)."""
-    pair = pl.col("userId").cast(pl.Int64) * 2**32 + pl.col("movieId")
+def _typed_ratings(
+    raw_ratings: pl.LazyFrame | pl.DataFrame, own_ids: bool
+) -> pl.LazyFrame:
+    """The contract's four columns: ratings Float32, timestamps Int64, ids Int32 (a
+    release's) or, with ``own_ids``, as a file of the user's own has them (Int64 or
+    String)."""
+    schema = raw_ratings.lazy().collect_schema()
+    require_columns(schema.names(), list(RATINGS_SCHEMA), "ratings")
+    for column in ID_COLUMNS:
+        if not (schema[column].is_integer() or schema[column] == pl.String):
+            raise MovieLensError(
+                f"Ratings: {column} must hold integer or text ids, not {schema[column]}."
+            )
+    return raw_ratings.lazy().select(
+        pl.col(column)
+        if own_ids and column in ID_COLUMNS
+        else pl.col(column).cast(dtype)
+        for column, dtype in RATINGS_SCHEMA.items()
+    )
+
+
+def _declared_scale(source: ReleaseSource | None) -> RatingScale | None:
+    """The scale ratings are checked against: MovieLens's for a release, the declared
+    one (or none: inferred) for a file of the user's own."""
+    if source is None or source.own is None:
+        return MOVIELENS_SCALE
+    declared = source.own.settings.rating_scale
+    return RatingScale(*declared) if declared is not None else None
+
+
+def _scale_text(scale: RatingScale | None, source: ReleaseSource | None) -> str:
+    if scale is None:
+        return "the finite numbers"
+    where = " (ingestion.file.rating_scale)" if source and source.own else ""
+    return f"{scale.min}..{scale.max}{where}"
+
+
+def _outside(scale: RatingScale | None) -> pl.Expr:
+    if scale is None:
+        return ~pl.col("rating").is_finite()
+    return ~pl.col("rating").is_between(scale.min, scale.max)
+
+
+def _inferred_scale(
+    profile: dict[str, Any], source: ReleaseSource | None
+) -> RatingScale:
+    low, high = profile["lowest"], profile["highest"]
+    if low is None or not low < high:
+        raise MovieLensError(
+            f"{_label(source)}every rating is {low}: a rating scale needs two values. "
+            "Declare it in ingestion.file.rating_scale, e.g. [1, 5]."
+        )
+    logger.info(
+        "Rating scale inferred from the data: %s..%s (ingestion.file.rating_scale is "
+        "null; declare it to fix the scale).",
+        low,
+        high,
+    )
+    return RatingScale(float(low), float(high), inferred=True)
+
+
+def _label(source: ReleaseSource | None) -> str:
+    if source is not None and source.own is not None:
+        return f"{source.own.label}: "
+    return "Ratings: "
+
+
+def _profile(
+    ratings: pl.LazyFrame,
+    source: ReleaseSource | None,
+    scale: RatingScale | None,
+    timestamps: bool,
+) -> dict[str, Any]:
+    """One streaming pass: rows, rows with a missing value, ratings outside the scale,
+    the lowest and highest rating, distinct users and movies, and rows whose (userId,
+    movieId) does not come strictly after the previous row's (out of order, or a
+    repeated pair)."""
     try:
         profile = ratings.select(
             pl.len().alias("rows"),
-            _has_null().sum().alias("missing"),
-            (~pl.col("rating").is_between(RATING_MIN, RATING_MAX))
-            .sum()
-            .alias("out_of_range"),
+            _has_null(timestamps).sum().alias("missing"),
+            _outside(scale).sum().alias("out_of_range"),
+            pl.col("rating").min().alias("lowest"),
+            pl.col("rating").max().alias("highest"),
             pl.col("userId").n_unique().alias("users"),
             pl.col("movieId").n_unique().alias("movies"),
-            (pair <= pair.shift(1)).sum().alias("unordered"),
+            _out_of_order(ratings.collect_schema()).sum().alias("unordered"),
         ).collect(engine="streaming")
-    except pl.exceptions.ComputeError as error:
+    except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
         if source is not None:
             explain_unreadable_ratings(source)
         raise MovieLensError(
-            f"Ratings: the release's ratings file does not parse ({error}). Fix or "
+            f"{_label(source)}the ratings file does not parse ({error}). Fix or "
             "remove the row at fault."
         ) from error
-    return {name: int(value or 0) for name, value in profile.row(0, named=True).items()}
+    counts = profile.row(0, named=True)
+    return {
+        name: value if name in ("lowest", "highest") else int(value or 0)
+        for name, value in counts.items()
+    }
 
 
-def _has_null() -> pl.Expr:
-    return pl.any_horizontal(pl.col(column).is_null() for column in RATINGS_SCHEMA)
+def _out_of_order(schema: pl.Schema) -> pl.Expr:
+    """Per row, whether its (userId, movieId) does not come strictly after the
+    previous row's."""
+    user, movie = pl.col("userId"), pl.col("movieId")
+    if schema["userId"] == pl.Int32 and schema["movieId"] == pl.Int32:
+        # A release's ids: one packed Int64 key compares faster than two columns.
+        pair = user.cast(pl.Int64) * 2**32 + movie
+        return pair <= pair.shift(1)
+    previous_user = user.shift(1)
+    return (user < previous_user) | (
+        (user == previous_user) & (movie <= movie.shift(1))
+    )
+
+
+def _has_null(timestamps: bool = True) -> pl.Expr:
+    columns = [c for c in RATINGS_SCHEMA if timestamps or c != "timestamp"]
+    return pl.any_horizontal(pl.col(column).is_null() for column in columns)
 
 
 def _sorted_latest(ratings: pl.DataFrame) -> pl.DataFrame:
-    """``ratings`` sorted by (userId, movieId, timestamp), the latest of each pair kept."""
-    ratings = ratings.sort("userId", "movieId", "timestamp")
+    """``ratings`` sorted by (userId, movieId, timestamp), the latest of each pair kept
+    (without timestamps, the last in file order)."""
+    ratings = ratings.sort("userId", "movieId", "timestamp", maintain_order=True)
     # After this sort, a row followed by the same pair has a later rating of that pair.
     superseded = (pl.col("userId") == pl.col("userId").shift(-1)) & (
         pl.col("movieId") == pl.col("movieId").shift(-1)
@@ -158,12 +297,33 @@ def _log_counts(n_ratings: int, n_users: int, n_movies: int) -> None:
     logger.info("%d ratings by %d users of %d movies", n_ratings, n_users, n_movies)
 
 
-def clean_movies(raw_movies: pl.DataFrame) -> pl.DataFrame:
-    """Keep one row per movie id, sorted, with null genres where a movie has none."""
+def clean_movies(
+    raw_movies: pl.DataFrame, ratings_profile: dict[str, Any] | None = None
+) -> pl.DataFrame:
+    """Keep one row per movie id, sorted, with null genres where a movie has none.
+
+    Movie ids keep the ratings' id type (``ratings_profile``'s, checked: the ratings
+    passed :func:`check_ratings` before this runs).
+
+    Raises:
+        MovieLensError: If the movies' ids are of another type than the ratings'.
+    """
     require_columns(raw_movies.columns, list(MOVIES_SCHEMA), "movies")
+    id_dtype = raw_movies.schema["movieId"]
+    wanted = (ratings_profile or {}).get("id_dtypes", {}).get("movieId")
+    if wanted is not None and (id_dtype == pl.String) != (wanted == "String"):
+        raise MovieLensError(
+            f"The items' ids are {id_dtype} but the ratings' movieIds are {wanted}: "
+            "both files must use the same ids."
+        )
+    movie_id = pl.col("movieId")
+    if id_dtype.is_integer() and wanted in (None, "Int32"):
+        movie_id = movie_id.cast(MOVIES_SCHEMA["movieId"])
     return (
         raw_movies.select(
-            pl.col(column).cast(dtype) for column, dtype in MOVIES_SCHEMA.items()
+            movie_id,
+            pl.col("title").cast(MOVIES_SCHEMA["title"]),
+            pl.col("genres").cast(MOVIES_SCHEMA["genres"]),
         )
         .with_columns(
             pl.when(~pl.col("genres").is_in(["", NO_GENRES])).then(pl.col("genres"))
@@ -174,7 +334,11 @@ def clean_movies(raw_movies: pl.DataFrame) -> pl.DataFrame:
 
 
 def _reject_rows(
-    ratings: pl.LazyFrame, is_bad: pl.Expr, count: int, problem: str
+    ratings: pl.LazyFrame,
+    is_bad: pl.Expr,
+    count: int,
+    problem: str,
+    source: ReleaseSource | None = None,
 ) -> None:
     """Raise if ``count`` rows match ``is_bad``, showing up to five with their row
     numbers (only then is the input read again)."""
@@ -183,7 +347,8 @@ def _reject_rows(
             ratings.with_row_index("row", offset=1).filter(is_bad).head(5).collect()
         )
         raise MovieLensError(
-            f"Ratings: {count} row(s) {problem}; first {bad_rows.height}:\n{bad_rows}"
+            f"{_label(source)}{count} row(s) {problem}; first {bad_rows.height}:\n"
+            f"{bad_rows}"
         )
 
 

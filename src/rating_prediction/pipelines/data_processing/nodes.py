@@ -26,6 +26,7 @@ from rating_prediction.parameters import (
 logger = logging.getLogger(__name__)
 
 MAPPED_ID_COLUMNS = ["userIdMapped", "movieIdMapped"]
+ORIGINAL_ID_COLUMNS = ["userId", "movieId"]
 
 
 def filter_top_movies(
@@ -71,12 +72,14 @@ def filter_top_movies(
 
 
 def create_user_mapping(ratings: pl.DataFrame) -> pl.DataFrame:
-    """Maps each ``userId`` to a contiguous 0-based ``userIdMapped`` in ascending id order."""
+    """Maps each ``userId`` to a contiguous 0-based ``userIdMapped`` in ascending id
+    order (text ids in byte order); the ids keep their type."""
     return _create_id_mapping(ratings, "userId")
 
 
 def create_movie_mapping(ratings: pl.DataFrame) -> pl.DataFrame:
-    """Maps each ``movieId`` to a contiguous 0-based ``movieIdMapped`` in ascending id order."""
+    """Maps each ``movieId`` to a contiguous 0-based ``movieIdMapped`` in ascending id
+    order (text ids in byte order); the ids keep their type."""
     return _create_id_mapping(ratings, "movieId")
 
 
@@ -96,7 +99,14 @@ def apply_id_mappings(
     )
     if mapped.null_count().select(pl.sum_horizontal(MAPPED_ID_COLUMNS)).item():
         mapped = mapped.drop_nulls(MAPPED_ID_COLUMNS)
-    return _sorted_by_mapped_ids(mapped.cast(dict(MAPPED_RATINGS_SCHEMA)))
+    # The original ids keep their type (Int32 from a release, Int64 or String from a
+    # file of the user's own); everything else takes the contract's dtypes.
+    typed = {
+        column: dtype
+        for column, dtype in MAPPED_RATINGS_SCHEMA.items()
+        if column not in ORIGINAL_ID_COLUMNS
+    }
+    return _sorted_by_mapped_ids(mapped.cast(typed))
 
 
 def _mapped_ids(ids: pl.Series, mapping: pl.DataFrame, id_column: str) -> pl.Series:
@@ -183,7 +193,7 @@ def _rating_order() -> pl.Expr:
 
 def _create_id_mapping(ratings: pl.DataFrame, id_column: str) -> pl.DataFrame:
     return (
-        ratings.select(pl.col(id_column).cast(pl.Int32).unique().sort())
+        ratings.select(pl.col(id_column).unique().sort())
         .with_row_index(f"{id_column}Mapped")
         .select(id_column, pl.col(f"{id_column}Mapped").cast(pl.Int32))
     )
