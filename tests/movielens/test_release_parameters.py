@@ -43,3 +43,22 @@ def test_a_fold_the_release_lacks_is_refused():
         check_release_parameters(
             _parsed(ingestion={"dataset": "ml-100k"}, processing={"split": split})
         )
+
+
+def test_a_temporal_split_of_a_file_without_timestamps_is_refused():
+    own_file = {
+        "path": "data/01_raw/mine.csv",
+        "columns": {"user": "u", "item": "i", "rating": "r"},
+    }
+    split = project_parameters()["processing"]["split"] | {"strategy": "temporal"}
+    parameters = _parsed(
+        ingestion={"dataset": "file", "file": own_file}, processing={"split": split}
+    )
+    with pytest.raises(ParameterError, match="your file has no timestamp"):
+        check_release_parameters(parameters)
+    timed = own_file | {"columns": {**own_file["columns"], "timestamp": "t"}}
+    check_release_parameters(
+        _parsed(
+            ingestion={"dataset": "file", "file": timed}, processing={"split": split}
+        )
+    )

@@ -1,0 +1,274 @@
+"""A ratings file of the user's own: layouts, id types, timestamps, and what bad input
+gets (an error naming the file, the parameter and the column)."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from rating_prediction.movielens import MovieLensError
+from rating_prediction.movielens.own_file import (
+    ID_SAMPLE_ROWS,
+    explain_unreadable_own_ratings,
+    locate_own_file,
+    read_own_items,
+    scan_own_ratings,
+)
+from rating_prediction.parameters import (
+    IngestionParameters,
+    OwnFileSettings,
+    ParameterError,
+    parse,
+)
+
+RATINGS_CSV = (
+    "customer;product;stars;rated_at\n"
+    "c2;p318;10;2020-01-02T10:00:00\n"
+    "c1;p1;7;2020-01-01T00:00:00\n"
+)
+COLUMNS = {"user": "customer", "item": "product", "rating": "stars"}
+
+
+def settings(path: Path, **overrides: Any) -> OwnFileSettings:
+    values = {
+        "path": str(path),
+        "separator": ";",
+        "columns": {**COLUMNS, "timestamp": "rated_at"},
+        "timestamp_format": "%Y-%m-%dT%H:%M:%S",
+        **overrides,
+    }
+    return parse(OwnFileSettings, values, "ingestion.file")
+
+
+def written(tmp_path: Path, text: str, name: str = "ratings.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def scanned(own_settings: OwnFileSettings) -> pl.DataFrame:
+    return scan_own_ratings(locate_own_file(own_settings)).collect()
+
+
+def test_text_ids_and_formatted_times_in_the_contract_columns(tmp_path):
+    ratings = scanned(settings(written(tmp_path, RATINGS_CSV)))
+    assert ratings.schema == pl.Schema(
+        {
+            "userId": pl.String,
+            "movieId": pl.String,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        }
+    )
+    assert ratings.rows() == [
+        ("c2", "p318", 10.0, 1_577_959_200),
+        ("c1", "p1", 7.0, 1_577_836_800),
+    ]
+
+
+def test_integer_ids_and_unix_seconds(tmp_path):
+    path = written(tmp_path, "u\ti\tr\tt\n42\t318\t4.5\t100\n7\t1\t3\t200\n")
+    own = settings(
+        path,
+        separator="\t",
+        columns={"user": "u", "item": "i", "rating": "r", "timestamp": "t"},
+        timestamp_format=None,
+    )
+    ratings = scanned(own)
+    assert ratings.schema["userId"] == pl.Int64
+    assert ratings.rows() == [(42, 318, 4.5, 100), (7, 1, 3.0, 200)]
+
+
+def test_ids_with_leading_zeros_stay_text(tmp_path):
+    """ "007" and "7" must never become one id."""
+    path = written(tmp_path, "customer;product;stars\n007;1;3\n7;1;4\n")
+    ratings = scanned(settings(path, columns=COLUMNS, timestamp_format=None))
+    assert ratings.schema["userId"] == pl.String
+    assert ratings["userId"].to_list() == ["007", "7"]
+    assert ratings.schema["movieId"] == pl.Int64
+
+
+def test_ids_string_reads_integer_looking_ids_as_text(tmp_path):
+    path = written(tmp_path, "customer;product;stars\n1;1;3\n")
+    ratings = scanned(
+        settings(path, columns=COLUMNS, timestamp_format=None, ids="string")
+    )
+    assert ratings.schema["userId"] == ratings.schema["movieId"] == pl.String
+
+
+def test_a_file_without_timestamps_gets_null_ones(tmp_path):
+    path = written(tmp_path, "customer;product;stars\nc1;p1;3\n")
+    own = locate_own_file(settings(path, columns=COLUMNS, timestamp_format=None))
+    assert not own.has_timestamps
+    ratings = scan_own_ratings(own).collect()
+    assert ratings["timestamp"].to_list() == [None]
+    assert ratings.schema["timestamp"] == pl.Int64
+
+
+def test_parquet_with_typed_columns(tmp_path):
+    path = tmp_path / "ratings.parquet"
+    pl.DataFrame(
+        {"customer": [5, 6], "product": [10, 11], "stars": [1, 5]},
+        schema={"customer": pl.UInt32, "product": pl.Int16, "stars": pl.Int8},
+    ).write_parquet(path)
+    ratings = scanned(settings(path, columns=COLUMNS, timestamp_format=None))
+    assert ratings.schema["userId"] == ratings.schema["movieId"] == pl.Int64
+    assert ratings.rows() == [(5, 10, 1.0, None), (6, 11, 5.0, None)]
+
+
+def test_parquet_datetimes_become_unix_seconds(tmp_path):
+    path = tmp_path / "ratings.parquet"
+    pl.DataFrame(
+        {"customer": ["a"], "product": ["b"], "stars": [2.0], "rated_at": [1]}
+    ).with_columns(pl.from_epoch("rated_at", "s")).write_parquet(path)
+    ratings = scanned(settings(path, timestamp_format=None))
+    assert ratings.row(0) == ("a", "b", 2.0, 1)
+
+
+def test_a_csv_inside_a_zip(tmp_path):
+    archive = tmp_path / "ratings.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("export/ratings.csv", RATINGS_CSV)
+    assert scanned(settings(archive)).height == 2
+
+
+def test_a_zip_with_two_data_files_is_refused(tmp_path):
+    archive = tmp_path / "ratings.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("a.csv", RATINGS_CSV)
+        zipped.writestr("b.csv", RATINGS_CSV)
+    with pytest.raises(MovieLensError, match=r"exactly one .*'a.csv', 'b.csv'"):
+        locate_own_file(settings(archive))
+
+
+def test_a_missing_file_names_the_parameter_and_the_path(tmp_path):
+    with pytest.raises(MovieLensError, match="ingestion.file.path: no file at"):
+        locate_own_file(settings(tmp_path / "nowhere.csv"))
+
+
+def test_a_misspelt_column_lists_the_file_columns(tmp_path):
+    own = settings(
+        written(tmp_path, RATINGS_CSV), columns={**COLUMNS, "rating": "star"}
+    )
+    with pytest.raises(MovieLensError) as error:
+        locate_own_file(own)
+    message = str(error.value)
+    assert "lacks the column(s) ['star'] that ingestion.file.columns names" in message
+    assert "['customer', 'product', 'stars', 'rated_at']" in message
+    assert "ratings.csv" in message
+
+
+def test_an_empty_file_and_a_header_only_file(tmp_path):
+    with pytest.raises(MovieLensError, match="is empty"):
+        locate_own_file(settings(written(tmp_path, "")))
+    header_only = written(tmp_path, "customer;product;stars;rated_at\n", "h.csv")
+    with pytest.raises(MovieLensError, match="holds no ratings"):
+        locate_own_file(settings(header_only))
+
+
+def test_parquet_ids_that_are_neither_integers_nor_text(tmp_path):
+    path = tmp_path / "ratings.parquet"
+    pl.DataFrame({"customer": [1.5], "product": [1], "stars": [3.0]}).write_parquet(
+        path
+    )
+    with pytest.raises(MovieLensError, match=r"user ids .*are Float64"):
+        locate_own_file(settings(path, columns=COLUMNS, timestamp_format=None))
+
+
+class TestItems:
+    def own(self, tmp_path: Path, items_text: str, ratings_text: str = RATINGS_CSV):
+        items = written(tmp_path, items_text, "items.csv")
+        return locate_own_file(
+            settings(
+                written(tmp_path, ratings_text),
+                items={
+                    "path": str(items),
+                    "separator": ",",
+                    "columns": {"item": "sku", "title": "name", "genres": "tags"},
+                },
+            )
+        )
+
+    def test_items_with_other_column_names(self, tmp_path):
+        items = read_own_items(
+            self.own(tmp_path, "sku,name,tags\np1,Toy Story,Animation|Comedy\n")
+        )
+        assert items.rows() == [("p1", "Toy Story", "Animation|Comedy")]
+
+    def test_text_item_ids_for_integer_ratings_ids_are_refused(self, tmp_path):
+        ratings = "customer;product;stars;rated_at\n1;318;4;2020-01-01T00:00:00\n"
+        own = self.own(tmp_path, "sku,name,tags\np318,A,\n", ratings)
+        with pytest.raises(MovieLensError) as error:
+            read_own_items(own)
+        assert "items.csv (ingestion.file.items.path)" in str(error.value)
+        assert "must be integers, as the ratings' item ids are" in str(error.value)
+
+    def test_a_misspelt_items_column(self, tmp_path):
+        with pytest.raises(MovieLensError, match="ingestion.file.items.columns"):
+            read_own_items(self.own(tmp_path, "sku,title,tags\np1,A,\n"))
+
+    def test_without_an_items_file_the_table_is_empty_of_the_ratings_id_type(
+        self, tmp_path
+    ):
+        own = locate_own_file(settings(written(tmp_path, RATINGS_CSV)))
+        items = read_own_items(own)
+        assert items.is_empty()
+        assert items.schema["movieId"] == pl.String
+
+
+def test_a_text_id_after_the_sampled_rows_is_explained(tmp_path):
+    """The id type comes from the first rows; a later text id in a column of integer
+    ids is refused with its row, not silently dropped."""
+    rows = [f"{user};1;3" for user in range(1, ID_SAMPLE_ROWS + 2)] + ["c9;1;3"]
+    path = written(tmp_path, "customer;product;stars\n" + "\n".join(rows) + "\n")
+    own = locate_own_file(settings(path, columns=COLUMNS, timestamp_format=None))
+    with pytest.raises(MovieLensError) as error:
+        explain_unreadable_own_ratings(own)
+    message = str(error.value)
+    assert "customer (ingestion.file.columns.user): 1 value(s) are not integer ids" in (
+        message
+    )
+    assert "ingestion.file.ids: string" in message
+    assert f"│ {ID_SAMPLE_ROWS + 2} " in message
+
+
+def test_unparseable_ratings_and_timestamps_are_explained(tmp_path):
+    text = RATINGS_CSV + "c3;p1;five;2020-01-01T00:00:00\nc4;p1;3;yesterday\n"
+    own = locate_own_file(settings(written(tmp_path, text)))
+    with pytest.raises(MovieLensError) as error:
+        explain_unreadable_own_ratings(own)
+    message = str(error.value)
+    assert (
+        "stars (ingestion.file.columns.rating): 1 value(s) are not numbers" in message
+    )
+    assert "rated_at (ingestion.file.columns.timestamp): 1 value(s) do not match" in (
+        message
+    )
+
+
+class TestParameters:
+    def test_a_scale_with_min_not_below_max_is_refused(self, tmp_path):
+        with pytest.raises(ParameterError, match="ingestion.file.rating_scale"):
+            settings(tmp_path / "r.csv", rating_scale=[5, 5])
+
+    def test_a_multi_character_separator_is_refused(self, tmp_path):
+        with pytest.raises(ParameterError, match="ingestion.file.separator"):
+            settings(tmp_path / "r.csv", separator="::")
+
+    def test_an_unknown_format_is_refused(self, tmp_path):
+        with pytest.raises(ParameterError, match="ingestion.file.path.*xlsx"):
+            settings(tmp_path / "r.xlsx")
+
+    def test_dataset_file_needs_the_file_block(self):
+        values = {
+            "dataset": "file",
+            "raw_dir": "data/01_raw",
+            "base_url": "http://unused",
+            "download_timeout_s": 1,
+        }
+        with pytest.raises(ParameterError, match="no 'ingestion.file' block"):
+            parse(IngestionParameters, values, "ingestion")
