@@ -79,8 +79,8 @@ def parameter_ids(
     key: str, ids: Sequence[int | str], index: IdIndex, kind: str
 ) -> np.ndarray:
     """``ids``, the ``kind`` (``user`` or ``movie``) ids of the parameter ``key``, as
-    ``index`` holds them (int64 or strings). ``key`` names each id's place with ``{}``, its position in the list
-    (``inference.pairs.{}.0``).
+    ``index`` holds them (int64 or strings). ``key`` marks each id's position in the
+    list with ``{}`` (``inference.pairs.{}.0``).
 
     Raises:
         ParameterError: If an id is not of the served model's id type (integer ids in
