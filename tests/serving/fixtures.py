@@ -214,3 +214,36 @@ def trained_by_variant(
             weights,
         )
     return trained
+
+
+# The same model with string ids: user 10 is "u10", movie 1 is "m1". The string order
+# ("u10" < "u20" < ..., "m1" < ... < "m5") is the integer order, so every index, and
+# every answer, is the integer model's with its ids renamed.
+def user_string(user: int) -> str:
+    return f"u{user}"
+
+
+def movie_string(movie: int) -> str:
+    return f"m{movie}"
+
+
+def with_string_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with its userId and movieId columns (those it has) as strings."""
+    renamed = {"userId": "u", "movieId": "m"}
+    return frame.with_columns(
+        pl.format(f"{prefix}{{}}", pl.col(column)).alias(column)
+        for column, prefix in renamed.items()
+        if column in frame.columns
+    )
+
+
+@pytest.fixture(scope="session")
+def string_served_inputs(served_inputs) -> dict:
+    """``served_inputs`` with String userIds and movieIds (as ingestion gives them for
+    a ratings file whose ids are strings)."""
+    return {name: with_string_ids(frame) for name, frame in served_inputs.items()}
+
+
+@pytest.fixture(scope="session")
+def string_served(biased_config, biased_weights, string_served_inputs) -> ServedModel:
+    return assemble_served_model(biased_config, biased_weights, **string_served_inputs)

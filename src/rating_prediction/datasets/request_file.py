@@ -10,20 +10,22 @@ from kedro.io import AbstractDataset, DatasetError
 
 from rating_prediction.serving.request_files import (
     REQUEST_FILE_SUFFIXES,
+    RequestFile,
     RequestFileError,
-    RequestTable,
-    read_request_file,
+    open_request_file,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class RequestFileDataset(AbstractDataset[Any, RequestTable | None]):
-    """Reads the ``columns`` of a CSV or parquet file (the suffix of ``filepath``
-    decides) as a checked, lazy :class:`RequestTable`, read batch by batch by the nodes.
+class RequestFileDataset(AbstractDataset[Any, RequestFile | None]):
+    """Opens a CSV or parquet file (the suffix of ``filepath`` decides) holding
+    ``columns`` as a :class:`RequestFile`, which the nodes read, against the served
+    model's id types (integer or string), as a checked, lazy table, batch by batch.
 
-    Loading checks the whole file in one streaming pass and stops with a
-    :class:`RequestFileError` naming the file, the column and the first bad rows.
+    Loading checks that the file is readable and has the columns; the node reading it
+    checks the whole file in one streaming pass before answering anything and stops
+    with a :class:`RequestFileError` naming the file, the column and the first bad rows.
     A missing file is an error, unless ``optional``: then it loads as ``None``
     ("no file requests"). An optional entry whose file is absent while a file of the
     same name with the other suffix exists is an error too, so a ``pairs.csv`` put where
@@ -60,10 +62,10 @@ class RequestFileDataset(AbstractDataset[Any, RequestTable | None]):
     def filepath(self) -> Path:
         return Path(self._filepath)
 
-    def load(self) -> RequestTable | None:
+    def load(self) -> RequestFile | None:
         path = self.filepath
         if path.exists():
-            return read_request_file(path, self._columns)
+            return open_request_file(path, self._columns)
         if not self._optional:
             raise RequestFileError(
                 f"The request file {path} does not exist: create it, or point the "

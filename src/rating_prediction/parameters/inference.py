@@ -13,25 +13,31 @@ from pydantic import (
     model_validator,
 )
 
-from rating_prediction.data.schema import MAX_ID, RATING_MAX, RATING_MIN
+from rating_prediction.data.schema import MAX_ID
 from rating_prediction.parameters.base import (
-    Id,
     Parameters,
     PositiveInt,
     Weight,
 )
 from rating_prediction.parameters.training import TrainingParameters
 
-# Ids in requests: as `Id`, with a message saying what to do with a bad one.
 # Parameters hold a handful of example requests: MLflow logs the `inference` block as one
 # run parameter (at most 6,000 characters). More belong in a request file.
 MAX_PARAMETER_REQUESTS = 100
 
 
-def _request_id(value: Any) -> int:
+def _request_id(value: Any) -> int | str:
+    """An original id: an integer in 0..MAX_ID (as `Id`, with a message saying what to
+    do with a bad one) or a non-empty string (a data set whose ids are strings). Whether
+    it is the served model's type is checked when the model is known (the nodes)."""
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("must be a non-empty id, got ''")
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(
-            f"must be an integer id (original MovieLens id), got {value!r}"
+            "must be an integer id (original MovieLens id) or a string id (a data "
+            f"set whose ids are strings), got {value!r}"
         )
     if not 0 <= value <= MAX_ID:
         raise ValueError(
@@ -42,7 +48,7 @@ def _request_id(value: Any) -> int:
     return value
 
 
-RequestId = Annotated[int, PlainValidator(_request_id)]
+RequestId = Annotated[int | str, PlainValidator(_request_id)]
 
 
 def _a_few_requests(
@@ -85,9 +91,11 @@ class RecommendParameters(Parameters):
 
 class FoldInParameters(Parameters):
     """``inference.fold_in``: a new user's own (movieId, rating) pairs, folded in
-    without retraining (biased MF variants), and the ridge regularisation."""
+    without retraining (biased MF variants), and the ridge regularisation. The ratings
+    are checked against the served model's rating scale (the data set's) when it is
+    known, by the node."""
 
-    ratings: list[tuple[Id, Annotated[float, Field(ge=RATING_MIN, le=RATING_MAX)]]] = []
+    ratings: list[tuple[RequestId, Annotated[float, Field(allow_inf_nan=False)]]] = []
     regularization: NonNegativeFloat = 5.0
     top_k: PositiveInt = 10
 
@@ -95,7 +103,7 @@ class FoldInParameters(Parameters):
 class SimilarParameters(Parameters):
     """``inference.similar``: movies to find look-alikes of, by their factors."""
 
-    movie_ids: list[Id] = []
+    movie_ids: list[RequestId] = []
     top_k: PositiveInt = 10
 
 

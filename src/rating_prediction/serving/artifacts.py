@@ -4,7 +4,8 @@
 ``weights.safetensors`` (the state dict), ``rated.safetensors`` (the movies each user
 rated in training, as CSR arrays), ``users.parquet`` (userId, seen) and
 ``movies.parquet`` (movieId, seen, title, train_ratings: the movie's number of training
-ratings, for the popularity blend) in index order, and ``serving.json`` (the format
+ratings, for the popularity blend) in index order, the ids Int64 or String as the data
+set's are, and ``serving.json`` (the format
 version, the split fingerprint and the popularity blend's weight). Every file is read
 by a parser that cannot run code (JSON, safetensors, parquet), so a swapped file gives an error naming it, never an execution.
 """
@@ -21,7 +22,7 @@ import polars as pl
 import safetensors.numpy
 import safetensors.torch
 
-from rating_prediction.data.ids import IdIndex
+from rating_prediction.data.ids import ID_DTYPES, IdIndex, id_type_of
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.runtime.atomic import atomic_destination
 
@@ -30,7 +31,12 @@ from .rated import RatedIndex
 from .recommend import popularity_counts
 
 # 2: movies.parquet's train_ratings and serving.json's popularity_weight.
-FORMAT_VERSION = 2
+# 3: String ids in users.parquet / movies.parquet (a version-2 reader would misread
+# them). A model with integer ids is still written as version 2, its files unchanged,
+# so older readers keep reading it; both versions are read.
+INTEGER_IDS_FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+READABLE_FORMAT_VERSIONS = (INTEGER_IDS_FORMAT_VERSION, FORMAT_VERSION)
 MOVIES_FILE_SCHEMA = pl.Schema(
     {
         "movieId": pl.Int64,
@@ -39,6 +45,21 @@ MOVIES_FILE_SCHEMA = pl.Schema(
         "train_ratings": pl.Int64,
     }
 )
+ID_FILE_DTYPES = tuple(ID_DTYPES.values())
+
+
+def movies_file_schema(movie_ids: pl.DataType = pl.Int64()) -> pl.Schema:
+    """``movies.parquet``'s schema, its movieId Int64 or String."""
+    return pl.Schema({**MOVIES_FILE_SCHEMA, "movieId": movie_ids})
+
+
+def format_version(served: ServedModel) -> int:
+    """The format version ``served`` is written in: 2 with integer ids, 3 otherwise."""
+    if served.users.id_type == served.movies.id_type == "integer":
+        return INTEGER_IDS_FORMAT_VERSION
+    return FORMAT_VERSION
+
+
 FILES = (
     "config.json",
     "weights.safetensors",
@@ -62,9 +83,10 @@ def _write(served: ServedModel, folder: Path) -> None:
     safetensors.numpy.save_file(
         {"indptr": rated.indptr, "movies": rated.movies}, folder / "rated.safetensors"
     )
-    pl.DataFrame({"userId": served.users.ids, "seen": served.users.seen}).write_parquet(
-        folder / "users.parquet"
-    )
+    pl.DataFrame(
+        {"userId": served.users.ids, "seen": served.users.seen},
+        schema={"userId": served.users.dtype, "seen": pl.Boolean},
+    ).write_parquet(folder / "users.parquet")
     titles = np.full(len(served.movies), None, dtype=object)
     titles[served.movies.seen] = served.movie_titles.to_numpy()
     pl.DataFrame(
@@ -74,12 +96,12 @@ def _write(served: ServedModel, folder: Path) -> None:
             "title": titles,
             "train_ratings": popularity_counts(served),
         },
-        schema=MOVIES_FILE_SCHEMA,
+        schema=movies_file_schema(served.movies.dtype),
     ).write_parquet(folder / "movies.parquet")
     (folder / "serving.json").write_text(
         json.dumps(
             {
-                "format_version": FORMAT_VERSION,
+                "format_version": format_version(served),
                 "split_fingerprint": served.split_fingerprint,
                 "popularity_weight": served.popularity_weight,
             }
@@ -111,10 +133,11 @@ def _read_serving(folder: Path) -> dict[str, Any]:
     without the training-rating counts the popularity blend needs)."""
     serving = _read(folder, "serving.json", lambda p: json.loads(p.read_bytes()))
     found = serving.get("format_version") if isinstance(serving, dict) else None
-    if found != FORMAT_VERSION:
+    if found not in READABLE_FORMAT_VERSIONS:
         raise ValueError(
             f"The served model in {folder} has format version {found!r}, not "
-            f"{FORMAT_VERSION}: it was built by an older version of the project and "
+            f"{' or '.join(map(str, READABLE_FORMAT_VERSIONS))}: it was built by an "
+            "older version of the project and "
             "lacks the per-movie training-rating counts (movies.parquet's "
             "train_ratings) the popularity blend needs; rebuild it with "
             "`kedro run --pipelines inference`."
@@ -138,8 +161,8 @@ def load_served_model(folder: str | Path) -> ServedModel:
         served = ServedModel(
             config=config,
             state_dict=weights,
-            users=IdIndex(users["userId"].to_numpy(), users["seen"].to_numpy()),
-            movies=IdIndex(movies["movieId"].to_numpy(), seen),
+            users=IdIndex(_ids(users["userId"]), users["seen"].to_numpy()),
+            movies=IdIndex(_ids(movies["movieId"]), seen),
             movie_titles=movies["title"].filter(pl.Series(seen)),
             rated=RatedIndex(rated["indptr"], rated["movies"]),
             split_fingerprint=str(serving["split_fingerprint"]),
@@ -156,6 +179,40 @@ def load_served_model(folder: str | Path) -> ServedModel:
             f"{error}); rebuild it with `kedro run --pipelines inference`."
         ) from None
     return served
+
+
+def _ids(ids: pl.Series) -> np.ndarray:
+    """A file's id column as an :class:`IdIndex` holds it (int64 or numpy unicode)."""
+    if ids.dtype not in ID_FILE_DTYPES:
+        raise TypeError(f"{ids.name} is {ids.dtype}, not one of {ID_FILE_DTYPES}")
+    return ids.to_numpy()
+
+
+def read_id_types(folder: str | Path) -> dict[str, str]:
+    """``{"userId": ..., "movieId": ...}``: ``"integer"`` or ``"string"``, read from
+    the files' schemas without loading the model."""
+    folder = Path(folder)
+    return {
+        column: id_type_of(
+            _read(folder, name, pl.read_parquet_schema).get(column, pl.Int64())
+        )
+        for column, name in (("userId", "users.parquet"), ("movieId", "movies.parquet"))
+    }
+
+
+def first_known_id(folder: str | Path, column: str) -> Any:
+    """The first (lowest) id seen in training of ``column`` (``userId`` or
+    ``movieId``) in the served model in ``folder``, as a Python value; ``None`` when
+    none is."""
+    name = "users.parquet" if column == "userId" else "movies.parquet"
+    known = _read(
+        Path(folder),
+        name,
+        lambda path: (
+            pl.scan_parquet(path).filter("seen").select(column).head(1).collect()
+        ),
+    )
+    return known[column][0] if known.height else None
 
 
 def read_manifest(folder: str | Path) -> tuple[str, str]:

@@ -2,7 +2,8 @@
 original ids (the id lookups, titles, rated movies, popularity), and the choice of
 which variant to serve.
 
-Requests speak ORIGINAL MovieLens ids; the model speaks 0-based mapped ids. A user or
+Requests speak ORIGINAL ids (integers, or strings for a ratings file whose ids are
+strings: the served model keeps their type); the model speaks 0-based mapped ids. A user or
 movie is *known* when it has a mapped id AND appears in the training split (an
 :class:`~rating_prediction.data.ids.IdIndex` decides); anything else gets index ``-1``,
 which the scoring kernel answers with the model's natural fallback (zero factors and
@@ -107,11 +108,17 @@ class ServedModel:
                 "movieIdMapped": np.flatnonzero(self.movies.seen),
                 "title": self.movie_titles,
             },
-            schema={"movieId": pl.Int64, "movieIdMapped": pl.Int64, "title": pl.String},
+            schema={
+                "movieId": self.movies.dtype,
+                "movieIdMapped": pl.Int64,
+                "title": pl.String,
+            },
         )
 
 
 def _fast_lookup(index: IdIndex) -> Callable[[np.ndarray], np.ndarray]:
+    """A dense table for integer ids that fit one; a binary search otherwise (string
+    ids, sparse integers)."""
     if DenseLookup.fits(index.ids):
         return DenseLookup(index.ids, index.seen)
     return index.lookup
@@ -150,9 +157,13 @@ def _check_sizes(config: ModelConfig, users: IdIndex, movies: IdIndex) -> None:
 
 
 def _known_titles(movie_index: IdIndex, movies: pl.DataFrame) -> pl.Series:
-    """The title of each known movie, in index order (null where ``movies`` has none)."""
-    return pl.DataFrame({"movieId": movie_index.known_ids}).join(
-        movies.select(pl.col("movieId").cast(pl.Int64), "title"),
+    """The title of each known movie, in index order (null where ``movies`` has none);
+    ``movies``' movieId has the mapping's type (integer or string)."""
+    dtype = movie_index.dtype
+    return pl.DataFrame(
+        {"movieId": movie_index.known_ids}, schema={"movieId": dtype}
+    ).join(
+        movies.select(pl.col("movieId").cast(dtype), "title"),
         on="movieId",
         how="left",
         validate="m:1",

@@ -65,7 +65,7 @@ def fold_in(
             f"Fold-in ratings must lie in {model.rating_min}..{model.rating_max}; "
             f"got {outside[:3].tolist()}."
         )
-    movies = served.movies.lookup(np.asarray(movie_ids, dtype=np.int64))
+    movies = served.movies.lookup(movie_ids)
     known = movies >= 0
     if not known.any():
         return None
@@ -140,12 +140,15 @@ def _rated_by_row(
     served: ServedModel, rows: np.ndarray, own_movies: np.ndarray, n_users: int
 ) -> RatedIndex:
     """The known movies of ``own_movies``, each under its user's row."""
-    movies = served.movies.lookup(np.asarray(own_movies, dtype=np.int64))
+    movies = served.movies.lookup(own_movies)
     known = movies >= 0
     return RatedIndex.from_indices(rows[known], movies[known], n_users)
 
 
 def _rows_of(user_ids: np.ndarray, users: np.ndarray) -> np.ndarray:
-    """The position in ``user_ids`` of each of ``users`` (all of which it holds)."""
-    position = {int(user): row for row, user in enumerate(user_ids)}
-    return np.array([position[int(user)] for user in users], dtype=np.int64)
+    """The position in ``user_ids`` of each of ``users`` (all of which it holds):
+    integer or string ids alike."""
+    position = {user: row for row, user in enumerate(np.asarray(user_ids).tolist())}
+    return np.array(
+        [position[user] for user in np.asarray(users).tolist()], dtype=np.int64
+    )

@@ -9,7 +9,7 @@ import polars as pl
 from rating_prediction.models.scoring import UserVectors, score_pairs_in_batches
 
 from .bundle import ServedModel
-from .request_ids import PAIRS_SCHEMA, validate_pairs
+from .request_ids import PAIRS_SCHEMA, pairs_schema, validate_pairs
 
 PAIR_PREDICTIONS_SCHEMA = pl.Schema(
     {
@@ -21,11 +21,21 @@ PAIR_PREDICTIONS_SCHEMA = pl.Schema(
 )
 
 
+def id_types(served: ServedModel) -> dict[str, str]:
+    """The served model's id type of each id column: ``"integer"`` or ``"string"``."""
+    return {"userId": served.users.id_type, "movieId": served.movies.id_type}
+
+
+def pair_predictions_schema(served: ServedModel) -> pl.Schema:
+    """``PAIR_PREDICTIONS_SCHEMA`` with the ids in the served model's types."""
+    return pl.Schema({**PAIR_PREDICTIONS_SCHEMA, **pairs_schema(id_types(served))})
+
+
 def score_pairs(
     served: ServedModel, users: np.ndarray, movies: np.ndarray
 ) -> dict[str, np.ndarray]:
     """``prediction``, ``known_user`` and ``known_movie`` of each pair of validated
-    original ids (int64), by the served model's fast path: the dense id lookups and its
+    original ids (int64 or strings, as the served model's), by the served model's fast path: the dense id lookups and its
     :class:`~rating_prediction.models.scoring.PairScorer`. The pipeline's pair
     predictions and the MLflow model's both come from here."""
     user_index = served.user_lookup(users)
@@ -42,9 +52,9 @@ def score_pairs(
 
 def predict_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
     """Predicted rating of each (userId, movieId) pair, in request order, with flags."""
-    pairs = validate_pairs(pairs)
+    pairs = validate_pairs(pairs, id_types(served))
     if pairs.is_empty():
-        return pl.DataFrame(schema=PAIR_PREDICTIONS_SCHEMA)
+        return pl.DataFrame(schema=pair_predictions_schema(served))
     scored = score_pairs(
         served, pairs["userId"].to_numpy(), pairs["movieId"].to_numpy()
     )
@@ -57,7 +67,7 @@ def score_folded_pairs(
     served: ServedModel, vectors: UserVectors, rows: np.ndarray, movies: np.ndarray
 ) -> np.ndarray:
     """Predictions of pairs of a folded-in user (``rows`` index ``vectors``) and an
-    original movieId (validated, int64), by the same scorer as :func:`score_pairs`."""
+    original movieId (validated, of the served model's type), by the same scorer as :func:`score_pairs`."""
     scorer = served.scorer
     return score_pairs_in_batches(
         scorer, rows, served.movie_lookup(movies), scorer.batch_rows, vectors

@@ -15,7 +15,12 @@ from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 
-from .artifacts import load_served_model, read_popularity_weight
+from .artifacts import (
+    first_known_id,
+    load_served_model,
+    read_id_types,
+    read_popularity_weight,
+)
 from .requests import DEFAULT_PARAMS, answer_request
 
 ARTIFACT = "served_model"
@@ -27,23 +32,40 @@ MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 # with `long` ids MLflow's scoring server casts 1.9999 to 1 and true to 1 before the model
 # sees them; with `double` it refuses integers; with `Any` it checks every value in Python
 # (seconds for 1M rows). Without an input schema the model sees what the client sent and
-# checks it itself (integers in 0..2**31-1), answering 400 otherwise.
+# checks it itself (integers in 0..2**31-1, or non-empty strings for a data set whose ids
+# are strings), answering 400 otherwise.
 INPUT_COLUMNS = {
     "userId": "integer, original MovieLens id",
     "movieId": "integer, original MovieLens id",
     "rating": "optional float: a rating of the user's own, to fold them in",
 }
+# The signature's type of each kind of id.
+ID_COLSPEC_TYPES = {"integer": "long", "string": "string"}
+INTEGER_IDS = {"userId": "integer", "movieId": "integer"}
 
 
-def model_signature(popularity_weight: float = 0.0) -> ModelSignature:
+def input_columns(id_types: dict[str, str] | None = None) -> dict[str, str]:
+    """``INPUT_COLUMNS``, each id column described in its type (``id_types``)."""
+    columns = dict(INPUT_COLUMNS)
+    for column, id_type in (id_types or {}).items():
+        if id_type == "string":
+            columns[column] = "string, original id (this data set's ids are strings)"
+    return columns
+
+
+def model_signature(
+    popularity_weight: float = 0.0, id_types: dict[str, str] | None = None
+) -> ModelSignature:
     """The outputs and ``params`` of the model; ``popularity_weight`` defaults to the
-    weight the served model was built with."""
+    weight the served model was built with; the ids are ``long`` or ``string`` as
+    ``id_types`` (``{"userId": "integer" | "string", "movieId": ...}``) says."""
+    id_types = INTEGER_IDS | (id_types or {})
     return ModelSignature(
         inputs=None,
         outputs=Schema(
             [
-                ColSpec("long", "userId"),
-                ColSpec("long", "movieId"),
+                ColSpec(ID_COLSPEC_TYPES[id_types["userId"]], "userId"),
+                ColSpec(ID_COLSPEC_TYPES[id_types["movieId"]], "movieId"),
                 ColSpec("double", "prediction"),
                 ColSpec("boolean", "known_user"),
                 ColSpec("boolean", "known_movie"),
@@ -61,6 +83,17 @@ def model_signature(popularity_weight: float = 0.0) -> ModelSignature:
 
 
 INPUT_EXAMPLE = pd.DataFrame({"userId": [1], "movieId": [1]})
+
+
+def input_example(folder: str | Path) -> pd.DataFrame:
+    """``INPUT_EXAMPLE`` for a model with integer ids; with string ids, the first
+    known user and movie of the served model in ``folder``."""
+    id_types = read_id_types(folder)
+    if set(id_types.values()) == {"integer"}:
+        return INPUT_EXAMPLE
+    return pd.DataFrame(
+        {column: [first_known_id(folder, column)] for column in ("userId", "movieId")}
+    )
 
 
 class ServedModelPyfunc(mlflow.pyfunc.PythonModel):
@@ -83,15 +116,17 @@ class ServedModelPyfunc(mlflow.pyfunc.PythonModel):
 
 def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
     """Logs the served model in ``folder`` as the MLflow model ``model`` of the active
-    run; ``kwargs`` go to ``mlflow.pyfunc.log_model`` (e.g. ``registered_model_name``)."""
+    run; ``kwargs`` go to ``mlflow.pyfunc.log_model`` (e.g. ``registered_model_name``).
+    Its signature, input columns and example fit the served model's id types."""
+    id_types = read_id_types(folder)
     return mlflow.pyfunc.log_model(
         name=MODEL_NAME,
         python_model=str(MODEL_CODE),
         artifacts={ARTIFACT: str(folder)},
-        signature=model_signature(read_popularity_weight(folder)),
-        input_example=INPUT_EXAMPLE,
+        signature=model_signature(read_popularity_weight(folder), id_types),
+        input_example=input_example(folder),
         pip_requirements=_requirements(),
-        metadata={"input_columns": INPUT_COLUMNS},
+        metadata={"input_columns": input_columns(id_types)},
         **kwargs,
     )
 

@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.data.ids import positions
 from rating_prediction.models import scoring
 from rating_prediction.models.scoring import UserVectors
 
@@ -36,16 +35,31 @@ RECOMMENDATIONS_SCHEMA = pl.Schema(
 )
 
 
+def recommendations_schema(served: ServedModel) -> pl.Schema:
+    """``RECOMMENDATIONS_SCHEMA`` with the ids in the served model's types."""
+    return pl.Schema(
+        {
+            **RECOMMENDATIONS_SCHEMA,
+            "userId": served.users.dtype,
+            "movieId": served.movies.dtype,
+        }
+    )
+
+
 def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
     """The mapping index of each original user id (``-1`` when not in the mapping),
     whether or not the user was seen in training: rated pairs are kept by it."""
-    return positions(served.users.ids, np.asarray(user_ids, dtype=np.int64))
+    return served.users.positions(user_ids)
 
 
 def rated_index(served: ServedModel, rated_pairs: pl.DataFrame) -> RatedIndex:
     """(userId, movieId) pairs in original ids as a :class:`RatedIndex`."""
-    users = mapped_positions(served, rated_pairs["userId"].cast(pl.Int64).to_numpy())
-    movies = served.movies.lookup(rated_pairs["movieId"].cast(pl.Int64).to_numpy())
+    users = mapped_positions(
+        served, rated_pairs["userId"].cast(served.users.dtype).to_numpy()
+    )
+    movies = served.movies.lookup(
+        rated_pairs["movieId"].cast(served.movies.dtype).to_numpy()
+    )
     keep = (users >= 0) & (movies >= 0)
     return RatedIndex.from_indices(users[keep], movies[keep], len(served.users))
 
@@ -152,7 +166,7 @@ def _block_top_k(
             "prediction": values.ravel()[valid],
             "known_user": np.repeat(user_index >= 0, k)[valid],
         },
-        schema=RECOMMENDATIONS_SCHEMA,
+        schema=recommendations_schema(served),
     )
 
 
@@ -177,7 +191,7 @@ def recommend_all(
     unrated known movies by the evaluation's popularity blend
     (:func:`rating_prediction.models.scoring.popularity_blend`, standardised over every
     known movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
-    user_ids = np.asarray(user_ids, dtype=np.int64)
+    user_ids = served.users.as_ids(user_ids)
     blocks = [
         _block_top_k(
             served,
@@ -190,7 +204,9 @@ def recommend_all(
         )
         for start in range(0, len(user_ids), block_size)
     ]
-    return pl.concat(blocks) if blocks else pl.DataFrame(schema=RECOMMENDATIONS_SCHEMA)
+    if not blocks:
+        return pl.DataFrame(schema=recommendations_schema(served))
+    return pl.concat(blocks)
 
 
 def _rows(vectors: UserVectors | None, start: int, size: int) -> UserVectors | None:
@@ -202,7 +218,7 @@ def _rows(vectors: UserVectors | None, start: int, size: int) -> UserVectors | N
 
 def recommend_users(
     served: ServedModel,
-    user_ids: Sequence[int],
+    user_ids: Sequence[int] | Sequence[str],
     rated_pairs: pl.DataFrame,
     top_k: int,
     popularity_weight: float = 0.0,
@@ -210,7 +226,7 @@ def recommend_users(
     """:func:`recommend_all` for the distinct ``user_ids``, ascending, never
     recommending ``rated_pairs`` (original ids); users unseen in training get the
     model's fallback ranking (for biased models, the movie biases), with a warning."""
-    distinct = np.unique(np.asarray(user_ids, dtype=np.int64))
+    distinct = np.unique(served.users.as_ids(user_ids))
     unknown = distinct[served.users.lookup(distinct) < 0]
     if unknown.size:
         logger.warning(

@@ -36,7 +36,9 @@ def registered_model_name(dataset: str) -> str:
 
 def split_fingerprint(*splits: pl.DataFrame) -> str:
     """SHA-256 of the splits' userId, movieId and rating columns, in file order: equal
-    exactly when the splits hold the same ratings in the same order."""
+    exactly when the splits hold the same ratings in the same order. Integer ids are
+    hashed as Int64 (as they always were); string ids as their UTF-8 bytes, each
+    preceded by its length."""
     digest = hashlib.sha256()
     for split in splits:
         digest.update(str(split.height).encode())
@@ -45,7 +47,14 @@ def split_fingerprint(*splits: pl.DataFrame) -> str:
             ("movieId", pl.Int64),
             ("rating", pl.Float64),
         ):
-            digest.update(split[column].cast(dtype).to_numpy().tobytes())
+            values = split[column]
+            if values.dtype == pl.String:
+                digest.update(
+                    values.str.len_bytes().cast(pl.Int64).to_numpy().tobytes()
+                )
+                digest.update("".join(values.to_list()).encode())
+            else:
+                digest.update(values.cast(dtype).to_numpy().tobytes())
     return digest.hexdigest()
 
 

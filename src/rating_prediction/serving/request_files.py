@@ -12,13 +12,16 @@ parquet file's row groups), not by the file.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from rating_prediction.data.ids import INTEGER, STRING, IdType
 from rating_prediction.data.schema import MAX_ID
+
+from .request_ids import strings_expected
 
 CSV_SUFFIX = ".csv"
 PARQUET_SUFFIX = ".parquet"
@@ -41,7 +44,8 @@ class RequestTable:
 
     Attributes:
         source: Where the ids come from (a file's path), for messages.
-        table: The id columns, Int64, checked: integers in 0..``MAX_ID``, no nulls.
+        table: The id columns, checked, no nulls: Int64 integers in 0..``MAX_ID``, or
+            non-empty String ids for a served model whose ids are strings.
         rows: The number of rows of ``table``.
     """
 
@@ -63,15 +67,37 @@ class RequestTable:
         return self.table.slice(index * batch_size, batch_size).collect()
 
 
-def read_request_file(path: Path, columns: Sequence[str]) -> RequestTable:
-    """The ``columns`` of the CSV or parquet file at ``path`` (the suffix decides), as
-    Int64 ids in file order; other columns are ignored.
+@dataclass(frozen=True)
+class RequestFile:
+    """A request file found, readable and holding ``columns``; its ids are checked
+    when it is :meth:`read` with the served model's id types.
+
+    Attributes:
+        path: The CSV or parquet file.
+        columns: The id columns it is read for.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+
+    def read(self, id_types: Mapping[str, IdType] | None = None) -> RequestTable:
+        """:func:`read_request_file` of this file."""
+        return read_request_file(self.path, self.columns, id_types)
+
+
+def open_request_file(path: Path, columns: Sequence[str]) -> RequestFile:
+    """The request file at ``path`` with ``columns``, its ids not yet checked (their
+    type is the served model's).
 
     Raises:
-        RequestFileError: For an unknown suffix, an unreadable file, a missing column,
-            or a value that is missing, not an integer, or outside 0..``MAX_ID``, naming
-            the file, the column and the first offending rows.
+        RequestFileError: For an unknown suffix, an unreadable file or a missing
+            column.
     """
+    _schema(path, columns)
+    return RequestFile(Path(path), tuple(columns))
+
+
+def _schema(path: Path, columns: Sequence[str]) -> tuple[pl.LazyFrame, pl.Schema]:
     scan = _scan(path)
     try:
         schema = scan.collect_schema()
@@ -85,7 +111,31 @@ def read_request_file(path: Path, columns: Sequence[str]) -> RequestTable:
             f"and has {schema.names()}."
             + (" A CSV request file needs a header row." if _is_csv(path) else "")
         )
-    checks = {column: _problem(path, column, schema[column]) for column in columns}
+    return scan, schema
+
+
+def read_request_file(
+    path: Path,
+    columns: Sequence[str],
+    id_types: Mapping[str, IdType] | None = None,
+) -> RequestTable:
+    """The ``columns`` of the CSV or parquet file at ``path`` (the suffix decides), as
+    ids in file order; other columns are ignored. ``id_types`` gives each column's id
+    type (the served model's; ``"integer"`` when not given): integer ids are read as
+    Int64, string ids as String, exactly as written.
+
+    Raises:
+        RequestFileError: For an unknown suffix, an unreadable file, a missing column,
+            or a value that is missing, not an integer, or outside 0..``MAX_ID`` (for
+            string ids: missing, empty, or a column that does not hold text), naming
+            the file, the column and the first offending rows.
+    """
+    id_types = {column: (id_types or {}).get(column, INTEGER) for column in columns}
+    scan, schema = _schema(path, columns)
+    checks = {
+        column: _problem(path, column, schema[column], id_types[column])
+        for column in columns
+    }
     counts = _collect(
         path,
         columns,
@@ -97,10 +147,19 @@ def read_request_file(path: Path, columns: Sequence[str]) -> RequestTable:
     for column, check in checks.items():
         if counts[column]:
             raise _bad_ids(
-                path, columns, scan, column=column, check=check, count=counts[column]
+                path,
+                columns,
+                scan,
+                column=column,
+                check=check,
+                count=counts[column],
+                id_type=id_types[column],
             )
     table = scan.select(
-        [_as_int64(pl.col(column), schema[column]).alias(column) for column in columns]
+        [
+            _as_id(pl.col(column), schema[column], id_types[column]).alias(column)
+            for column in columns
+        ]
     )
     return RequestTable(str(path), table, counts[ROW_COUNT])
 
@@ -138,9 +197,16 @@ def _unreadable(path: Path, columns: Sequence[str], error: Exception) -> Excepti
     )
 
 
-def _problem(path: Path, column: str, dtype: pl.DataType) -> pl.Expr:
+def _problem(path: Path, column: str, dtype: pl.DataType, id_type: IdType) -> pl.Expr:
     """Per row, what is wrong with the id (null when nothing is)."""
     ids = pl.col(column)
+    if id_type == STRING:
+        if dtype != pl.String:
+            raise RequestFileError(
+                f"Column {column!r} of the request file {path} holds {dtype} values; "
+                f"it must hold string ids ({strings_expected(column)})."
+            )
+        return pl.when(ids.is_null() | (ids == "")).then(pl.lit("missing"))
     if dtype == pl.String:
         text = ids.str.strip_chars()
         integer = text.str.contains(INTEGER_TEXT)
@@ -175,7 +241,9 @@ def _problem(path: Path, column: str, dtype: pl.DataType) -> pl.Expr:
     )
 
 
-def _as_int64(ids: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def _as_id(ids: pl.Expr, dtype: pl.DataType, id_type: IdType) -> pl.Expr:
+    if id_type == STRING:
+        return ids
     return (ids.str.strip_chars() if dtype == pl.String else ids).cast(pl.Int64)
 
 
@@ -187,6 +255,7 @@ def _bad_ids(
     column: str,
     check: pl.Expr,
     count: int,
+    id_type: IdType = INTEGER,
 ) -> RequestFileError:
     """The error for ``count`` bad ids in ``column``, quoting the first few rows."""
     first = _collect(
@@ -204,9 +273,13 @@ def _bad_ids(
         f"{place} {row + line}: {value!r} ({problem})"
         for row, value, problem in first.iter_rows()
     )
+    needed = (
+        f"a non-empty string id ({strings_expected(column)}"
+        if id_type == STRING
+        else f"an integer id in 0..{MAX_ID} (an original MovieLens id"
+    )
     return RequestFileError(
         f"Column {column!r} of the request file {path} has {count} bad id(s) ({quoted}). "
-        f"Every row needs an integer id in 0..{MAX_ID} (an original MovieLens id; one "
-        "unseen in training is answered with the model's fallback): fix or remove "
-        "those rows."
+        f"Every row needs {needed}; one unseen in training is answered with the "
+        "model's fallback): fix or remove those rows."
     )

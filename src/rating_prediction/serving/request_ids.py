@@ -1,24 +1,46 @@
-"""Request-id checks: every id a request brings is an integer in 0..``MAX_ID``,
-refused otherwise with a message naming its column."""
+"""Request-id checks, against the served model's id type (per column).
+
+Integer ids: every id a request brings is an integer in 0..``MAX_ID``. String ids
+(a data set whose ids are strings): every id is a non-empty string, matched exactly.
+Anything else is refused with a message naming its column.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import pandas as pd
 import polars as pl
 
+from rating_prediction.data.ids import ID_DTYPES, INTEGER, STRING, IdType
 from rating_prediction.data.schema import MAX_ID
 
 PAIR_COLUMNS = ("userId", "movieId")
 
 # Int64 ids: a request may carry any integer, even one beyond the Int32 mapping range.
 PAIRS_SCHEMA = pl.Schema({"userId": pl.Int64, "movieId": pl.Int64})
+# What a column's ids are called in messages.
+ID_NAMES = {"userId": "user", "movieId": "movie"}
 
 
-def validate_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """The ``userId`` and ``movieId`` columns as Int64; a clear error for bad input.
+def pairs_schema(id_types: Mapping[str, IdType] | None = None) -> pl.Schema:
+    """``PAIRS_SCHEMA`` with each column in its id type (Int64 or String)."""
+    id_types = id_types or {}
+    return pl.Schema(
+        {column: ID_DTYPES[id_types.get(column, INTEGER)] for column in PAIR_COLUMNS}
+    )
 
-    Whole-number floats are accepted (JSON and pandas turn ints into floats easily);
-    fractions, infinities, strings and missing values are not.
+
+def validate_pairs(
+    pairs: pl.DataFrame, id_types: Mapping[str, IdType] | None = None
+) -> pl.DataFrame:
+    """The ``userId`` and ``movieId`` columns in their id type (``id_types``, per
+    column; integer when not given): Int64 or String; a clear error for bad input.
+
+    Integer ids: whole-number floats are accepted (JSON and pandas turn ints into
+    floats easily); fractions, infinities, strings and missing values are not. String
+    ids: only non-empty strings.
     """
     missing = [column for column in PAIR_COLUMNS if column not in pairs.columns]
     if missing:
@@ -26,9 +48,32 @@ def validate_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
             f"The request lacks the column(s) {missing}: expected {list(PAIR_COLUMNS)} "
             f"holding original MovieLens ids, got {pairs.columns}."
         )
+    id_types = id_types or {}
     if pairs.is_empty():
-        return pl.DataFrame(schema=PAIRS_SCHEMA)
-    return pl.DataFrame([_integer_ids(pairs[column]) for column in PAIR_COLUMNS])
+        return pl.DataFrame(schema=pairs_schema(id_types))
+    return pl.DataFrame(
+        [
+            _string_ids(pairs[column])
+            if id_types.get(column, INTEGER) == STRING
+            else _integer_ids(pairs[column])
+            for column in PAIR_COLUMNS
+        ]
+    )
+
+
+def strings_expected(name: str) -> str:
+    """Why a column must hold strings: the served model's ids of that kind are."""
+    return f"the served model's {ID_NAMES.get(name, name)} ids are strings"
+
+
+def _string_ids(ids: pl.Series) -> pl.Series:
+    if ids.dtype != pl.String:
+        raise ValueError(
+            f"Column {ids.name!r} must hold string ids ({strings_expected(ids.name)}), "
+            f"not {ids.dtype} (e.g. {ids.head(3).to_list()})."
+        )
+    check_ids(ids.name, ids.to_numpy(), STRING)
+    return ids
 
 
 def _integer_ids(ids: pl.Series) -> pl.Series:
@@ -62,12 +107,17 @@ def check_id_range(name: str, ids: np.ndarray) -> np.ndarray:
     return ids
 
 
-def check_ids(name: str, values: np.ndarray) -> np.ndarray:
-    """``values`` (any numpy array a request column became) as int64 ids.
+def check_ids(name: str, values: np.ndarray, id_type: IdType = INTEGER) -> np.ndarray:
+    """``values`` (any numpy array a request column became) as ids of ``id_type``:
+    int64 for integer ids, numpy unicode for string ids.
 
-    Refuses booleans, fractions, infinities, NaN (a missing value), strings and ids
-    outside 0..``MAX_ID``, each with a message naming the column.
+    Integer ids: refuses booleans, fractions, infinities, NaN (a missing value),
+    strings and ids outside 0..``MAX_ID``. String ids: refuses anything but non-empty
+    strings (integers, floats, booleans, missing values). Each with a message naming
+    the column.
     """
+    if id_type == STRING:
+        return _check_strings(name, values)
     if values.size == 0:
         return np.zeros(0, dtype=np.int64)
     if values.dtype.kind == "O":
@@ -111,3 +161,56 @@ def _object_ids(name: str, values: np.ndarray) -> np.ndarray:
     if any(isinstance(value, int) and not 0 <= value <= MAX_ID for value in values):
         return check_id_range(name, np.full(1, -1))
     return np.asarray(values.tolist(), dtype=np.float64)
+
+
+def _check_strings(name: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as a numpy unicode array of non-empty strings."""
+    if values.size == 0:
+        return np.zeros(0, dtype="<U1")
+    if values.dtype.kind not in "UT":
+        if values.dtype.kind != "O" or pd.api.types.infer_dtype(
+            values, skipna=False
+        ) not in ("string", "empty"):
+            raise ValueError(_not_strings(name, values))
+        values = values.astype(str)
+    elif values.dtype.kind == "T":
+        values = values.astype(str)
+    if (values == "").any():
+        raise ValueError(
+            f"Column {name!r} has missing value(s) (empty strings); every row needs "
+            "an id."
+        )
+    return values
+
+
+def _not_strings(name: str, values: np.ndarray) -> str:
+    flat = values.tolist() if values.dtype.kind == "O" else None
+    if flat is not None and any(value is None or value is pd.NA for value in flat):
+        return f"Column {name!r} has missing value(s)."
+    if flat is not None:
+        bad = [value for value in flat if not isinstance(value, str)]
+        if any(isinstance(value, float) and np.isnan(value) for value in bad):
+            return f"Column {name!r} has missing value(s)."
+        return (
+            f"Column {name!r} must hold string ids ({strings_expected(name)}), not "
+            f"{_kind(bad[0])}s (e.g. {bad[:3]})."
+        )
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        return f"Column {name!r} has missing value(s)."
+    kind = {"b": "booleans", "f": "floats", "i": "integers", "u": "integers"}.get(
+        values.dtype.kind, str(values.dtype)
+    )
+    return (
+        f"Column {name!r} must hold string ids ({strings_expected(name)}), not "
+        f"{kind} (e.g. {values[:3].tolist()})."
+    )
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    if isinstance(value, (int, np.integer)):
+        return "integer"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    return type(value).__name__

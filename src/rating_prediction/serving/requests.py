@@ -1,5 +1,8 @@
 """The MLflow model's requests: a pandas table of original ids in, a pandas table out.
 
+Ids are the served model's type: integers, or strings for a data set whose ids are
+strings (a column of Python ``str``, as JSON gives); answers carry them in that type.
+
 ``task`` picks the answer: ``predict`` (default; a prediction per row), ``recommend``
 (top-``k`` per distinct userId; above 0, ``popularity_weight``, by default the served
 model's, ranks by the popularity blend) or ``similar`` (the ``k`` movies most like each
@@ -28,14 +31,15 @@ DEFAULT_PARAMS: dict[str, Any] = {"task": "predict", "k": 10, "regularization": 
 RATING_COLUMN = "rating"
 
 
-def _ids(frame: pd.DataFrame, column: str) -> np.ndarray:
+def _ids(served: ServedModel, frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame.columns:
         raise ValueError(
             f"The request lacks the column(s) [{column!r}]: expected "
             f"{list(PAIR_COLUMNS)} holding original MovieLens ids, got "
             f"{list(frame.columns)}."
         )
-    return check_ids(column, frame[column].to_numpy())
+    index = served.users if column == "userId" else served.movies
+    return check_ids(column, frame[column].to_numpy(), index.id_type)
 
 
 def _history(frame: pd.DataFrame) -> np.ndarray:
@@ -46,22 +50,21 @@ def _history(frame: pd.DataFrame) -> np.ndarray:
 
 
 def _own_ratings(
-    frame: pd.DataFrame, history: np.ndarray
+    served: ServedModel, frame: pd.DataFrame, history: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The userIds, movieIds and ratings of the request's fold-in rows."""
     if not history.any():
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0)
+        return served.users.as_ids([]), served.movies.as_ids([]), np.zeros(0)
     return (
-        _ids(frame, "userId")[history],
-        _ids(frame, "movieId")[history],
+        _ids(served, frame, "userId")[history],
+        _ids(served, frame, "movieId")[history],
         frame[RATING_COLUMN].to_numpy(dtype=np.float64)[history],
     )
 
 
 def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
     """The fast path: one prediction per row, no fold-in."""
-    users, movies = _ids(frame, "userId"), _ids(frame, "movieId")
+    users, movies = _ids(served, frame, "userId"), _ids(served, frame, "movieId")
     return pd.DataFrame(
         {"userId": users, "movieId": movies, **score_pairs(served, users, movies)}
     )
@@ -72,16 +75,18 @@ def _predict_folded(
 ) -> pd.DataFrame:
     """Predictions of the rows without a rating, the users who brought ratings of
     their own folded in from them."""
-    own = _own_ratings(frame, history)
+    own = _own_ratings(served, frame, history)
     users = np.unique(own[0])
     folded = fold_in_users(served, users, own, reg)
     answer = predict_frame(served, frame[~history])
     if folded.vectors is None:
         return answer
-    position = np.searchsorted(users, answer["userId"].to_numpy())
-    mine = users[position.clip(max=len(users) - 1)] == answer["userId"].to_numpy()
+    answered = served.users.as_ids(answer["userId"].to_numpy())
+    position = np.searchsorted(users, answered)
+    mine = users[position.clip(max=len(users) - 1)] == answered
+    movies = served.movies.as_ids(answer["movieId"].to_numpy())
     answer.loc[mine, "prediction"] = score_folded_pairs(
-        served, folded.vectors, position[mine], answer["movieId"].to_numpy()[mine]
+        served, folded.vectors, position[mine], movies[mine]
     )
     return answer
 
@@ -93,9 +98,12 @@ def _recommend(
     params: dict[str, Any],
     popularity_weight: float,
 ) -> pd.DataFrame:
-    users = pd.unique(_ids(frame, "userId"))
+    users = pd.unique(_ids(served, frame, "userId"))
     folded = fold_in_users(
-        served, users, _own_ratings(frame, history), float(params["regularization"])
+        served,
+        users,
+        _own_ratings(served, frame, history),
+        float(params["regularization"]),
     )
     return recommend_all(
         served,
@@ -135,7 +143,7 @@ def answer_request(
         raise ValueError(f"k must be at least 1, got {k}.")
     weight = check_popularity_weight(params["popularity_weight"], "popularity_weight")
     if task == "similar":
-        movies = pd.unique(_ids(frame, "movieId"))
+        movies = pd.unique(_ids(served, frame, "movieId"))
         return similar_movies(served, movies.tolist(), k).to_pandas()
     history = _history(frame)
     if task == "recommend":

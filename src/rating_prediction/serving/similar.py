@@ -21,17 +21,26 @@ SIMILAR_MOVIES_SCHEMA = pl.Schema(
 )
 
 
+def similar_movies_schema(served: ServedModel) -> pl.Schema:
+    """``SIMILAR_MOVIES_SCHEMA`` with the ids in the served model's movie id type."""
+    dtype = served.movies.dtype
+    return pl.Schema(
+        {**SIMILAR_MOVIES_SCHEMA, "movieId": dtype, "similarMovieId": dtype}
+    )
+
+
 def similar_movies(
-    served: ServedModel, movie_ids: list[int], top_k: int
+    served: ServedModel, movie_ids: list[int] | list[str], top_k: int
 ) -> pl.DataFrame:
     """The ``top_k`` known movies most similar to each known movie of ``movie_ids``
     (itself excluded), best first; unknown movies get no rows (none known: an empty
     table)."""
     known_index = np.flatnonzero(served.movies.seen)
-    queries = served.movies.lookup(np.asarray(movie_ids, dtype=np.int64))
-    asked = np.asarray(movie_ids, dtype=np.int64)[queries >= 0]
+    movie_ids = served.movies.as_ids(movie_ids)
+    queries = served.movies.lookup(movie_ids)
+    asked = movie_ids[queries >= 0]
     if asked.size == 0 or known_index.size < 2:
-        return pl.DataFrame(schema=SIMILAR_MOVIES_SCHEMA)
+        return pl.DataFrame(schema=similar_movies_schema(served))
     best, similarity = similar_movie_indices(
         served.model,
         known_index,
@@ -47,5 +56,5 @@ def similar_movies(
             "title": served.movie_titles.gather(best.ravel()),
             "similarity": similarity.ravel(),
         },
-        schema=SIMILAR_MOVIES_SCHEMA,
+        schema=similar_movies_schema(served),
     )

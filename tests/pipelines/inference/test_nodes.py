@@ -114,9 +114,11 @@ class TestPairsFromParameters:
             (None, "inference.pairs"),
         ],
     )
-    def test_malformed_pairs_name_the_key(self, bad, key):
+    def test_malformed_pairs_name_the_key(self, served, bad, key):
+        # A string id is a valid parameter (a data set's ids may be strings): the
+        # node refuses it for a served model whose ids are integers.
         with pytest.raises(ParameterError, match=f"'{key}'"):
-            pairs_from_parameters(inference_parameters(pairs=bad))
+            pairs_from_parameters(inference_parameters(pairs=bad), served)
 
 
 def test_collect_rated_pairs(train_ratings, val_ratings, test_ratings):

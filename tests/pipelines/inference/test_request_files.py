@@ -6,11 +6,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-from kedro.io import DataCatalog, DatasetError
+from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines.inference import create_pipeline
 from rating_prediction.serving.prediction import predict_pairs
+from rating_prediction.serving.request_files import RequestFileError
 from tests.project import file_dataset, relocated
 from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
 
@@ -153,7 +154,8 @@ def test_a_bad_file_stops_the_run_before_any_answer(run_inference, tmp_path):
     pairs_file = "data/01_raw/requests/pairs.csv"
     (tmp_path / "data/01_raw/requests").mkdir(parents=True)
     (tmp_path / pairs_file).write_text("userId,movieId\n1,2\n3,x\n")
-    with pytest.raises(DatasetError) as error:
+    # The node checks the file (ids of the served model's type) before answering.
+    with pytest.raises(RequestFileError) as error:
         run_inference(inference_parameters(), {"pair_requests": pairs_file})
     assert f"Column 'movieId' of the request file {tmp_path / pairs_file}" in str(
         error.value

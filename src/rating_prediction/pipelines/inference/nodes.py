@@ -8,7 +8,7 @@ The other nodes are the library functions themselves (``assemble_served_model``,
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -16,7 +16,8 @@ import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.parameters import InferenceParameters, parse
+from rating_prediction.data.ids import STRING, IdIndex
+from rating_prediction.parameters import InferenceParameters, ParameterError, parse
 from rating_prediction.serving.bundle import ServedModel, select_served_variant
 from rating_prediction.serving.foldin import (
     FoldedUsers,
@@ -24,20 +25,26 @@ from rating_prediction.serving.foldin import (
     fold_in_users,
     own_rated,
 )
-from rating_prediction.serving.prediction import predict_pairs
+from rating_prediction.serving.prediction import id_types, predict_pairs
 from rating_prediction.serving.rated import RatedIndex
 from rating_prediction.serving.recommend import (
     rated_index,
     recommend_all,
     recommend_users,
 )
-from rating_prediction.serving.request_files import RequestTable
-from rating_prediction.serving.request_ids import PAIRS_SCHEMA
+from rating_prediction.serving.request_files import RequestFile, RequestTable
+from rating_prediction.serving.request_ids import PAIRS_SCHEMA, pairs_schema
 from rating_prediction.serving.similar import similar_movies
 
 # The userId of the new user of `inference.fold_in` in its recommendations: no
-# MovieLens user has it.
+# MovieLens user has it. For a data set whose user ids are strings: the empty string,
+# which no user has either (an id is never empty).
 NEW_USER_ID = -1
+NEW_USER_STRING_ID = ""
+# Where to put example requests that fit the data set's ids.
+OWN_EXAMPLES = (
+    "set your own examples in conf/local/parameters_inference.yml, or [] for none"
+)
 # Partition names are zero-padded to at least this many digits, so they sort in request
 # order (PartitionedDataset saves them, and polars reads the folder, in name order).
 PARTITION_DIGITS = 5
@@ -68,10 +75,55 @@ def select_trained_model(
     return by_variant[variant]
 
 
-def pairs_from_parameters(inference: dict[str, Any]) -> pl.DataFrame:
-    """``inference.pairs``, ``[[userId, movieId], ...]``, as a table."""
+def parameter_ids(
+    key: str, ids: Sequence[int | str], index: IdIndex, kind: str
+) -> np.ndarray:
+    """``ids``, the ``kind`` (``user`` or ``movie``) ids of the parameter ``key``, as
+    ``index`` holds them (int64 or strings). ``key`` marks each id's position in the
+    list with ``{}`` (``inference.pairs.{}.0``).
+
+    Raises:
+        ParameterError: If an id is not of the served model's id type (integer ids in
+            a data set whose ids are strings, or the other way round), naming each
+            such id's key.
+    """
+    strings = index.id_type == STRING
+    wrong = [row for row, value in enumerate(ids) if isinstance(value, str) != strings]
+    if wrong:
+        raise ParameterError(
+            "Invalid parameters (conf/base/parameters_*.yml, conf/<env>/ or --params):\n"
+            + "\n".join(
+                f"- '{key.format(row)}': holds "
+                f"{'an integer' if strings else 'a string'} id "
+                f"({ids[row]!r}) but this data set's {kind} ids are "
+                f"{index.id_type}s: {OWN_EXAMPLES}"
+                for row in wrong
+            )
+        )
+    return index.as_ids(list(ids))
+
+
+def pairs_from_parameters(
+    inference: dict[str, Any], served_model: ServedModel | None = None
+) -> pl.DataFrame:
+    """``inference.pairs``, ``[[userId, movieId], ...]``, as a table, its ids in the
+    served model's types (integers without one)."""
     pairs = parse(InferenceParameters, inference, "inference").pairs
-    return pl.DataFrame(pairs, schema=PAIRS_SCHEMA, orient="row")
+    if served_model is None:
+        return pl.DataFrame(pairs, schema=PAIRS_SCHEMA, orient="row")
+    users = parameter_ids(
+        "inference.pairs.{}.0", [user for user, _ in pairs], served_model.users, "user"
+    )
+    movies = parameter_ids(
+        "inference.pairs.{}.1",
+        [movie for _, movie in pairs],
+        served_model.movies,
+        "movie",
+    )
+    return pl.DataFrame(
+        {"userId": users, "movieId": movies},
+        schema=pairs_schema(id_types(served_model)),
+    )
 
 
 def collect_rated_pairs(
@@ -104,7 +156,12 @@ def recommend_movies(
     recommend = parse(InferenceParameters, inference, "inference").recommend
     return recommend_users(
         served_model,
-        recommend.user_ids,
+        parameter_ids(
+            "inference.recommend.user_ids.{}",
+            recommend.user_ids,
+            served_model.users,
+            "user",
+        ),
         rated_pairs,
         recommend.top_k,
         recommend.popularity_weight,
@@ -117,7 +174,13 @@ def find_similar_movies(
     """The ``inference.similar.top_k`` movies most like each of
     ``inference.similar.movie_ids``, with titles and cosine similarities."""
     similar = parse(InferenceParameters, inference, "inference").similar
-    return similar_movies(served_model, similar.movie_ids, similar.top_k)
+    movie_ids = parameter_ids(
+        "inference.similar.movie_ids.{}",
+        similar.movie_ids,
+        served_model.movies,
+        "movie",
+    )
+    return similar_movies(served_model, movie_ids, similar.top_k)
 
 
 def recommend_for_new_user(
@@ -125,12 +188,27 @@ def recommend_for_new_user(
 ) -> pl.DataFrame:
     """Top-K for a user unseen in training, folded in from ``inference.fold_in.ratings``
     (userId ``NEW_USER_ID``); without usable ratings, or for a variant that cannot fold
-    in, the unknown-user fallback ranking. The movies rated are never recommended."""
+    in, the unknown-user fallback ranking. The movies rated are never recommended.
+    For a data set whose user ids are strings, the new user is ``NEW_USER_STRING_ID``.
+
+    Raises:
+        ParameterError: If a rating lies outside the served model's rating scale, or
+            a movie id is not of the served model's id type.
+    """
     settings = parse(InferenceParameters, inference, "inference").fold_in
-    movies = np.array([movie for movie, _ in settings.ratings], dtype=np.int64)
+    movies = parameter_ids(
+        "inference.fold_in.ratings.{}.0",
+        [movie for movie, _ in settings.ratings],
+        served_model.movies,
+        "movie",
+    )
     ratings = np.array([rating for _, rating in settings.ratings], dtype=np.float64)
-    user = np.array([NEW_USER_ID])
-    own = (np.full(len(movies), NEW_USER_ID), movies, ratings)
+    _check_rating_scale(served_model, ratings)
+    new_user = (
+        NEW_USER_STRING_ID if served_model.users.id_type == STRING else NEW_USER_ID
+    )
+    user = served_model.users.as_ids([new_user])
+    own = (np.repeat(user, len(movies)), movies, ratings)
     if settings.ratings and not can_fold_in(served_model):
         logger.warning("%s cannot fold in a user: fallback.", served_model.variant)
         folded = FoldedUsers(None, own_rated(served_model, user, *own[:2]))
@@ -146,21 +224,51 @@ def recommend_for_new_user(
     )
 
 
+def _check_rating_scale(served_model: ServedModel, ratings: np.ndarray) -> None:
+    """A :class:`ParameterError` naming each ``inference.fold_in.ratings`` entry whose
+    rating lies outside the served model's rating scale (the data set's)."""
+    low, high = served_model.model.rating_min, served_model.model.rating_max
+    outside = np.flatnonzero(~((ratings >= low) & (ratings <= high)))
+    if outside.size:
+        raise ParameterError(
+            "Invalid parameters (conf/base/parameters_*.yml, conf/<env>/ or --params):\n"
+            + "\n".join(
+                f"- 'inference.fold_in.ratings.{row}.1': {ratings[row]} lies outside "
+                f"the served model's rating scale {low}..{high} (the data set's): "
+                "fix or remove it"
+                for row in outside
+            )
+        )
+
+
+def _checked(
+    served_model: ServedModel, requests: RequestTable | RequestFile
+) -> RequestTable:
+    """A request file read (its ids checked, in one pass) in the served model's id
+    types; a table already read as it is."""
+    if isinstance(requests, RequestFile):
+        return requests.read(id_types(served_model))
+    return requests
+
+
 def predict_pair_requests(
     served_model: ServedModel,
-    pair_requests: RequestTable | None,
+    pair_requests: RequestTable | RequestFile | None,
     inference: dict[str, Any],
 ) -> dict[str, Callable[[], pl.DataFrame]]:
     """The pairs of the ``pair_requests`` file (none when it is absent) predicted as
     :func:`~rating_prediction.serving.predict_pairs` predicts them, in file order,
-    ``inference.request_files.batch_size`` rows per partition."""
+    ``inference.request_files.batch_size`` rows per partition. The whole file is
+    checked against the served model's id types first."""
     batch_size = parse(
         InferenceParameters, inference, "inference"
     ).request_files.batch_size
     if pair_requests is None:
         pair_requests = RequestTable.from_frame(
-            pl.DataFrame(schema=PAIRS_SCHEMA), "no pair requests"
+            pl.DataFrame(schema=pairs_schema(id_types(served_model))),
+            "no pair requests",
         )
+    pair_requests = _checked(served_model, pair_requests)
     return batch_partitions(
         pair_requests, batch_size, partial(predict_pairs, served_model)
     )
@@ -169,7 +277,7 @@ def predict_pair_requests(
 def recommend_for_all_users(
     served_model: ServedModel,
     rated_pairs: pl.DataFrame,
-    user_requests: RequestTable | None,
+    user_requests: RequestTable | RequestFile | None,
     inference: dict[str, Any],
 ) -> dict[str, Callable[[], pl.DataFrame]]:
     """Top-``inference.batch_recommend.top_k`` unrated movies for each user of the
@@ -180,8 +288,12 @@ def recommend_for_all_users(
     ``inference.batch_recommend.block_size`` users."""
     parameters = parse(InferenceParameters, inference, "inference")
     if user_requests is None:
-        known = pl.DataFrame({"userId": served_model.users.known_ids})
+        known = pl.DataFrame(
+            {"userId": served_model.users.known_ids},
+            schema={"userId": served_model.users.dtype},
+        )
         user_requests = RequestTable.from_frame(known, "every user seen in training")
+    user_requests = _checked(served_model, user_requests)
     settings = parameters.batch_recommend
     recommend = partial(
         _recommend_batch,

@@ -99,7 +99,7 @@ def _pair_nodes() -> list[Node]:
     return [
         Node(
             func=pairs_from_parameters,
-            inputs="params:inference",
+            inputs=["params:inference", "served_model"],
             outputs="inference_pairs",
             name="pairs_from_parameters_node",
         ),
