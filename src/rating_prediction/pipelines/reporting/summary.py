@@ -45,16 +45,7 @@ def write_summary(
     figures = parse(ReportingParameters, reporting, "reporting").summary_figures
     scale = RatingScale.from_dict(rating_scale)
     ranking = parse(EvaluationParameters, evaluation, "evaluation").ranking
-    splits = dict(zip(SPLITS, [train_ratings, val_ratings, test_ratings]))
-    size_rows = [
-        [
-            split,
-            f"{frame.height:,}",
-            f"{frame['userId'].n_unique():,}",
-            f"{frame['movieId'].n_unique():,}",
-        ]
-        for split, frame in splits.items()
-    ]
+    size_rows = _size_rows([train_ratings, val_ratings, test_ratings])
     summary = "\n".join(
         [
             "# Rating prediction: summary",
@@ -80,6 +71,19 @@ def write_summary(
     )
     logger.info("Evaluation summary:\n%s", summary)
     return summary
+
+
+def _size_rows(splits: list[pl.DataFrame]) -> list[list[str]]:
+    """Ratings, users and movies of each split, one table row each."""
+    return [
+        [
+            split,
+            f"{frame.height:,}",
+            f"{frame['userId'].n_unique():,}",
+            f"{frame['movieId'].n_unique():,}",
+        ]
+        for split, frame in zip(SPLITS, splits)
+    ]
 
 
 def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
