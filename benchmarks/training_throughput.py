@@ -74,6 +74,7 @@ from pytorch_lightning import LightningModule, Trainer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.models.factorization import InnerSigmoidModel
 from rating_prediction.models.variants import variant
 from rating_prediction.parameters import (
@@ -205,7 +206,9 @@ def run_project(
     val: RatingTensors,
     max_batches: int | None,
 ) -> Training:
-    model, _ = new_project_model("inner_sigmoid", options, train, (N_USERS, N_MOVIES))
+    model, _ = new_project_model(
+        "inner_sigmoid", options, train, (N_USERS, N_MOVIES), MOVIELENS_SCALE
+    )
     # Lightning's batch limit counts training steps, each of several batches.
     steps = options.optimizer_steps_per_training_step
     overrides = (

@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from rating_prediction.data.schema import RatingScale
 from rating_prediction.evaluation.metrics import regression_metrics
 from rating_prediction.models.baselines import (
     fit_bias_baseline,
@@ -74,3 +75,40 @@ def test_bias_baseline_beats_mean_baseline_on_held_out_ratings():
     mean_rmse = regression_metrics(test["rating"], mean_baseline.predict(test))["rmse"]
     bias_rmse = regression_metrics(test["rating"], bias_baseline.predict(test))["rmse"]
     assert bias_rmse < 0.8 * mean_rmse
+
+
+def test_bias_baseline_predictions_are_clipped_to_the_rating_scale():
+    # Unregularised: a high user on a high movie is mu + b_u + b_i = 3 + 1.5 + 1.5 = 6,
+    # a low one on a low movie 0; the scale is 0.5..5 (MovieLens's, the default).
+    train = mapped_split(
+        [
+            (user, movie, 3.0 + user_bias + movie_bias)
+            for user, user_bias in enumerate([-1.5, 1.5])
+            for movie, movie_bias in enumerate([-1.5, 1.5])
+        ]
+    )
+    pairs = mapped_split([(1, 1, 5.0), (0, 0, 0.5), (0, 1, 3.0)])
+    unclipped = fit_bias_baseline(train, 0, 0, 10, RatingScale(-100.0, 100.0)).predict(
+        pairs
+    )
+    assert unclipped.to_list() == pytest.approx([6.0, 0.0, 3.0], abs=1e-6)
+    clipped = fit_bias_baseline(train, 0, 0, 10).predict(pairs)
+    assert clipped.to_list() == pytest.approx([5.0, 0.5, 3.0], abs=1e-6)
+
+
+def test_baselines_predict_on_the_data_sets_scale():
+    """On a 1..10 scale nothing above 5 is clipped, and 10 is the ceiling."""
+    train = mapped_split(
+        [
+            (user, movie, 5.5 + user_bias + movie_bias)
+            for user, user_bias in enumerate([-2.5, 3.5])
+            for movie, movie_bias in enumerate([-2.5, 3.5])
+        ]
+    )
+    ten_stars = RatingScale(1.0, 10.0)
+    pairs = mapped_split([(1, 0, 6.5), (1, 1, 12.5), (0, 0, 0.5)])
+    predicted = fit_bias_baseline(train, 0, 0, 10, ten_stars).predict(pairs)
+    assert predicted.to_list() == pytest.approx([6.5, 10.0, 1.0], abs=1e-6)
+    mean = fit_mean_baseline(train, ten_stars)
+    assert mean.rating_scale == ten_stars
+    assert mean.predict(pairs).to_list() == pytest.approx([mean.global_mean] * 3)

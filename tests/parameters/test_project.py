@@ -133,10 +133,15 @@ INVALID_RUNTIME_PARAMETERS = {
         r"'training\.inner_sigmoid\.min_epochs': min_epochs \(6\) must not exceed "
         r"max_epochs \(3\)",
     ),
-    "rating_min above rating_max": (
-        {"training": {"biased_mf": {"model": {"rating_min": 5.0, "rating_max": 1.0}}}},
-        r"'training\.biased_mf\.model\.rating_max': rating_max \(1\.0\) must be above "
-        r"rating_min \(5\.0\)",
+    # The rating scale is the data's (rating_scale), no longer a training parameter.
+    "a rating_min of the former layout": (
+        {"training": {"biased_mf": {"model": {"rating_min": 1.0}}}},
+        r"'training\.biased_mf\.model': rating_min is no longer a parameter: the "
+        r"rating scale now comes from the data.*ingestion\.file\.rating_scale",
+    ),
+    "a rating_max of the former layout in bayesian_fm": (
+        {"training": {"bayesian_fm": {"rating_max": 10.0}}},
+        r"'training\.bayesian_fm': rating_max is no longer a parameter",
     ),
     "fractions not summing to 1": (
         {"processing": {"split": {"fractions": [0.7, 0.2, 0.2]}}},

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 import torch
 
+from rating_prediction.data.schema import RatingScale
 from rating_prediction.models.config import load_trained_model
 from rating_prediction.parameters import BayesianFMParameters, ParameterError, parse
 from rating_prediction.training import bayesian_fm
@@ -18,6 +19,7 @@ from rating_prediction.training.bayesian_fm import (
     fit,
     genre_matrix,
 )
+from rating_prediction.training.data import TrainingData
 from tests.fakes import fake_movies, learnable_splits
 
 SHORT_CHAIN = {"n_iter": 12, "n_kept_samples": 6, "rank": 3}
@@ -218,7 +220,11 @@ def test_fit_chooses_the_samples_on_val_and_refits_on_train_and_val(data, refit)
         ({"n_kept_samples": 0}, "training.bayesian_fm.n_kept_samples"),
         ({"n_iter": 10, "n_kept_samples": 11}, "n_kept_samples (11)"),
         ({"init_stdev": 0}, "training.bayesian_fm.init_stdev"),
-        ({"rating_min": 5.0, "rating_max": 1.0}, "rating_max"),
+        (
+            {"rating_min": 5.0, "rating_max": 1.0},
+            "'training.bayesian_fm': rating_min and rating_max are no longer "
+            "parameters: the rating scale now comes from the data",
+        ),
         ({"n_iters": 10}, "unknown key 'training.bayesian_fm.n_iters'"),
         ({"features": {"implict": True}}, "training.bayesian_fm.features.implict"),
     ],
@@ -228,3 +234,35 @@ def test_degenerate_or_unknown_bayesian_fm_parameters_are_rejected(values, key):
         ParameterError, match=key.replace("(", r"\(").replace(")", r"\)")
     ):
         parse(BayesianFMParameters, values, "training.bayesian_fm")
+
+
+def test_the_exported_model_clips_to_the_data_sets_scale(data):
+    """On whole stars 1..10 the exported biased MF predicts, and clips, on 1..10."""
+    ten_stars = {
+        name: data[name].with_columns(pl.col("rating") * 2)
+        for name in ("train_ratings", "val_ratings")
+    }
+    options = BayesianFMParameters.model_validate(
+        {**SHORT_CHAIN, "refit_on_train_val": False, "features": {"genres": False}}
+    )
+    training_data = TrainingData(
+        train=ten_stars["train_ratings"],
+        val=ten_stars["val_ratings"],
+        n_users=_id_counts(data)[0],
+        n_movies=_id_counts(data)[1],
+        rating_scale=RatingScale(1.0, 10.0),
+    )
+    weights, config, _ = bayesian_fm.fit_variant("bayesian_fm", options, training_data)
+    assert config.model_kwargs["rating_min"] == 1.0
+    assert config.model_kwargs["rating_max"] == 10.0
+    model = load_trained_model(config, weights)
+    val = ten_stars["val_ratings"]
+    predicted = model.predict(
+        torch.from_numpy(val["userIdMapped"].to_numpy().astype(np.int64)),
+        torch.from_numpy(val["movieIdMapped"].to_numpy().astype(np.int64)),
+    )
+    assert predicted.min() >= 1.0 and predicted.max() <= 10.0
+    assert predicted.max() > 6.0
+    for mean, clipped in ((40.0, 10.0), (-40.0, 1.0)):
+        model.global_mean.fill_(mean)
+        assert model.predict(torch.arange(4), torch.arange(4)).tolist() == [clipped] * 4

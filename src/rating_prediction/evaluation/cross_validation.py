@@ -104,7 +104,8 @@ def evaluate_fold(
     """Run ``pipeline`` (training + evaluation) on one fold held in memory and return
     its ``metrics`` (``{entry: {split: {metric: value}}}``).
 
-    ``datasets`` holds the fold's splits and id mappings; ``parameters`` every
+    ``datasets`` holds the fold's splits, id mappings, movies and rating scale;
+    ``parameters`` every
     parameter (each nested block is fed as ``params:<dotted key>``, as Kedro does).
     """
     catalog = DataCatalog()
@@ -114,7 +115,8 @@ def evaluate_fold(
     if missing:
         raise ValueError(
             f"Cross validation cannot feed {sorted(missing)} to the training and "
-            "evaluation pipelines; only the splits, the id mappings and parameters."
+            "evaluation pipelines; only the splits, the id mappings, the movies, the "
+            "rating scale and parameters."
         )
     SequentialRunner().run(pipeline, catalog)
     return catalog.load("metrics")

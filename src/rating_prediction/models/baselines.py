@@ -8,6 +8,9 @@ Both baselines are fitted on the training split only and keyed by the mapped ids
   Surprise's ``BaselineOnly``), fitted by alternating least squares with separate
   regularisation for user and movie biases. Users and movies absent from the training
   split (see :func:`rating_prediction.data.ids.seen_mask`) get zero bias.
+
+Like every model's, a baseline's predictions are clipped to the data set's rating scale
+(:class:`~rating_prediction.data.schema.RatingScale`): ``mu + b_u + b_i`` can leave it.
 """
 
 from __future__ import annotations
@@ -19,13 +22,15 @@ import numpy as np
 import polars as pl
 
 from rating_prediction.data.ids import seen_mask
+from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
 
 BASELINES = ("mean_baseline", "bias_baseline")
 
 
 @dataclass(frozen=True)
 class BaselinePredictor:
-    """``global_mean + user_bias + movie_bias``; ids missing from the bias tables get 0.
+    """``global_mean + user_bias + movie_bias`` clipped to ``rating_scale``; ids missing
+    from the bias tables get 0.
 
     ``user_biases`` has columns ``userIdMapped``, ``user_bias``; ``movie_biases`` has
     ``movieIdMapped``, ``movie_bias``. The mean baseline is this with empty tables.
@@ -34,15 +39,19 @@ class BaselinePredictor:
     global_mean: float
     user_biases: pl.DataFrame
     movie_biases: pl.DataFrame
+    rating_scale: RatingScale = MOVIELENS_SCALE
 
     def predict(self, ratings: pl.DataFrame) -> pl.Series:
         """Predictions for the ``userIdMapped``, ``movieIdMapped`` pairs of ``ratings``:
-        two gathers from dense bias arrays, no join."""
+        two gathers from dense bias arrays, no join, clipped to the rating scale."""
         user_bias = _gather(self._dense_user_biases, ratings["userIdMapped"])
         movie_bias = _gather(self._dense_movie_biases, ratings["movieIdMapped"])
-        return pl.Series(
-            "prediction", self.global_mean + user_bias + movie_bias, dtype=pl.Float32
+        predictions = np.clip(
+            self.global_mean + user_bias + movie_bias,
+            self.rating_scale.min,
+            self.rating_scale.max,
         )
+        return pl.Series("prediction", predictions, dtype=pl.Float32)
 
     @cached_property
     def _dense_user_biases(self) -> np.ndarray:
@@ -70,7 +79,9 @@ def _gather(dense: np.ndarray, indices: pl.Series) -> np.ndarray:
     return dense[indices]
 
 
-def fit_mean_baseline(train_ratings: pl.DataFrame) -> BaselinePredictor:
+def fit_mean_baseline(
+    train_ratings: pl.DataFrame, rating_scale: RatingScale = MOVIELENS_SCALE
+) -> BaselinePredictor:
     """The global mean of the training ratings, with no biases."""
     return BaselinePredictor(
         global_mean=_global_mean(train_ratings),
@@ -80,11 +91,16 @@ def fit_mean_baseline(train_ratings: pl.DataFrame) -> BaselinePredictor:
         movie_biases=pl.DataFrame(
             schema={"movieIdMapped": pl.Int32, "movie_bias": pl.Float64}
         ),
+        rating_scale=rating_scale,
     )
 
 
 def fit_bias_baseline(
-    train_ratings: pl.DataFrame, reg_user: float, reg_movie: float, n_epochs: int
+    train_ratings: pl.DataFrame,
+    reg_user: float,
+    reg_movie: float,
+    n_epochs: int,
+    rating_scale: RatingScale = MOVIELENS_SCALE,
 ) -> BaselinePredictor:
     """Regularised user and movie biases by alternating least squares.
 
@@ -92,7 +108,8 @@ def fit_bias_baseline(
     and then every user bias to ``sum(r - mu - b_i) / (reg_user + n_user)``, the update
     order and formulas of Surprise's ``BaselineOnly`` (defaults ``reg_i=10``,
     ``reg_u=15``, 10 epochs). Sums per id are ``np.bincount`` over the dense mapped
-    ids, so an epoch is a few vectorised passes over the ratings.
+    ids, so an epoch is a few vectorised passes over the ratings. Its predictions are
+    clipped to ``rating_scale`` (the data set's).
     """
     global_mean = _global_mean(train_ratings)
     # Native-width indices: numpy would convert int32 ids again at every gather and
@@ -116,18 +133,20 @@ def fit_bias_baseline(
     seen_movies = np.flatnonzero(seen_mask(movies, movie_counts.size))
     return BaselinePredictor(
         global_mean=global_mean,
-        user_biases=pl.DataFrame(
-            {
-                "userIdMapped": pl.Series(seen_users, dtype=pl.Int32),
-                "user_bias": user_bias[seen_users],
-            }
+        user_biases=_bias_table("userIdMapped", seen_users, "user_bias", user_bias),
+        movie_biases=_bias_table(
+            "movieIdMapped", seen_movies, "movie_bias", movie_bias
         ),
-        movie_biases=pl.DataFrame(
-            {
-                "movieIdMapped": pl.Series(seen_movies, dtype=pl.Int32),
-                "movie_bias": movie_bias[seen_movies],
-            }
-        ),
+        rating_scale=rating_scale,
+    )
+
+
+def _bias_table(
+    id_column: str, ids: np.ndarray, bias_column: str, biases: np.ndarray
+) -> pl.DataFrame:
+    """The biases of ``ids``, keyed by their mapped id."""
+    return pl.DataFrame(
+        {id_column: pl.Series(ids, dtype=pl.Int32), bias_column: biases[ids]}
     )
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic
+from typing import Annotated, Any, Generic
 
 from pydantic import (
     AfterValidator,
@@ -16,7 +16,6 @@ from pydantic import (
     model_validator,
 )
 
-from rating_prediction.data.schema import RATING_MAX, RATING_MIN
 from rating_prediction.parameters.base import (
     ModelParametersT,
     NonNegativeInt,
@@ -25,24 +24,36 @@ from rating_prediction.parameters.base import (
 )
 
 
-class RatingScale(Parameters):
-    """The range every model clips or squashes its predictions to."""
+class ScaleFromData(Parameters):
+    """A block that once held ``rating_min`` / ``rating_max``: the range every model
+    squashes or clips its predictions to is now the data set's recorded scale (the
+    ``rating_scale`` dataset), so those keys are refused with where the scale comes
+    from."""
 
-    rating_min: float = RATING_MIN
-    rating_max: float = RATING_MAX
-
-    @field_validator("rating_max")
+    @model_validator(mode="before")
     @classmethod
-    def _above_rating_min(cls, rating_max: float, info: ValidationInfo) -> float:
-        rating_min = info.data.get("rating_min")
-        if rating_min is not None and rating_max <= rating_min:
-            raise ValueError(
-                f"rating_max ({rating_max}) must be above rating_min ({rating_min})"
-            )
-        return rating_max
+    def _scale_comes_from_the_data(cls, values: Any) -> Any:
+        if isinstance(values, dict):
+            stale = [key for key in ("rating_min", "rating_max") if key in values]
+            if stale:
+                keys = " and ".join(stale)
+                what = (
+                    "are no longer parameters"
+                    if stale[1:]
+                    else "is no longer a parameter"
+                )
+                raise ValueError(
+                    f"{keys} {what}: the rating scale now comes from the data. Every "
+                    "model predicts on the scale ingestion records (the rating_scale "
+                    "dataset, data/02_intermediate/rating_scale.json): MovieLens's "
+                    "0.5..5 for a release or the synthetic sample; for a ratings file "
+                    "of your own, declare ingestion.file.rating_scale (or let it be "
+                    f"inferred from the data). Remove {keys} here"
+                )
+        return values
 
 
-class InnerSigmoidArguments(RatingScale):
+class InnerSigmoidArguments(ScaleFromData):
     """``training.inner_sigmoid.model``: the notebook model's constructor arguments."""
 
     embedding_dim: PositiveInt = 5
@@ -50,7 +61,7 @@ class InnerSigmoidArguments(RatingScale):
     sparse: StrictBool = False
 
 
-class BiasedMFArguments(RatingScale):
+class BiasedMFArguments(ScaleFromData):
     """``training.biased_mf.model``: the biased matrix factorisation's arguments."""
 
     embedding_dim: PositiveInt = 32
@@ -112,7 +123,7 @@ class BayesianFMFeatures(Parameters):
     genres: StrictBool = True  # movie block: the movie's genres
 
 
-class BayesianFMParameters(RatingScale):
+class BayesianFMParameters(ScaleFromData):
     """``training.bayesian_fm``: myFM's Gibbs-sampled Bayesian factorisation machine.
 
     ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the

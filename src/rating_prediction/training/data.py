@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
+
+from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,8 @@ class TrainingData:
         n_movies: The size of ``movie_mapping``.
         movies: ``movieId``, ``title``, ``genres`` (``None`` where no variant needs it).
         movie_mapping: ``movieId`` to ``movieIdMapped``.
+        rating_scale: The data set's rating scale (the ``rating_scale`` dataset): every
+            variant's model squashes or clips its predictions to it.
     """
 
     train: pl.DataFrame
@@ -27,17 +32,21 @@ class TrainingData:
     n_movies: int
     movies: pl.DataFrame | None = None
     movie_mapping: pl.DataFrame | None = None
+    rating_scale: RatingScale = MOVIELENS_SCALE
 
     @classmethod
     def from_catalog(
         cls,
+        *,
         train_ratings: pl.DataFrame,
         val_ratings: pl.DataFrame,
         user_mapping: pl.DataFrame,
         movie_mapping: pl.DataFrame,
         movies: pl.DataFrame,
+        rating_scale: dict[str, Any],
     ) -> TrainingData:
-        """From the catalog's splits, id mappings and movies table."""
+        """From the catalog's splits, id mappings, movies table and rating scale (the
+        ``rating_scale`` dataset, a JSON dict)."""
         return cls(
             train=train_ratings,
             val=val_ratings,
@@ -45,6 +54,7 @@ class TrainingData:
             n_movies=movie_mapping.height,
             movies=movies,
             movie_mapping=movie_mapping,
+            rating_scale=RatingScale.from_dict(rating_scale),
         )
 
     @property

@@ -14,6 +14,7 @@ import torch
 from pytorch_lightning import seed_everything
 
 from rating_prediction.data.ids import seen_mask
+from rating_prediction.data.schema import RatingScale
 from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.parameters import VariantParameters
@@ -52,14 +53,16 @@ def fit_variant(
     seed_everything(options.seed, verbose=False)
     train = RatingTensors.from_frame(data.train)
     val = RatingTensors.from_frame(data.val)
-    model, config = new_model(variant, options, train, data.id_counts)
+    model, config = new_model(
+        variant, options, train, data.id_counts, data.rating_scale
+    )
     started = time.perf_counter()
     history = _fit_keeping_best(variant, options, model, train, val)
     seconds = time.perf_counter() - started
     best = history.row(int(history["val_loss"].arg_min()), named=True)
     if options.refit_on_train_val:
         model, config = _refit_on_train_and_val(
-            variant, options, (train, val), data.id_counts, best["epoch"]
+            variant, options, (train, val), data, best["epoch"]
         )
     config = config.model_copy(
         update={
@@ -99,9 +102,11 @@ def new_model(
     options: VariantParameters[Any],
     data: RatingTensors,
     id_counts: tuple[int, int],
+    scale: RatingScale,
 ) -> tuple[RatingModel, ModelConfig]:
     """A fresh model of ``variant`` for training on ``data`` (its mean rating as
-    ``global_mean``, the ids it does not rate zeroed) and the config that rebuilds it."""
+    ``global_mean``, the ids it does not rate zeroed), predicting on ``scale`` (the
+    data set's rating scale), and the config that rebuilds it."""
     n_users, n_movies = id_counts
     config = ModelConfig(
         variant=variant,
@@ -109,6 +114,8 @@ def new_model(
         n_movies=n_movies,
         model_kwargs={
             **options.model.model_dump(),
+            "rating_min": scale.min,
+            "rating_max": scale.max,
             "global_mean": float(data.ratings.double().mean()),
         },
     )
@@ -186,7 +193,7 @@ def _refit_on_train_and_val(
     variant: str,
     options: VariantParameters[Any],
     splits: tuple[RatingTensors, RatingTensors],
-    id_counts: tuple[int, int],
+    training_data: TrainingData,
     epochs: int,
 ) -> tuple[RatingModel, ModelConfig]:
     """Retrain from scratch on train + val for the number of epochs chosen on val."""
@@ -197,7 +204,9 @@ def _refit_on_train_and_val(
         torch.cat([train.ratings, val.ratings]),
     )
     seed_everything(options.seed, verbose=False)
-    model, config = new_model(variant, options, both, id_counts)
+    model, config = new_model(
+        variant, options, both, training_data.id_counts, training_data.rating_scale
+    )
     module, data = lightning_parts(variant, options, model, (both, val), epochs)
     logger.info("%s: refitting on train + val for %d epochs", variant, epochs)
     trainer = make_trainer(options, variant=variant, fixed_epochs=epochs)

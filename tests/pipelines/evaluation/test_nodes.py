@@ -5,6 +5,7 @@ import pytest
 import torch
 from kedro_mlflow.io.metrics import MlflowMetricsHistoryDataset
 
+from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.metrics import regression_metrics
 from rating_prediction.models.baselines import fit_mean_baseline
 from rating_prediction.models.config import load_trained_model
@@ -24,6 +25,8 @@ from rating_prediction.pipelines.evaluation.nodes import (
 from tests.fakes import ALL_ENTRIES, bias_splits, fake_trained_model
 
 PREDICTION_COLUMNS = ["userId", "movieId", "rating", "prediction"]
+# The rating_scale dataset as ingestion records it for MovieLens.
+SCALE = MOVIELENS_SCALE.to_dict()
 
 
 def evaluation(batch_size: int = 1_000_000, **bias_baseline: object) -> dict:
@@ -83,7 +86,7 @@ def test_fit_bias_baseline_rejects_degenerate_settings_naming_them(
     with pytest.raises(
         ParameterError, match=rf"'evaluation\.bias_baseline\.{setting}'"
     ):
-        fit_bias_baseline(splits["train"], evaluation(**{setting: value}))
+        fit_bias_baseline(splits["train"], evaluation(**{setting: value}), SCALE)
 
 
 def test_predict_with_baseline_keeps_the_rows_in_order(splits):
@@ -123,7 +126,7 @@ def test_model_scored_in_batches_equals_its_unbatched_metrics(
 
 @pytest.mark.parametrize("batch_size", [1, 5, 1_000_000])
 def test_baseline_scored_in_batches_equals_its_unbatched_metrics(splits, batch_size):
-    baseline = fit_bias_baseline(splits["train"], evaluation())
+    baseline = fit_bias_baseline(splits["train"], evaluation(), SCALE)
     whole = predict_with_baseline(baseline, splits["val"])
     expected = regression_metrics(whole["rating"], whole["prediction"])
     scored = score_with_baseline(baseline, splits["val"], evaluation(batch_size))
@@ -133,10 +136,10 @@ def test_baseline_scored_in_batches_equals_its_unbatched_metrics(splits, batch_s
 def test_train_val_baselines_are_fitted_on_both_splits(splits):
     train, val = splits["train"], splits["val"]
     both = pl.concat([train, val])
-    fitted = fit_bias_baseline_on_train_val(train, val, evaluation())
-    expected = fit_bias_baseline(both, evaluation())
+    fitted = fit_bias_baseline_on_train_val(train, val, evaluation(), SCALE)
+    expected = fit_bias_baseline(both, evaluation(), SCALE)
     assert fitted.predict(splits["test"]).equals(expected.predict(splits["test"]))
-    mean = fit_mean_baseline_on_train_val(train, val)
+    mean = fit_mean_baseline_on_train_val(train, val, SCALE)
     assert mean.global_mean == pytest.approx(fit_mean_baseline(both).global_mean)
 
 
@@ -147,7 +150,7 @@ def test_scoring_an_empty_split_is_refused(splits):
 
 
 def test_baseline_predicts_zero_bias_for_ids_it_has_not_seen(splits):
-    baseline = fit_bias_baseline(splits["train"], evaluation())
+    baseline = fit_bias_baseline(splits["train"], evaluation(), SCALE)
     unseen = splits["val"].with_columns(
         userIdMapped=pl.lit(10**6, dtype=pl.Int32),
         movieIdMapped=pl.lit(10**6, dtype=pl.Int32),
@@ -198,3 +201,19 @@ def test_flattened_metrics_are_logged_by_the_mlflow_dataset(tmp_path):
         mlflow.set_tracking_uri(previous_uri)
     assert logged["biased_mf.test.rmse"] == pytest.approx(0.8)
     assert len(logged) == 9
+
+
+def test_baseline_nodes_clip_to_the_recorded_rating_scale(splits):
+    narrow = {"min": 3.0, "max": 3.5, "inferred": True}
+    fitted = [
+        fit_bias_baseline(splits["train"], evaluation(), narrow),
+        fit_bias_baseline_on_train_val(
+            splits["train"], splits["val"], evaluation(), narrow
+        ),
+    ]
+    for baseline in fitted:
+        predictions = predict_with_baseline(baseline, splits["test"])["prediction"]
+        assert predictions.min() == 3.0 and predictions.max() == 3.5
+    unclipped = fit_bias_baseline(splits["train"], evaluation(), SCALE)
+    predictions = unclipped.predict(splits["test"])
+    assert predictions.min() < 3.0 and predictions.max() > 3.5

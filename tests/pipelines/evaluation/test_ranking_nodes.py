@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
 
+from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.names import ranking_metric_names
+from rating_prediction.evaluation.ranking import ranking_task
+from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
     gather_metrics,
@@ -29,6 +33,7 @@ EVALUATION = {
     "ranking": {"k": 5, "relevance_threshold": 4.0, "random_seed": 3},
 }
 NAMES = ranking_metric_names(5)
+SCALE = MOVIELENS_SCALE.to_dict()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +43,7 @@ def splits():
 
 @pytest.fixture(scope="module")
 def task(splits):
-    return build_ranking_task(splits["train"], splits["test"], EVALUATION)
+    return build_ranking_task(splits["train"], splits["test"], EVALUATION, SCALE)
 
 
 def test_every_ranking_node_reports_the_five_metrics(task):
@@ -79,8 +84,8 @@ def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
 
 def test_a_user_sample_ranks_that_many_users_seeded(splits, task):
     sampled = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "max_users": 7}}
-    first = build_ranking_task(splits["train"], splits["test"], sampled)
-    again = build_ranking_task(splits["train"], splits["test"], sampled)
+    first = build_ranking_task(splits["train"], splits["test"], sampled, SCALE)
+    again = build_ranking_task(splits["train"], splits["test"], sampled, SCALE)
     assert first.users.size == 7
     assert set(first.users) <= set(task.users)
     np.testing.assert_array_equal(first.users, again.users)
@@ -112,3 +117,62 @@ def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():
     assert verdict.startswith("**No variant beats the popularity list on ndcg@5**")
     assert "0.1000 against 0.2000" in verdict
     assert plot_ranking_metrics(metrics).axes
+
+
+def _with_ranking(**ranking) -> dict:
+    return {**EVALUATION, "ranking": {**EVALUATION["ranking"], **ranking}}
+
+
+def _relevant_keys(splits, evaluation, scale) -> np.ndarray:
+    return build_ranking_task(
+        splits["train"], splits["test"], evaluation, scale
+    ).relevant_keys
+
+
+def test_the_default_fraction_of_movielens_scale_keeps_the_former_threshold(splits):
+    """0.75 of 0.5..5 is 3.875: the 4 stars and up, the relevant set of 4.0."""
+    by_fraction = _with_ranking(relevance_threshold=None, relevance_fraction=0.75)
+    np.testing.assert_array_equal(
+        _relevant_keys(splits, by_fraction, SCALE),
+        ranking_task(splits["train"], splits["test"], 4.0).relevant_keys,
+    )
+    # Another fraction is another threshold: fewer relevant ratings at 0.85 (4.325).
+    higher = _with_ranking(relevance_threshold=None, relevance_fraction=0.85)
+    assert (
+        0
+        < _relevant_keys(splits, higher, SCALE).size
+        < _relevant_keys(splits, by_fraction, SCALE).size
+    )
+
+
+def test_the_threshold_from_a_fraction_follows_the_data_sets_scale(splits):
+    """On whole stars 1..10, 0.75 is 7.75: the 8 stars and up are relevant."""
+    doubled = {
+        name: frame.with_columns(pl.col("rating") * 2) for name, frame in splits.items()
+    }
+    ten_stars = {"min": 1.0, "max": 10.0, "inferred": True}
+    by_fraction = _with_ranking(relevance_threshold=None)
+    expected = ranking_task(doubled["train"], doubled["test"], 8.0).relevant_keys
+    np.testing.assert_array_equal(
+        _relevant_keys(doubled, by_fraction, ten_stars), expected
+    )
+    # A stated threshold is used as it is, on the data's scale.
+    stated = _with_ranking(relevance_threshold=6.0)
+    np.testing.assert_array_equal(
+        _relevant_keys(doubled, stated, ten_stars),
+        ranking_task(doubled["train"], doubled["test"], 6.0).relevant_keys,
+    )
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.2, 5.5, 8.0])
+def test_a_stated_threshold_off_the_data_sets_scale_is_refused(splits, threshold):
+    with pytest.raises(ParameterError) as error:
+        build_ranking_task(
+            splits["train"],
+            splits["test"],
+            _with_ranking(relevance_threshold=threshold),
+            SCALE,
+        )
+    message = str(error.value)
+    assert "'evaluation.ranking.relevance_threshold'" in message
+    assert f"{threshold} is not on the data set's rating scale 0.5..5.0" in message

@@ -6,11 +6,10 @@ import polars as pl
 import pytest
 from matplotlib.figure import Figure
 
-from rating_prediction.data.schema import SPLITS
+from rating_prediction.data.schema import MOVIELENS_SCALE, SPLITS, RatingScale
 from rating_prediction.models.variants import VARIANTS as REGISTRY
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.figures import (
-    HALF_STAR_BINS,
     _popularity_buckets,
     plot_loss_curves,
     plot_rating_histograms,
@@ -18,6 +17,7 @@ from rating_prediction.pipelines.reporting.figures import (
     plot_rmse_by_rating,
     plot_test_rmse,
     popularity_buckets,
+    rating_bins,
     rating_histogram,
     rmse_by_popularity,
     rmse_by_rating,
@@ -34,6 +34,14 @@ from tests.fakes import (
 )
 
 VARIANTS = list(REGISTRY)
+# The rating_scale dataset as ingestion records it for MovieLens.
+SCALE = MOVIELENS_SCALE.to_dict()
+# Half-star bins centred on MovieLens's rating values 0.5, 1.0, ..., 5.0.
+HALF_STAR_BINS = np.arange(0.25, 5.5, 0.5)
+EVALUATION = {
+    "prediction_batch_size": 10,
+    "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
+}
 
 
 def reporting(popularity_buckets: object = 3, **figures: str) -> dict:
@@ -86,24 +94,26 @@ def test_plot_loss_curves_has_one_axes_per_variant():
 
 def test_plot_rating_histograms_overlays_true_and_predicted(test_predictions):
     figure = plot_rating_histograms(
-        **{v: rating_histogram(test_predictions[v]) for v in VARIANTS}
+        SCALE, **{v: rating_histogram(test_predictions[v], SCALE) for v in VARIANTS}
     )
     _assert_closed_figure(figure, len(VARIANTS))
     ax = figure.axes[0]
     assert ax.get_title() == VARIANTS[0]
     assert _legend_labels(ax) == ["true", "predicted"]
-    assert ax.get_xlabel() == "Rating (stars)"
-    # Ten half-star bins per histogram, each bar one bin.
+    assert ax.get_xlabel() == "Rating"
+    # Ten half-star bins per histogram, each bar one bin, over the scale.
     assert len(ax.patches) == 2 * 10
+    assert ax.get_xlim() == (0.25, 5.25)
 
 
 def test_rating_histograms_draw_the_bars_of_every_rating_and_prediction(
     test_predictions,
 ):
     predictions = test_predictions[VARIANTS[0]]
-    counts = rating_histogram(predictions)
-    assert counts.columns == ["true", "predicted"]
-    figure = plot_rating_histograms(**{VARIANTS[0]: counts})
+    counts = rating_histogram(predictions, SCALE)
+    assert counts.columns == ["low", "high", "true", "predicted"]
+    np.testing.assert_array_equal(counts["low"], HALF_STAR_BINS[:-1])
+    figure = plot_rating_histograms(SCALE, **{VARIANTS[0]: counts})
     heights = [bar.get_height() for bar in figure.axes[0].patches]
     # What a histogram of the whole columns draws, true first.
     true, predicted = (
@@ -118,7 +128,7 @@ def test_plot_rmse_by_rating_compares_each_variant_with_both_baselines(
     test_predictions,
 ):
     figure = plot_rmse_by_rating(
-        **{entry: rmse_by_rating(p) for entry, p in test_predictions.items()}
+        **{entry: rmse_by_rating(p, SCALE) for entry, p in test_predictions.items()}
     )
     _assert_closed_figure(figure, len(VARIANTS))
     for ax, variant in zip(figure.axes, VARIANTS):
@@ -207,10 +217,13 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
         splits["val"],
         splits["test"],
         metrics,
+        rating_scale=SCALE,
+        evaluation=EVALUATION,
         reporting=reporting(**{"Loss curves": "loss_curves.png"}),
     )
     train = splits["train"]
     assert "Dataset: `synthetic`." in summary
+    assert "Rating scale: 0.5 to 5 (as recorded at ingestion)." in summary
     assert (
         f"| train | {train.height} | {train['userId'].n_unique()}"
         f" | {train['movieId'].n_unique()} |"
@@ -227,7 +240,111 @@ def test_write_summary_logs_the_metrics_table(splits, metrics, caplog):
             splits["val"],
             splits["test"],
             metrics,
+            rating_scale=SCALE,
+            evaluation=EVALUATION,
             reporting=reporting(),
         )
     assert format_metrics_table(metrics) in summary
     assert format_metrics_table(metrics) in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("ratings", "scale", "edges"),
+    [
+        # Half stars, 0.5 and 5 absent from the ratings: still one bin per value.
+        ([1.0, 1.5, 4.5, 3.0], MOVIELENS_SCALE, HALF_STAR_BINS),
+        ([1.0, 2.0, 7.0, 10.0], RatingScale(1, 10), np.arange(0.5, 11, 1.0)),
+        # The step is the smallest gap between the ratings.
+        ([1.0, 3.0, 5.0], RatingScale(1, 5), [0.0, 2.0, 4.0, 6.0]),
+        (np.arange(101.0), RatingScale(0, 100), np.linspace(0, 100, 21)),
+        # Few irregular values: one bin each, halfway edges, the outer ones the scale.
+        ([1.0, 2.3, 4.0], RatingScale(0, 5), [0.0, 1.65, 3.15, 5.0]),
+    ],
+)
+def test_rating_bins_follow_the_values_of_the_scale(ratings, scale, edges):
+    np.testing.assert_allclose(rating_bins(np.asarray(ratings), scale), edges)
+
+
+def _on_scale(scale, values, n_rows=2_000):
+    """Every entry's test predictions: true ratings drawn from ``values``, predictions
+    spread over ``scale``."""
+    rng = np.random.default_rng(0)
+    frames = {}
+    for entry in ALL_ENTRIES:
+        truth = rng.choice(values, n_rows)
+        noise = rng.normal(0, (scale.max - scale.min) / 10, n_rows)
+        frames[entry] = pl.DataFrame(
+            {
+                "userId": np.arange(n_rows) % 50,
+                "movieId": np.arange(n_rows) // 50,
+                "rating": pl.Series(truth, dtype=pl.Float32),
+                "prediction": pl.Series(
+                    np.clip(truth + noise, scale.min, scale.max), dtype=pl.Float32
+                ),
+            }
+        )
+    return frames
+
+
+@pytest.mark.parametrize(
+    ("scale", "values", "n_bins"),
+    [
+        (RatingScale(1, 10, inferred=True), np.arange(1.0, 11.0), 10),
+        (RatingScale(0, 100), np.arange(0.0, 101.0), 20),
+    ],
+)
+def test_rating_figures_render_on_other_scales(scale, values, n_bins):
+    predictions = _on_scale(scale, values)
+    recorded = scale.to_dict()
+    histograms = {v: rating_histogram(predictions[v], recorded) for v in VARIANTS}
+    counts = histograms[VARIANTS[0]]
+    assert counts.height == n_bins
+    # Every rating and every prediction falls in a bin.
+    assert counts["true"].sum() == predictions[VARIANTS[0]].height
+    assert counts["predicted"].sum() == predictions[VARIANTS[0]].height
+    figure = plot_rating_histograms(recorded, **histograms)
+    ax = figure.axes[0]
+    assert len(ax.patches) == 2 * n_bins
+    low, high = ax.get_xlim()
+    assert (
+        low <= scale.min
+        and high >= scale.max
+        and high - low <= 1.1 * (scale.max - scale.min + 1)
+    )
+    assert f"rating scale {scale.min:g}..{scale.max:g}" in figure.texts[0].get_text()
+    by_rating = {e: rmse_by_rating(p, recorded) for e, p in predictions.items()}
+    assert by_rating[VARIANTS[0]].height == min(values.size, n_bins)
+    figure = plot_rmse_by_rating(**by_rating)
+    assert len(figure.axes[0].lines[0].get_xdata()) == min(values.size, n_bins)
+
+
+def test_the_summary_says_when_the_scale_was_inferred_and_the_threshold_used(
+    splits, metrics
+):
+    summary = write_summary(
+        "file",
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        metrics,
+        rating_scale={"min": 1.0, "max": 10.0, "inferred": True},
+        evaluation=EVALUATION,
+        reporting=reporting(),
+    )
+    assert "Rating scale: 1 to 10 (inferred from the data)." in summary
+    assert (
+        "relevant: a test rating of at least 7.75 "
+        "(`evaluation.ranking.relevance_fraction` 0.75 of the rating scale)"
+    ) in summary
+    stated = EVALUATION | {"ranking": {"relevance_threshold": 8.0}}
+    summary = write_summary(
+        "file",
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        metrics,
+        rating_scale={"min": 1.0, "max": 10.0, "inferred": True},
+        evaluation=stated,
+        reporting=reporting(),
+    )
+    assert "at least 8 (`evaluation.ranking.relevance_threshold`)" in summary

@@ -11,6 +11,7 @@ from kedro_datasets.matplotlib import MatplotlibDataset
 from kedro_datasets.polars import EagerPolarsDataset
 from kedro_datasets.text import TextDataset
 
+from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.names import RANKING_BASELINES, ranking_metric_names
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.evaluation import (
@@ -55,6 +56,7 @@ def catalog(tmp_path) -> DataCatalog:
             "summary_figures": {"Loss": "loss_curves.png"},
         },
         "params:ingestion.dataset": "synthetic",
+        "rating_scale": MOVIELENS_SCALE.to_dict(),
     }
     outputs = {
         "metrics": JSONDataset(filepath=str(tmp_path / "metrics.json")),

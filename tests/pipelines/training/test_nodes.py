@@ -11,6 +11,7 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
 from rating_prediction.models.config import load_trained_model
 from rating_prediction.models.variants import UnknownVariantError
 from rating_prediction.parameters import ParameterError
@@ -18,13 +19,14 @@ from rating_prediction.pipelines.training.nodes import train_model
 from tests.fakes import fake_movies
 
 
-def _train(splits, options, variant):
+def _train(splits, options, variant, scale=MOVIELENS_SCALE):
     return train_model(
         train_ratings=splits["train_ratings"],
         val_ratings=splits["val_ratings"],
         user_mapping=splits["user_mapping"],
         movie_mapping=splits["movie_mapping"],
         movies=fake_movies(splits["movie_mapping"]),
+        rating_scale=scale.to_dict(),
         parameters=options,
         variant_name=variant,
     )
@@ -215,3 +217,65 @@ def test_invalid_parameters_are_rejected_naming_the_full_key(
     # One problem, one line: eval_batch_size is not reported as batch_size.
     assert str(error.value).count("\n- ") == 1
     assert "'training.inner_sigmoid.batch_size'" not in str(error.value)
+
+
+def _on_ten_stars(splits):
+    """The splits with every rating doubled: whole stars 1..10 instead of 0.5..5."""
+    return splits | {
+        name: splits[name].with_columns(pl.col("rating") * 2)
+        for name in ("train_ratings", "val_ratings")
+    }
+
+
+@pytest.mark.parametrize("variant", ["inner_sigmoid", "biased_mf"])
+def test_every_model_predicts_on_the_data_sets_scale(
+    splits, training_parameters, variant
+):
+    ten_stars = _on_ten_stars(splits)
+    scale = RatingScale(1.0, 10.0)
+    options = training_parameters[variant] | {"max_epochs": 8}
+    weights, config, _ = _train(ten_stars, options, variant, scale)
+    assert (
+        config["model_kwargs"]["rating_min"],
+        config["model_kwargs"]["rating_max"],
+    ) == (
+        1.0,
+        10.0,
+    )
+    model = load_trained_model(config, weights)
+    val = ten_stars["val_ratings"]
+    users = torch.from_numpy(val["userIdMapped"].to_numpy().astype("int64"))
+    movies = torch.from_numpy(val["movieIdMapped"].to_numpy().astype("int64"))
+    predictions = model.predict(users, movies)
+    assert predictions.min() >= 1.0 and predictions.max() <= 10.0
+    # The whole of the data's scale is used, not MovieLens's 0.5..5.
+    assert predictions.max() > 6.0
+    assert _mse(config, weights, val) < float(val["rating"].var())
+
+
+def test_biased_mf_clips_its_predictions_to_the_data_sets_scale(
+    splits, training_parameters
+):
+    options = training_parameters["biased_mf"] | {"max_epochs": 2, "min_epochs": 1}
+    weights, config, _ = _train(
+        _on_ten_stars(splits), options, "biased_mf", RatingScale(1.0, 10.0)
+    )
+    model = load_trained_model(config, weights)
+    users, movies = torch.arange(5), torch.arange(5)
+    for mean, clipped in ((40.0, 10.0), (-40.0, 1.0)):
+        model.global_mean.fill_(mean)
+        assert model.predict(users, movies).tolist() == [clipped] * 5
+
+
+@pytest.mark.parametrize("keys", [["rating_min"], ["rating_min", "rating_max"]])
+def test_a_rating_scale_in_the_training_parameters_is_refused_saying_where_it_went(
+    splits, training_parameters, keys
+):
+    options = training_parameters["inner_sigmoid"]
+    options = options | {"model": options["model"] | dict.fromkeys(keys, 1.0)}
+    with pytest.raises(ParameterError) as error:
+        _train(splits, options, "inner_sigmoid")
+    message = str(error.value)
+    assert f"'training.inner_sigmoid.model': {' and '.join(keys)}" in message
+    assert "the rating scale now comes from the data" in message
+    assert "ingestion.file.rating_scale" in message

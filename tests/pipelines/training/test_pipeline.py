@@ -9,6 +9,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
+from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.training import create_pipeline
 from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
@@ -23,6 +24,7 @@ def _run(splits, training_parameters, variants=VARIANTS):
     )
     catalog = DataCatalog({name: MemoryDataset(splits[name]) for name in SPLIT_INPUTS})
     catalog["movies"] = MemoryDataset(fake_movies(splits["movie_mapping"]))
+    catalog["rating_scale"] = MemoryDataset(MOVIELENS_SCALE.to_dict())
     for variant in variants:
         catalog[f"params:training.{variant}"] = MemoryDataset(
             training_parameters[variant]

@@ -43,7 +43,8 @@ def cross_validate(
     ``cross_validation`` (one fold in memory at a time).
 
     ``shared`` holds the datasets every fold feeds to the training and evaluation
-    pipelines besides the splits: ``user_mapping``, ``movie_mapping``, ``movies``.
+    pipelines besides the splits: ``user_mapping``, ``movie_mapping``, ``movies``,
+    ``rating_scale``.
 
     Returns:
         ``{fold: metrics.json of that fold}`` and ``{fold: what the fold is}``.

@@ -6,13 +6,14 @@ A prediction frame holds ``userId``, ``movieId``, ``rating`` and ``prediction``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import polars as pl
 import torch
 
-from rating_prediction.data.schema import SPLITS
+from rating_prediction.data.schema import SPLITS, RatingScale
 from rating_prediction.evaluation.metrics import (
     batched_regression_metrics,
     regression_metrics,
@@ -37,6 +38,7 @@ from rating_prediction.models.scoring import (
 )
 from rating_prediction.parameters import EvaluationParameters, parse
 
+logger = logging.getLogger(__name__)
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
 RATED_PAIR_COLUMNS = ["userId", "movieId", "rating"]
 # What a baseline is fitted on.
@@ -93,13 +95,29 @@ def _batch_size(evaluation: dict[str, Any]) -> int:
     return parse(EvaluationParameters, evaluation, "evaluation").prediction_batch_size
 
 
-def fit_bias_baseline(
-    train_ratings: pl.DataFrame, evaluation: dict[str, Any]
+def fit_mean_baseline(
+    train_ratings: pl.DataFrame, rating_scale: dict[str, Any]
 ) -> BaselinePredictor:
-    """The bias baseline with ``evaluation.bias_baseline``'s regularisation and epochs."""
+    """The mean baseline, predicting on ``rating_scale`` (the data set's)."""
+    return baselines.fit_mean_baseline(
+        train_ratings, RatingScale.from_dict(rating_scale)
+    )
+
+
+def fit_bias_baseline(
+    train_ratings: pl.DataFrame,
+    evaluation: dict[str, Any],
+    rating_scale: dict[str, Any],
+) -> BaselinePredictor:
+    """The bias baseline with ``evaluation.bias_baseline``'s regularisation and epochs,
+    its predictions clipped to ``rating_scale`` (the data set's), as every model's."""
     settings = parse(EvaluationParameters, evaluation, "evaluation").bias_baseline
     return baselines.fit_bias_baseline(
-        train_ratings, settings.reg_user, settings.reg_movie, settings.n_epochs
+        train_ratings,
+        settings.reg_user,
+        settings.reg_movie,
+        settings.n_epochs,
+        RatingScale.from_dict(rating_scale),
     )
 
 
@@ -123,18 +141,25 @@ def score_with_baseline(
 
 
 def fit_mean_baseline_on_train_val(
-    train_ratings: pl.DataFrame, val_ratings: pl.DataFrame
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
+    rating_scale: dict[str, Any],
 ) -> BaselinePredictor:
     """The mean baseline fitted on train + val, the data the refitted models' final
     fit sees."""
-    return baselines.fit_mean_baseline(_train_val(train_ratings, val_ratings))
+    return fit_mean_baseline(_train_val(train_ratings, val_ratings), rating_scale)
 
 
 def fit_bias_baseline_on_train_val(
-    train_ratings: pl.DataFrame, val_ratings: pl.DataFrame, evaluation: dict[str, Any]
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
+    evaluation: dict[str, Any],
+    rating_scale: dict[str, Any],
 ) -> BaselinePredictor:
     """The bias baseline fitted on train + val (see :func:`fit_bias_baseline`)."""
-    return fit_bias_baseline(_train_val(train_ratings, val_ratings), evaluation)
+    return fit_bias_baseline(
+        _train_val(train_ratings, val_ratings), evaluation, rating_scale
+    )
 
 
 def _train_val(train_ratings: pl.DataFrame, val_ratings: pl.DataFrame) -> pl.DataFrame:
@@ -159,15 +184,36 @@ def compute_split_metrics(
 
 
 def build_ranking_task(
-    train_ratings: pl.DataFrame, test_ratings: pl.DataFrame, evaluation: dict[str, Any]
+    train_ratings: pl.DataFrame,
+    test_ratings: pl.DataFrame,
+    evaluation: dict[str, Any],
+    rating_scale: dict[str, Any],
 ) -> RankingTask:
     """Who is ranked over which candidates, and what is relevant
-    (``evaluation.ranking``): built once for every ranking entry."""
+    (``evaluation.ranking``, its threshold on ``rating_scale``, the data set's): built
+    once for every ranking entry.
+
+    Raises:
+        ParameterError: If a stated ``evaluation.ranking.relevance_threshold`` is not
+            on the rating scale.
+    """
     settings = parse(EvaluationParameters, evaluation, "evaluation").ranking
+    scale = RatingScale.from_dict(rating_scale)
+    threshold = settings.threshold(scale)
+    logger.info(
+        "Ranking: relevant = a test rating of at least %g on the rating scale %g..%g "
+        "(%s)",
+        threshold,
+        scale.min,
+        scale.max,
+        "evaluation.ranking.relevance_threshold"
+        if settings.relevance_threshold is not None
+        else f"evaluation.ranking.relevance_fraction {settings.relevance_fraction:g}",
+    )
     return ranking_task(
         train_ratings,
         test_ratings,
-        settings.relevance_threshold,
+        threshold,
         settings.max_users,
         settings.random_seed,
     )

@@ -15,11 +15,7 @@ from kedro.pipeline import Node, Pipeline, pipeline
 
 from rating_prediction.data.schema import SPLITS
 from rating_prediction.evaluation.names import BLEND_SUFFIX, RANKING_BASELINES
-from rating_prediction.models.baselines import (
-    BASELINES,
-    BaselinePredictor,
-    fit_mean_baseline,
-)
+from rating_prediction.models.baselines import BASELINES, BaselinePredictor
 from rating_prediction.models.variants import VARIANTS, variants_that
 from rating_prediction.pipelines import handed_out
 
@@ -28,6 +24,7 @@ from .nodes import (
     compute_split_metrics,
     fit_bias_baseline,
     fit_bias_baseline_on_train_val,
+    fit_mean_baseline,
     fit_mean_baseline_on_train_val,
     gather_metrics,
     gather_ranking_metrics,
@@ -53,6 +50,9 @@ RANKING_BASELINE_NODES = {"popularity": rank_by_popularity, "random": rank_at_ra
 RANKED_ENTRIES = [*RANKING_VARIANTS, *RANKING_BASELINES]
 # Built once from the splits, read by every ranking node.
 RANKING_TASK = "ranking_task"
+# The data set's rating scale (ingestion's record): the baselines' clipping and the
+# ranking's relevance threshold.
+RATING_SCALE = "rating_scale"
 # What each entry's namespace hands out to the gathering nodes.
 SPLIT, RANKING, BLEND_RANKING = (
     "split_metrics",
@@ -68,16 +68,23 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 func=build_ranking_task,
-                inputs=["train_ratings", "test_ratings", "params:evaluation"],
+                inputs=[
+                    "train_ratings",
+                    "test_ratings",
+                    "params:evaluation",
+                    RATING_SCALE,
+                ],
                 outputs=RANKING_TASK,
                 name="build_ranking_task_node",
             ),
             *(_variant_evaluation(variant) for variant in VARIANTS),
-            _baseline_evaluation("mean_baseline", fit_mean_baseline, ["train_ratings"]),
+            _baseline_evaluation(
+                "mean_baseline", fit_mean_baseline, ["train_ratings", RATING_SCALE]
+            ),
             _baseline_evaluation(
                 "bias_baseline",
                 fit_bias_baseline,
-                ["train_ratings", "params:evaluation"],
+                ["train_ratings", "params:evaluation", RATING_SCALE],
             ),
             *_train_val_baselines(),
             *(_ranking_baseline(name) for name in RANKING_BASELINES),
@@ -134,12 +141,12 @@ def _train_val_baselines() -> list[Node | Pipeline]:
         _baseline_evaluation(
             "mean_baseline_train_val",
             fit_mean_baseline_on_train_val,
-            ["train_ratings", "val_ratings"],
+            ["train_ratings", "val_ratings", RATING_SCALE],
         ),
         _baseline_evaluation(
             "bias_baseline_train_val",
             fit_bias_baseline_on_train_val,
-            ["train_ratings", "val_ratings", "params:evaluation"],
+            ["train_ratings", "val_ratings", "params:evaluation", RATING_SCALE],
         ),
     ]
 
@@ -160,7 +167,8 @@ def _baseline_evaluation(
             *_baseline_scoring(),
         ],
         namespace=baseline,
-        inputs=SPLIT_INPUTS | {name for name in fit_inputs if "ratings" in name},
+        inputs=SPLIT_INPUTS
+        | {name for name in fit_inputs if not name.startswith("params:")},
         outputs={SPLIT: handed_out(baseline, SPLIT)},
         parameters={"params:evaluation"},
     )

@@ -20,7 +20,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rating_prediction.data.schema import RATING_MAX, RATING_MIN
+from rating_prediction.data.schema import RatingScale
 from rating_prediction.evaluation.metrics import grouped_rmse
 from rating_prediction.evaluation.names import (
     is_ranking_metric,
@@ -31,8 +31,11 @@ from rating_prediction.parameters import ReportingParameters, parse
 logger = logging.getLogger(__name__)
 
 
-# Half-star bins centred on the MovieLens rating values 0.5, 1.0, ..., 5.0.
-HALF_STAR_BINS = np.arange(RATING_MIN - 0.25, RATING_MAX + 0.5, 0.5)
+# A scale with at most this many rating values (half stars 0.5..5: 10, whole stars
+# 1..10: 10) gets one histogram bin, and one RMSE point, per value; one with more
+# (0..100: 101, or continuous ratings) gets EQUAL_BINS equal bins over [min, max].
+MAX_RATING_VALUES = 50
+EQUAL_BINS = 20
 BASELINE_STYLES = {
     "mean_baseline": {"color": "0.6", "linestyle": ":"},
     "bias_baseline": {"color": "0.3", "linestyle": "--"},
@@ -65,47 +68,112 @@ def plot_loss_curves(**training_histories: pl.DataFrame) -> Figure:
     return _finish(figure)
 
 
-def rating_histogram(test_predictions: pl.DataFrame) -> pl.DataFrame:
-    """How many test ratings are in each half-star bin (``HALF_STAR_BINS``), true
-    (``true``) and predicted (``predicted``): one row per bin."""
+def rating_bins(ratings: np.ndarray, scale: RatingScale) -> np.ndarray:
+    """Histogram bin edges for ratings on ``scale``, from the distinct ``ratings``.
+
+    When they lie on a regular grid from ``scale.min`` to ``scale.max`` of at most
+    :data:`MAX_RATING_VALUES` values (the step being their smallest gap), one bin is
+    centred on each grid value (half stars: edges 0.25, 0.75, ..., 5.25), values absent
+    from ``ratings`` included; else, when there are at most that many distinct values,
+    one bin each, edges halfway between them and the outer ones covering the scale;
+    else :data:`EQUAL_BINS` equal bins over ``[scale.min, scale.max]``.
+    """
+    values = np.unique(ratings[(ratings >= scale.min) & (ratings <= scale.max)])
+    if values.size >= 2:
+        step = float(np.diff(values).min())
+        count = round((scale.max - scale.min) / step) + 1
+        grid = scale.min + step * np.arange(count)
+        on_grid = np.isclose(grid[-1], scale.max) and np.all(
+            np.isclose(
+                (values - scale.min) / step, np.round((values - scale.min) / step)
+            )
+        )
+        if on_grid and count <= MAX_RATING_VALUES:
+            return np.append(grid - step / 2, grid[-1] + step / 2)
+    if 2 <= values.size <= MAX_RATING_VALUES:
+        middles = (values[1:] + values[:-1]) / 2
+        first = min(scale.min, values[0] - (middles[0] - values[0]))
+        last = max(scale.max, values[-1] + (values[-1] - middles[-1]))
+        return np.concatenate([[first], middles, [last]])
+    return np.linspace(scale.min, scale.max, EQUAL_BINS + 1)
+
+
+def rating_histogram(
+    test_predictions: pl.DataFrame, rating_scale: dict[str, Any]
+) -> pl.DataFrame:
+    """How many test ratings are in each bin of :func:`rating_bins` on the data set's
+    ``rating_scale``, true (``true``) and predicted (``predicted``): one row per bin,
+    its edges ``low`` and ``high``."""
+    scale = RatingScale.from_dict(rating_scale)
+    bins = rating_bins(test_predictions["rating"].to_numpy(), scale)
     return pl.DataFrame(
         {
-            column: np.histogram(test_predictions[source].to_numpy(), HALF_STAR_BINS)[0]
-            for column, source in (("true", "rating"), ("predicted", "prediction"))
+            "low": bins[:-1],
+            "high": bins[1:],
+            **{
+                column: np.histogram(test_predictions[source].to_numpy(), bins)[0]
+                for column, source in (("true", "rating"), ("predicted", "prediction"))
+            },
         }
     )
 
 
-def plot_rating_histograms(**rating_histograms: pl.DataFrame) -> Figure:
+def plot_rating_histograms(
+    rating_scale: dict[str, Any], **rating_histograms: pl.DataFrame
+) -> Figure:
     """Overlaid histograms of true and predicted test ratings, one axes per model, from
-    each model's :func:`rating_histogram`."""
+    each model's :func:`rating_histogram`; the x axis spans the data set's
+    ``rating_scale``."""
+    scale = RatingScale.from_dict(rating_scale)
     figure, axes = _subplots_per_entry(rating_histograms, sharey=True)
     for ax, (entry, counts) in zip(axes, rating_histograms.items()):
+        low, high = counts["low"].to_numpy(), counts["high"].to_numpy()
+        bins = np.append(low, high[-1:])
         for column in ("true", "predicted"):
             # One value per bin, weighted by its count: the bars of the whole sample.
             ax.hist(
-                HALF_STAR_BINS[:-1],
-                bins=HALF_STAR_BINS,
+                (low + high) / 2,
+                bins=bins,
                 weights=counts[column].to_numpy(),
                 alpha=0.5,
                 label=column,
             )
-        ax.set(title=entry, xlabel="Rating (stars)", ylabel="Number of test ratings")
+        ax.set(title=entry, xlabel="Rating", ylabel="Number of test ratings")
+        ax.set_xlim(min(scale.min, bins[0]), max(scale.max, bins[-1]))
         ax.legend()
-    figure.suptitle("Predicted vs true ratings on the test split (half-star bins)")
+    figure.suptitle(
+        "Predicted vs true ratings on the test split "
+        f"(rating scale {scale.min:g}..{scale.max:g})"
+    )
     return _finish(figure)
 
 
-def rmse_by_rating(test_predictions: pl.DataFrame) -> pl.DataFrame:
-    """Test RMSE per true rating value (``rating``, ``rmse``, ``n_ratings``)."""
-    return grouped_rmse(test_predictions, "rating")
+def rmse_by_rating(
+    test_predictions: pl.DataFrame, rating_scale: dict[str, Any]
+) -> pl.DataFrame:
+    """Test RMSE per true rating value (``rating``, ``rmse``, ``n_ratings``); on a scale
+    of more than :data:`MAX_RATING_VALUES` distinct ratings, per bin of
+    :func:`rating_bins` instead (``rating`` then labels the bin, ``bin`` orders them)."""
+    if test_predictions["rating"].n_unique() <= MAX_RATING_VALUES:
+        return grouped_rmse(test_predictions, "rating")
+    scale = RatingScale.from_dict(rating_scale)
+    bins = rating_bins(test_predictions["rating"].to_numpy(), scale)
+    index = np.clip(
+        np.digitize(test_predictions["rating"].to_numpy(), bins) - 1, 0, bins.size - 2
+    )
+    labels = [f"{low:g}–{high:g}" for low, high in zip(bins[:-1], bins[1:])]
+    binned = test_predictions.with_columns(bin=pl.Series(index, dtype=pl.Int32))
+    scored = grouped_rmse(binned, "bin")
+    return scored.with_columns(
+        rating=pl.Series([labels[i] for i in scored["bin"]], dtype=pl.String)
+    )
 
 
 def plot_rmse_by_rating(**rmse_by_entry: pl.DataFrame) -> Figure:
     """Test RMSE per true rating value, each model variant against both baselines, from
     each entry's :func:`rmse_by_rating`."""
     figure = _plot_variants_against_baselines(
-        rmse_by_entry, x_column="rating", xlabel="True rating (stars)"
+        rmse_by_entry, x_column="rating", xlabel="True rating"
     )
     figure.suptitle("Test RMSE by true rating")
     return _finish(figure)

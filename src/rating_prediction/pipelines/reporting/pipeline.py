@@ -35,11 +35,13 @@ from .summary import write_summary
 MODEL_ENTRIES = list(VARIANTS)
 ALL_ENTRIES = [*VARIANTS, *BASELINES]
 POPULARITY_BUCKETS = "popularity_buckets"
+# The data set's rating scale (ingestion's record): the rating axes and bins.
+RATING_SCALE = "rating_scale"
 # What the figures draw from one entry's test predictions: the summary's name -> its
 # node function, the entries summarised, and the inputs after the test predictions.
 ENTRY_SUMMARIES = {
-    "rating_histogram": (rating_histogram, MODEL_ENTRIES, []),
-    "rmse_by_rating": (rmse_by_rating, ALL_ENTRIES, []),
+    "rating_histogram": (rating_histogram, MODEL_ENTRIES, [RATING_SCALE]),
+    "rmse_by_rating": (rmse_by_rating, ALL_ENTRIES, [RATING_SCALE]),
     "rmse_by_popularity": (rmse_by_popularity, ALL_ENTRIES, [POPULARITY_BUCKETS]),
 }
 # The figures drawn from one dataset per entry, under its plain name: figure -> (the
@@ -69,8 +71,12 @@ SUMMARY_INPUTS = {
     "val_ratings": "val_ratings",
     "test_ratings": "test_ratings",
     "metrics": "metrics",
+    "rating_scale": RATING_SCALE,
+    "evaluation": "params:evaluation",
     "reporting": "params:reporting",
 }
+# Figures that also read the rating scale (their axes span it).
+SCALED_FIGURES = {plot_rating_histograms}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -88,7 +94,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             *(
                 Node(
                     func=plot,
-                    inputs={entry: handed_out(entry, dataset) for entry in entries},
+                    inputs={entry: handed_out(entry, dataset) for entry in entries}
+                    | (
+                        {"rating_scale": RATING_SCALE} if plot in SCALED_FIGURES else {}
+                    ),
                     outputs=output,
                     name=f"{plot.__name__}_node",
                 )

@@ -8,14 +8,19 @@ from typing import Any
 
 import polars as pl
 
-from rating_prediction.data.schema import SPLITS
+from rating_prediction.data.schema import SPLITS, RatingScale
 from rating_prediction.evaluation.metrics import METRICS
 from rating_prediction.evaluation.names import (
     BLEND_SUFFIX,
     RANKING_BASELINES,
     is_ranking_metric,
 )
-from rating_prediction.parameters import ReportingParameters, parse
+from rating_prediction.parameters import (
+    EvaluationParameters,
+    RankingParameters,
+    ReportingParameters,
+    parse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -27,29 +32,25 @@ def write_summary(
     test_ratings: pl.DataFrame,
     metrics: dict[str, dict[str, dict[str, float]]],
     *,
+    rating_scale: dict[str, Any],
+    evaluation: dict[str, Any],
     reporting: dict[str, Any],
 ) -> str:
-    """One-page markdown summary: split sizes, the metrics table and links to the
+    """One-page markdown summary: the data set and its rating scale, split sizes, the
+    metrics tables (with the relevance threshold the ranking used) and links to the
     figures (``reporting.summary_figures``: title to path relative to the summary).
 
     The summary is also logged, so the metrics table ends the ``kedro run`` output.
     """
     figures = parse(ReportingParameters, reporting, "reporting").summary_figures
-    splits = dict(zip(SPLITS, [train_ratings, val_ratings, test_ratings]))
-    size_rows = [
-        [
-            split,
-            f"{frame.height:,}",
-            f"{frame['userId'].n_unique():,}",
-            f"{frame['movieId'].n_unique():,}",
-        ]
-        for split, frame in splits.items()
-    ]
+    scale = RatingScale.from_dict(rating_scale)
+    ranking = parse(EvaluationParameters, evaluation, "evaluation").ranking
+    size_rows = _size_rows([train_ratings, val_ratings, test_ratings])
     summary = "\n".join(
         [
             "# Rating prediction: summary",
             "",
-            f"Dataset: `{dataset_name}`.",
+            f"Dataset: `{dataset_name}`. {describe_scale(scale)}",
             "",
             "## Splits",
             "",
@@ -61,7 +62,7 @@ def write_summary(
             "",
             format_metrics_table(metrics),
             "",
-            *_ranking_section(metrics),
+            *_ranking_section(metrics, relevance(ranking, scale)),
             "## Figures",
             "",
             *(f"- [{title}]({path})" for title, path in figures.items()),
@@ -70,6 +71,19 @@ def write_summary(
     )
     logger.info("Evaluation summary:\n%s", summary)
     return summary
+
+
+def _size_rows(splits: list[pl.DataFrame]) -> list[list[str]]:
+    """Ratings, users and movies of each split, one table row each."""
+    return [
+        [
+            split,
+            f"{frame.height:,}",
+            f"{frame['userId'].n_unique():,}",
+            f"{frame['movieId'].n_unique():,}",
+        ]
+        for split, frame in zip(SPLITS, splits)
+    ]
 
 
 def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -137,13 +151,32 @@ def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     return sentence
 
 
-def _ranking_section(metrics: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+def describe_scale(scale: RatingScale) -> str:
+    """The rating scale in a sentence, saying whether it was inferred from the data."""
+    source = "inferred from the data" if scale.inferred else "as recorded at ingestion"
+    return f"Rating scale: {scale.min:g} to {scale.max:g} ({source})."
+
+
+def relevance(ranking: RankingParameters, scale: RatingScale) -> str:
+    """The relevance threshold the ranking used, and where it came from."""
+    threshold = ranking.threshold(scale)
+    if ranking.relevance_threshold is not None:
+        return f"{threshold:g} (`evaluation.ranking.relevance_threshold`)"
+    return (
+        f"{threshold:g} (`evaluation.ranking.relevance_fraction` "
+        f"{ranking.relevance_fraction:g} of the rating scale)"
+    )
+
+
+def _ranking_section(
+    metrics: dict[str, dict[str, dict[str, float]]], relevant_from: str
+) -> list[str]:
     return [
         "## Ranking",
         "",
         "Top-K recommendations on the test split (relevant: a test rating of at "
-        "least `evaluation.ranking.relevance_threshold`; candidates: movies seen "
-        "in training the user has not rated in train); higher is better.",
+        f"least {relevant_from}; candidates: movies seen in training the user has "
+        "not rated in train); higher is better.",
         "",
         format_ranking_table(metrics),
         "",

@@ -24,12 +24,14 @@ def train_model(
     user_mapping: pl.DataFrame,
     movie_mapping: pl.DataFrame,
     movies: pl.DataFrame,
+    rating_scale: dict[str, Any],
     parameters: dict[str, Any],
     variant_name: str,
 ) -> FitOutputs:
     """Fit ``variant_name`` with ``parameters`` (``training.<variant>``) by its fit
     function: the Lightning variants keep their best epoch on val, ``bayesian_fm``
-    chooses its number of samples on val; each refits on train + val if asked.
+    chooses its number of samples on val; each refits on train + val if asked. Every
+    model predicts on ``rating_scale`` (the data set's, as ingestion recorded it).
 
     Returns:
         The weights (a state dict), the model config as ``config.json`` holds it
@@ -44,7 +46,12 @@ def train_model(
     entry = variant(variant_name)
     options = parse(entry.parameters, parameters, f"training.{variant_name}")
     data = TrainingData.from_catalog(
-        train_ratings, val_ratings, user_mapping, movie_mapping, movies
+        train_ratings=train_ratings,
+        val_ratings=val_ratings,
+        user_mapping=user_mapping,
+        movie_mapping=movie_mapping,
+        movies=movies,
+        rating_scale=rating_scale,
     )
     weights, config, history = entry.fit_function()(variant_name, options, data)
     return weights, config.model_dump(), history

@@ -18,6 +18,7 @@ def tune_hyperparameters(
     user_mapping: pl.DataFrame,
     movie_mapping: pl.DataFrame,
     movies: pl.DataFrame,
+    rating_scale: dict[str, Any],
     tuning_parameters: dict[str, Any],
     training_parameters: dict[str, Any],
 ) -> tuple[dict[str, Any], pl.DataFrame]:
@@ -30,7 +31,12 @@ def tune_hyperparameters(
     """
     settings = parse(TuningParameters, tuning_parameters, "tuning")
     data = TrainingData.from_catalog(
-        train_ratings, val_ratings, user_mapping, movie_mapping, movies
+        train_ratings=train_ratings,
+        val_ratings=val_ratings,
+        user_mapping=user_mapping,
+        movie_mapping=movie_mapping,
+        movies=movies,
+        rating_scale=rating_scale,
     )
     study = tuning.run_study(settings, training_parameters[settings.variant], data)
     return tuning.best_parameters(study, settings), tuning.trials_table(study)

@@ -42,6 +42,7 @@ with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
     import myfm
 
+from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import BayesianFMParameters
 from rating_prediction.training.bayesian_fm.export import export_biased_mf
@@ -88,7 +89,9 @@ def fit_variant(
         if options.features.genres
         else None
     )
-    return fit_bayesian_fm(options, (data.train, data.val), data.id_counts, genres)
+    return fit_bayesian_fm(
+        options, (data.train, data.val), data.id_counts, genres, data.rating_scale
+    )
 
 
 def fit_bayesian_fm(
@@ -96,10 +99,12 @@ def fit_bayesian_fm(
     splits: tuple[pl.DataFrame, pl.DataFrame],
     id_counts: tuple[int, int],
     genres: sps.csr_matrix | None = None,
+    scale: RatingScale = MOVIELENS_SCALE,
 ) -> tuple[dict[str, torch.Tensor], ModelConfig, pl.DataFrame]:
     """Sample on train, choose the number of samples on val (the running posterior
     mean's MSE), then sample the final model (on train + val with
-    ``options.refit_on_train_val``) and export it as a biased MF.
+    ``options.refit_on_train_val``) and export it as a biased MF whose predictions are
+    clipped to ``scale`` (the data set's rating scale).
 
     Returns:
         The exported weights, the model config (``best_epoch``: samples drawn;
@@ -122,7 +127,7 @@ def fit_bayesian_fm(
         variant=VARIANT,
         n_users=id_counts[0],
         n_movies=id_counts[1],
-        model_kwargs=exported_model_kwargs(options, chosen, global_mean),
+        model_kwargs=exported_model_kwargs(chosen, global_mean, scale),
         best_epoch=best["epoch"],
         best_val_loss=best["val_loss"],
         refit_on_train_val=options.refit_on_train_val,
@@ -188,13 +193,14 @@ def make_blocks(
 
 
 def exported_model_kwargs(
-    options: BayesianFMParameters, settings: BayesianFMSettings, global_mean: float
+    settings: BayesianFMSettings, global_mean: float, scale: RatingScale
 ) -> dict[str, bool | int | float]:
-    """The ``BiasedMatrixFactorization`` arguments of the exported posterior mean."""
+    """The ``BiasedMatrixFactorization`` arguments of the exported posterior mean,
+    clipped to ``scale``."""
     return {
         "embedding_dim": settings.n_kept_samples * settings.rank,
-        "rating_min": options.rating_min,
-        "rating_max": options.rating_max,
+        "rating_min": scale.min,
+        "rating_max": scale.max,
         "global_mean": global_mean,
         "sparse": False,
     }
