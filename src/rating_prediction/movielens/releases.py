@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
 from rating_prediction.parameters import OWN_FILE, ParameterError, ProjectParameters
 
 if TYPE_CHECKING:
@@ -78,11 +79,14 @@ class ReleaseSource:
         path: The ``.zip`` archive, or the folder that directly holds the release's
             files; the ratings file for ``file``.
         own: The user's file, described (``file`` only).
+        rating_scale: The scale of a release's ratings: MovieLens's, or the synthetic
+            sample's (whole stars from 1 when its ``rating_step`` is 1).
     """
 
     release: str
     path: Path
     own: OwnFile | None = None
+    rating_scale: RatingScale = MOVIELENS_SCALE
 
     @property
     def layout(self) -> ReleaseLayout:

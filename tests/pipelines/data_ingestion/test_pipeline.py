@@ -159,3 +159,24 @@ def test_real_ml_latest_small(ingestion):
     assert ratings["movieId"].n_unique() == 9_724
     assert movies.height == 9_742
     assert 3.4 < ratings["rating"].mean() < 3.6
+
+
+@pytest.mark.parametrize(("step", "scale"), [(0.5, [0.5, 5.0]), (1.0, [1.0, 5.0])])
+def test_the_synthetic_sample_records_its_scale(ingestion, tmp_path, step, scale):
+    """Half stars from 0.5 (MovieLens's scale) or whole stars from 1 (the Netflix
+    Prize's)."""
+    small = {**ingestion, "raw_dir": str(tmp_path)}
+    small["synthetic"] = {
+        **ingestion["synthetic"],
+        "n_ratings": 5_000,
+        "n_users": 300,
+        "rating_step": step,
+    }
+    catalog = DataCatalog()
+    catalog["params:ingestion"] = small
+    for name, value in NO_PREDEFINED_SPLIT.items():
+        catalog[name] = value
+    SequentialRunner().run(create_pipeline(), catalog)
+    recorded = catalog.load("rating_scale")
+    assert [recorded["min"], recorded["max"]] == scale
+    assert recorded["inferred"] is False

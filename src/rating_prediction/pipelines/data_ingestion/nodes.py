@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from rating_prediction.data.schema import (
     MOVIELENS_SCALE,
     MOVIES_SCHEMA,
     NO_GENRES,
+    RATING_MAX,
     RATINGS_SCHEMA,
     RatingScale,
 )
@@ -71,6 +73,9 @@ def prepare_raw_release(ingestion: dict[str, Any]) -> ReleaseSource:
     if source is None:  # only if the files vanished while this node ran
         raise MovieLensError(f"{release} is missing from {raw_dir} after preparing it.")
     logger.info("Reading MovieLens release %s from %s", release, source.path)
+    if release == SYNTHETIC_RELEASE:
+        step = parameters.synthetic.rating_step
+        return replace(source, rating_scale=RatingScale(step, RATING_MAX))
     return source
 
 
@@ -185,8 +190,10 @@ def _typed_ratings(
 def _declared_scale(source: ReleaseSource | None) -> RatingScale | None:
     """The scale ratings are checked against: MovieLens's for a release, the declared
     one (or none: inferred) for a file of the user's own."""
-    if source is None or source.own is None:
+    if source is None:
         return MOVIELENS_SCALE
+    if source.own is None:
+        return source.rating_scale
     declared = source.own.settings.rating_scale
     return RatingScale(*declared) if declared is not None else None
 
