@@ -83,6 +83,50 @@ def test_integer_ids_and_unix_seconds(tmp_path):
     assert ratings.rows() == [(42, 318, 4.5, 100), (7, 1, 3.0, 200)]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "u,i,r,t\n42,318,4.5,100\n7,1,3,200\n",  # plain: the CSV reader parses
+        "u,i,r,t\n 42, 318 ,4.5 , 100\n7,\t1,3,200\n",  # padded: text, stripped
+        'u,i,r,t,note\n42,318,4.5,100,"a, b"\n7,1,3,200,é\n',  # quotes, non-ASCII
+    ],
+)
+def test_parsed_or_stripped_the_values_are_the_same(tmp_path, text):
+    own = settings(
+        written(tmp_path, text),
+        separator=",",
+        columns={"user": "u", "item": "i", "rating": "r", "timestamp": "t"},
+        timestamp_format=None,
+    )
+    ratings = scanned(own)
+    assert ratings.schema == pl.Schema(
+        {
+            "userId": pl.Int64,
+            "movieId": pl.Int64,
+            "rating": pl.Float32,
+            "timestamp": pl.Int64,
+        }
+    )
+    assert ratings.rows() == [(42, 318, 4.5, 100), (7, 1, 3.0, 200)]
+
+
+def test_a_plain_file_with_a_text_id_after_the_sample_still_raises(tmp_path):
+    rows = "".join(f"{n},1,3,{n}\n" for n in range(1, ID_SAMPLE_ROWS + 2))
+    path = written(tmp_path, f"u,i,r,t\n{rows}x9,1,3,1\n")
+    own = locate_own_file(
+        settings(
+            path,
+            separator=",",
+            columns={"user": "u", "item": "i", "rating": "r", "timestamp": "t"},
+            timestamp_format=None,
+        )
+    )
+    with pytest.raises(pl.exceptions.ComputeError):
+        scan_own_ratings(own).collect()
+    with pytest.raises(MovieLensError, match="x9"):
+        explain_unreadable_own_ratings(own)
+
+
 def test_ids_with_leading_zeros_stay_text(tmp_path):
     """ "007" and "7" must never become one id."""
     path = written(tmp_path, "customer;product;stars\n007;1;3\n7;1;4\n")

@@ -28,6 +28,11 @@ ID_SAMPLE_ROWS = 10_000
 INTEGER_TEXT = r"^(0|-?[1-9][0-9]*)$"
 ID_COLUMNS = {"user": "userId", "item": "movieId"}
 INTEGER_IDS, TEXT_IDS = pl.Int64(), pl.String()
+# Bytes that stripping a value could remove or that could hide one inside quotes:
+# without any of them (and without non-ASCII bytes), stripping changes no value and
+# the CSV reader may parse the numbers itself, as it does a release's.
+PADDING_BYTES = b'\t\x0b\x0c\r "'
+PLAIN_CHECK_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -120,13 +125,56 @@ def _text_scan(content: Path | bytes, separator: str, label: str) -> pl.LazyFram
     return scan
 
 
-def _scan(own: OwnFile) -> pl.LazyFrame:
-    """The ratings file as it is (text columns for .csv/.tsv, typed for .parquet)."""
+def _scan(own: OwnFile, parsed: bool = False) -> pl.LazyFrame:
+    """The ratings file as it is (text columns for .csv/.tsv, typed for .parquet).
+
+    With ``parsed``, a .csv/.tsv without padding (:func:`_plain`) has its integer ids,
+    ratings and Unix-second timestamps parsed by the CSV reader: the same values as
+    their stripped text cast (a value that does not parse still raises when the frame
+    is collected), without a text column per value.
+    """
     content, suffix = _content(own.ratings_path, "ingestion.file.path")
     if suffix == ".parquet":
         source = io.BytesIO(content) if isinstance(content, bytes) else content
         return pl.scan_parquet(source)
-    return _text_scan(content, own.settings.separator, own.label)
+    scan = _text_scan(content, own.settings.separator, own.label)
+    if not parsed or not _plain(content, own.settings.separator):
+        return scan
+    source = io.BytesIO(content) if isinstance(content, bytes) else content
+    return pl.scan_csv(
+        source,
+        separator=own.settings.separator,
+        infer_schema=False,
+        schema_overrides=_parsed_dtypes(own),
+    )
+
+
+def _plain(content: Path | bytes, separator: str) -> bool:
+    """Whether ``content`` is ASCII without padding bytes (the separator aside): one
+    read of the file in chunks."""
+    padding = [bytes([b]) for b in PADDING_BYTES if bytes([b]) != separator.encode()]
+    if isinstance(content, bytes):
+        return content.isascii() and not any(b in content for b in padding)
+    with content.open("rb") as file:
+        while chunk := file.read(PLAIN_CHECK_BYTES):
+            if not chunk.isascii() or any(b in chunk for b in padding):
+                return False
+    return True
+
+
+def _parsed_dtypes(own: OwnFile) -> dict[str, pl.DataType]:
+    """The file columns the CSV reader can parse as the contract wants them: integer
+    ids, ratings and (without ``timestamp_format``) Unix seconds."""
+    named = {to: name for name, to in _named_columns(own).items()}
+    dtypes: dict[str, pl.DataType] = {
+        named[column]: INTEGER_IDS
+        for column, dtype in own.id_dtypes.items()
+        if dtype == INTEGER_IDS
+    }
+    dtypes[named["rating"]] = pl.Float32()
+    if own.has_timestamps and own.settings.timestamp_format is None:
+        dtypes[named["timestamp"]] = pl.Int64()
+    return dtypes
 
 
 def _named_columns(own: OwnFile) -> dict[str, str]:
@@ -187,7 +235,7 @@ def scan_own_ratings(own: OwnFile) -> pl.LazyFrame:
     column). Values that do not parse raise when the frame is collected;
     :func:`explain_unreadable_own_ratings` then tells which rows."""
     named = {to: name for name, to in _named_columns(own).items()}
-    scan = _scan(own)
+    scan = _scan(own, parsed=True)
     schema = scan.collect_schema()
     columns = [
         _typed_id(pl.col(named[column]), schema[named[column]], dtype).alias(column)
