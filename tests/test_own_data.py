@@ -294,4 +294,4 @@ def test_a_parquet_file_with_integer_ids_and_no_timestamps(tmp_path):
     summary = (project / "data/08_reporting/summary.md").read_text()
     assert "inferred" in summary
     movies = pl.read_parquet(project / "data/02_intermediate/movies.parquet")
-    assert movies.is_empty() and movies.schema["movieId"] == pl.Int64
+    assert movies.is_empty() and movies.schema["movieId"] == pl.Int32

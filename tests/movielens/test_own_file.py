@@ -79,8 +79,34 @@ def test_integer_ids_and_unix_seconds(tmp_path):
         timestamp_format=None,
     )
     ratings = scanned(own)
-    assert ratings.schema["userId"] == pl.Int64
+    assert ratings.schema["userId"] == pl.Int32  # 32 bits, as a release's ids
     assert ratings.rows() == [(42, 318, 4.5, 100), (7, 1, 3.0, 200)]
+
+
+def test_integer_ids_beyond_32_bits_or_asked_for_are_64_bit(tmp_path):
+    path = written(tmp_path, "customer;product;stars\n5000000000;1;3\n7;2;4\n")
+    untimed = {"columns": COLUMNS, "timestamp_format": None}
+    ratings = scanned(settings(path, **untimed))
+    assert ratings.schema["userId"] == pl.Int64
+    assert ratings.schema["movieId"] == pl.Int32
+    assert ratings["userId"].to_list() == [5_000_000_000, 7]
+    asked = scanned(settings(path, ids="integer", **untimed))
+    assert asked.schema["userId"] == asked.schema["movieId"] == pl.Int64
+
+
+def test_an_id_beyond_32_bits_after_the_sampled_rows_is_explained(tmp_path):
+    rows = [f"{user};1;3" for user in range(1, ID_SAMPLE_ROWS + 2)]
+    path = written(
+        tmp_path,
+        "customer;product;stars\n" + "\n".join([*rows, "5000000000;1;3"]) + "\n",
+    )
+    own = locate_own_file(settings(path, columns=COLUMNS, timestamp_format=None))
+    assert own.id_dtypes["userId"] == pl.Int32
+    with pytest.raises(MovieLensError) as error:
+        explain_unreadable_own_ratings(own)
+    message = str(error.value)
+    assert "1 value(s) are not integer ids of 32 bits" in message
+    assert "ingestion.file.ids: integer" in message
 
 
 @pytest.mark.parametrize(
@@ -101,8 +127,8 @@ def test_parsed_or_stripped_the_values_are_the_same(tmp_path, text):
     ratings = scanned(own)
     assert ratings.schema == pl.Schema(
         {
-            "userId": pl.Int64,
-            "movieId": pl.Int64,
+            "userId": pl.Int32,
+            "movieId": pl.Int32,
             "rating": pl.Float32,
             "timestamp": pl.Int64,
         }
@@ -133,7 +159,7 @@ def test_ids_with_leading_zeros_stay_text(tmp_path):
     ratings = scanned(settings(path, columns=COLUMNS, timestamp_format=None))
     assert ratings.schema["userId"] == pl.String
     assert ratings["userId"].to_list() == ["007", "7"]
-    assert ratings.schema["movieId"] == pl.Int64
+    assert ratings.schema["movieId"] == pl.Int32
 
 
 def test_ids_string_reads_integer_looking_ids_as_text(tmp_path):
@@ -160,7 +186,7 @@ def test_parquet_with_typed_columns(tmp_path):
         schema={"customer": pl.UInt32, "product": pl.Int16, "stars": pl.Int8},
     ).write_parquet(path)
     ratings = scanned(settings(path, columns=COLUMNS, timestamp_format=None))
-    assert ratings.schema["userId"] == ratings.schema["movieId"] == pl.Int64
+    assert ratings.schema["userId"] == ratings.schema["movieId"] == pl.Int32
     assert ratings.rows() == [(5, 10, 1.0, None), (6, 11, 5.0, None)]
 
 
@@ -251,6 +277,13 @@ class TestItems:
         assert "items.csv (ingestion.file.items.path)" in str(error.value)
         assert "must be integers, as the ratings' item ids are" in str(error.value)
 
+    def test_items_whose_ids_no_rating_can_name_are_left_out(self, tmp_path):
+        ratings = "customer;product;stars;rated_at\n1;318;4;2020-01-01T00:00:00\n"
+        own = self.own(tmp_path, "sku,name,tags\n318,A,\n9000000000,B,\n", ratings)
+        items = read_own_items(own)
+        assert items.rows() == [(318, "A", None)]
+        assert items.schema["movieId"] == pl.Int32
+
     def test_a_misspelt_items_column(self, tmp_path):
         with pytest.raises(MovieLensError, match="ingestion.file.items.columns"):
             read_own_items(self.own(tmp_path, "sku,title,tags\np1,A,\n"))
@@ -273,10 +306,11 @@ def test_a_text_id_after_the_sampled_rows_is_explained(tmp_path):
     with pytest.raises(MovieLensError) as error:
         explain_unreadable_own_ratings(own)
     message = str(error.value)
-    assert "customer (ingestion.file.columns.user): 1 value(s) are not integer ids" in (
-        message
+    assert (
+        "customer (ingestion.file.columns.user): 1 value(s) are not integer ids of 32"
+        in (message)
     )
-    assert "ingestion.file.ids: string" in message
+    assert "or string to read every id as text" in message
     assert f"│ {ID_SAMPLE_ROWS + 2} " in message
 
 

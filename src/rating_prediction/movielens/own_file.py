@@ -11,6 +11,7 @@ name the file, the parameter and the column.
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +22,18 @@ from rating_prediction.parameters.ingestion import ItemsFile, OwnFileSettings
 
 from .releases import MovieLensError
 
+logger = logging.getLogger(__name__)
+
 # Enough rows to tell integer ids from text ones; a later id that breaks the choice is
 # reported with its row when the ratings are checked.
 ID_SAMPLE_ROWS = 10_000
 # A canonical integer: "007" stays text, so "007" and "7" can never become one id.
 INTEGER_TEXT = r"^(0|-?[1-9][0-9]*)$"
 ID_COLUMNS = {"user": "userId", "item": "movieId"}
-INTEGER_IDS, TEXT_IDS = pl.Int64(), pl.String()
+# Integer ids are held in 32 bits, as a release's, when the first rows' ids fit (half
+# the memory of every pass over the ratings); `ids: integer` holds them in 64.
+NARROW_IDS, WIDE_IDS, TEXT_IDS = pl.Int32(), pl.Int64(), pl.String()
+NARROW_RANGE = (-(2**31), 2**31 - 1)
 # Bytes that stripping a value could remove or that could hide one inside quotes:
 # without any of them (and without non-ASCII bytes), stripping changes no value and
 # the CSV reader may parse the numbers itself, as it does a release's.
@@ -167,9 +173,9 @@ def _parsed_dtypes(own: OwnFile) -> dict[str, pl.DataType]:
     ids, ratings and (without ``timestamp_format``) Unix seconds."""
     named = {to: name for name, to in _named_columns(own).items()}
     dtypes: dict[str, pl.DataType] = {
-        named[column]: INTEGER_IDS
+        named[column]: dtype
         for column, dtype in own.id_dtypes.items()
-        if dtype == INTEGER_IDS
+        if dtype != TEXT_IDS
     }
     dtypes[named["rating"]] = pl.Float32()
     if own.has_timestamps and own.settings.timestamp_format is None:
@@ -212,21 +218,29 @@ def _sample(own: OwnFile) -> pl.DataFrame:
 
 
 def _id_dtype(ids: pl.Series, wanted: str, label: str, key: str) -> pl.DataType:
-    """Int64 or String for a column of ids, by ``ingestion.file.ids``."""
+    """Int32, Int64 or String for a column of ids, by ``ingestion.file.ids`` and the
+    first rows: ``auto`` reads integers in 32 bits when those rows' fit, else 64;
+    ``integer`` always in 64."""
     column = f"ingestion.file.columns.{key}"
-    if ids.dtype.is_integer():
-        return INTEGER_IDS if wanted != "string" else TEXT_IDS
-    if ids.dtype not in (pl.String, pl.Categorical):
+    if ids.dtype not in (pl.String, pl.Categorical) and not ids.dtype.is_integer():
         raise MovieLensError(
             f"{label}: the {key} ids ({column}) are {ids.dtype}; ids must be integers "
             "or text."
         )
     if wanted == "string":
         return TEXT_IDS
-    integers = ids.drop_nulls().str.strip_chars().str.contains(INTEGER_TEXT)
-    if wanted == "integer" or (integers.len() and integers.all()):
-        return INTEGER_IDS
-    return TEXT_IDS
+    if not ids.dtype.is_integer():
+        text = ids.drop_nulls().cast(pl.String).str.strip_chars()
+        if wanted == "auto" and not (
+            text.len() and text.str.contains(INTEGER_TEXT).all()
+        ):
+            return TEXT_IDS
+        ids = text.cast(WIDE_IDS, strict=False)
+    if wanted == "integer":
+        return WIDE_IDS
+    low, high = NARROW_RANGE
+    fits = ids.is_empty() or (low <= ids.min() and ids.max() <= high)
+    return NARROW_IDS if fits else WIDE_IDS
 
 
 def scan_own_ratings(own: OwnFile) -> pl.LazyFrame:
@@ -258,9 +272,9 @@ def _typed_id(column: pl.Expr, found: pl.DataType, dtype: pl.DataType) -> pl.Exp
             column.cast(pl.String) if found.is_integer() else column.str.strip_chars()
         )
     if found.is_integer():
-        return column.cast(INTEGER_IDS)
+        return column.cast(dtype)
     # Strict: a text id in a column of integer ids stops the scan (then explained).
-    return column.str.strip_chars().cast(INTEGER_IDS)
+    return column.str.strip_chars().cast(dtype)
 
 
 def _number(column: pl.Expr, found: pl.DataType) -> pl.Expr:
@@ -291,9 +305,9 @@ def explain_unreadable_own_ratings(own: OwnFile) -> None:
     scan = _scan(own)
     schema = scan.collect_schema()
     checks = {
-        (name, to): _parse_check(pl.col(name).str.strip_chars(), to, own)
+        (name, to): _parse_check(pl.col(name), schema[name], to, own)
         for name, to in _named_columns(own).items()
-        if schema[name] == pl.String
+        if schema[name] == pl.String or to in own.id_dtypes
     }
     flags = {
         f"{to} problem": pl.col(name).is_not_null() & parsed.is_null()
@@ -326,15 +340,21 @@ def explain_unreadable_own_ratings(own: OwnFile) -> None:
     )
 
 
-def _parse_check(text: pl.Expr, to: str, own: OwnFile) -> tuple[pl.Expr, str]:
-    """A text column parsed as ``to`` needs it (null where it does not parse), and what
-    a value that does not parse is."""
+def _parse_check(
+    column: pl.Expr, found: pl.DataType, to: str, own: OwnFile
+) -> tuple[pl.Expr, str]:
+    """A column parsed as ``to`` needs it (null where it does not parse), and what a
+    value that does not parse is."""
+    text = column.str.strip_chars() if found == pl.String else column
     if to in own.id_dtypes:
-        if own.id_dtypes[to] == TEXT_IDS:
+        dtype = own.id_dtypes[to]
+        if dtype == TEXT_IDS:
             return text, ""
-        return text.cast(INTEGER_IDS, strict=False), (
-            "are not integer ids, unlike the file's first rows (set "
-            "ingestion.file.ids: string to read every id as text)"
+        bits = "64" if dtype == WIDE_IDS else "32"
+        return text.cast(dtype, strict=False), (
+            f"are not integer ids of {bits} bits, as the file's first rows' are (set "
+            "ingestion.file.ids: integer to read every id as a 64-bit integer, or "
+            "string to read every id as text)"
         )
     if to == "rating":
         return text.cast(pl.Float32, strict=False), "are not numbers"
@@ -383,7 +403,7 @@ def read_own_items(own: OwnFile) -> pl.DataFrame:
     ids = _item_ids(table["movieId"], own.id_dtypes["movieId"], label)
     return table.with_columns(
         ids, pl.col("title").cast(pl.String), pl.col("genres").cast(pl.String)
-    )
+    ).drop_nulls("movieId")
 
 
 def _item_ids(ids: pl.Series, dtype: pl.DataType, label: str) -> pl.Series:
@@ -400,7 +420,7 @@ def _item_ids(ids: pl.Series, dtype: pl.DataType, label: str) -> pl.Series:
             )
         return ids.cast(pl.String).str.strip_chars()
     if ids.dtype.is_integer():
-        return ids.cast(INTEGER_IDS)
+        return _fitting(ids, dtype, label, key)
     text = ids.cast(pl.String).str.strip_chars()
     bad = text.filter(~text.str.contains(INTEGER_TEXT))
     if bad.len():
@@ -409,4 +429,22 @@ def _item_ids(ids: pl.Series, dtype: pl.DataType, label: str) -> pl.Series:
             f"are; {bad.len()} are not, e.g. {bad.head(3).to_list()}. Both files must "
             "use the same ids (set ingestion.file.ids: string to read both as text)."
         )
-    return text.cast(INTEGER_IDS)
+    return _fitting(text.cast(WIDE_IDS), dtype, label, key)
+
+
+def _fitting(ids: pl.Series, dtype: pl.DataType, label: str, key: str) -> pl.Series:
+    """Integer item ids in the ratings' integer dtype; an id that does not fit is null
+    (no rating can name it: the ratings' ids all fit), and its item is dropped."""
+    fitted = ids.cast(dtype, strict=False)
+    lost = ids.filter(fitted.is_null())
+    if lost.len():
+        logger.info(
+            "%s: %d item id(s) (%s) lie outside the ratings' %s ids, e.g. %s: no "
+            "rating names them, so they are left out.",
+            label,
+            lost.len(),
+            key,
+            dtype,
+            lost.head(3).to_list(),
+        )
+    return fitted

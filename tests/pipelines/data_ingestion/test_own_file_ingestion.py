@@ -110,7 +110,7 @@ def test_an_undeclared_scale_is_inferred_and_said(
     scale = json.loads((out / "rating_scale.json").read_text())
     assert scale == {"min": 0.0, "max": 100.0, "inferred": True}
     assert "Rating scale inferred from the data: 0.0..100.0" in caplog.text
-    assert pl.read_parquet(out / "ratings.parquet").schema["userId"] == pl.Int64
+    assert pl.read_parquet(out / "ratings.parquet").schema["userId"] == pl.Int32
 
 
 def test_one_rating_value_cannot_make_a_scale(project_config, tmp_path):  # noqa: F811
