@@ -3,9 +3,9 @@ separator, integer or text ids, Unix-second or formatted timestamps, plain or zi
 
 The ratings come out in the contract's column names (``userId``, ``movieId``,
 ``rating``, ``timestamp``) as a lazy scan, so a file of any size streams through the
-same checks as a release. Ids keep their type: Int64 when they are integers, String
-otherwise (``ingestion.file.ids`` decides, ``auto`` by the file's first rows). Errors
-name the file, the parameter and the column.
+same checks as a release. Ids keep their type: integers (in 32 bits when the first
+rows' ids fit, as a release's, else 64) or String (``ingestion.file.ids`` decides, ``auto``
+by the file's first rows). Errors name the file, the parameter and the column.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class OwnFile:
         settings: ``ingestion.file``.
         ratings_path: The ratings file (or the zip holding it).
         items_path: The items file (or its zip), if any.
-        id_dtypes: The dtype of ``userId`` and ``movieId``: Int64 or String.
+        id_dtypes: The dtype of ``userId`` and ``movieId``: Int32, Int64 or String.
     """
 
     settings: OwnFileSettings
