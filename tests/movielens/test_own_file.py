@@ -83,18 +83,19 @@ def test_integer_ids_and_unix_seconds(tmp_path):
     assert ratings.rows() == [(42, 318, 4.5, 100), (7, 1, 3.0, 200)]
 
 
-def test_integer_ids_beyond_32_bits_or_asked_for_are_64_bit(tmp_path):
-    path = written(tmp_path, "customer;product;stars\n5000000000;1;3\n7;2;4\n")
+def test_integers_outside_the_id_range_are_text_ids(tmp_path):
+    """Negative or 64-bit integers (hashes) are labels: every request and parameter id
+    that is an integer must lie in 0..2**31-1."""
+    path = written(tmp_path, "customer;product;stars\n5000000000;1;3\n7;-2;4\n")
     untimed = {"columns": COLUMNS, "timestamp_format": None}
     ratings = scanned(settings(path, **untimed))
-    assert ratings.schema["userId"] == pl.Int64
-    assert ratings.schema["movieId"] == pl.Int32
-    assert ratings["userId"].to_list() == [5_000_000_000, 7]
-    asked = scanned(settings(path, ids="integer", **untimed))
-    assert asked.schema["userId"] == asked.schema["movieId"] == pl.Int64
+    assert ratings.schema["userId"] == ratings.schema["movieId"] == pl.String
+    assert ratings["userId"].to_list() == ["5000000000", "7"]
+    with pytest.raises(MovieLensError, match="ids is 'integer' but the user ids"):
+        locate_own_file(settings(path, ids="integer", **untimed))
 
 
-def test_an_id_beyond_32_bits_after_the_sampled_rows_is_explained(tmp_path):
+def test_an_id_out_of_range_after_the_sampled_rows_is_explained(tmp_path):
     rows = [f"{user};1;3" for user in range(1, ID_SAMPLE_ROWS + 2)]
     path = written(
         tmp_path,
@@ -105,8 +106,8 @@ def test_an_id_beyond_32_bits_after_the_sampled_rows_is_explained(tmp_path):
     with pytest.raises(MovieLensError) as error:
         explain_unreadable_own_ratings(own)
     message = str(error.value)
-    assert "1 value(s) are not integer ids of 32 bits" in message
-    assert "ingestion.file.ids: integer" in message
+    assert "1 value(s) are not integer ids in 0..2147483647" in message
+    assert "ingestion.file.ids: string" in message
 
 
 @pytest.mark.parametrize(
@@ -279,7 +280,9 @@ class TestItems:
 
     def test_items_whose_ids_no_rating_can_name_are_left_out(self, tmp_path):
         ratings = "customer;product;stars;rated_at\n1;318;4;2020-01-01T00:00:00\n"
-        own = self.own(tmp_path, "sku,name,tags\n318,A,\n9000000000,B,\n", ratings)
+        own = self.own(
+            tmp_path, "sku,name,tags\n318,A,\n9000000000,B,\n-1,C,\n", ratings
+        )
         items = read_own_items(own)
         assert items.rows() == [(318, "A", None)]
         assert items.schema["movieId"] == pl.Int32
@@ -307,10 +310,10 @@ def test_a_text_id_after_the_sampled_rows_is_explained(tmp_path):
         explain_unreadable_own_ratings(own)
     message = str(error.value)
     assert (
-        "customer (ingestion.file.columns.user): 1 value(s) are not integer ids of 32"
+        "customer (ingestion.file.columns.user): 1 value(s) are not integer ids in 0.."
         in (message)
     )
-    assert "or string to read every id as text" in message
+    assert "ingestion.file.ids: string to read every id as text" in message
     assert f"│ {ID_SAMPLE_ROWS + 2} " in message
 
 

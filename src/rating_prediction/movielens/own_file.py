@@ -3,9 +3,9 @@ separator, integer or text ids, Unix-second or formatted timestamps, plain or zi
 
 The ratings come out in the contract's column names (``userId``, ``movieId``,
 ``rating``, ``timestamp``) as a lazy scan, so a file of any size streams through the
-same checks as a release. Ids keep their type: integers (in 32 bits when the first
-rows' ids fit, as a release's, else 64) or String (``ingestion.file.ids`` decides, ``auto``
-by the file's first rows). Errors name the file, the parameter and the column.
+same checks as a release. Ids keep their type: integers in 0..MAX_ID (Int32, as a
+release's) or text (String); ``ingestion.file.ids`` decides, ``auto`` by the file's
+first rows. Errors name the file, the parameter and the column.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
+from rating_prediction.data.schema import MAX_ID
 from rating_prediction.parameters.ingestion import ItemsFile, OwnFileSettings
 
 from .releases import MovieLensError
@@ -30,10 +31,10 @@ ID_SAMPLE_ROWS = 10_000
 # A canonical integer: "007" stays text, so "007" and "7" can never become one id.
 INTEGER_TEXT = r"^(0|-?[1-9][0-9]*)$"
 ID_COLUMNS = {"user": "userId", "item": "movieId"}
-# Integer ids are held in 32 bits, as a release's, when the first rows' ids fit (half
-# the memory of every pass over the ratings); `ids: integer` holds them in 64.
-NARROW_IDS, WIDE_IDS, TEXT_IDS = pl.Int32(), pl.Int64(), pl.String()
-NARROW_RANGE = (-(2**31), 2**31 - 1)
+# Integer ids are held as a release's: Int32 in 0..MAX_ID, the range every request and
+# parameter id is checked against. Other integers (negative, 64-bit hashes) are labels,
+# read as text.
+INTEGER_IDS, TEXT_IDS = pl.Int32(), pl.String()
 # Bytes that stripping a value could remove or that could hide one inside quotes:
 # without any of them (and without non-ASCII bytes), stripping changes no value and
 # the CSV reader may parse the numbers itself, as it does a release's.
@@ -49,7 +50,7 @@ class OwnFile:
         settings: ``ingestion.file``.
         ratings_path: The ratings file (or the zip holding it).
         items_path: The items file (or its zip), if any.
-        id_dtypes: The dtype of ``userId`` and ``movieId``: Int32, Int64 or String.
+        id_dtypes: The dtype of ``userId`` and ``movieId``: Int32 or String.
     """
 
     settings: OwnFileSettings
@@ -218,9 +219,9 @@ def _sample(own: OwnFile) -> pl.DataFrame:
 
 
 def _id_dtype(ids: pl.Series, wanted: str, label: str, key: str) -> pl.DataType:
-    """Int32, Int64 or String for a column of ids, by ``ingestion.file.ids`` and the
-    first rows: ``auto`` reads integers in 32 bits when those rows' fit, else 64;
-    ``integer`` always in 64."""
+    """Int32 or String for a column of ids, by ``ingestion.file.ids`` and the first
+    rows: ``auto`` reads integers when those rows' ids all are integers in 0..MAX_ID,
+    text otherwise; ``integer`` insists on such integers."""
     column = f"ingestion.file.columns.{key}"
     if ids.dtype not in (pl.String, pl.Categorical) and not ids.dtype.is_integer():
         raise MovieLensError(
@@ -229,18 +230,24 @@ def _id_dtype(ids: pl.Series, wanted: str, label: str, key: str) -> pl.DataType:
         )
     if wanted == "string":
         return TEXT_IDS
-    if not ids.dtype.is_integer():
-        text = ids.drop_nulls().cast(pl.String).str.strip_chars()
-        if wanted == "auto" and not (
-            text.len() and text.str.contains(INTEGER_TEXT).all()
-        ):
-            return TEXT_IDS
-        ids = text.cast(WIDE_IDS, strict=False)
-    if wanted == "integer":
-        return WIDE_IDS
-    low, high = NARROW_RANGE
-    fits = ids.is_empty() or (low <= ids.min() and ids.max() <= high)
-    return NARROW_IDS if fits else WIDE_IDS
+    ids = ids.drop_nulls()
+    if ids.dtype.is_integer():
+        fitting = ids.cast(pl.Int64).is_between(0, MAX_ID)
+    else:
+        text = ids.cast(pl.String).str.strip_chars()
+        # "c42" and "007" are not plain integers: text ids.
+        number = text.cast(pl.Int64, strict=False)
+        fitting = text.str.contains(INTEGER_TEXT) & number.is_between(0, MAX_ID)
+    whole = fitting.len() > 0 and fitting.fill_null(False).all()
+    if wanted == "auto":
+        return INTEGER_IDS if whole else TEXT_IDS
+    if not whole:
+        raise MovieLensError(
+            f"{label}: ingestion.file.ids is 'integer' but the {key} ids ({column}) of "
+            f"the first rows are not all integers in 0..{MAX_ID}; set ids: string (or "
+            "auto) to read them as text."
+        )
+    return INTEGER_IDS
 
 
 def scan_own_ratings(own: OwnFile) -> pl.LazyFrame:
@@ -350,11 +357,10 @@ def _parse_check(
         dtype = own.id_dtypes[to]
         if dtype == TEXT_IDS:
             return text, ""
-        bits = "64" if dtype == WIDE_IDS else "32"
-        return text.cast(dtype, strict=False), (
-            f"are not integer ids of {bits} bits, as the file's first rows' are (set "
-            "ingestion.file.ids: integer to read every id as a 64-bit integer, or "
-            "string to read every id as text)"
+        parsed = text.cast(pl.Int64, strict=False)
+        return pl.when(parsed.is_between(0, MAX_ID)).then(parsed), (
+            f"are not integer ids in 0..{MAX_ID}, as the file's first rows' are (set "
+            "ingestion.file.ids: string to read every id as text)"
         )
     if to == "rating":
         return text.cast(pl.Float32, strict=False), "are not numbers"
@@ -429,22 +435,22 @@ def _item_ids(ids: pl.Series, dtype: pl.DataType, label: str) -> pl.Series:
             f"are; {bad.len()} are not, e.g. {bad.head(3).to_list()}. Both files must "
             "use the same ids (set ingestion.file.ids: string to read both as text)."
         )
-    return _fitting(text.cast(WIDE_IDS), dtype, label, key)
+    return _fitting(text.cast(pl.Int64), dtype, label, key)
 
 
 def _fitting(ids: pl.Series, dtype: pl.DataType, label: str, key: str) -> pl.Series:
-    """Integer item ids in the ratings' integer dtype; an id that does not fit is null
-    (no rating can name it: the ratings' ids all fit), and its item is dropped."""
-    fitted = ids.cast(dtype, strict=False)
-    lost = ids.filter(fitted.is_null())
+    """Integer item ids in the ratings' id dtype; an id outside 0..MAX_ID is null (no
+    rating can name it: the ratings' ids all lie inside), and its item is dropped."""
+    inside = ids.cast(pl.Int64).is_between(0, MAX_ID)
+    lost = ids.filter(~inside)
     if lost.len():
         logger.info(
-            "%s: %d item id(s) (%s) lie outside the ratings' %s ids, e.g. %s: no "
-            "rating names them, so they are left out.",
+            "%s: %d item id(s) (%s) lie outside 0..%d, e.g. %s: no rating names them, "
+            "so they are left out.",
             label,
             lost.len(),
             key,
-            dtype,
+            MAX_ID,
             lost.head(3).to_list(),
         )
-    return fitted
+    return ids.zip_with(inside, pl.Series([None], dtype=ids.dtype)).cast(dtype)

@@ -145,6 +145,12 @@ BAD_FILES = {
         + "c1;1;3;2020-01-01\n",
         {},
     ),
+    "a negative id after positive ones": (
+        HEADER
+        + "".join(f"{user};1;3;2020-01-01\n" for user in range(ID_SAMPLE_ROWS + 1))
+        + "-5;1;3;2020-01-01\n",
+        {},
+    ),
     "a missing id": (HEADER + "1;1;3;2020-01-01\n;2;3;2020-01-01\n", {}),
     "a non-numeric rating": (HEADER + "1;1;3;2020-01-01\n1;2;x;2020-01-01\n", {}),
     "ratings outside the scale": (
@@ -161,6 +167,7 @@ BAD_FILES = {
 EXPECTED_ERRORS = {
     "a misspelt column": r"lacks the column\(s\) \['stars'\]",
     "text ids after integer ones": "are not integer ids",
+    "a negative id after positive ones": r"have an integer id outside 0..2147483647",
     "a missing id": "1 row\\(s\\) have missing values",
     "a non-numeric rating": "are not numbers",
     "ratings outside the scale": (

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.data.schema import (
+    MAX_ID,
     MOVIELENS_SCALE,
     MOVIES_SCHEMA,
     NO_GENRES,
@@ -106,6 +107,14 @@ def check_ratings(
         _has_null(timestamps),
         profile["missing"],
         "have missing values",
+        source,
+    )
+    _reject_rows(
+        ratings,
+        _id_out_of_range(ratings.collect_schema()),
+        profile["ids_out_of_range"],
+        f"have an integer id outside 0..{MAX_ID} (set ingestion.file.ids: string to "
+        "read every id as text)",
         source,
     )
     _reject_rows(
@@ -250,6 +259,7 @@ def _profile(
             pl.len().alias("rows"),
             _has_null(timestamps).sum().alias("missing"),
             _outside(scale).sum().alias("out_of_range"),
+            _id_out_of_range(ratings.collect_schema()).sum().alias("ids_out_of_range"),
             pl.col("rating").min().alias("lowest"),
             pl.col("rating").max().alias("highest"),
             pl.col("userId").n_unique().alias("users"),
@@ -282,6 +292,17 @@ def _out_of_order(schema: pl.Schema) -> pl.Expr:
     return (user < previous_user) | (
         (user == previous_user) & (movie <= movie.shift(1))
     )
+
+
+def _id_out_of_range(schema: pl.Schema) -> pl.Expr:
+    """Per row, whether an integer id lies outside 0..MAX_ID (the range every request
+    and parameter id is checked against); text ids are never out of range."""
+    outside = [
+        ~pl.col(column).is_between(0, MAX_ID)
+        for column in ID_COLUMNS
+        if schema[column].is_integer()
+    ]
+    return pl.any_horizontal(*outside, False).fill_null(False)
 
 
 def _has_null(timestamps: bool = True) -> pl.Expr:

@@ -99,8 +99,8 @@ def apply_id_mappings(
     )
     if mapped.null_count().select(pl.sum_horizontal(MAPPED_ID_COLUMNS)).item():
         mapped = mapped.drop_nulls(MAPPED_ID_COLUMNS)
-    # The original ids keep their type (Int32 from a release; Int32, Int64 or String from a
-    # file of the user's own); everything else takes the contract's dtypes.
+    # The original ids keep their type (Int32, or String from a file of the user's
+    # own); everything else takes the contract's dtypes.
     typed = {
         column: dtype
         for column, dtype in MAPPED_RATINGS_SCHEMA.items()
