@@ -102,28 +102,20 @@ def check_ratings(
     declared = _declared_scale(source)
     timestamps = source is None or source.own is None or source.own.has_timestamps
     profile = _profile(ratings, source, declared, timestamps)
-    _reject_rows(
-        ratings,
-        _has_null(timestamps),
-        profile["missing"],
-        "have missing values",
-        source,
-    )
-    _reject_rows(
-        ratings,
-        _id_out_of_range(ratings.collect_schema()),
-        profile["ids_out_of_range"],
-        f"have an integer id outside 0..{MAX_ID} (set ingestion.file.ids: string to "
-        "read every id as text)",
-        source,
-    )
-    _reject_rows(
-        ratings,
-        _outside(declared),
-        profile["out_of_range"],
-        f"have a rating outside {_scale_text(declared, source)}",
-        source,
-    )
+    problems = {
+        "missing": (_has_null(timestamps), "have missing values"),
+        "ids_out_of_range": (
+            _id_out_of_range(ratings.collect_schema()),
+            f"have an integer id outside 0..{MAX_ID} (set ingestion.file.ids: "
+            "string to read every id as text)",
+        ),
+        "out_of_range": (
+            _outside(declared),
+            f"have a rating outside {_scale_text(declared, source)}",
+        ),
+    }
+    for count, (is_bad, problem) in problems.items():
+        _reject_rows(ratings, is_bad, profile[count], problem, source)
     scale = declared or _inferred_scale(profile, source)
     schema = ratings.collect_schema()
     return {
