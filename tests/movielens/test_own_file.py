@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from rating_prediction.movielens import MovieLensError
+from rating_prediction.movielens import MovieLensError, own_file
 from rating_prediction.movielens.own_file import (
     ID_SAMPLE_ROWS,
     explain_unreadable_own_ratings,
@@ -353,3 +353,26 @@ class TestParameters:
         }
         with pytest.raises(ParameterError, match="no 'ingestion.file' block"):
             parse(IngestionParameters, values, "ingestion")
+
+
+def test_padding_past_the_checked_head_is_explained(tmp_path, monkeypatch):
+    """The head decides whether the CSV reader parses the numbers itself; a value
+    padded after it is named with its row, never read wrong."""
+    monkeypatch.setattr(own_file, "PLAIN_CHECK_BYTES", 64)
+    rows = "".join(f"{n},1,3,{n}\n" for n in range(1, 40))
+    path = written(tmp_path, f"u,i,r,t\n{rows}40 ,1,3,40\n")
+    own = locate_own_file(
+        settings(
+            path,
+            separator=",",
+            columns={"user": "u", "item": "i", "rating": "r", "timestamp": "t"},
+            timestamp_format=None,
+        )
+    )
+    with pytest.raises(pl.exceptions.ComputeError):
+        scan_own_ratings(own).collect()
+    with pytest.raises(MovieLensError, match="padded with spaces") as error:
+        explain_unreadable_own_ratings(own)
+    assert "│ 40  ┆ 40 " in str(error.value)
+    monkeypatch.setattr(own_file, "PLAIN_CHECK_BYTES", 64 * 1024**2)
+    assert scanned(own.settings)["userId"].to_list()[-1] == 40

@@ -36,8 +36,8 @@ ID_COLUMNS = {"user": "userId", "item": "movieId"}
 # read as text.
 INTEGER_IDS, TEXT_IDS = pl.Int32(), pl.String()
 # Bytes that stripping a value could remove or that could hide one inside quotes:
-# without any of them (and without non-ASCII bytes), stripping changes no value and
-# the CSV reader may parse the numbers itself, as it does a release's.
+# where the file's head has none of them (nor non-ASCII bytes), the CSV reader parses
+# the numbers itself, as it does a release's; padding past the head is then explained.
 PADDING_BYTES = b'\t\x0b\x0c\r "'
 PLAIN_CHECK_BYTES = 64 * 1024**2
 
@@ -135,17 +135,18 @@ def _text_scan(content: Path | bytes, separator: str, label: str) -> pl.LazyFram
 def _scan(own: OwnFile, parsed: bool = False) -> pl.LazyFrame:
     """The ratings file as it is (text columns for .csv/.tsv, typed for .parquet).
 
-    With ``parsed``, a .csv/.tsv without padding (:func:`_plain`) has its integer ids,
-    ratings and Unix-second timestamps parsed by the CSV reader: the same values as
-    their stripped text cast (a value that does not parse still raises when the frame
-    is collected), without a text column per value.
+    With ``parsed``, a .csv/.tsv whose head has no padding (:func:`_plain_head`) has
+    its integer ids, ratings and Unix-second timestamps parsed by the CSV reader: the
+    same values as their stripped text cast, without a text column per value. A value
+    that does not parse, padded ones past the head included, raises when the frame is
+    collected, and is explained then.
     """
     content, suffix = _content(own.ratings_path, "ingestion.file.path")
     if suffix == ".parquet":
         source = io.BytesIO(content) if isinstance(content, bytes) else content
         return pl.scan_parquet(source)
     scan = _text_scan(content, own.settings.separator, own.label)
-    if not parsed or not _plain(content, own.settings.separator):
+    if not parsed or not _plain_head(content, own.settings.separator):
         return scan
     source = io.BytesIO(content) if isinstance(content, bytes) else content
     return pl.scan_csv(
@@ -156,17 +157,16 @@ def _scan(own: OwnFile, parsed: bool = False) -> pl.LazyFrame:
     )
 
 
-def _plain(content: Path | bytes, separator: str) -> bool:
-    """Whether ``content`` is ASCII without padding bytes (the separator aside): one
-    read of the file in chunks."""
+def _plain_head(content: Path | bytes, separator: str) -> bool:
+    """Whether the first ``PLAIN_CHECK_BYTES`` of ``content`` are ASCII without padding
+    bytes (the separator aside). Only the head: a padded file pads from its first rows
+    on, and reading all of a large file would cost as much as parsing it."""
     padding = [bytes([b]) for b in PADDING_BYTES if bytes([b]) != separator.encode()]
-    if isinstance(content, bytes):
-        return content.isascii() and not any(b in content for b in padding)
-    with content.open("rb") as file:
-        while chunk := file.read(PLAIN_CHECK_BYTES):
-            if not chunk.isascii() or any(b in chunk for b in padding):
-                return False
-    return True
+    if isinstance(content, Path):
+        with content.open("rb") as file:
+            content = file.read(PLAIN_CHECK_BYTES)
+    head = content[:PLAIN_CHECK_BYTES]
+    return head.isascii() and not any(b in head for b in padding)
 
 
 def _parsed_dtypes(own: OwnFile) -> dict[str, pl.DataType]:
@@ -329,6 +329,7 @@ def explain_unreadable_own_ratings(own: OwnFile) -> None:
     )
     counts = bad.select(pl.col(list(flags)).sum()).collect(engine="streaming").row(0)
     if not any(counts):
+        _explain_padding(own, scan)
         return
     key_of = {to: key for key, to in ID_COLUMNS.items()} | {
         "rating": "rating",
@@ -345,6 +346,27 @@ def explain_unreadable_own_ratings(own: OwnFile) -> None:
         + "\n".join(lines)
         + f"\nFirst {shown.height} (row numbers count data lines from 1):\n{shown}"
     )
+
+
+def _explain_padding(own: OwnFile, scan: pl.LazyFrame) -> None:
+    """Raise naming the rows whose numbers carry padding the CSV reader does not strip
+    (spaces after a value), past the file head that decided to parse them directly."""
+    parsed = [name for name in _parsed_dtypes(own) if name in scan.collect_schema()]
+    padded = pl.any_horizontal(
+        pl.col(name) != pl.col(name).str.strip_chars() for name in parsed
+    )
+    shown = (
+        scan.with_row_index("row", offset=1).filter(padded).head(5).collect()
+        if parsed
+        else pl.DataFrame()
+    )
+    if shown.height:
+        raise MovieLensError(
+            f"{own.label}: values padded with spaces after the file's first "
+            f"{PLAIN_CHECK_BYTES // 1024**2} MB, which had none, so its numbers are "
+            "read as they are: remove the spaces around the values (or pad from the "
+            f"first rows on, and every value is stripped). First rows:\n{shown}"
+        )
 
 
 def _parse_check(
