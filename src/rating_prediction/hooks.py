@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import logging
 import pkgutil
+import time
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import rating_prediction.pipelines
 from rating_prediction.movielens.releases import check_release_parameters
 from rating_prediction.parameters import ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
+from rating_prediction.runtime.console import narrow_console
 from rating_prediction.runtime.lineage import Lineage
 from rating_prediction.runtime.run_guard import (
     RunEndGuard,
@@ -33,6 +36,8 @@ from rating_prediction.runtime.run_guard import (
 from rating_prediction.serving.registry import log_and_register
 
 LINEAGE_MANIFEST = Path("data") / "lineage.json"
+
+logger = logging.getLogger(__name__)
 
 
 class ParameterCheckHooks:
@@ -110,6 +115,38 @@ class RunStatusHooks:
         project_path = Path(run_params["project_path"])
         mlflow.set_tags(project_tags(project_path))
         close_orphaned_runs(project_path, run.info.run_id)
+
+
+class NodeTimingHooks:
+    """One console line per node: its place in the run, its name and its time (the
+    console shows these instead of Kedro's running and completed banners, which
+    :func:`~rating_prediction.runtime.console.narrow_console` leaves to the file log).
+    """
+
+    @hook_impl
+    def after_context_created(self) -> None:
+        narrow_console()
+
+    def __init__(self) -> None:
+        self._started: dict[str, float] = {}
+        self._total = 0
+        self._done = 0
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline) -> None:
+        self._total, self._done = len(pipeline.nodes), 0
+
+    @hook_impl
+    def before_node_run(self, node: Node) -> None:
+        self._started[node.name] = time.perf_counter()
+
+    @hook_impl
+    def after_node_run(self, node: Node) -> None:
+        seconds = time.perf_counter() - self._started.pop(
+            node.name, time.perf_counter()
+        )
+        self._done += 1
+        logger.info("[%d/%d] %s: %.1f s", self._done, self._total, node.name, seconds)
 
 
 class LineageHooks:

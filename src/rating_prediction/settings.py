@@ -4,6 +4,7 @@ from omegaconf.resolvers import oc
 
 from rating_prediction.hooks import (
     LineageHooks,
+    NodeTimingHooks,
     ParameterCheckHooks,
     RunGuardHooks,
     RunStatusHooks,
@@ -20,6 +21,7 @@ HOOKS = (
     RunGuardHooks(),
     RunStatusHooks(),
     LineageHooks(),
+    NodeTimingHooks(),
     ServingHooks(),
     RedactingMlflowHook(),
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import math
+import sys
 import warnings
 
 import pytest
@@ -109,13 +111,23 @@ def test_the_module_trains_with_the_shared_optimizers():
     ]
 
 
-def test_make_trainer_for_the_fit(training_parameters, tmp_path):
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_make_trainer_for_the_fit(training_parameters, tmp_path, monkeypatch, terminal):
+    """The progress bar redraws in place on a terminal; elsewhere there is none (each
+    redraw would be a line of the log)."""
+    monkeypatch.setattr(sys, "stdout", Terminal() if terminal else io.StringIO())
     options = _options(training_parameters, "inner_sigmoid")
     trainer = make_trainer(
         options, variant="inner_sigmoid", checkpoint_dir=str(tmp_path)
     )
     kinds = [type(callback) for callback in trainer.callbacks]
-    assert {PatientEarlyStopping, LossHistory, TQDMProgressBar} <= set(kinds)
+    assert {PatientEarlyStopping, LossHistory} <= set(kinds)
+    assert (TQDMProgressBar in kinds) is terminal
     assert kinds.index(PatientEarlyStopping) < kinds.index(LossHistory)
     assert trainer.max_epochs == options.max_epochs
     assert trainer.min_epochs == options.min_epochs

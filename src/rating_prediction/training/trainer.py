@@ -4,6 +4,7 @@ train + val and the benchmarks."""
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from pytorch_lightning import LightningDataModule, LightningModule, Trainer
@@ -77,6 +78,9 @@ def make_trainer(
         # than the logging interval).
         log_every_n_steps=0,
         enable_model_summary=False,
+        # Progress bars redraw in place on a terminal; elsewhere (CI, a pipe, a log
+        # file) each redraw would be a line of its own. The epoch summaries are logged.
+        enable_progress_bar=sys.stdout.isatty(),
         num_sanity_val_steps=0,
         use_distributed_sampler=False,
         **options.trainer.model_dump(),
@@ -95,13 +99,19 @@ def _progress_bar(options: VariantParameters[Any]) -> TQDMProgressBar:
     )
 
 
+def _shown(progress_bar: Callback) -> list[Callback]:
+    """The progress bar where one is shown (a terminal), else none: Lightning refuses
+    a progress bar callback with ``enable_progress_bar=False``."""
+    return [progress_bar] if sys.stdout.isatty() else []
+
+
 def _refit_arguments(epochs: int, progress_bar: Callback) -> dict[str, Any]:
     """Exactly ``epochs`` epochs, without validation, early stopping or checkpoint."""
     return {
         "max_epochs": epochs,
         "min_epochs": epochs,
         "limit_val_batches": 0,
-        "callbacks": [LossHistory(), progress_bar],
+        "callbacks": [LossHistory(), *_shown(progress_bar)],
         "enable_checkpointing": False,
     }
 
@@ -125,6 +135,6 @@ def _fit_arguments(
     return {
         "max_epochs": options.max_epochs,
         "min_epochs": options.min_epochs,
-        "callbacks": [stopping, LossHistory(), checkpoint, progress_bar],
+        "callbacks": [stopping, LossHistory(), checkpoint, *_shown(progress_bar)],
         "default_root_dir": checkpoint_dir,
     }

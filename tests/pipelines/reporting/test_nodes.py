@@ -24,6 +24,7 @@ from rating_prediction.pipelines.reporting.figures import (
 )
 from rating_prediction.pipelines.reporting.summary import (
     format_metrics_table,
+    results_table,
     write_summary,
 )
 from tests.fakes import (
@@ -232,7 +233,7 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
     assert "- [Loss curves](loss_curves.png)" in summary
 
 
-def test_write_summary_logs_the_metrics_table(splits, metrics, caplog):
+def test_write_summary_logs_each_entrys_test_results(splits, metrics, caplog):
     with caplog.at_level(logging.INFO):
         summary = write_summary(
             "synthetic",
@@ -245,7 +246,17 @@ def test_write_summary_logs_the_metrics_table(splits, metrics, caplog):
             reporting=reporting(),
         )
     assert format_metrics_table(metrics) in summary
-    assert format_metrics_table(metrics) in caplog.text
+    # The console gets one line per entry, not the page.
+    assert results_table(metrics) in caplog.text
+    assert "## Figures" not in caplog.text
+    for entry, by_split in metrics.items():
+        (line,) = [
+            row
+            for row in results_table(metrics).splitlines()
+            if row.startswith(f"{entry} ")
+        ]
+        if "rmse" in by_split.get("test", {}):
+            assert f"{by_split['test']['rmse']:.4f}" in line
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,8 @@ def write_summary(
     metrics tables (with the relevance threshold the ranking used) and links to the
     figures (``reporting.summary_figures``: title to path relative to the summary).
 
-    The summary is also logged, so the metrics table ends the ``kedro run`` output.
+    Its results, each entry's test RMSE and ranking, are also logged, so they end
+    the ``kedro run`` output.
     """
     figures = parse(ReportingParameters, reporting, "reporting").summary_figures
     scale = RatingScale.from_dict(rating_scale)
@@ -69,8 +70,24 @@ def write_summary(
             "",
         ]
     )
-    logger.info("Evaluation summary:\n%s", summary)
+    logger.info("Results on the test split:\n%s", results_table(metrics))
     return summary
+
+
+def results_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Each entry's test RMSE and test ranking metrics that are at K (``-`` where it
+    has none), one line each: the console's account of a run."""
+    tests = {entry: by_split.get("test", {}) for entry, by_split in metrics.items()}
+    ranking = sorted({name for test in tests.values() for name in test if "@" in name})
+    columns = ["rmse", *ranking]
+    width = max(len(entry) for entry in tests)
+    lines = [f"{'':{width}}  " + "  ".join(f"{name:>12}" for name in columns)]
+    for entry, test in tests.items():
+        values = [
+            f"{test[name]:12.4f}" if name in test else f"{'-':>12}" for name in columns
+        ]
+        lines.append(f"{entry:{width}}  " + "  ".join(values))
+    return "\n".join(lines)
 
 
 def _size_rows(splits: list[pl.DataFrame]) -> list[list[str]]:
