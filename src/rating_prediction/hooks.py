@@ -108,13 +108,29 @@ class RunStatusHooks:
     KILLED the runs of this project that a killed process left RUNNING."""
 
     @hook_impl(trylast=True)
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], catalog: DataCatalog
+    ) -> None:
         run = mlflow.active_run()
         if run is None:
             return
         project_path = Path(run_params["project_path"])
         mlflow.set_tags(project_tags(project_path))
+        mlflow.set_tag("mlflow.runName", run_name(run_params, catalog))
         close_orphaned_runs(project_path, run.info.run_id)
+
+
+def run_name(run_params: dict[str, Any], catalog: DataCatalog) -> str:
+    """What a run is, as the MLflow runs page lists it: the data set, the configuration
+    environment and, when not all of them, the pipelines run (``ml-latest-small · local
+    · training``)."""
+    dataset = catalog.load("params:ingestion")["dataset"]
+    parts = [str(dataset), run_params.get("env") or "local"]
+    if run_params.get("pipeline_names"):
+        parts.append("+".join(run_params["pipeline_names"]))
+    elif run_params.get("pipeline_name") not in (None, "__default__"):
+        parts.append(run_params["pipeline_name"])
+    return " · ".join(parts)
 
 
 class NodeTimingHooks:
