@@ -17,9 +17,12 @@ from __future__ import annotations
 import logging
 import time
 
+import mlflow
 import numpy as np
 import polars as pl
 import torch
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
 
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import EaseParameters
@@ -65,15 +68,6 @@ def fit_variant(
         model_kwargs={"n_items": len(items), "n_interactions": len(columns)},
         fit_seconds=round(seconds, 3),
     )
-    logger.info(
-        "%s: %s items kept of %s movies, %s interactions, lambda %g; %.1f s",
-        variant,
-        f"{len(items):,}",
-        f"{data.n_movies:,}",
-        f"{len(columns):,}",
-        options.regularization,
-        seconds,
-    )
     history = pl.DataFrame(
         {
             "n_items": [len(items)],
@@ -81,7 +75,31 @@ def fit_variant(
             "fit_seconds": [round(seconds, 3)],
         }
     )
+    log_fit(variant, history, options.regularization)
     return weights, config, history
+
+
+def log_fit(variant: str, history: pl.DataFrame, regularization: float) -> None:
+    """Log the fit, and its one row into the active MLflow run (if any) as
+    ``<variant>.<column>``: kept items, interactions, fit seconds."""
+    row = history.row(0, named=True)
+    logger.info(
+        "%s: %s items kept, %s interactions, lambda %g; %.1f s",
+        variant,
+        f"{row['n_items']:,}",
+        f"{row['n_interactions']:,}",
+        regularization,
+        row["fit_seconds"],
+    )
+    run = mlflow.active_run()
+    if run is None:
+        return
+    stamp = int(time.time() * 1000)
+    metrics = [
+        Metric(f"{variant}.{name}", float(value), stamp, 0)
+        for name, value in row.items()
+    ]
+    MlflowClient().log_batch(run.info.run_id, metrics=metrics)
 
 
 def implicit_feedback(ratings: pl.DataFrame, options: EaseParameters) -> pl.DataFrame:
