@@ -20,7 +20,7 @@ from rating_prediction.data.schema import (
 )
 from rating_prediction.models.baselines import BASELINES
 from rating_prediction.models.config import build_model
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import variants_that
 from rating_prediction.training.data import TrainingData
 
 # The evaluation and reporting fakes: mapped ids 0..N-1, original ids offset from them.
@@ -28,7 +28,10 @@ N_USERS = 30
 N_MOVIES = 20
 USER_ID_OFFSET = 100
 MOVIE_ID_OFFSET = 1000
-ALL_ENTRIES = [*VARIANTS, *BASELINES]
+# The variants with rating predictions (a ranker such as ease has none): with the
+# baselines, every entry of the error metrics and of the figures of test predictions.
+RATING_VARIANTS = variants_that("predicts_ratings")
+ALL_ENTRIES = [*RATING_VARIANTS, *BASELINES]
 
 
 def ratings_frame(rows: list[tuple[int, int, float, int]]) -> pl.DataFrame:

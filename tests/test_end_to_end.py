@@ -11,7 +11,7 @@ import pytest
 
 from rating_prediction.evaluation.names import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import VARIANTS, variants_that
 from tests.project import SMALL_RUN_PARAMS, run_project
 from tests.test_docs import README, code_blocks
 
@@ -27,11 +27,15 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
     metrics = json.loads((reporting / "metrics.json").read_text())
     # Rating entries carry errors on every split; ranking-only entries (popularity,
     # random, popularity blends) carry test ranking metrics only.
+    # A ranker (ease) has no rating predictions: ranking metrics only, no RMSE.
+    rating_variants = variants_that("predicts_ratings")
     rating_entries = [e for e in metrics if "rmse" in metrics[e].get("test", {})]
-    assert rating_entries[: len(VARIANTS) + len(BASELINES)] == [
-        *VARIANTS,
+    assert rating_entries[: len(rating_variants) + len(BASELINES)] == [
+        *rating_variants,
         *BASELINES,
     ]
+    assert list(metrics["ease"]) == ["test"]
+    assert "rmse" not in metrics["ease"]["test"]
     for entry in rating_entries:
         assert list(metrics[entry]) == ["train", "val", "test"]
         assert all(
@@ -56,7 +60,7 @@ def test_kedro_run_writes_every_metric_and_beats_the_mean_baseline(project_copy)
     ):
         assert (reporting / f"{figure}.png").is_file()
     assert "| inner_sigmoid |" in (reporting / "summary.md").read_text()
-    for entry in [*VARIANTS, *BASELINES]:
+    for entry in [*rating_variants, *BASELINES]:
         model_output = project_path / "data" / "07_model_output" / entry
         assert (model_output / "test_predictions.parquet").is_file()
 

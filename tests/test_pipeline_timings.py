@@ -57,6 +57,7 @@ def test_every_node_of_the_default_run_has_its_pipeline_row():
         "training: inner_sigmoid",
         "training: biased_mf",
         "training: bayesian_fm",
+        "training: ease",
         "evaluation",
         "reporting",
         "inference",

@@ -9,7 +9,7 @@ import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import VARIANTS, variants_that
 from rating_prediction.parameters import TrainingParameters
 from tests.project import SHARED_DATA
 
@@ -49,9 +49,12 @@ def test_two_random_folds_of_ml_latest_small(project_copy):
     summary = json.loads(
         (project_copy / "data/08_reporting/metrics_summary.json").read_text()
     )
-    for variant in VARIANTS:
+    for variant in variants_that("predicts_ratings"):
         rmse = summary["entries"][variant]["test"]["rmse"]
         assert rmse["n"] == 2 and 0.7 < rmse["mean"] < 1.2
+    # A ranker (ease): ranking metrics over the folds, no RMSE.
+    assert summary["entries"]["ease"]["test"]["ndcg@10"]["n"] == 2
+    assert "rmse" not in summary["entries"]["ease"]["test"]
     popularity = summary["entries"]["popularity"]["test"]["ndcg@10"]["mean"]
     assert popularity > summary["entries"]["random"]["test"]["ndcg@10"]["mean"]
     assert summary["comparisons"]["rmse"]["best_baseline"] is not None

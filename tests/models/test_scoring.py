@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rating_prediction.models.scoring import top_k, top_k_indices
+from rating_prediction.models.scoring import popularity_blend, top_k, top_k_indices
 
 
 def reference_top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -51,3 +51,16 @@ def test_the_evaluations_top_k_takes_float64_and_flags_missing_candidates():
     top, valid = top_k(scores, 3)
     assert top[0].tolist() == [0, 2, 3]
     assert valid.tolist() == [[True, True, True], [False, False, False]]
+
+
+def test_the_popularity_blend_keeps_a_movie_without_a_score_last():
+    """A ranker's ``-inf`` (a movie beyond EASE's ``max_items``) stays ``-inf``; the
+    other scores are standardised over the finite ones, as without it."""
+    scores = np.array([[1.0, 3.0, -np.inf, 2.0], [-np.inf] * 4])
+    counts = np.array([10, 1, 100, 5])
+    blended = popularity_blend(scores, counts, 0.5)
+    assert np.isneginf(blended[0, 2]) and np.all(np.isneginf(blended[1]))
+    assert np.all(np.isfinite(blended[0, [0, 1, 3]]))
+    # Weight 0: the model's own scores, standardised over its finite ones.
+    own = popularity_blend(scores, counts, 0.0)[0, [0, 1, 3]]
+    np.testing.assert_allclose(own, (np.array([1.0, 3.0, 2.0]) - 2.0) / np.sqrt(2 / 3))

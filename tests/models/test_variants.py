@@ -64,5 +64,21 @@ def test_an_unknown_variant_is_one_error_naming_the_known_ones():
 
 
 def test_capabilities_select_variants():
-    assert variants_that("predicts_ratings") == list(VARIANTS)
+    assert variants_that("predicts_ratings") == [
+        "inner_sigmoid",
+        "biased_mf",
+        "bayesian_fm",
+    ]
+    assert variants_that("ranks") == list(VARIANTS)
     assert variants_that("folds_in") == ["biased_mf", "bayesian_fm"]
+
+
+def test_ease_ranks_only():
+    entry = variant("ease")
+    assert (entry.predicts_ratings, entry.ranks, entry.folds_in) == (
+        False,
+        True,
+        False,
+    )
+    assert "ease" not in variants_that("predicts_ratings")
+    assert "ease" in variants_that("ranks")

@@ -192,8 +192,9 @@ def model_builds(monkeypatch) -> list[str]:
 def trained_by_variant(
     inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights
 ) -> dict[str, tuple[dict, dict]]:
-    """(config, weights) of every variant of VARIANTS. A variant other than the
-    two hand-set ones reuses the one of its model class, with a worse val loss, so
+    """(config, weights) of every variant of VARIANTS that predicts ratings (the ones
+    the inference pipeline may serve; a ranker is not offered). A variant other than
+    the two hand-set ones reuses the one of its model class, with a worse val loss, so
     ``best`` stays biased_mf."""
     hand_set = {
         "inner_sigmoid": (inner_sigmoid_config, inner_sigmoid_weights),
@@ -201,6 +202,8 @@ def trained_by_variant(
     }
     trained = {}
     for variant, entry in VARIANTS.items():
+        if not entry.predicts_ratings:
+            continue
         if variant in hand_set:
             trained[variant] = hand_set[variant]
             continue

@@ -43,6 +43,12 @@ class TestSelectServedVariant:
             == "inner_sigmoid"
         )
 
+    def test_a_ranker_is_refused_naming_the_rating_models(self):
+        with pytest.raises(
+            ValueError, match="predicts no ratings.*inner_sigmoid, biased_mf"
+        ):
+            select_served_variant(self.HELD_OUT_VAL_MSE, "ease")
+
     def test_unknown_variant_lists_the_valid_ones(self):
         with pytest.raises(ValueError, match="best, inner_sigmoid, biased_mf"):
             select_served_variant(self.HELD_OUT_VAL_MSE, "svd")

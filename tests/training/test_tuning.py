@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from rating_prediction.parameters import ParameterError, TuningParameters, parse
-from rating_prediction.training.tuning import with_values
+from rating_prediction.training.tuning import check_tunable, with_values
+
+
+def test_a_ranker_is_not_tuned_on_val_mse():
+    check_tunable("biased_mf")
+    with pytest.raises(ParameterError, match="'tuning.variant': 'ease' ranks movies"):
+        check_tunable("ease")
 
 
 def test_with_values_sets_dotted_keys_on_a_copy():

@@ -37,7 +37,7 @@ from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
     Scorer,
-    movie_factor_table,
+    movie_count,
     score_block,
     top_k,
 )
@@ -129,7 +129,7 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
     served model ranks them (:func:`rating_prediction.models.scoring.score_block`: one
     matrix product per block for factor models, batched ``predict`` otherwise)."""
     columns = torch.from_numpy(candidates.astype(np.int64))
-    every_movie = torch.equal(columns, torch.arange(movie_factor_table(model).shape[0]))
+    every_movie = torch.equal(columns, torch.arange(movie_count(model)))
 
     def score(users: np.ndarray) -> np.ndarray:
         block = score_block(model, users.astype(np.int64))

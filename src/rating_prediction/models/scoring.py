@@ -5,7 +5,7 @@ in evaluation and in serving, goes through here.
   biased MF (``BiasedMatrixFactorization``, whatever variant built it) scores a block as
   ``mu + b_u + b_m + P_u Q^T``, one matrix product, with the users' own parameters or
   folded-in ones (:class:`UserVectors`); other models score every movie with their own
-  ``predict_all_movies``.
+  ``predict_all_movies`` (a ranker's ``-inf`` marks a movie it does not score).
 - Pair scoring (:class:`PairScorer`, :func:`score_pairs_in_batches`): (user, movie)
   pairs, ``-1`` meaning unknown, with the users' own parameters or folded-in ones.
 - Top-K (:func:`top_k`, :func:`top_k_indices`): each row's best columns, equal scores to
@@ -65,6 +65,13 @@ def movie_factor_table(model: RatingModel) -> torch.Tensor:
     raise ValueError(f"{type(model).__name__} has no movie factors.")
 
 
+def movie_count(model: RatingModel) -> int:
+    """The number of movies ``model`` scores: its ``n_movies`` (a ranker such as
+    EASE^R) or the rows of its movie factors."""
+    count = getattr(model, "n_movies", None)
+    return int(count) if count is not None else movie_factor_table(model).shape[0]
+
+
 def lookup_users(model: BiasedMatrixFactorization, users: np.ndarray) -> UserVectors:
     """Factors and biases of mapped users; zeros for ``-1`` (unknown)."""
     index = torch.from_numpy(np.asarray(users, dtype=np.int64))
@@ -95,9 +102,8 @@ def score_block(model: RatingModel, users: np.ndarray, vectors=None) -> torch.Te
                 torch.cat([model.movie_factors.weight, ones], 1).T,
             )
             return scores.clamp_(model.rating_min, model.rating_max)
-        n_movies = movie_factor_table(model).shape[0]
         index = torch.from_numpy(np.asarray(users, dtype=np.int64))
-        return model.predict_all_movies(index, n_movies)
+        return model.predict_all_movies(index, movie_count(model))
 
 
 class PairScorer:
@@ -298,10 +304,25 @@ def _standardised(scores: np.ndarray) -> np.ndarray:
     if scores.shape[0] > 1 and scores.strides[0] == 0:
         # The same row for every user (a popularity scorer's broadcast): once is enough.
         return np.broadcast_to(_standardised(scores[:1]), scores.shape)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        return _standardised_finite(scores, finite)
     spread = scores.std(axis=1, keepdims=True)
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(
         spread > 0, spread, 1.0
     )
+
+
+def _standardised_finite(scores: np.ndarray, finite: np.ndarray) -> np.ndarray:
+    """Each row standardised over its finite scores; ``-inf`` (a movie the model does
+    not score, e.g. beyond EASE's ``max_items``) stays, so it still ranks last."""
+    count = np.maximum(finite.sum(axis=1, keepdims=True), 1)
+    values = np.where(finite, scores, 0.0)
+    mean = values.sum(axis=1, keepdims=True) / count
+    spread = np.sqrt(
+        (np.where(finite, values - mean, 0.0) ** 2).sum(axis=1, keepdims=True) / count
+    )
+    return np.where(finite, (values - mean) / np.where(spread > 0, spread, 1.0), scores)
 
 
 def similar_movie_indices(

@@ -23,10 +23,12 @@ from rating_prediction.models.factorization import (
     InnerSigmoidModel,
     RatingModel,
 )
+from rating_prediction.models.rankers import EaseRanker
 from rating_prediction.parameters import Parameters
 from rating_prediction.parameters.training import (
     BayesianFMParameters,
     BiasedMFArguments,
+    EaseParameters,
     InnerSigmoidArguments,
     VariantParameters,
 )
@@ -95,6 +97,17 @@ VARIANTS: dict[str, Variant] = {
             BayesianFMParameters,
             "rating_prediction.training.bayesian_fm:fit_variant",
             folds_in=True,
+        ),
+        # EASE^R, a closed-form item-item ranker on implicit feedback: its scores
+        # rank movies but are not ratings, and a new user is not folded in (yet).
+        Variant(
+            "ease",
+            EaseRanker,
+            EaseParameters,
+            "rating_prediction.training.ease:fit_variant",
+            predicts_ratings=False,
+            ranks=True,
+            folds_in=False,
         ),
     )
 }

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Generic
+from typing import Annotated, Any, Generic, Literal
 
 from pydantic import (
     AfterValidator,
@@ -155,12 +155,50 @@ class BayesianFMParameters(ScaleFromData):
         return self
 
 
+# EASE's items x items matrix is held about three times at its peak (the Gram
+# matrix, its Cholesky factor, the inverse), in float32: 30,000 items is 10.8 GB.
+EASE_MAX_ITEMS_CEILING = 30_000
+
+
+class EaseParameters(Parameters):
+    """``training.ease``: EASE^R (Steck 2019), a closed-form item-item ranker fitted on
+    implicit feedback from the training ratings.
+
+    Every training rating of at least ``min_rating`` (``None``: every rating) is an
+    interaction, of weight 1 (``feedback: binary``) or its rating (``rating``). Only
+    the ``max_items`` most-rated training movies (ties to the lower movie index) get
+    weights: the model is a ``max_items`` x ``max_items`` matrix, so the cap bounds
+    memory (about 12 * max_items^2 bytes at the fit's peak) and time; movies beyond
+    it get no score from EASE and rank last. ``regularization`` is the L2 weight
+    (lambda) added to the Gram matrix's diagonal.
+    """
+
+    regularization: PositiveFloat = 200.0
+    feedback: Literal["binary", "rating"] = "binary"
+    min_rating: NonNegativeFloat | None = None
+    max_items: PositiveInt = 20_000
+
+    @field_validator("max_items")
+    @classmethod
+    def _bounded(cls, max_items: int) -> int:
+        if max_items > EASE_MAX_ITEMS_CEILING:
+            peak = 12 * max_items**2 / 1e9
+            raise ValueError(
+                f"max_items {max_items:,} would hold a {max_items:,} x {max_items:,} "
+                f"matrix about three times (about {peak:.0f} GB); at most "
+                f"{EASE_MAX_ITEMS_CEILING:,}: lower training.ease.max_items (the "
+                "most-rated movies are kept)"
+            )
+        return max_items
+
+
 class TrainingParameters(Parameters):
     """``training``: one block per model variant; the key names the variant."""
 
     inner_sigmoid: VariantParameters[InnerSigmoidArguments]
     biased_mf: VariantParameters[BiasedMFArguments]
     bayesian_fm: BayesianFMParameters
+    ease: EaseParameters = EaseParameters()
 
 
 def known_variant(variant: str) -> str:

@@ -26,7 +26,7 @@ from rating_prediction.data.ids import DenseLookup, IdIndex
 from rating_prediction.models.config import ModelConfig, load_trained_model
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import PairScorer
-from rating_prediction.models.variants import variant
+from rating_prediction.models.variants import variant, variants_that
 
 from .rated import RatedIndex
 
@@ -135,9 +135,19 @@ def select_served_variant(
 
     Raises:
         UnknownVariantError: If ``served_variant`` is neither ``best`` nor a variant.
+        ValueError: If ``served_variant`` names a variant that predicts no ratings (a
+            ranker such as ``ease``): the served model answers ``predict`` with it.
     """
     if served_variant != BEST_VARIANT:
-        return variant(served_variant, also_valid=(BEST_VARIANT,)).name
+        entry = variant(served_variant, also_valid=(BEST_VARIANT,))
+        if not entry.predicts_ratings:
+            rating_models = ", ".join(variants_that("predicts_ratings"))
+            raise ValueError(
+                f"inference.served_variant {served_variant!r} ranks movies but "
+                "predicts no ratings, and serving rankers is not supported yet: "
+                f"choose best or one of {rating_models}."
+            )
+        return entry.name
     if not held_out_val_mse:
         raise ValueError("Cannot pick the best variant: no trained model variant.")
     return min(held_out_val_mse, key=held_out_val_mse.get)

@@ -9,5 +9,6 @@
 - :mod:`.fit`: training one Lightning variant, end to end;
 - :mod:`.bayesian_fm`: myFM's Gibbs-sampled Bayesian FM, exported as a biased MF
   (the package: features, sampling, export);
+- :mod:`.ease`: EASE^R's closed form on implicit feedback (a ranker);
 - :mod:`.tuning`: the Optuna search on the val split.
 """

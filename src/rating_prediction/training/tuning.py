@@ -18,7 +18,7 @@ import mlflow
 import optuna
 import polars as pl
 
-from rating_prediction.models.variants import variant
+from rating_prediction.models.variants import variant, variants_that
 from rating_prediction.parameters import (
     ParameterError,
     SearchDimension,
@@ -80,10 +80,33 @@ def val_loss(name: str, options: dict[str, Any], data: TrainingData) -> float:
     return float(config.best_val_loss)
 
 
+def check_tunable(name: str) -> None:
+    """Refuse a variant the search cannot score: it minimises the held-out val MSE,
+    which a ranker (``ease``) does not have.
+
+    Raises:
+        ParameterError: Naming ``tuning.variant`` and the variants it may be.
+    """
+    if not variant(name).predicts_ratings:
+        tunable = ", ".join(variants_that("predicts_ratings"))
+        raise ParameterError(
+            f"Invalid parameters:\n- 'tuning.variant': {name!r} ranks movies but "
+            "predicts no ratings, and the search minimises the val MSE: choose one of "
+            f"{tunable} (choose a ranker's settings on val NDCG@K instead, "
+            "docs/pipelines.md)."
+        )
+
+
 def run_study(
     settings: TuningParameters, base_options: dict[str, Any], data: TrainingData
 ) -> optuna.Study:
-    """Create or resume the study and add ``settings.n_trials`` trials."""
+    """Create or resume the study and add ``settings.n_trials`` trials.
+
+    Raises:
+        ParameterError: If ``settings.variant`` predicts no ratings
+            (:func:`check_tunable`).
+    """
+    check_tunable(settings.variant)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=settings.storage,

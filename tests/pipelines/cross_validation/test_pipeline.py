@@ -16,7 +16,7 @@ from kedro.pipeline import Pipeline
 from rating_prediction import pipeline_registry
 from rating_prediction.evaluation.names import RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import VARIANTS, variants_that
 from rating_prediction.pipelines.cross_validation import create_pipeline
 from rating_prediction.pipelines.training import create_pipeline as training_pipeline
 from tests.ml100k import write_ml_100k
@@ -65,19 +65,25 @@ def test_summary_holds_intervals_for_every_entry_over_the_five_folds(cross_valid
     assert summary["scheme"] == "predefined"
     assert list(summary["fold_descriptions"].values()) == ["u1", "u2", "u3", "u4", "u5"]
     assert set(ENTRIES) <= set(summary["entries"])
-    for entry in [*VARIANTS, *BASELINES]:
+    for entry in [*variants_that("predicts_ratings"), *BASELINES]:
         rmse = summary["entries"][entry]["test"]["rmse"]
         assert rmse["n"] == 5
         assert rmse["ci_low"] < rmse["mean"] < rmse["ci_high"]
         assert rmse["sd"] > 0
     assert "ndcg@10" in summary["entries"]["popularity"]["test"]
+    # A ranker (ease): ranking metrics over the folds, no invented RMSE.
+    for ranker in [v for v in VARIANTS if not VARIANTS[v].predicts_ratings]:
+        assert summary["entries"][ranker]["test"]["ndcg@10"]["n"] == 5
+        assert "rmse" not in summary["entries"][ranker]["test"]
     rmse = summary["comparisons"]["rmse"]
     # The best of every baseline (those fitted on train + val included).
     assert rmse["best_baseline"] in summary["entries"]
     assert rmse["best_baseline"] not in VARIANTS
     pairs = {(t["first"], t["second"]) for t in rmse["paired_tests"]}
-    assert all((v, rmse["best_baseline"]) in pairs for v in VARIANTS)
-    assert len(pairs) == len(VARIANTS) * (len(VARIANTS) + 1) // 2
+    # The variants with an RMSE: those that predict ratings.
+    rating_variants = variants_that("predicts_ratings")
+    assert all((v, rmse["best_baseline"]) in pairs for v in rating_variants)
+    assert len(pairs) == len(rating_variants) * (len(rating_variants) + 1) // 2
     folds = json.loads((reporting / "cross_validation_folds.json").read_text())
     assert list(folds) == ["fold1", "fold2", "fold3", "fold4", "fold5"]
 

@@ -9,7 +9,6 @@ from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.metrics import regression_metrics
 from rating_prediction.models.baselines import fit_mean_baseline
 from rating_prediction.models.config import load_trained_model
-from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.evaluation.nodes import (
     compute_split_metrics,
@@ -22,7 +21,7 @@ from rating_prediction.pipelines.evaluation.nodes import (
     score_with_baseline,
     score_with_model,
 )
-from tests.fakes import ALL_ENTRIES, bias_splits, fake_trained_model
+from tests.fakes import ALL_ENTRIES, RATING_VARIANTS, bias_splits, fake_trained_model
 
 PREDICTION_COLUMNS = ["userId", "movieId", "rating", "prediction"]
 # The rating_scale dataset as ingestion records it for MovieLens.
@@ -47,7 +46,7 @@ def splits():
     return bias_splits()
 
 
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", RATING_VARIANTS)
 def test_predict_with_model_in_small_batches_matches_one_pass(variant, splits):
     config, weights = fake_trained_model(variant)
     test = splits["test"]
@@ -111,7 +110,7 @@ def test_compute_split_metrics_scores_every_split():
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 1_000_000])
-@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("variant", RATING_VARIANTS)
 def test_model_scored_in_batches_equals_its_unbatched_metrics(
     variant, splits, batch_size
 ):

@@ -63,6 +63,7 @@ def test_nodes_and_their_parameters():
         **{
             f"{variant}.offer_trained_model_node": "offer_trained_model"
             for variant in VARIANTS
+            if VARIANTS[variant].predicts_ratings
         },
     }
     # The nodes take the whole block and parse it; no leaf is an input of its own.

@@ -96,6 +96,11 @@ def test_evaluation_and_reporting_run_on_fake_models(catalog, tmp_path):
             assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
     for entry in [*VARIANTS, *RANKING_BASELINES]:
         assert set(ranking_metric_names(10)) <= set(metrics[entry]["test"])
+    # A ranker (ease) has ranking metrics only, and "–" for its errors in the summary.
+    assert metrics["ease"] == {"test": metrics["ease"]["test"]}
+    assert set(metrics["ease"]["test"]) == set(ranking_metric_names(10))
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| ease | " + " | ".join(["–"] * 9) + " |" in summary
     # The bias baseline learns the synthetic biases; an untrained model does not.
     assert (
         metrics["bias_baseline"]["test"]["rmse"]

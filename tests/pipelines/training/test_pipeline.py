@@ -55,7 +55,9 @@ def test_pipeline_trains_every_variant(splits, training_parameters):
     for variant in VARIANTS:
         config = catalog.load(f"{variant}.model_config")
         assert config["variant"] == variant
-        assert catalog.load(f"{variant}.training_history").height == 6
+        # A closed form (ease) has one row: no epochs.
+        expected_rows = 6 if VARIANTS[variant].predicts_ratings else 1
+        assert catalog.load(f"{variant}.training_history").height == expected_rows
         assert catalog.load(f"{variant}.model_weights")
 
 

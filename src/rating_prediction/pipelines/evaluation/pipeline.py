@@ -126,10 +126,12 @@ def _variant_evaluation(variant: str) -> Pipeline:
     ranked (alone and blended with popularity), as far as it can do each."""
     outputs = [SPLIT] if variant in RATING_VARIANTS else []
     outputs += [RANKING, BLEND_RANKING] if variant in RANKING_VARIANTS else []
+    inputs = set(SPLIT_INPUTS) if variant in RATING_VARIANTS else set()
+    inputs |= {RANKING_TASK} if variant in RANKING_VARIANTS else set()
     return pipeline(
         _model_evaluation(variant),
         namespace=variant,
-        inputs=SPLIT_INPUTS | {RANKING_TASK},
+        inputs=inputs,
         outputs={output: handed_out(variant, output) for output in outputs},
         parameters={"params:evaluation"},
     )

@@ -6,7 +6,7 @@ of the ``user_requests`` file), and similar movies."""
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import variants_that
 from rating_prediction.pipelines import handed_out
 from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.prediction import predict_pairs
@@ -28,6 +28,9 @@ from .nodes import (
 # Each variant's config and weights, handed out of its namespace to the choice of the
 # served variant (catalog_inference.yml holds them without a copy).
 TRAINED_MODEL = "trained_model"
+# The variants the served model may answer `predict` with: the rating models. Rankers
+# (EASE^R) predict no ratings and are not served yet.
+SERVABLE_VARIANTS = variants_that("predicts_ratings")
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -35,15 +38,15 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def _served_model_nodes() -> list[Node | Pipeline]:
-    """The served model: the chosen variant, its id lookups, titles, fingerprint,
+    """The served model: the chosen rating variant, its id lookups, titles, fingerprint,
     training-rating counts and popularity weight."""
     return [
-        *(_offer(variant) for variant in VARIANTS),
+        *(_offer(variant) for variant in SERVABLE_VARIANTS),
         Node(
             func=select_trained_model,
             inputs=[
                 "params:inference",
-                *(handed_out(v, TRAINED_MODEL) for v in VARIANTS),
+                *(handed_out(v, TRAINED_MODEL) for v in SERVABLE_VARIANTS),
             ],
             outputs=["served_model_config", "served_model_weights"],
             name="select_trained_model_node",

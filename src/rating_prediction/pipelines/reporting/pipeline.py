@@ -1,7 +1,10 @@
 """``reporting`` pipeline: figures (PNG, also logged to MLflow) and a one-page summary.
 
 Comparison figures take one input per model variant and baseline, named by entry, so a
-new variant in ``VARIANTS`` shows up in every figure without touching this file.
+new variant in ``VARIANTS`` shows up in every figure without touching this file: the
+figures of test predictions and training curves draw the variants that predict ratings;
+a ranker (EASE^R) has neither, and shows in the ranking figure and the summary's
+ranking table (its RMSE "–" in the metrics table).
 
 Kedro reserves dotted dataset names for namespaces: only a node in the ``<entry>``
 namespace reads ``<entry>.test_predictions`` or ``<entry>.training_history`` (the
@@ -14,7 +17,7 @@ are handed over as they are (``<variant>_training_history``).
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.baselines import BASELINES
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import variants_that
 from rating_prediction.pipelines import handed_out
 
 from .figures import (
@@ -32,8 +35,9 @@ from .figures import (
 )
 from .summary import write_summary
 
-MODEL_ENTRIES = list(VARIANTS)
-ALL_ENTRIES = [*VARIANTS, *BASELINES]
+# The variants with test predictions and a loss curve: those that predict ratings.
+MODEL_ENTRIES = variants_that("predicts_ratings")
+ALL_ENTRIES = [*MODEL_ENTRIES, *BASELINES]
 POPULARITY_BUCKETS = "popularity_buckets"
 # The data set's rating scale (ingestion's record): the rating axes and bins.
 RATING_SCALE = "rating_scale"

@@ -23,6 +23,8 @@ from rating_prediction.parameters import (
 )
 
 logger = logging.getLogger(__name__)
+# A figure an entry does not have (a ranker's RMSE): shown, never invented.
+NO_FIGURE = "–"
 
 
 def write_summary(
@@ -105,19 +107,42 @@ def _size_rows(splits: list[pl.DataFrame]) -> list[list[str]]:
 
 def format_metrics_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     """Markdown table of every error metric on every split, one row per model or
-    baseline that predicts ratings (ranking-only entries are in the ranking table)."""
+    baseline that predicts ratings, and one of "–" per model variant that only ranks
+    (a ranker such as ``ease``: its figures are in the ranking table). The ranking
+    baselines and the popularity blends are only in the ranking table."""
     header = ["Model"] + [
         f"{split} {metric.upper()}" for metric in METRICS for split in SPLITS
     ]
     rows = [
         [entry]
-        + [f"{by_split[split][metric]:.4f}" for metric in METRICS for split in SPLITS]
+        + [
+            f"{by_split[split][metric]:.4f}" if rates else NO_FIGURE
+            for metric in METRICS
+            for split in SPLITS
+        ]
         for entry, by_split in metrics.items()
-        if all(
-            metric in by_split.get(split, {}) for metric in METRICS for split in SPLITS
-        )
+        for rates in [_predicts_ratings(by_split)]
+        if rates or _ranking_variant(entry, by_split)
     ]
     return _markdown_table(header, rows)
+
+
+def _predicts_ratings(by_split: dict[str, dict[str, float]]) -> bool:
+    return all(
+        metric in by_split.get(split, {}) for metric in METRICS for split in SPLITS
+    )
+
+
+def _ranking_variant(entry: str, by_split: dict[str, dict[str, float]]) -> bool:
+    """An entry with ranking metrics only that is neither a ranking baseline nor a
+    popularity blend: a model variant that ranks but predicts no ratings."""
+    test = by_split.get("test", {})
+    return (
+        entry not in RANKING_BASELINES
+        and not entry.endswith(BLEND_SUFFIX)
+        and bool(test)
+        and all(is_ranking_metric(name) for name in test)
+    )
 
 
 def format_ranking_table(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -154,7 +179,7 @@ def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     else:
         sentence = (
             f"**No variant beats the popularity list on {ndcg}**: the best, `{best}`, "
-            f"reaches {versus} for the most-rated movies recommended to everyone. The "
+            f"reaches {versus} for the most-rated movies recommended to everyone. The rating "
             "models are trained to predict ratings, not to rank (docs/results.md, Ranking)."
         )
     blends = {e: v for e, v in scored.items() if e.endswith(BLEND_SUFFIX)}
