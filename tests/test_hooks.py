@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.hooks import NodeTimingHooks
+from rating_prediction.hooks import NodeTimingHooks, check_served_variant
+from rating_prediction.parameters import ParameterError
 
 
 def identity(value):
@@ -30,3 +32,10 @@ def test_one_line_per_node_with_its_place_and_time(caplog):
         "[2/2] second_node",
     ]
     assert all(line.endswith(" s") for line in lines)
+
+
+def test_a_ranker_as_served_variant_is_refused_before_any_node():
+    check_served_variant("best")
+    check_served_variant("biased_mf")
+    with pytest.raises(ParameterError, match="'inference.served_variant': .*'ease'"):
+        check_served_variant("ease")

@@ -22,7 +22,7 @@ from mlflow.entities import RunStatus
 
 import rating_prediction.pipelines
 from rating_prediction.movielens.releases import check_release_parameters
-from rating_prediction.parameters import ProjectParameters, parse
+from rating_prediction.parameters import ParameterError, ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
 from rating_prediction.runtime.console import narrow_console
 from rating_prediction.runtime.lineage import Lineage
@@ -33,6 +33,7 @@ from rating_prediction.runtime.run_guard import (
     project_tags,
     remove_partial_files,
 )
+from rating_prediction.serving.bundle import BEST_VARIANT, select_served_variant
 from rating_prediction.serving.registry import log_and_register
 
 LINEAGE_MANIFEST = Path("data") / "lineage.json"
@@ -47,7 +48,25 @@ class ParameterCheckHooks:
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        check_release_parameters(parse(ProjectParameters, context.params, ""))
+        parameters = parse(ProjectParameters, context.params, "")
+        check_release_parameters(parameters)
+        check_served_variant(parameters.inference.served_variant)
+
+
+def check_served_variant(served_variant: str) -> None:
+    """``inference.served_variant`` against the variant registry, before any node runs
+    (the parameter model knows the variants' names, not what each can do).
+
+    Raises:
+        ParameterError: If it names a variant the served model cannot answer
+            ``predict`` with (a ranker), listing the valid values.
+    """
+    if served_variant == BEST_VARIANT:
+        return
+    try:
+        select_served_variant({}, served_variant)
+    except ValueError as error:
+        raise ParameterError(f"'inference.served_variant': {error}") from None
 
 
 class RunGuardHooks:
