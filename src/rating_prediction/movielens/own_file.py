@@ -119,9 +119,14 @@ def _content(path: Path, key: str) -> tuple[Path | bytes, str]:
         raise MovieLensError(f"{path} ({key}) is not a readable zip: {error}") from None
 
 
+def _readable(content: Path | bytes) -> Path | io.BytesIO:
+    """What polars reads: the file's path, or a zip member's bytes as a file."""
+    return io.BytesIO(content) if isinstance(content, bytes) else content
+
+
 def _text_scan(content: Path | bytes, separator: str, label: str) -> pl.LazyFrame:
     """Every column as text; a clear error for an empty file."""
-    source = io.BytesIO(content) if isinstance(content, bytes) else content
+    source = _readable(content)
     try:
         scan = pl.scan_csv(source, separator=separator, infer_schema=False)
         scan.collect_schema()
@@ -143,12 +148,12 @@ def _scan(own: OwnFile, parsed: bool = False) -> pl.LazyFrame:
     """
     content, suffix = _content(own.ratings_path, "ingestion.file.path")
     if suffix == ".parquet":
-        source = io.BytesIO(content) if isinstance(content, bytes) else content
+        source = _readable(content)
         return pl.scan_parquet(source)
     scan = _text_scan(content, own.settings.separator, own.label)
     if not parsed or not _plain_head(content, own.settings.separator):
         return scan
-    source = io.BytesIO(content) if isinstance(content, bytes) else content
+    source = _readable(content)
     return pl.scan_csv(
         source,
         separator=own.settings.separator,
@@ -417,7 +422,7 @@ def read_own_items(own: OwnFile) -> pl.DataFrame:
     label = f"{own.items_path} (ingestion.file.items.path)"
     content, suffix = _content(own.items_path, "ingestion.file.items.path")
     if suffix == ".parquet":
-        source = io.BytesIO(content) if isinstance(content, bytes) else content
+        source = _readable(content)
         table = pl.read_parquet(source)
     else:
         table = _text_scan(content, items.separator, label).collect()
