@@ -198,7 +198,8 @@ def test_a_user_sample_keeps_the_sampled_users_pairs_only():
         + train["movieIdMapped"].to_numpy()
     )
     np.testing.assert_array_equal(
-        sample.train_keys, train_keys[np.isin(train_keys // full.n_keys, sample.users)]
+        sample.history_keys,
+        train_keys[np.isin(train_keys // full.n_keys, sample.users)],
     )
     np.testing.assert_array_equal(sample.candidates, full.candidates)
     np.testing.assert_array_equal(sample.candidate_counts, full.candidate_counts)

@@ -1,11 +1,16 @@
 """Top-K ranking metrics of what a model would recommend, scored in blocks of users.
 
-The protocol (the usual one of LensKit, RecBole or Microsoft Recommenders):
+The protocol (the usual one of LensKit, RecBole or Microsoft Recommenders), over a
+*history* (the ratings known when the list is made) and a *target* split:
 
-- **candidates**: the movies seen in training, minus the ones the user rated in train;
-- **relevant**: the user's test ratings of at least ``relevance_threshold`` stars;
-- **users**: every user with at least one relevant test rating;
+- **candidates**: the movies seen in the history, minus the ones the user rated there;
+- **relevant**: the user's target ratings of at least ``relevance_threshold`` stars;
+- **users**: every user with at least one relevant target rating;
 - each user's top ``k`` candidates by score are compared with the relevant set.
+
+On test, the history is train + val: everything known before test, which is what a
+model refitted on train + val has seen, and what the served model excludes. On val
+(choosing a ranker's settings), the history is train.
 
 Per user, with ``hit_i`` = 1 when the movie at rank ``i`` (1-based) is relevant and
 ``R`` the number of relevant test ratings:
@@ -16,7 +21,7 @@ Per user, with ``hit_i`` = 1 when the movie at rank ``i`` (1-based) is relevant 
 - ``map@K`` = sum(hit_i * precision@i) / min(R, K) (average precision at K);
 
 each averaged over users; ``coverage`` is the share of the candidate catalogue (movies
-seen in training) that appears in at least one user's top K.
+seen in the history) that appears in at least one user's top K.
 
 Scores come from a *scorer*: a function of a block of user indices returning a
 ``(block, n_candidates)`` float matrix. Blocks hold at most ``max_pairs`` (user,
@@ -48,19 +53,19 @@ class RankingTask:
     """Who is ranked, over which movies, and what counts as a hit.
 
     Attributes:
-        candidates: Sorted mapped ids of the movies seen in training (the columns).
-        users: Sorted mapped ids of the ranked users (with a relevant test rating).
-        train_keys: Sorted ``user * n_keys + movie`` of the ranked users' training
-            pairs.
-        relevant_keys: Sorted ``user * n_keys + movie`` of every relevant test pair.
-        n_relevant: The number of relevant test ratings of each of ``users``.
+        candidates: Sorted mapped ids of the movies seen in the history (the columns).
+        users: Sorted mapped ids of the ranked users (with a relevant target rating).
+        history_keys: Sorted ``user * n_keys + movie`` of the ranked users' history
+            pairs (never candidates for them).
+        relevant_keys: Sorted ``user * n_keys + movie`` of every relevant target pair.
+        n_relevant: The number of relevant target ratings of each of ``users``.
         n_keys: The key multiplier (above every movie index).
-        candidate_counts: The training ratings of each candidate (popularity).
+        candidate_counts: The history's ratings of each candidate (popularity).
     """
 
     candidates: np.ndarray
     users: np.ndarray
-    train_keys: np.ndarray
+    history_keys: np.ndarray
     relevant_keys: np.ndarray
     n_relevant: np.ndarray
     n_keys: int
@@ -68,39 +73,41 @@ class RankingTask:
 
 
 def ranking_task(
-    train_ratings: pl.DataFrame,
-    test_ratings: pl.DataFrame,
+    history_ratings: pl.DataFrame,
+    target_ratings: pl.DataFrame,
     relevance_threshold: float,
     max_users: int | None = None,
     seed: int = 0,
 ) -> RankingTask:
-    """The ranking task of a split: candidates from train, relevance from test.
+    """The ranking task of a target split: candidates from the history (train for val;
+    train + val for test), relevance from the target.
 
     With ``max_users``, a seeded sample of at most that many of the users with a
-    relevant test rating is ranked: the metrics are means over users, so a sample of
+    relevant target rating is ranked: the metrics are means over users, so a sample of
     tens of thousands estimates them closely at a fraction of the cost of scoring
     every user against every movie (480,189 x 17,770 at the Netflix Prize's size).
     """
     n_keys = 1 + int(
-        max(train_ratings["movieIdMapped"].max(), test_ratings["movieIdMapped"].max())
+        max(
+            history_ratings["movieIdMapped"].max(),
+            target_ratings["movieIdMapped"].max(),
+        )
     )
-    relevant = test_ratings.filter(pl.col("rating") >= relevance_threshold)
+    relevant = target_ratings.filter(pl.col("rating") >= relevance_threshold)
     per_user = relevant.group_by("userIdMapped").len().sort("userIdMapped")
     if max_users is not None and per_user.height > max_users:
         per_user = per_user.sample(max_users, seed=seed).sort("userIdMapped")
         relevant = relevant.join(per_user, on="userIdMapped", how="semi")
-    ranked = train_ratings
-    if per_user.height < train_ratings["userIdMapped"].n_unique():
-        ranked = train_ratings.join(per_user, on="userIdMapped", how="semi")
-    candidates = np.unique(train_ratings["movieIdMapped"].to_numpy())
+    ranked = history_ratings.join(per_user, on="userIdMapped", how="semi")
+    candidates = np.unique(history_ratings["movieIdMapped"].to_numpy())
     return RankingTask(
         candidates=candidates,
         users=per_user["userIdMapped"].to_numpy().astype(np.int64),
-        train_keys=_sorted_keys(ranked, n_keys),
+        history_keys=_sorted_keys(ranked, n_keys),
         relevant_keys=_sorted_keys(relevant, n_keys),
         n_relevant=per_user["len"].to_numpy(),
         n_keys=n_keys,
-        candidate_counts=candidate_rating_counts(train_ratings, candidates),
+        candidate_counts=candidate_rating_counts(history_ratings, candidates),
     )
 
 
@@ -112,7 +119,7 @@ def ranking_metrics(
     per_user = {name: [] for name in ranking_metric_names(k)[:4]}
     recommended = np.zeros(task.candidates.size, dtype=bool)
     for start, block in _user_blocks(task, max_pairs):
-        top, valid = top_k(_mask_train(task, block, scorer(block)), k)
+        top, valid = top_k(_mask_history(task, block, scorer(block)), k)
         recommended[top[valid]] = True
         hits = _is_relevant(task, block[:, None] * task.n_keys + task.candidates[top])
         hits &= valid
@@ -142,11 +149,11 @@ def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:
 
 
 def candidate_rating_counts(
-    train_ratings: pl.DataFrame, candidates: np.ndarray
+    history_ratings: pl.DataFrame, candidates: np.ndarray
 ) -> np.ndarray:
-    """The number of training ratings of each candidate movie, in candidate order."""
+    """The number of history ratings of each candidate movie, in candidate order."""
     counts = np.bincount(
-        train_ratings["movieIdMapped"].to_numpy(), minlength=candidates.max() + 1
+        history_ratings["movieIdMapped"].to_numpy(), minlength=candidates.max() + 1
     )
     return counts[candidates]
 
@@ -178,16 +185,19 @@ def _user_blocks(task: RankingTask, max_pairs: int) -> Iterator[tuple[int, np.nd
         yield start, task.users[start : start + block_size]
 
 
-def _mask_train(task: RankingTask, users: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``scores`` with -inf where the user rated the movie in train (not a candidate).
+def _mask_history(
+    task: RankingTask, users: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
+    """``scores`` with -inf where the user rated the movie in the history (not a
+    candidate).
 
-    ``users`` are sorted, so their training pairs are one slice of the sorted keys:
-    the cost is the block's training ratings, not its users times the candidates.
+    ``users`` are sorted, so their history pairs are one slice of the sorted keys:
+    the cost is the block's history ratings, not its users times the candidates.
     """
     low, high = np.searchsorted(
-        task.train_keys, [users[0] * task.n_keys, (users[-1] + 1) * task.n_keys]
+        task.history_keys, [users[0] * task.n_keys, (users[-1] + 1) * task.n_keys]
     )
-    keys = task.train_keys[low:high]
+    keys = task.history_keys[low:high]
     rows = np.searchsorted(users, keys // task.n_keys)
     in_block = users[rows.clip(max=users.size - 1)] == keys // task.n_keys
     columns = np.searchsorted(task.candidates, keys % task.n_keys)
@@ -197,7 +207,7 @@ def _mask_train(task: RankingTask, users: np.ndarray, scores: np.ndarray) -> np.
 
 
 def _is_relevant(task: RankingTask, keys: np.ndarray) -> np.ndarray:
-    """Whether each ``user * n_keys + movie`` key is a relevant test pair: a binary
+    """Whether each ``user * n_keys + movie`` key is a relevant target pair: a binary
     search in the sorted keys (``np.isin`` would hash all of them for every block)."""
     if task.relevant_keys.size == 0:
         return np.zeros(keys.shape, dtype=bool)

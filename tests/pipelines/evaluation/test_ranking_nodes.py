@@ -43,7 +43,9 @@ def splits():
 
 @pytest.fixture(scope="module")
 def task(splits):
-    return build_ranking_task(splits["train"], splits["test"], EVALUATION, SCALE)
+    return build_ranking_task(
+        splits["train"], splits["val"], splits["test"], EVALUATION, SCALE
+    )
 
 
 def test_every_ranking_node_reports_the_five_metrics(task):
@@ -84,8 +86,12 @@ def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
 
 def test_a_user_sample_ranks_that_many_users_seeded(splits, task):
     sampled = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "max_users": 7}}
-    first = build_ranking_task(splits["train"], splits["test"], sampled, SCALE)
-    again = build_ranking_task(splits["train"], splits["test"], sampled, SCALE)
+    first = build_ranking_task(
+        splits["train"], splits["val"], splits["test"], sampled, SCALE
+    )
+    again = build_ranking_task(
+        splits["train"], splits["val"], splits["test"], sampled, SCALE
+    )
     assert first.users.size == 7
     assert set(first.users) <= set(task.users)
     np.testing.assert_array_equal(first.users, again.users)
@@ -119,13 +125,49 @@ def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():
     assert plot_ranking_metrics(metrics).axes
 
 
+def _history(splits) -> pl.DataFrame:
+    return pl.concat([splits["train"], splits["val"]])
+
+
+def test_the_history_is_train_and_val_for_candidates_exclusion_and_popularity(splits):
+    """Test ranking knows what happened before test: a movie rated only in val is a
+    candidate, a user's val movies are never candidates for that user, and popularity
+    counts the val ratings too."""
+    new_movie = int(_history(splits)["movieIdMapped"].max()) + 1
+    first = splits["val"].head(1)
+    splits = {
+        **splits,
+        "val": pl.concat(
+            [
+                splits["val"],
+                first.with_columns(pl.lit(new_movie).alias("movieIdMapped")),
+            ]
+        ),
+    }
+    task = build_ranking_task(
+        splits["train"], splits["val"], splits["test"], EVALUATION, SCALE
+    )
+    assert new_movie in task.candidates
+    history = _history(splits).join(
+        pl.DataFrame({"userIdMapped": task.users}), on="userIdMapped", how="semi"
+    )
+    expected_keys = np.sort(
+        history["userIdMapped"].to_numpy().astype(np.int64) * task.n_keys
+        + history["movieIdMapped"].to_numpy()
+    )
+    np.testing.assert_array_equal(task.history_keys, expected_keys)
+    counts = _history(splits)["movieIdMapped"].value_counts()
+    expected_counts = dict(zip(counts["movieIdMapped"], counts["count"]))
+    assert [expected_counts[m] for m in task.candidates] == list(task.candidate_counts)
+
+
 def _with_ranking(**ranking) -> dict:
     return {**EVALUATION, "ranking": {**EVALUATION["ranking"], **ranking}}
 
 
 def _relevant_keys(splits, evaluation, scale) -> np.ndarray:
     return build_ranking_task(
-        splits["train"], splits["test"], evaluation, scale
+        splits["train"], splits["val"], splits["test"], evaluation, scale
     ).relevant_keys
 
 
@@ -134,7 +176,7 @@ def test_the_default_fraction_of_movielens_scale_keeps_the_former_threshold(spli
     by_fraction = _with_ranking(relevance_threshold=None, relevance_fraction=0.75)
     np.testing.assert_array_equal(
         _relevant_keys(splits, by_fraction, SCALE),
-        ranking_task(splits["train"], splits["test"], 4.0).relevant_keys,
+        ranking_task(_history(splits), splits["test"], 4.0).relevant_keys,
     )
     # Another fraction is another threshold: fewer relevant ratings at 0.85 (4.325).
     higher = _with_ranking(relevance_threshold=None, relevance_fraction=0.85)
@@ -152,7 +194,7 @@ def test_the_threshold_from_a_fraction_follows_the_data_sets_scale(splits):
     }
     ten_stars = {"min": 1.0, "max": 10.0, "inferred": True}
     by_fraction = _with_ranking(relevance_threshold=None)
-    expected = ranking_task(doubled["train"], doubled["test"], 8.0).relevant_keys
+    expected = ranking_task(_history(doubled), doubled["test"], 8.0).relevant_keys
     np.testing.assert_array_equal(
         _relevant_keys(doubled, by_fraction, ten_stars), expected
     )
@@ -160,7 +202,7 @@ def test_the_threshold_from_a_fraction_follows_the_data_sets_scale(splits):
     stated = _with_ranking(relevance_threshold=6.0)
     np.testing.assert_array_equal(
         _relevant_keys(doubled, stated, ten_stars),
-        ranking_task(doubled["train"], doubled["test"], 6.0).relevant_keys,
+        ranking_task(_history(doubled), doubled["test"], 6.0).relevant_keys,
     )
 
 
@@ -169,6 +211,7 @@ def test_a_stated_threshold_off_the_data_sets_scale_is_refused(splits, threshold
     with pytest.raises(ParameterError) as error:
         build_ranking_task(
             splits["train"],
+            splits["val"],
             splits["test"],
             _with_ranking(relevance_threshold=threshold),
             SCALE,

@@ -185,13 +185,15 @@ def compute_split_metrics(
 
 def build_ranking_task(
     train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame,
     test_ratings: pl.DataFrame,
     evaluation: dict[str, Any],
     rating_scale: dict[str, Any],
 ) -> RankingTask:
     """Who is ranked over which candidates, and what is relevant
     (``evaluation.ranking``, its threshold on ``rating_scale``, the data set's): built
-    once for every ranking entry.
+    once for every ranking entry. The history is train + val, everything known before
+    test: no entry recommends a movie the user rated there.
 
     Raises:
         ParameterError: If a stated ``evaluation.ranking.relevance_threshold`` is not
@@ -211,7 +213,7 @@ def build_ranking_task(
         else f"evaluation.ranking.relevance_fraction {settings.relevance_fraction:g}",
     )
     return ranking_task(
-        train_ratings,
+        pl.concat([train_ratings, val_ratings], how="vertical_relaxed"),
         test_ratings,
         threshold,
         settings.max_users,
@@ -257,7 +259,8 @@ def rank_with_popularity_blend(
 def rank_by_popularity(
     ranking_task: RankingTask, evaluation: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
-    """Ranking metrics of the most-rated movies in train, the same list for everyone."""
+    """Ranking metrics of the most-rated movies in train + val, the same list for
+    everyone."""
     return _rank(ranking_task, evaluation, count_scorer(ranking_task.candidate_counts))
 
 

@@ -70,6 +70,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 func=build_ranking_task,
                 inputs=[
                     "train_ratings",
+                    "val_ratings",
                     "test_ratings",
                     "params:evaluation",
                     RATING_SCALE,
