@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from rating_prediction.parameters import ParameterError, TuningParameters, parse
-from rating_prediction.training.tuning import check_tunable, with_values
+from rating_prediction.training.tuning import VAL_MSE, check_tunable, with_values
 
 
 def test_a_ranker_is_not_tuned_on_val_mse():
-    check_tunable("biased_mf")
+    check_tunable("biased_mf", VAL_MSE)
     with pytest.raises(ParameterError, match="'tuning.variant': 'ease' ranks movies"):
-        check_tunable("ease")
+        check_tunable("ease", VAL_MSE)
 
 
 def test_with_values_sets_dotted_keys_on_a_copy():

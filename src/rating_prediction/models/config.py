@@ -23,6 +23,8 @@ class ModelConfig(BaseModel):
             as ``global_mean``.
         best_epoch: The epoch whose weights were kept (chosen on val).
         best_val_loss: The held-out val MSE of that epoch, measured before any refit.
+        best_val_ndcg: A ranker's held-out val NDCG@K, measured on its fit on train
+            before any refit (the served ranker's choice).
         refit_on_train_val: Whether the saved weights were retrained on train + val.
         fit_seconds: Wall time of the whole fit, refit included.
     """
@@ -35,6 +37,7 @@ class ModelConfig(BaseModel):
     model_kwargs: dict[str, bool | int | float]
     best_epoch: int | None = None
     best_val_loss: float | None = None
+    best_val_ndcg: float | None = None
     refit_on_train_val: bool = False
     fit_seconds: float | None = None
 

@@ -170,13 +170,15 @@ class EaseParameters(Parameters):
     weights: the model is a ``max_items`` x ``max_items`` matrix, so the cap bounds
     memory (about 12 * max_items^2 bytes at the fit's peak) and time; movies beyond
     it get no score from EASE and rank last. ``regularization`` is the L2 weight
-    (lambda) added to the Gram matrix's diagonal.
+    (lambda) added to the Gram matrix's diagonal. With ``refit_on_train_val`` the
+    model is fitted again on train + val once its val NDCG@K is measured.
     """
 
     regularization: PositiveFloat = 200.0
     feedback: Literal["binary", "rating"] = "binary"
     min_rating: NonNegativeFloat | None = None
     max_items: PositiveInt = 20_000
+    refit_on_train_val: StrictBool = True
 
     @field_validator("max_items")
     @classmethod

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
@@ -56,6 +56,12 @@ class TrainingData:
             movie_mapping=movie_mapping,
             rating_scale=RatingScale.from_dict(rating_scale),
         )
+
+    def with_val_in_train(self) -> TrainingData:
+        """The same data with val appended to train: what a refit on train + val
+        fits on."""
+        train = pl.concat([self.train, self.val], how="vertical_relaxed")
+        return replace(self, train=train)
 
     @property
     def id_counts(self) -> tuple[int, int]:

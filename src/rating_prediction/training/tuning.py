@@ -2,9 +2,11 @@
 
 The study lives in an Optuna RDB storage (SQLite by default, next to ``mlflow.db``), so a
 second search with the same ``study_name`` resumes it and adds trials. Each trial trains
-the variant on train, scores it on val (the held-out val MSE the training pipeline
-records as ``best_val_loss``, never test) and, inside a ``kedro run``, is logged as an
-MLflow run nested under the run's own.
+the variant on train, scores it on val with the study's :class:`Objective` (never on
+test) and, inside a ``kedro run``, is logged as an MLflow run nested under the run's
+own. A rating model minimises the held-out val MSE the training pipeline records as
+``best_val_loss`` (:data:`VAL_MSE`); a ranker maximises val NDCG@K, an objective the
+tuning node builds from the evaluation's ranking settings.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import mlflow
 import optuna
@@ -67,65 +71,96 @@ def with_values(options: dict[str, Any], values: dict[str, Any]) -> dict[str, An
     return updated
 
 
-def val_loss(name: str, options: dict[str, Any], data: TrainingData) -> float:
-    """The held-out val MSE of the variant ``name`` fitted on train with ``options``
-    (never refitted on train + val), through its entry in the variant registry."""
+@dataclass(frozen=True)
+class Objective:
+    """What a trial's fit is scored by.
+
+    Attributes:
+        name: The figure's name in MLflow (``<variant>.<name>``) and in the tuned file
+            (``best_<name>``).
+        direction: Optuna's ``minimize`` or ``maximize``.
+        score: The figure of a variant fitted on train with the given options,
+            measured on val: ``score(variant, options, data)``.
+    """
+
+    name: str
+    direction: Literal["minimize", "maximize"]
+    score: Callable[[str, dict[str, Any], TrainingData], float]
+
+
+def fitted_on_train(name: str, options: dict[str, Any], data: TrainingData):
+    """The variant ``name`` fitted on train with ``options``, never refitted on
+    train + val: ``(weights, config, history)``."""
     entry = variant(name)
     parsed = parse(
         entry.parameters,
         {**options, "refit_on_train_val": False},
         f"training.{name}",
     )
-    _, config, _ = entry.fit_function()(name, parsed, data)
+    return entry.fit_function()(name, parsed, data)
+
+
+def val_loss(name: str, options: dict[str, Any], data: TrainingData) -> float:
+    """The held-out val MSE of the variant ``name`` fitted on train with ``options``
+    (never refitted on train + val), through its entry in the variant registry."""
+    _, config, _ = fitted_on_train(name, options, data)
     return float(config.best_val_loss)
 
 
-def check_tunable(name: str) -> None:
-    """Refuse a variant the search cannot score: it minimises the held-out val MSE,
-    which a ranker (``ease``) does not have.
+VAL_MSE = Objective("val_mse", "minimize", val_loss)
+
+
+def check_tunable(name: str, objective: Objective) -> None:
+    """Refuse a variant the objective cannot score: the val MSE of a ranker
+    (``ease``), which predicts no ratings.
 
     Raises:
         ParameterError: Naming ``tuning.variant`` and the variants it may be.
     """
-    if not variant(name).predicts_ratings:
+    if objective is VAL_MSE and not variant(name).predicts_ratings:
         tunable = ", ".join(variants_that("predicts_ratings"))
         raise ParameterError(
             f"Invalid parameters:\n- 'tuning.variant': {name!r} ranks movies but "
-            "predicts no ratings, and the search minimises the val MSE: choose one of "
-            f"{tunable} (choose a ranker's settings on val NDCG@K instead, "
-            "docs/pipelines.md)."
+            "predicts no ratings, and this search minimises the val MSE: choose one "
+            f"of {tunable}, or tune it through the tuning pipeline, which scores a "
+            "ranker on val NDCG@K."
         )
 
 
 def run_study(
-    settings: TuningParameters, base_options: dict[str, Any], data: TrainingData
+    settings: TuningParameters,
+    base_options: dict[str, Any],
+    data: TrainingData,
+    objective: Objective = VAL_MSE,
 ) -> optuna.Study:
-    """Create or resume the study and add ``settings.n_trials`` trials.
+    """Create or resume the study and add ``settings.n_trials`` trials, each scored by
+    ``objective``.
 
     Raises:
-        ParameterError: If ``settings.variant`` predicts no ratings
+        ParameterError: If ``objective`` cannot score ``settings.variant``
             (:func:`check_tunable`).
     """
-    check_tunable(settings.variant)
+    check_tunable(settings.variant, objective)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=settings.storage,
         load_if_exists=True,
-        direction="minimize",
+        direction=objective.direction,
         # Seeded, and shifted by the trials already there, so a resumed study does not
         # replay the first run's suggestions.
         sampler=optuna.samplers.TPESampler(seed=settings.seed + _n_trials(settings)),
     )
     logger.info(
-        "tuning %s: study %r in %s holds %d trials; adding %d",
+        "tuning %s on %s: study %r in %s holds %d trials; adding %d",
         settings.variant,
+        objective.name,
         settings.study_name,
         settings.storage,
         len(study.trials),
         settings.n_trials,
     )
     study.optimize(
-        lambda trial: _trial(trial, settings, base_options, data),
+        lambda trial: _trial(trial, settings, base_options, data, objective),
         n_trials=settings.n_trials,
         # A combination the parameter checks refuse fails its trial, not the search.
         catch=(ParameterError,),
@@ -147,13 +182,14 @@ def _trial(
     settings: TuningParameters,
     base_options: dict[str, Any],
     data: TrainingData,
+    objective: Objective,
 ) -> float:
-    """Train with the trial's values and return the val MSE, inside a nested MLflow run
-    when a run is active (``kedro run``)."""
+    """Train with the trial's values and return the objective's val figure, inside a
+    nested MLflow run when a run is active (``kedro run``)."""
     values = suggest(trial, settings.search_space)
     options = with_values(base_options, values)
     if mlflow.active_run() is None:
-        return val_loss(settings.variant, options, data)
+        return objective.score(settings.variant, options, data)
     with mlflow.start_run(
         run_name=f"{settings.study_name}-trial-{trial.number}", nested=True
     ):
@@ -161,12 +197,14 @@ def _trial(
             {"optuna.study": settings.study_name, "optuna.trial": trial.number}
         )
         mlflow.log_params({f"{settings.variant}.{k}": v for k, v in values.items()})
-        loss = val_loss(settings.variant, options, data)
-        mlflow.log_metric(f"{settings.variant}.val_mse", loss)
-    return loss
+        value = objective.score(settings.variant, options, data)
+        mlflow.log_metric(f"{settings.variant}.{objective.name}", value)
+    return value
 
 
-def best_parameters(study: optuna.Study, settings: TuningParameters) -> dict[str, Any]:
+def best_parameters(
+    study: optuna.Study, settings: TuningParameters, objective: Objective = VAL_MSE
+) -> dict[str, Any]:
     """The best trial's values as a parameters file a Kedro environment can hold:
     ``training.<variant>`` overrides, and a ``_tuning`` record (ignored by the runs)."""
     best = study.best_trial
@@ -177,14 +215,15 @@ def best_parameters(study: optuna.Study, settings: TuningParameters) -> dict[str
             "storage": settings.storage,
             "complete_trials": len(complete),
             "best_trial": best.number,
-            "best_val_mse": best.value,
+            f"best_{objective.name}": best.value,
         },
         "training": {settings.variant: with_values({}, best.params)},
     }
 
 
 def trials_table(study: optuna.Study) -> pl.DataFrame:
-    """Every trial: number, state, val MSE and the values tried (``param.<key>``)."""
+    """Every trial: number, state, val figure and the values tried
+    (``param.<key>``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         frame = study.trials_dataframe(attrs=("number", "state", "value", "params"))

@@ -16,6 +16,12 @@ from rating_prediction.pipelines.training.pipeline import create_variant_pipelin
 from tests.fakes import fake_movies
 
 SPLIT_INPUTS = ("train_ratings", "val_ratings", "user_mapping", "movie_mapping")
+# A ranker's val NDCG@K is measured with the evaluation's ranking settings.
+EVALUATION = {
+    "prediction_batch_size": 10_000,
+    "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
+    "ranking": {"k": 5},
+}
 
 
 def _run(splits, training_parameters, variants=VARIANTS):
@@ -25,6 +31,7 @@ def _run(splits, training_parameters, variants=VARIANTS):
     catalog = DataCatalog({name: MemoryDataset(splits[name]) for name in SPLIT_INPUTS})
     catalog["movies"] = MemoryDataset(fake_movies(splits["movie_mapping"]))
     catalog["rating_scale"] = MemoryDataset(MOVIELENS_SCALE.to_dict())
+    catalog["params:evaluation"] = MemoryDataset(EVALUATION)
     for variant in variants:
         catalog[f"params:training.{variant}"] = MemoryDataset(
             training_parameters[variant]
@@ -59,6 +66,9 @@ def test_pipeline_trains_every_variant(splits, training_parameters):
         expected_rows = 6 if VARIANTS[variant].predicts_ratings else 1
         assert catalog.load(f"{variant}.training_history").height == expected_rows
         assert catalog.load(f"{variant}.model_weights")
+        if not VARIANTS[variant].predicts_ratings:
+            assert 0 < config["best_val_ndcg"] <= 1
+            assert config["refit_on_train_val"] is True
 
 
 @pytest.mark.slow

@@ -14,6 +14,8 @@ from rating_prediction.models.variants import variant
 from rating_prediction.parameters import parse
 from rating_prediction.training.data import TrainingData
 
+from .ranker import fit_ranker
+
 FitOutputs = tuple[dict[str, torch.Tensor], dict[str, Any], pl.DataFrame]
 
 
@@ -27,11 +29,14 @@ def train_model(
     rating_scale: dict[str, Any],
     parameters: dict[str, Any],
     variant_name: str,
+    evaluation: dict[str, Any] | None = None,
 ) -> FitOutputs:
     """Fit ``variant_name`` with ``parameters`` (``training.<variant>``) by its fit
     function: the Lightning variants keep their best epoch on val, ``bayesian_fm``
-    chooses its number of samples on val; each refits on train + val if asked. Every
-    model predicts on ``rating_scale`` (the data set's, as ingestion recorded it).
+    chooses its number of samples on val; a ranker is scored on val NDCG@K
+    (``evaluation``'s ranking settings, :func:`~.ranker.fit_ranker`); each refits on
+    train + val if asked. Every model predicts on ``rating_scale`` (the data set's, as
+    ingestion recorded it).
 
     Returns:
         The weights (a state dict), the model config as ``config.json`` holds it
@@ -53,7 +58,10 @@ def train_model(
         movies=movies,
         rating_scale=rating_scale,
     )
-    weights, config, history = entry.fit_function()(variant_name, options, data)
+    if entry.predicts_ratings:
+        weights, config, history = entry.fit_function()(variant_name, options, data)
+    else:
+        weights, config, history = fit_ranker(entry, options, data, evaluation or {})
     return weights, config.model_dump(), history
 
 

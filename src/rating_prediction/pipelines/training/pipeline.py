@@ -6,6 +6,7 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import variant as registered
 
 from .nodes import train_node
 
@@ -20,7 +21,13 @@ TRAINING_INPUTS = [
 
 
 def create_variant_pipeline(variant: str) -> Pipeline:
-    """The training node in the ``variant`` namespace, reading ``params:training.<variant>``."""
+    """The training node in the ``variant`` namespace, reading
+    ``params:training.<variant>``; a ranker also reads ``params:evaluation`` (its
+    val NDCG@K is measured with the evaluation's ranking settings)."""
+    ranker = not registered(variant).predicts_ratings
+    parameters = {"params:training_options": f"params:training.{variant}"}
+    if ranker:
+        parameters["params:evaluation"] = "params:evaluation"
     return Pipeline(
         [
             Node(
@@ -28,6 +35,7 @@ def create_variant_pipeline(variant: str) -> Pipeline:
                 inputs={
                     **{name: name for name in TRAINING_INPUTS},
                     "parameters": "params:training_options",
+                    **({"evaluation": "params:evaluation"} if ranker else {}),
                 },
                 outputs=["model_weights", "model_config", "training_history"],
                 name="train_model",
@@ -35,7 +43,7 @@ def create_variant_pipeline(variant: str) -> Pipeline:
         ],
         namespace=variant,
         inputs=set(TRAINING_INPUTS),
-        parameters={"params:training_options": f"params:training.{variant}"},
+        parameters=parameters,
     )
 
 

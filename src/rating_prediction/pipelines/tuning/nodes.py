@@ -6,7 +6,9 @@ from typing import Any
 
 import polars as pl
 
-from rating_prediction.parameters import TuningParameters, parse
+from rating_prediction.models.variants import variant
+from rating_prediction.parameters import EvaluationParameters, TuningParameters, parse
+from rating_prediction.pipelines.training.ranker import held_out_ndcg
 from rating_prediction.training import tuning
 from rating_prediction.training.data import TrainingData
 
@@ -21,9 +23,11 @@ def tune_hyperparameters(
     rating_scale: dict[str, Any],
     tuning_parameters: dict[str, Any],
     training_parameters: dict[str, Any],
+    evaluation_parameters: dict[str, Any],
 ) -> tuple[dict[str, Any], pl.DataFrame]:
     """Add ``tuning.n_trials`` trials to the study of ``tuning.variant`` (created or
-    resumed), each trained on train and scored on val.
+    resumed), each trained on train and scored on val: a rating model by its val MSE,
+    a ranker by its val NDCG@K (:func:`ranking_objective`).
 
     Returns:
         The best parameters as a Kedro parameters file (``training.<variant>``
@@ -38,5 +42,36 @@ def tune_hyperparameters(
         movies=movies,
         rating_scale=rating_scale,
     )
-    study = tuning.run_study(settings, training_parameters[settings.variant], data)
-    return tuning.best_parameters(study, settings), tuning.trials_table(study)
+    objective = (
+        tuning.VAL_MSE
+        if variant(settings.variant).predicts_ratings
+        else ranking_objective(evaluation_parameters)
+    )
+    base_options = training_parameters[settings.variant]
+    study = tuning.run_study(settings, base_options, data, objective)
+    return (
+        tuning.best_parameters(study, settings, objective),
+        tuning.trials_table(study),
+    )
+
+
+def ranking_objective(evaluation: dict[str, Any]) -> tuning.Objective:
+    """A ranker's val NDCG@K (``evaluation.ranking``), to maximise: the same figure
+    that chooses the served ranker.
+
+    The score raises ``ValueError`` when no val rating is relevant: no setting can
+    be told from another.
+    """
+    k = parse(EvaluationParameters, evaluation, "evaluation").ranking.k
+
+    def score(name: str, options: dict[str, Any], data: TrainingData) -> float:
+        weights, config, _ = tuning.fitted_on_train(name, options, data)
+        ndcg = held_out_ndcg(config, weights, data, evaluation)
+        if ndcg is None:
+            raise ValueError(
+                f"Cannot tune {name} on val NDCG@{k}: no val rating reaches the "
+                "relevance threshold (evaluation.ranking)."
+            )
+        return ndcg
+
+    return tuning.Objective(f"val_ndcg_at_{k}", "maximize", score)

@@ -20,6 +20,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             **{name: name for name in TRAINING_INPUTS},
             "tuning_parameters": "params:tuning",
             "training_parameters": "params:training",
+            "evaluation_parameters": "params:evaluation",
         },
         outputs=["tuned_parameters", "tuning_trials"],
         name="tune_hyperparameters_node",
