@@ -23,8 +23,10 @@ class ModelConfig(BaseModel):
             as ``global_mean``.
         best_epoch: The epoch whose weights were kept (chosen on val).
         best_val_loss: The held-out val MSE of that epoch, measured before any refit.
-        best_val_ndcg: A ranker's held-out val NDCG@K, measured on its fit on train
-            before any refit (the served ranker's choice).
+        best_val_ndcg: The held-out val NDCG@K of the fit on train, measured before
+            any refit (for a ranker, the served ranker's choice).
+        popularity_weight: The popularity blend's weight with the best held-out val
+            NDCG@K (``evaluation.ranking.popularity_weight: val``).
         refit_on_train_val: Whether the saved weights were retrained on train + val.
         fit_seconds: Wall time of the whole fit, refit included.
     """
@@ -38,6 +40,7 @@ class ModelConfig(BaseModel):
     best_epoch: int | None = None
     best_val_loss: float | None = None
     best_val_ndcg: float | None = None
+    popularity_weight: float | None = None
     refit_on_train_val: bool = False
     fit_seconds: float | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import (
     Field,
     NonNegativeFloat,
@@ -31,18 +33,20 @@ class RankingParameters(Parameters):
     ``relevance_fraction`` of the way up the scale (:meth:`threshold`: 0.75 of
     MovieLens's 0.5..5 is 3.875, the 4 stars and up). Candidates are the movies seen in
     train or val that the user has not rated there (the history: everything known
-    before test). Users are scored in
-    blocks of at most ``prediction_batch_size`` (user, movie) pairs. Above 0,
-    ``popularity_weight`` also ranks each variant's scores blended with log popularity
-    (entry ``<variant>_popularity_blend``). ``max_users`` ranks a seeded sample of at
-    most that many of the users (``None``: every user).
+    before test). Users are scored in blocks of at most ``prediction_batch_size``
+    (user, movie) pairs. ``popularity_weight`` also ranks each variant's scores blended
+    with log popularity (entry ``<variant>_popularity_blend``): at the weight chosen on
+    val for each variant (``val``: the best val NDCG@K of its fit on train, recorded
+    as ``popularity_weight`` in its config), or at a stated weight; 0 switches the
+    blend entries off. ``max_users`` ranks a seeded sample of at most that many of the
+    users (``None``: every user).
     """
 
     k: PositiveInt = 10
     relevance_threshold: float | None = None
     relevance_fraction: float = Field(default=0.75, gt=0, le=1)
     random_seed: NonNegativeInt = 42
-    popularity_weight: Weight = 0.5
+    popularity_weight: Weight | Literal["val"] = "val"
     max_users: PositiveInt | None = None
 
     def threshold(self, scale: RatingScale) -> float:

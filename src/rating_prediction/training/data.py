@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import polars as pl
 
 from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
+from rating_prediction.models.factorization import RatingModel
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,9 @@ class TrainingData:
         movie_mapping: ``movieId`` to ``movieIdMapped``.
         rating_scale: The data set's rating scale (the ``rating_scale`` dataset): every
             variant's model squashes or clips its predictions to it.
+        on_fitted_on_train: Called by a fit function with the model fitted on train,
+            before any refit on train + val, and this data (the training node
+            measures what it ranks on val); ``None``: nobody asks.
     """
 
     train: pl.DataFrame
@@ -33,6 +38,7 @@ class TrainingData:
     movies: pl.DataFrame | None = None
     movie_mapping: pl.DataFrame | None = None
     rating_scale: RatingScale = MOVIELENS_SCALE
+    on_fitted_on_train: Callable[[RatingModel, TrainingData], None] | None = None
 
     @classmethod
     def from_catalog(
@@ -56,6 +62,11 @@ class TrainingData:
             movie_mapping=movie_mapping,
             rating_scale=RatingScale.from_dict(rating_scale),
         )
+
+    def report_fitted_on_train(self, model: RatingModel) -> None:
+        """Hand ``model``, fitted on train before any refit, to ``on_fitted_on_train``."""
+        if self.on_fitted_on_train is not None:
+            self.on_fitted_on_train(model, self)
 
     def with_val_in_train(self) -> TrainingData:
         """The same data with val appended to train: what a refit on train + val

@@ -81,7 +81,36 @@ def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
     popularity = rank_by_popularity(task, EVALUATION)
     assert blend["test"]["ndcg@5"] == pytest.approx(popularity["test"]["ndcg@5"])
     off = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "popularity_weight": 0}}
-    assert rank_with_popularity_blend(config, weights, task, off) is None
+    assert rank_with_popularity_blend(config, weights, task, off) == {}
+
+
+def test_by_default_the_blend_takes_the_weight_the_model_chose_on_val(task):
+    """``popularity_weight: val`` reads the model's own ``popularity_weight``: at 1
+    the blend is the popularity list; a model that chose 0, or none, has no entry."""
+    config, weights = fake_trained_model("biased_mf")
+    chosen_on_val = {**EVALUATION, "ranking": {**EVALUATION["ranking"]}}
+    chosen_on_val["ranking"].pop("popularity_weight", None)
+    popularity = rank_by_popularity(task, EVALUATION)["test"]["ndcg@5"]
+    blend = rank_with_popularity_blend(
+        config | {"popularity_weight": 1.0}, weights, task, chosen_on_val
+    )
+    assert blend["test"]["ndcg@5"] == pytest.approx(popularity)
+    for no_weight in (0.0, None):
+        assert (
+            rank_with_popularity_blend(
+                config | {"popularity_weight": no_weight}, weights, task, chosen_on_val
+            )
+            == {}
+        )
+    # A stated weight wins over the model's.
+    stated = {
+        **EVALUATION,
+        "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
+    }
+    stated_blend = rank_with_popularity_blend(
+        config | {"popularity_weight": 0.0}, weights, task, stated
+    )
+    assert stated_blend["test"]["ndcg@5"] == pytest.approx(popularity)
 
 
 def test_a_user_sample_ranks_that_many_users_seeded(splits, task):
@@ -107,7 +136,7 @@ def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():
     ranking = gather_ranking_metrics(
         biased_mf={"test": dict.fromkeys(NAMES, 0.1)},
         popularity={"test": dict.fromkeys(NAMES, 0.2)},
-        biased_mf_popularity_blend=None,
+        biased_mf_popularity_blend={},
     )
     metrics, mlflow = gather_metrics(ranking_metrics=ranking, biased_mf=errors)
     assert metrics["biased_mf"]["test"] == {

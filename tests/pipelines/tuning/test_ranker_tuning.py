@@ -9,7 +9,7 @@ import pytest
 from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.models.variants import variant
 from rating_prediction.parameters import EaseParameters
-from rating_prediction.pipelines.training.ranker import fit_ranker
+from rating_prediction.pipelines.training.val_ranking import fit_ranker
 from rating_prediction.pipelines.tuning.nodes import tune_hyperparameters
 from rating_prediction.training.data import TrainingData
 from tests.fakes import fake_movies, learnable_splits

@@ -28,7 +28,7 @@ from rating_prediction.evaluation.ranking import (
 )
 from rating_prediction.models import baselines
 from rating_prediction.models.baselines import BaselinePredictor
-from rating_prediction.models.config import load_trained_model
+from rating_prediction.models.config import ModelConfig, load_trained_model
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
     Scorer,
@@ -238,16 +238,26 @@ def rank_with_popularity_blend(
     model_weights: dict[str, torch.Tensor],
     ranking_task: RankingTask,
     evaluation: dict[str, Any],
-) -> dict[str, dict[str, float]] | None:
-    """Ranking metrics of the model's scores blended with log popularity,
-    ``evaluation.ranking.popularity_weight`` of the latter (both standardised per
-    user); ``None`` when the weight is 0 (no blend entry)."""
-    weight = parse(
+) -> dict[str, dict[str, float]]:
+    """Ranking metrics of the model's scores blended with log popularity (both
+    standardised per user) at ``evaluation.ranking.popularity_weight``: the weight
+    the training node chose on val for this model (``val``), or the stated one;
+    empty (no blend entry: Kedro saves no ``None``) at 0 or when no weight was
+    chosen."""
+    stated = parse(
         EvaluationParameters, evaluation, "evaluation"
     ).ranking.popularity_weight
-    if weight == 0:
-        return None
-    model = load_trained_model(model_config, model_weights)
+    config = ModelConfig.model_validate(model_config)
+    weight = config.popularity_weight if stated == "val" else stated
+    if not weight:
+        if stated == "val":
+            logger.info(
+                "%s: no popularity blend entry (the weight chosen on val is %s)",
+                config.variant,
+                weight,
+            )
+        return {}
+    model = load_trained_model(config, model_weights)
     scorer = blended_scorer(
         model_scorer(model, ranking_task.candidates),
         log_count_scorer(ranking_task.candidate_counts),
@@ -304,15 +314,11 @@ def gather_metrics(
 
 
 def gather_ranking_metrics(
-    **ranking_metrics: dict[str, dict[str, float]] | None,
+    **ranking_metrics: dict[str, dict[str, float]],
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Every entry's ranking metrics, by entry name; entries switched off (``None``,
+    """Every entry's ranking metrics, by entry name; entries switched off (empty,
     e.g. a popularity blend of weight 0) are left out."""
-    return {
-        entry: metrics
-        for entry, metrics in ranking_metrics.items()
-        if metrics is not None
-    }
+    return {entry: metrics for entry, metrics in ranking_metrics.items() if metrics}
 
 
 def _merged(

@@ -14,7 +14,7 @@ from rating_prediction.models.variants import variant
 from rating_prediction.parameters import parse
 from rating_prediction.training.data import TrainingData
 
-from .ranker import fit_ranker
+from .val_ranking import fit_with_val_ranking
 
 FitOutputs = tuple[dict[str, torch.Tensor], dict[str, Any], pl.DataFrame]
 
@@ -33,10 +33,11 @@ def train_model(
 ) -> FitOutputs:
     """Fit ``variant_name`` with ``parameters`` (``training.<variant>``) by its fit
     function: the Lightning variants keep their best epoch on val, ``bayesian_fm``
-    chooses its number of samples on val; a ranker is scored on val NDCG@K
-    (``evaluation``'s ranking settings, :func:`~.ranker.fit_ranker`); each refits on
-    train + val if asked. Every model predicts on ``rating_scale`` (the data set's, as
-    ingestion recorded it).
+    chooses its number of samples on val; each refits on train + val if asked. With
+    ``evaluation`` (its ranking settings), what the fit on train ranks on val is
+    recorded before any refit (:mod:`~.val_ranking`): ``best_val_ndcg`` and the
+    popularity blend's ``popularity_weight``; a ranker needs it. Every model predicts
+    on ``rating_scale`` (the data set's, as ingestion recorded it).
 
     Returns:
         The weights (a state dict), the model config as ``config.json`` holds it
@@ -58,10 +59,7 @@ def train_model(
         movies=movies,
         rating_scale=rating_scale,
     )
-    if entry.predicts_ratings:
-        weights, config, history = entry.fit_function()(variant_name, options, data)
-    else:
-        weights, config, history = fit_ranker(entry, options, data, evaluation or {})
+    weights, config, history = fit_with_val_ranking(entry, options, data, evaluation)
     return weights, config.model_dump(), history
 
 

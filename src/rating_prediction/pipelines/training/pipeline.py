@@ -6,7 +6,6 @@ from __future__ import annotations
 from kedro.pipeline import Node, Pipeline
 
 from rating_prediction.models.variants import VARIANTS
-from rating_prediction.models.variants import variant as registered
 
 from .nodes import train_node
 
@@ -22,12 +21,8 @@ TRAINING_INPUTS = [
 
 def create_variant_pipeline(variant: str) -> Pipeline:
     """The training node in the ``variant`` namespace, reading
-    ``params:training.<variant>``; a ranker also reads ``params:evaluation`` (its
-    val NDCG@K is measured with the evaluation's ranking settings)."""
-    ranker = not registered(variant).predicts_ratings
-    parameters = {"params:training_options": f"params:training.{variant}"}
-    if ranker:
-        parameters["params:evaluation"] = "params:evaluation"
+    ``params:training.<variant>`` and ``params:evaluation`` (what the fit on train
+    ranks on val is measured with the evaluation's ranking settings)."""
     return Pipeline(
         [
             Node(
@@ -35,7 +30,7 @@ def create_variant_pipeline(variant: str) -> Pipeline:
                 inputs={
                     **{name: name for name in TRAINING_INPUTS},
                     "parameters": "params:training_options",
-                    **({"evaluation": "params:evaluation"} if ranker else {}),
+                    "evaluation": "params:evaluation",
                 },
                 outputs=["model_weights", "model_config", "training_history"],
                 name="train_model",
@@ -43,7 +38,10 @@ def create_variant_pipeline(variant: str) -> Pipeline:
         ],
         namespace=variant,
         inputs=set(TRAINING_INPUTS),
-        parameters=parameters,
+        parameters={
+            "params:training_options": f"params:training.{variant}",
+            "params:evaluation": "params:evaluation",
+        },
     )
 
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import polars as pl
 
+from rating_prediction.models.config import load_trained_model
 from rating_prediction.models.variants import variant
 from rating_prediction.parameters import EvaluationParameters, TuningParameters, parse
-from rating_prediction.pipelines.training.ranker import held_out_ndcg
+from rating_prediction.pipelines.training.val_ranking import val_ranking
 from rating_prediction.training import tuning
 from rating_prediction.training.data import TrainingData
 
@@ -66,7 +67,8 @@ def ranking_objective(evaluation: dict[str, Any]) -> tuning.Objective:
 
     def score(name: str, options: dict[str, Any], data: TrainingData) -> float:
         weights, config, _ = tuning.fitted_on_train(name, options, data)
-        ndcg = held_out_ndcg(config, weights, data, evaluation)
+        model = load_trained_model(config, weights)
+        ndcg = val_ranking(name, model, data, evaluation, blend=False)["best_val_ndcg"]
         if ndcg is None:
             raise ValueError(
                 f"Cannot tune {name} on val NDCG@{k}: no val rating reaches the "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import mlflow
@@ -43,7 +44,8 @@ with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     import myfm
 
 from rating_prediction.data.schema import MOVIELENS_SCALE, RatingScale
-from rating_prediction.models.config import ModelConfig
+from rating_prediction.models.config import ModelConfig, load_trained_model
+from rating_prediction.models.factorization import RatingModel
 from rating_prediction.parameters import BayesianFMParameters
 from rating_prediction.training.bayesian_fm.export import export_biased_mf
 from rating_prediction.training.bayesian_fm.features import (
@@ -90,7 +92,12 @@ def fit_variant(
         else None
     )
     return fit_bayesian_fm(
-        options, (data.train, data.val), data.id_counts, genres, data.rating_scale
+        options,
+        (data.train, data.val),
+        data.id_counts,
+        genres,
+        data.rating_scale,
+        on_fitted_on_train=data.report_fitted_on_train,
     )
 
 
@@ -100,11 +107,14 @@ def fit_bayesian_fm(
     id_counts: tuple[int, int],
     genres: sps.csr_matrix | None = None,
     scale: RatingScale = MOVIELENS_SCALE,
+    *,
+    on_fitted_on_train: Callable[[RatingModel], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], ModelConfig, pl.DataFrame]:
     """Sample on train, choose the number of samples on val (the running posterior
     mean's MSE), then sample the final model (on train + val with
     ``options.refit_on_train_val``) and export it as a biased MF whose predictions are
-    clipped to ``scale`` (the data set's rating scale).
+    clipped to ``scale`` (the data set's rating scale). ``on_fitted_on_train`` gets
+    the chosen model of the chain on train, exported, before any refit.
 
     Returns:
         The exported weights, the model config (``best_epoch``: samples drawn;
@@ -115,6 +125,8 @@ def fit_bayesian_fm(
     fitted = fitted_ratings([train], options)
     on_train = choose_samples(options, (fitted, val), id_counts, genres)
     best, chosen = on_train.best, on_train.settings
+    if on_fitted_on_train is not None:
+        on_fitted_on_train(_exported_model(on_train, id_counts, scale))
     model, blocks, data = on_train.model, on_train.blocks, fitted
     if options.refit_on_train_val:
         data = fitted_ratings([train, val], options)
@@ -135,6 +147,23 @@ def fit_bayesian_fm(
     )
     log_fit(on_train.history, seconds, chosen, data.height)
     return weights, config, on_train.history
+
+
+def _exported_model(
+    on_train: SampledOnTrain, id_counts: tuple[int, int], scale: RatingScale
+) -> RatingModel:
+    """The chain on train's chosen samples as the biased MF the variant exports."""
+    chosen = on_train.settings
+    weights, global_mean = export_biased_mf(
+        on_train.model, on_train.blocks, chosen.n_kept_samples
+    )
+    config = ModelConfig(
+        variant=VARIANT,
+        n_users=id_counts[0],
+        n_movies=id_counts[1],
+        model_kwargs=exported_model_kwargs(chosen, global_mean, scale),
+    )
+    return load_trained_model(config, weights)
 
 
 def fitted_ratings(
