@@ -9,10 +9,13 @@ from rating_prediction.parameters import ParameterError, TuningParameters, parse
 from rating_prediction.training.tuning import check_tunable, with_values
 
 
-def test_a_ranker_is_not_tuned_on_val_mse():
+@pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
+def test_a_ranker_is_not_tuned_on_val_mse(ranker):
     check_tunable("biased_mf")
-    with pytest.raises(ParameterError, match="'tuning.variant': 'ease' ranks movies"):
-        check_tunable("ease")
+    with pytest.raises(
+        ParameterError, match=f"'tuning.variant': '{ranker}' ranks movies"
+    ):
+        check_tunable(ranker)
 
 
 def test_with_values_sets_dotted_keys_on_a_copy():
