@@ -213,11 +213,11 @@ class AlsParameters(ImplicitRankerParameters):
     confidence 1. ``regularization`` is the L2 weight of both factor tables; positive,
     it also keeps the user step that folds a new user in well posed."""
 
-    factors: PositiveInt = 64
-    regularization: PositiveFloat = 0.1
-    alpha: NonNegativeFloat = 10.0
+    factors: PositiveInt = 128
+    regularization: PositiveFloat = 20.0
+    alpha: NonNegativeFloat = 0.5
     iterations: PositiveInt = 15
-    feedback: Literal["binary", "rating"] = "binary"
+    feedback: Literal["binary", "rating"] = "rating"
 
 
 class BprParameters(ImplicitRankerParameters):
@@ -233,11 +233,11 @@ class BprParameters(ImplicitRankerParameters):
     (:meth:`~rating_prediction.models.rankers.BprRanker.fold_in_user`); SGD's own
     ``regularization`` is far too weak for it."""
 
-    factors: PositiveInt = 64
+    factors: PositiveInt = 128
     learning_rate: PositiveFloat = 0.01
     regularization: NonNegativeFloat = 0.01
-    iterations: PositiveInt = 100
-    fold_in_regularization: PositiveFloat = 30.0
+    iterations: PositiveInt = 50
+    fold_in_regularization: PositiveFloat = 10.0
 
     @model_validator(mode="before")
     @classmethod
