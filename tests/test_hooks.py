@@ -34,8 +34,11 @@ def test_one_line_per_node_with_its_place_and_time(caplog):
     assert all(line.endswith(" s") for line in lines)
 
 
-def test_a_ranker_as_served_variant_is_refused_before_any_node():
+@pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
+def test_a_ranker_as_served_variant_is_refused_before_any_node(ranker):
     check_served_variant("best")
     check_served_variant("biased_mf")
-    with pytest.raises(ParameterError, match="'inference.served_variant': .*'ease'"):
-        check_served_variant("ease")
+    with pytest.raises(
+        ParameterError, match=f"'inference.served_variant': .*'{ranker}'"
+    ):
+        check_served_variant(ranker)

@@ -58,6 +58,8 @@ def test_every_node_of_the_default_run_has_its_pipeline_row():
         "training: biased_mf",
         "training: bayesian_fm",
         "training: ease",
+        "training: als",
+        "training: bpr",
         "evaluation",
         "reporting",
         "inference",

@@ -73,12 +73,13 @@ def test_capabilities_select_variants():
     assert variants_that("folds_in") == ["biased_mf", "bayesian_fm"]
 
 
-def test_ease_ranks_only():
-    entry = variant("ease")
+@pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
+def test_rankers_rank_only(ranker):
+    entry = variant(ranker)
     assert (entry.predicts_ratings, entry.ranks, entry.folds_in) == (
         False,
         True,
         False,
     )
-    assert "ease" not in variants_that("predicts_ratings")
-    assert "ease" in variants_that("ranks")
+    assert ranker not in variants_that("predicts_ratings")
+    assert ranker in variants_that("ranks")

@@ -14,12 +14,8 @@ from rating_prediction.models.scoring import score_block, top_k
 from rating_prediction.parameters import EaseParameters, ParameterError, parse
 from rating_prediction.parameters.training import TrainingParameters
 from rating_prediction.training.data import TrainingData
-from rating_prediction.training.ease import (
-    ease_weights,
-    fit_variant,
-    implicit_feedback,
-    kept_items,
-)
+from rating_prediction.training.ease import ease_weights, fit_variant, kept_items
+from rating_prediction.training.feedback import implicit_feedback
 
 # Four users, five movies; movie 4 has no training rating.
 RATINGS = [
@@ -132,7 +128,7 @@ def test_top_k_ranks_by_the_scores_and_never_recommends_a_movie_without_weights(
 
 
 def test_the_cap_keeps_the_most_rated_movies_ties_to_the_lower_index():
-    feedback = implicit_feedback(ratings(), EaseParameters())
+    feedback = implicit_feedback(ratings(), "binary", None)
     assert kept_items(feedback, 2).tolist() == [0, 1]
     assert kept_items(feedback, 3).tolist() == [0, 1, 2]
     assert kept_items(feedback, 100).tolist() == [0, 1, 2, 3]

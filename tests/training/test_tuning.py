@@ -9,10 +9,13 @@ from rating_prediction.parameters import ParameterError, TuningParameters, parse
 from rating_prediction.training.tuning import VAL_MSE, check_tunable, with_values
 
 
-def test_a_ranker_is_not_tuned_on_val_mse():
+@pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
+def test_a_ranker_is_not_tuned_on_val_mse(ranker):
     check_tunable("biased_mf", VAL_MSE)
-    with pytest.raises(ParameterError, match="'tuning.variant': 'ease' ranks movies"):
-        check_tunable("ease", VAL_MSE)
+    with pytest.raises(
+        ParameterError, match=f"'tuning.variant': '{ranker}' ranks movies"
+    ):
+        check_tunable(ranker, VAL_MSE)
 
 
 def test_with_values_sets_dotted_keys_on_a_copy():

@@ -2,7 +2,8 @@
 kernel, and the variant registry.
 
 - :mod:`.factorization`: the rating models (``nn.Module``);
-- :mod:`.rankers`: the rankers, whose scores order movies but are not ratings (EASE^R);
+- :mod:`.rankers`: the rankers, whose scores order movies but are not ratings (EASE^R,
+  implicit ALS and BPR), and their fold-in of a new user and similar movies;
 - :mod:`.config`: ``ModelConfig``, the format of a trained model's ``config.json``, and
   the model it rebuilds;
 - :mod:`.baselines`: the mean and bias baselines;

@@ -23,11 +23,13 @@ from rating_prediction.models.factorization import (
     InnerSigmoidModel,
     RatingModel,
 )
-from rating_prediction.models.rankers import EaseRanker
+from rating_prediction.models.rankers import AlsRanker, BprRanker, EaseRanker
 from rating_prediction.parameters import Parameters
 from rating_prediction.parameters.training import (
+    AlsParameters,
     BayesianFMParameters,
     BiasedMFArguments,
+    BprParameters,
     EaseParameters,
     InnerSigmoidArguments,
     VariantParameters,
@@ -71,6 +73,7 @@ class Variant:
 
 
 LIGHTNING_FIT = "rating_prediction.training.fit:fit_variant"
+IMPLICIT_FIT = "rating_prediction.training.implicit_rankers:fit_variant"
 
 VARIANTS: dict[str, Variant] = {
     entry.name: entry
@@ -105,6 +108,28 @@ VARIANTS: dict[str, Variant] = {
             EaseRanker,
             EaseParameters,
             "rating_prediction.training.ease:fit_variant",
+            predicts_ratings=False,
+            ranks=True,
+            folds_in=False,
+        ),
+        # Factor rankers on the same implicit feedback, fitted by benfred's
+        # `implicit` library: implicit ALS (confidence-weighted least squares) and BPR
+        # (pairwise ranking by SGD). Rankers like ease: no ratings, not folded in by
+        # the served model (yet).
+        Variant(
+            "als",
+            AlsRanker,
+            AlsParameters,
+            IMPLICIT_FIT,
+            predicts_ratings=False,
+            ranks=True,
+            folds_in=False,
+        ),
+        Variant(
+            "bpr",
+            BprRanker,
+            BprParameters,
+            IMPLICIT_FIT,
             predicts_ratings=False,
             ranks=True,
             folds_in=False,

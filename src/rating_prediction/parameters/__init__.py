@@ -42,9 +42,11 @@ from rating_prediction.parameters.processing import (
 from rating_prediction.parameters.project import ProjectParameters
 from rating_prediction.parameters.reporting import ReportingParameters
 from rating_prediction.parameters.training import (
+    AlsParameters,
     BayesianFMFeatures,
     BayesianFMParameters,
     BiasedMFArguments,
+    BprParameters,
     EaseParameters,
     InnerSigmoidArguments,
     OptimizerParameters,
@@ -57,11 +59,13 @@ from rating_prediction.parameters.tuning import SearchDimension, TuningParameter
 
 __all__ = [
     "MAX_PARAMETER_REQUESTS",
+    "AlsParameters",
     "BatchRecommendParameters",
     "BayesianFMFeatures",
     "BayesianFMParameters",
     "BiasBaselineParameters",
     "BiasedMFArguments",
+    "BprParameters",
     "CrossValidationParameters",
     "EaseParameters",
     "EvaluationParameters",

@@ -194,6 +194,68 @@ class EaseParameters(Parameters):
         return max_items
 
 
+class ImplicitRankerParameters(Parameters):
+    """What ``training.als`` and ``training.bpr`` share: factor tables fitted by
+    benfred's ``implicit`` library on implicit feedback from the training ratings (every
+    rating of at least ``min_rating``; ``None``: every rating), for a fixed number of
+    ``iterations`` (nothing is chosen on val during the fit). ``seed`` seeds the
+    initial factors; ``num_threads`` is the CPU threads of the fit (0: every core).
+    With ``refit_on_train_val`` the model is fitted again on train + val once its val
+    NDCG@K is measured."""
+
+    factors: PositiveInt
+    iterations: PositiveInt
+    min_rating: NonNegativeFloat | None = None
+    seed: NonNegativeInt = 42
+    num_threads: NonNegativeInt = 0
+    refit_on_train_val: StrictBool = True
+
+
+class AlsParameters(ImplicitRankerParameters):
+    """``training.als``: implicit ALS (Hu, Koren & Volinsky 2008). Each interaction is
+    a preference of confidence ``1 + alpha * value`` (the value: 1 for ``feedback:
+    binary``, the rating for ``rating``); every other (user, movie) pair a 0 of
+    confidence 1. ``regularization`` is the L2 weight of both factor tables; positive,
+    it also keeps the user step that folds a new user in well posed."""
+
+    factors: PositiveInt = 128
+    regularization: PositiveFloat = 20.0
+    alpha: NonNegativeFloat = 0.5
+    iterations: PositiveInt = 15
+    feedback: Literal["binary", "rating"] = "rating"
+
+
+class BprParameters(ImplicitRankerParameters):
+    """``training.bpr``: Bayesian Personalized Ranking (Rendle et al. 2009), fitted by
+    SGD with ``learning_rate`` and L2 weight ``regularization`` over ``iterations``
+    epochs of sampled (user, interaction, other movie) triples. Its feedback is binary
+    (which movies a user rated, at least ``min_rating``): there is no ``feedback``
+    key. With ``num_threads`` other than 1 the SGD threads race (Hogwild), so two fits
+    with the same seed differ slightly; ``num_threads: 1`` repeats exactly.
+
+    BPR has no closed-form user step: a new user is folded in by ridge regression of
+    their movies' factors onto a score of 1, of L2 weight ``fold_in_regularization``
+    (:meth:`~rating_prediction.models.rankers.BprRanker.fold_in_user`); SGD's own
+    ``regularization`` is far too weak for it."""
+
+    factors: PositiveInt = 128
+    learning_rate: PositiveFloat = 0.01
+    regularization: NonNegativeFloat = 0.01
+    iterations: PositiveInt = 50
+    fold_in_regularization: PositiveFloat = 10.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binary_feedback_only(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "feedback" in values:
+            raise ValueError(
+                "BPR learns from binary feedback only (which movies a user rated, "
+                "at least min_rating): it has no interaction weights. Remove "
+                "training.bpr.feedback (or use training.als, which weighs ratings)"
+            )
+        return values
+
+
 class TrainingParameters(Parameters):
     """``training``: one block per model variant; the key names the variant."""
 
@@ -201,6 +263,8 @@ class TrainingParameters(Parameters):
     biased_mf: VariantParameters[BiasedMFArguments]
     bayesian_fm: BayesianFMParameters
     ease: EaseParameters = EaseParameters()
+    als: AlsParameters = AlsParameters()
+    bpr: BprParameters = BprParameters()
 
 
 def known_variant(variant: str) -> str:

@@ -9,6 +9,10 @@
 - :mod:`.fit`: training one Lightning variant, end to end;
 - :mod:`.bayesian_fm`: myFM's Gibbs-sampled Bayesian FM, exported as a biased MF
   (the package: features, sampling, export);
+- :mod:`.feedback`: implicit feedback from the training ratings, and the one-row fit
+  log, shared by the rankers;
 - :mod:`.ease`: EASE^R's closed form on implicit feedback (a ranker);
+- :mod:`.implicit_rankers`: implicit ALS and BPR, fitted by benfred's ``implicit``
+  library (rankers);
 - :mod:`.tuning`: the Optuna search on the val split.
 """

@@ -14,21 +14,16 @@ interactions in blocks of users, and inverted through its Cholesky factor.
 
 from __future__ import annotations
 
-import logging
 import time
 
-import mlflow
 import numpy as np
 import polars as pl
 import torch
-from mlflow.entities import Metric
-from mlflow.tracking import MlflowClient
 
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import EaseParameters
 from rating_prediction.training.data import TrainingData
-
-logger = logging.getLogger(__name__)
+from rating_prediction.training.feedback import implicit_feedback, log_fit
 
 # Users x items values of the dense block of users whose product is added to the Gram
 # matrix at a time (128 MB of float32).
@@ -48,7 +43,7 @@ def fit_variant(
         one-row history (kept items, interactions, fit seconds).
     """
     started = time.perf_counter()
-    feedback = implicit_feedback(data.train, options)
+    feedback = implicit_feedback(data.train, options.feedback, options.min_rating)
     items = kept_items(feedback, options.max_items)
     offsets, columns, values = user_rows(feedback, items, data.n_users)
     weights = {
@@ -75,42 +70,8 @@ def fit_variant(
             "fit_seconds": [round(seconds, 3)],
         }
     )
-    log_fit(variant, history, options.regularization)
+    log_fit(variant, history, f"lambda {options.regularization:g}")
     return weights, config, history
-
-
-def log_fit(variant: str, history: pl.DataFrame, regularization: float) -> None:
-    """Log the fit, and its one row into the active MLflow run (if any) as
-    ``<variant>.<column>``: kept items, interactions, fit seconds."""
-    row = history.row(0, named=True)
-    logger.info(
-        "%s: %s items kept, %s interactions, lambda %g; %.1f s",
-        variant,
-        f"{row['n_items']:,}",
-        f"{row['n_interactions']:,}",
-        regularization,
-        row["fit_seconds"],
-    )
-    run = mlflow.active_run()
-    if run is None:
-        return
-    stamp = int(time.time() * 1000)
-    metrics = [
-        Metric(f"{variant}.{name}", float(value), stamp, 0)
-        for name, value in row.items()
-    ]
-    MlflowClient().log_batch(run.info.run_id, metrics=metrics)
-
-
-def implicit_feedback(ratings: pl.DataFrame, options: EaseParameters) -> pl.DataFrame:
-    """``userIdMapped``, ``movieIdMapped`` and ``value`` of each interaction: every
-    rating of at least ``options.min_rating``, valued 1 (``binary``) or its rating."""
-    if options.min_rating is not None:
-        ratings = ratings.filter(pl.col("rating") >= options.min_rating)
-    value = pl.lit(1.0) if options.feedback == "binary" else pl.col("rating")
-    return ratings.select(
-        "userIdMapped", "movieIdMapped", value.cast(pl.Float32).alias("value")
-    )
 
 
 def kept_items(feedback: pl.DataFrame, max_items: int) -> np.ndarray:
