@@ -56,3 +56,15 @@ def test_overrides_cap_epochs_and_are_checked():
 
 def test_summarize_folds_needs_no_parameters():
     assert summarize_folds(fold_metrics())["folds"] == [f"fold{i}" for i in range(1, 6)]
+
+
+def test_an_entry_missing_from_a_fold_is_left_out_of_the_summary():
+    """A popularity blend whose weight could not be chosen on one fold's val split has
+    no entry there: the summary keeps the entries every fold has."""
+    folds = fold_metrics()
+    for index, fold in enumerate(folds.values()):
+        if index != 2:
+            fold["blend"] = {"test": {"ndcg@10": 0.2}}
+    summary = summarize_folds(folds)
+    assert "blend" not in str(summary)
+    assert FIRST in str(summary)

@@ -226,14 +226,20 @@ def _comparisons(
 
 
 def _entries(fold_metrics: FoldMetrics) -> dict[str, dict[str, list[str]]]:
-    """Entry -> split -> metric names present in every fold."""
+    """Entry -> split -> metric names present in every fold (an entry some fold lacks,
+    such as a popularity blend whose weight could not be chosen there, is left out)."""
     folds = list(fold_metrics.values())
     return {
         entry: {
-            split: [m for m in metrics if all(m in f[entry][split] for f in folds)]
+            split: [
+                m
+                for m in metrics
+                if all(m in f.get(entry, {}).get(split, {}) for f in folds)
+            ]
             for split, metrics in splits.items()
         }
         for entry, splits in folds[0].items()
+        if all(entry in f for f in folds)
     }
 
 

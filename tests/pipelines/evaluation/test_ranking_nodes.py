@@ -86,7 +86,7 @@ def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
 
 def test_by_default_the_blend_takes_the_weight_the_model_chose_on_val(task):
     """``popularity_weight: val`` reads the model's own ``popularity_weight``: at 1
-    the blend is the popularity list; a model that chose 0, or none, has no entry."""
+    the blend is the popularity list, at 0 the model's own ranking."""
     config, weights = fake_trained_model("biased_mf")
     chosen_on_val = {**EVALUATION, "ranking": {**EVALUATION["ranking"]}}
     chosen_on_val["ranking"].pop("popularity_weight", None)
@@ -95,13 +95,20 @@ def test_by_default_the_blend_takes_the_weight_the_model_chose_on_val(task):
         config | {"popularity_weight": 1.0}, weights, task, chosen_on_val
     )
     assert blend["test"]["ndcg@5"] == pytest.approx(popularity)
-    for no_weight in (0.0, None):
-        assert (
-            rank_with_popularity_blend(
-                config | {"popularity_weight": no_weight}, weights, task, chosen_on_val
-            )
-            == {}
+    # Chosen 0: the blend is the model's own ranking; none chosen: no entry.
+    own = rank_with_model(config, weights, task, chosen_on_val)
+    assert (
+        rank_with_popularity_blend(
+            config | {"popularity_weight": 0.0}, weights, task, chosen_on_val
         )
+        == own
+    )
+    assert (
+        rank_with_popularity_blend(
+            config | {"popularity_weight": None}, weights, task, chosen_on_val
+        )
+        == {}
+    )
     # A stated weight wins over the model's.
     stated = {
         **EVALUATION,

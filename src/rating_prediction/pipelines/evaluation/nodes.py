@@ -241,28 +241,21 @@ def rank_with_popularity_blend(
 ) -> dict[str, dict[str, float]]:
     """Ranking metrics of the model's scores blended with log popularity (both
     standardised per user) at ``evaluation.ranking.popularity_weight``: the weight
-    the training node chose on val for this model (``val``), or the stated one;
-    empty (no blend entry: Kedro saves no ``None``) at 0 or when no weight was
-    chosen."""
+    the training node chose on val for this model (``val``; 0 is the model's own
+    ranking), or the stated one. Empty (no blend entry: Kedro saves no ``None``) for
+    a stated 0, or when no weight could be chosen on val."""
     stated = parse(
         EvaluationParameters, evaluation, "evaluation"
     ).ranking.popularity_weight
     config = ModelConfig.model_validate(model_config)
     weight = config.popularity_weight if stated == "val" else stated
-    if not weight:
-        if stated == "val":
-            logger.info(
-                "%s: no popularity blend entry (the weight chosen on val is %s)",
-                config.variant,
-                weight,
-            )
+    if weight is None or stated == 0:
         return {}
     model = load_trained_model(config, model_weights)
-    scorer = blended_scorer(
-        model_scorer(model, ranking_task.candidates),
-        log_count_scorer(ranking_task.candidate_counts),
-        weight,
-    )
+    scorer = model_scorer(model, ranking_task.candidates)
+    if weight > 0:
+        popularity = log_count_scorer(ranking_task.candidate_counts)
+        scorer = blended_scorer(scorer, popularity, weight)
     return _rank(ranking_task, evaluation, scorer)
 
 
