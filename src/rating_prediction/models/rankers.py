@@ -10,6 +10,10 @@ the weights stay safetensors-friendly, no pickle).
 Only the ``n_items`` items the fit kept (the most-rated training movies, up to
 ``training.ease.max_items``) have weights; every other movie scores ``-inf`` and so
 ranks last (the top-K kernel counts such a movie as no candidate at all).
+
+Every ranker has the interface the served model answers with: ``predict_all_movies``
+(known users, through the scoring kernel), ``fold_in_scores`` (a new user from their own
+implicit feedback, without refitting) and ``similar_scores`` (the movies like one).
 """
 
 from __future__ import annotations
@@ -111,3 +115,34 @@ class EaseRanker(RatingModel):
             0, rows, weights * self.user_values[places]
         )
         return scores.masked_fill_(columns < 0, -torch.inf)
+
+    @torch.no_grad()
+    def fold_in_scores(
+        self, movies: torch.Tensor, values: torch.Tensor
+    ) -> torch.Tensor:
+        """Scores ``(n_movies,)`` of a new user from their interactions: mapped
+        ``movies`` (int64) and their implicit-feedback ``values`` (float32). ``x B``
+        over the kept items, with ``x`` the user's row as the fit would have built it
+        (movies without weights dropped); ``-inf`` elsewhere."""
+        positions = self.item_positions()[movies]
+        kept = positions >= 0
+        row = torch.zeros(len(self.items))
+        row[positions[kept]] = values[kept].float()
+        scores = torch.full((self.n_movies,), -torch.inf)
+        scores[self.items] = row @ self.item_weights
+        return scores
+
+    @torch.no_grad()
+    def similar_scores(self, movie: int) -> torch.Tensor:
+        """Scores ``(n_movies,)`` of every movie as like ``movie`` (mapped): row
+        ``B[movie]``, each kept item's weight from having interacted with ``movie``;
+        ``-inf`` for ``movie`` itself and for movies without weights (all of them when
+        ``movie`` has none)."""
+        scores = torch.full((self.n_movies,), -torch.inf)
+        position = int(self.item_positions()[movie])
+        if position < 0:
+            return scores
+        row = self.item_weights[position].clone()
+        row[position] = -torch.inf
+        scores[self.items] = row
+        return scores
