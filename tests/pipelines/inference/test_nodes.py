@@ -1,5 +1,6 @@
 """Nodes of the inference pipeline: each parses the ``inference`` block it is given."""
 
+import logging
 import re
 
 import polars as pl
@@ -17,16 +18,32 @@ from rating_prediction.pipelines.inference.nodes import (
     recommend_for_new_user,
     recommend_movies,
     select_trained_model,
+    select_trained_ranker,
 )
 from rating_prediction.serving.prediction import PAIR_PREDICTIONS_SCHEMA, predict_pairs
 from rating_prediction.serving.request_files import RequestTable
-from tests.serving.fixtures import answered, inference_parameters
+from tests.serving.fixtures import (
+    EASE_VAL_NDCG,
+    RANKER_TRAINING,
+    answered,
+    inference_parameters,
+)
 
 
 @pytest.fixture
 def trained_models(trained_by_variant) -> list:
-    """Every variant's (config, weights), as the node takes them."""
-    return list(trained_by_variant.values())
+    """Every rating variant's (config, weights), as the node takes them."""
+    return [
+        trained
+        for variant, trained in trained_by_variant.items()
+        if VARIANTS[variant].predicts_ratings
+    ]
+
+
+@pytest.fixture
+def rankers(trained_rankers) -> list:
+    """Every ranker's (config, weights), as the node takes them."""
+    return list(trained_rankers.values())
 
 
 @pytest.fixture
@@ -35,11 +52,14 @@ def rated(train_ratings, val_ratings, test_ratings) -> pl.DataFrame:
 
 
 @pytest.fixture
-def call_node(trained_models, served, rated):
+def call_node(trained_models, rankers, served, rated):
     """Runs the node ``name`` on an ``inference`` parameter block."""
     nodes = {
         "select_trained_model": lambda inference: select_trained_model(
             inference, *trained_models
+        ),
+        "select_trained_ranker": lambda inference: select_trained_ranker(
+            inference, RANKER_TRAINING, *rankers
         ),
         "pairs_from_parameters": pairs_from_parameters,
         "recommend_movies": lambda inference: recommend_movies(
@@ -81,6 +101,57 @@ class TestSelectTrainedModel:
         ):
             select_trained_model(
                 inference_parameters(served_variant="nope"), *trained_models
+            )
+
+
+class TestSelectTrainedRanker:
+    def test_best_ranker_with_its_feedback_settings(self, rankers, trained_rankers):
+        choice = select_trained_ranker(
+            inference_parameters(), RANKER_TRAINING, *rankers
+        )
+        config, weights = trained_rankers["ease"]
+        assert choice.config.variant == "ease"
+        assert choice.config.best_val_ndcg == EASE_VAL_NDCG
+        assert choice.state_dict is weights
+        assert (choice.feedback.feedback, choice.feedback.min_rating) == (
+            "binary",
+            None,
+        )
+
+    def test_the_feedback_settings_are_the_rankers_training_block(self, rankers):
+        training = {"ease": {"feedback": "rating", "min_rating": 3.5}}
+        choice = select_trained_ranker(inference_parameters(), training, *rankers)
+        assert choice.feedback.as_dict() == {"feedback": "rating", "min_rating": 3.5}
+
+    def test_none_serves_no_ranker(self, rankers, caplog):
+        with caplog.at_level(logging.INFO):
+            choice = select_trained_ranker(
+                inference_parameters(served_ranker="none"), RANKER_TRAINING, *rankers
+            )
+        assert choice.config is None
+        assert "No ranker served (served_ranker=none" in caplog.text
+
+    def test_without_a_trained_ranker_the_rating_model_recommends(self, caplog):
+        with caplog.at_level(logging.INFO):
+            choice = select_trained_ranker(inference_parameters(), RANKER_TRAINING)
+        assert choice.config is None
+        assert (
+            "No ranker served (served_ranker=best; trained rankers: none): the rating "
+            "model answers recommend, fold-in and similar."
+        ) in caplog.text
+
+    def test_a_rating_model_is_refused(self, rankers):
+        with pytest.raises(ValueError, match="'biased_mf' is not a ranker"):
+            select_trained_ranker(
+                inference_parameters(served_ranker="biased_mf"),
+                RANKER_TRAINING,
+                *rankers,
+            )
+
+    def test_an_unknown_name_is_refused_by_the_parameter_model(self, rankers):
+        with pytest.raises(ParameterError, match="'inference.served_ranker'"):
+            select_trained_ranker(
+                inference_parameters(served_ranker="nope"), RANKER_TRAINING, *rankers
             )
 
 
@@ -176,6 +247,7 @@ class TestEveryNodeParsesTheWholeBlock:
 
     NODES = [
         "select_trained_model",
+        "select_trained_ranker",
         "pairs_from_parameters",
         "recommend_movies",
         "find_similar_movies",
@@ -192,8 +264,8 @@ class TestEveryNodeParsesTheWholeBlock:
             call_node(node, inference)
         assert (
             "unknown key 'inference.pair'; valid keys here: "
-            "served_variant, pairs, recommend, fold_in, similar, batch_recommend, "
-            "request_files"
+            "served_variant, served_ranker, pairs, recommend, fold_in, similar, "
+            "batch_recommend, request_files"
         ) in str(error.value)
         assert "missing key 'inference.pairs'" in str(error.value)
 
