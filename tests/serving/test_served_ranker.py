@@ -16,7 +16,10 @@ from rating_prediction.evaluation.ranking import model_scorer
 from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.scoring import top_k, top_k_indices
 from rating_prediction.parameters import EaseParameters
-from rating_prediction.pipelines.inference.nodes import collect_rated_pairs
+from rating_prediction.pipelines.inference.nodes import (
+    collect_rated_pairs,
+    recommend_for_new_user,
+)
 from rating_prediction.serving.artifacts import (
     RANKER_FILES,
     load_served_model,
@@ -31,6 +34,7 @@ from rating_prediction.serving.requests import answer_request
 from rating_prediction.serving.similar import similar_movies
 from rating_prediction.training.ease import fit_variant
 from tests.fakes import fake_movies, learnable_splits, training_data
+from tests.serving.fixtures import inference_parameters
 
 K = 10
 # Fewer items than movies: the last-rated movies get no EASE weights.
@@ -229,6 +233,16 @@ class TestFoldIn:
         scores[[0, 1, 2]] = -torch.inf  # every movie the user rated
         best = top_k_indices(scores[None, :], K)[0].numpy()
         assert answer["movieId"].tolist() == served.movies.ids[best].tolist()
+
+    def test_the_pipelines_new_user_is_no_known_user(self, served, splits):
+        # Its id (-1) is no user's, not even the last one's (who is known here).
+        assert served.ranker.users.seen[-1]
+        fold_in = {"ratings": [], "top_k": K}
+        recommended = recommend_for_new_user(
+            served, inference_parameters(fold_in=fold_in)
+        )
+        assert set(recommended["variant"]) == {POPULARITY}
+        assert not recommended["known_user"].any()
 
     def test_the_rating_scale_is_checked(self, served):
         request = pd.DataFrame({"userId": NEW_USER, "movieId": [10], "rating": [9.0]})

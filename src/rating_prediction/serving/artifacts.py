@@ -212,7 +212,7 @@ def _read_ranker_files(folder: Path, serving: dict[str, Any]) -> tuple | None:
 def _ranker(
     files: tuple | None, serving: dict[str, Any], users: IdIndex
 ) -> ServedRanker | None:
-    """The served ranker from its files, its model and id lookup built now."""
+    """The served ranker from its files, its model built now."""
     if files is None:
         return None
     config, weights, history = files
@@ -225,8 +225,7 @@ def _ranker(
     )
     if len(ranker.history.indptr) != len(users) + 1:
         raise ValueError("the ranker's history does not index every user")
-    for built in ("model", "user_lookup"):
-        getattr(ranker, built)
+    ranker.model  # built now, once: checked against the weights
     return ranker
 
 

@@ -68,11 +68,6 @@ class ServedRanker:
         """The trained ranker in eval mode, built from the weights on first use only."""
         return load_trained_model(self.config, self.state_dict)
 
-    @cached_property
-    def user_lookup(self) -> Callable[[np.ndarray], np.ndarray]:
-        """Validated original userIds to the ranker's indices (``-1`` unknown)."""
-        return _fast_lookup(self.users)
-
 
 @dataclass(frozen=True, eq=False)
 class ServedModel:

@@ -131,7 +131,7 @@ def _ranker_block_scores(
     users, the fold-in scores of the users with ratings of their own, and the most-rated
     movies for the others."""
     ranker = served.ranker
-    user_index = ranker.user_lookup(user_ids)
+    user_index = ranker.users.lookup(user_ids)
     scores = scoring.score_block(ranker.model, user_index)
     own = np.zeros(len(user_ids), dtype=bool)
     for row, row_scores in ((folded and folded.scores) or {}).items():

@@ -5,6 +5,7 @@ import re
 
 import polars as pl
 import pytest
+import torch
 
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
@@ -337,6 +338,66 @@ class TestRecommendForNewUser:
     def test_bad_parameters_name_the_key(self, served, fold_in, key):
         with pytest.raises(ParameterError, match=f"'{key}'"):
             recommend_for_new_user(served, inference_parameters(fold_in=fold_in))
+
+
+class TestWithTheServedRanker:
+    """The nodes with ``ranked_served``: ease answers recommendations, the fold-in and
+    similar movies."""
+
+    def test_recommendations_exclude_the_known_history_train_and_val(
+        self, ranked_served, rated
+    ):
+        inference = inference_parameters(recommend={"user_ids": [10, 20], "top_k": 4})
+        recommended = recommend_movies(ranked_served, rated, inference)
+        lists = recommended.group_by("userId", maintain_order=True).agg("movieId")
+        # User 10 rated 1, 2 in train and 3 in val: only 4 is left. User 20 rated 2, 3
+        # in train (and 5, unseen in training, in test): 1 and 4, by their scores.
+        scores = ranked_served.ranker.model.predict_all_movies(torch.tensor([1]), 5)[0]
+        user_20 = sorted([1, 4], key=lambda movie: -scores[movie - 1])
+        assert dict(lists.rows()) == {10: [4], 20: user_20}
+        assert set(recommended["variant"]) == {"ease"}
+        inference = inference_parameters(
+            batch_recommend={"top_k": 4}, request_files={"batch_size": 2}
+        )
+        every = answered(recommend_for_all_users(ranked_served, rated, None, inference))
+        assert every.filter(pl.col("userId").is_in([10, 20])).equals(recommended)
+
+    def test_a_new_user_is_folded_in_by_the_ranker(self, ranked_served):
+        inference = inference_parameters(
+            fold_in={"ratings": [[1, 5.0], [3, 4.0]], "top_k": 5}
+        )
+        recommended = recommend_for_new_user(ranked_served, inference)
+        scores = ranked_served.ranker.model.fold_in_scores(
+            torch.tensor([0, 2]), torch.tensor([1.0, 1.0])
+        )
+        # Movies 1 and 3 are theirs; movie 5 is unseen in training.
+        expected = sorted([2, 4], key=lambda movie: -scores[movie - 1])
+        assert recommended["movieId"].to_list() == expected
+        assert recommended["prediction"].to_list() == pytest.approx(
+            [scores[movie - 1].item() for movie in expected]
+        )
+        assert set(recommended["userId"]) == {NEW_USER_ID}
+        assert set(recommended["variant"]) == {"ease"}
+        assert not recommended["known_user"].any()
+
+    def test_a_new_user_without_ratings_gets_the_most_rated_movies(self, ranked_served):
+        inference = inference_parameters(fold_in={"ratings": [], "top_k": 4})
+        recommended = recommend_for_new_user(ranked_served, inference)
+        # Movies 1 and 2 have two training ratings each, 3 and 4 one: ties to the
+        # lower id.
+        assert recommended["movieId"].to_list() == [1, 2, 3, 4]
+        assert recommended["prediction"].to_list() == [2.0, 2.0, 1.0, 1.0]
+        assert set(recommended["variant"]) == {"popularity"}
+        assert not recommended["known_user"].any()
+
+    def test_similar_movies_are_the_rankers(self, ranked_served):
+        similar = find_similar_movies(
+            ranked_served, inference_parameters(similar={"movie_ids": [1], "top_k": 3})
+        )
+        weights = ranked_served.ranker.model.similar_scores(0)
+        expected = sorted([2, 3, 4], key=lambda movie: -weights[movie - 1])
+        assert similar["similarMovieId"].to_list() == expected
+        assert set(similar["variant"]) == {"ease"}
 
 
 class TestRecommendForAllUsers:

@@ -105,11 +105,12 @@ def select_trained_ranker(
             ", ".join(by_variant) or "none",
         )
         return RankerChoice()
+    ndcg = held_out_val_ndcg[ranker]
     logger.info(
-        "Serving the %s ranker (held-out val NDCG %s) for recommend, fold-in and "
+        "Serving the %s ranker (held-out val NDCG@K: %s) for recommend, fold-in and "
         "similar (served_ranker=%s).",
         ranker,
-        held_out_val_ndcg[ranker],
+        "not recorded" if ndcg is None else f"{ndcg:.4f}",
         served_ranker,
     )
     config, weights = by_variant[ranker]
