@@ -34,6 +34,7 @@ from rating_prediction.runtime.run_guard import (
     remove_partial_files,
 )
 from rating_prediction.serving.bundle import BEST_VARIANT, select_served_variant
+from rating_prediction.serving.ranker import select_served_ranker
 from rating_prediction.serving.registry import log_and_register
 
 LINEAGE_MANIFEST = Path("data") / "lineage.json"
@@ -51,6 +52,7 @@ class ParameterCheckHooks:
         parameters = parse(ProjectParameters, context.params, "")
         check_release_parameters(parameters)
         check_served_variant(parameters.inference.served_variant)
+        check_served_ranker(parameters.inference.served_ranker)
 
 
 def check_served_variant(served_variant: str) -> None:
@@ -67,6 +69,19 @@ def check_served_variant(served_variant: str) -> None:
         select_served_variant({}, served_variant)
     except ValueError as error:
         raise ParameterError(f"'inference.served_variant': {error}") from None
+
+
+def check_served_ranker(served_ranker: str) -> None:
+    """``inference.served_ranker`` against the variant registry, before any node runs.
+
+    Raises:
+        ParameterError: If it names a variant that is not a ranker (a rating model),
+            listing the valid values.
+    """
+    try:
+        select_served_ranker({}, served_ranker)
+    except ValueError as error:
+        raise ParameterError(f"'inference.served_ranker': {error}") from None
 
 
 class RunGuardHooks:

@@ -70,7 +70,13 @@ def test_capabilities_select_variants():
         "bayesian_fm",
     ]
     assert variants_that("ranks") == list(VARIANTS)
-    assert variants_that("folds_in") == ["biased_mf", "bayesian_fm"]
+    assert variants_that("folds_in") == [
+        "biased_mf",
+        "bayesian_fm",
+        "ease",
+        "als",
+        "bpr",
+    ]
 
 
 @pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
@@ -79,7 +85,7 @@ def test_rankers_rank_only(ranker):
     assert (entry.predicts_ratings, entry.ranks, entry.folds_in) == (
         False,
         True,
-        False,
+        True,
     )
     assert ranker not in variants_that("predicts_ratings")
     assert ranker in variants_that("ranks")

@@ -159,6 +159,15 @@ INVALID_RUNTIME_PARAMETERS = {
         {"inference": {"recommend": {"top_k": 0}}},
         r"'inference\.recommend\.top_k': .*greater than or equal to 1",
     ),
+    "a rating model as served_ranker": (
+        {"inference": {"served_ranker": "biased_mf"}},
+        r"'inference\.served_ranker': inference\.served_ranker 'biased_mf' is not a "
+        r"ranker .*choose one of best, none, ease",
+    ),
+    "an unknown served_ranker": (
+        {"inference": {"served_ranker": "eas"}},
+        r"'inference\.served_ranker': must be one of \['best', 'none', ",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""A tiny hand-set biased MF model and id mappings, with ids unseen in training.
+"""A tiny hand-set biased MF model and id mappings, with ids unseen in training, and
+the rankers fitted on them.
 
 Users 10, 20, 30 and movies 1-4 appear in train. User 40 and movie 5 are mapped (they
 appear in val / test only) but unseen in training, so their parameters are zero.
@@ -19,10 +20,13 @@ from rating_prediction.data.schema import (
     MOVIES_SCHEMA,
     USER_MAPPING_SCHEMA,
 )
-from rating_prediction.models.config import build_model
+from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.variants import VARIANTS
+from rating_prediction.parameters import parse
 from rating_prediction.serving import bundle as serving_bundle
 from rating_prediction.serving.bundle import ServedModel, assemble_served_model
+from rating_prediction.serving.ranker import RankerChoice, feedback_of, ranker_variants
+from rating_prediction.training.data import TrainingData
 
 GLOBAL_MEAN = 3.5
 USER_BIAS = [0.3, -0.2, 0.1, 0.0]
@@ -38,6 +42,14 @@ INFERENCE = {
     "batch_recommend": {"top_k": 2, "block_size": 2},
     "request_files": {"batch_size": 3},
 }
+
+
+# The rankers' `training` blocks (`params:training`): EASE with a lambda that suits four
+# movies; any other ranker with its defaults.
+RANKER_TRAINING = {"ease": {"regularization": 1.0}}
+# The held-out val NDCG@K set in each fitted ranker's config (the fit on these fixtures
+# measures none): ease's is the highest, so `best` serves it.
+EASE_VAL_NDCG = 0.4
 
 
 def inference_parameters(**changes: Any) -> dict[str, Any]:
@@ -189,18 +201,64 @@ def model_builds(monkeypatch) -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def trained_rankers(train_ratings, val_ratings) -> dict[str, tuple[dict, dict]]:
+    """(config, weights) of every ranker of VARIANTS, fitted on the train split by its
+    own fit function (``RANKER_TRAINING``), its ``best_val_ndcg`` set by hand: ease's
+    the highest, the others' lower in registry order."""
+    data = TrainingData(train=train_ratings, val=val_ratings, n_users=4, n_movies=5)
+    trained = {}
+    for place, name in enumerate(ranker_variants()):
+        entry = VARIANTS[name]
+        options = parse(
+            entry.parameters, RANKER_TRAINING.get(name, {}), f"training.{name}"
+        )
+        weights, config, _ = entry.fit_function()(name, options, data)
+        ndcg = EASE_VAL_NDCG if name == "ease" else EASE_VAL_NDCG / (2 + place)
+        trained[name] = (config.model_dump() | {"best_val_ndcg": ndcg}, weights)
+    return trained
+
+
+def ranker_choice(trained_rankers: dict, name: str = "ease") -> RankerChoice:
+    """The ``name`` ranker of ``trained_rankers`` as the pipeline chooses it."""
+    config, weights = trained_rankers[name]
+    return RankerChoice(
+        ModelConfig.model_validate(config),
+        weights,
+        feedback_of(name, RANKER_TRAINING),
+    )
+
+
+@pytest.fixture(scope="session")
+def ranked_served(
+    biased_config, biased_weights, served_inputs, val_ratings, trained_rankers
+) -> ServedModel:
+    """``served`` with the ease ranker answering recommend, fold-in and similar."""
+    return assemble_served_model(
+        biased_config,
+        biased_weights,
+        **served_inputs,
+        val_ratings=val_ratings,
+        ranker=ranker_choice(trained_rankers),
+    )
+
+
+@pytest.fixture(scope="session")
 def trained_by_variant(
-    inner_sigmoid_config, inner_sigmoid_weights, biased_config, biased_weights
+    inner_sigmoid_config,
+    inner_sigmoid_weights,
+    biased_config,
+    biased_weights,
+    trained_rankers,
 ) -> dict[str, tuple[dict, dict]]:
-    """(config, weights) of every variant of VARIANTS that predicts ratings (the ones
-    the inference pipeline may serve; a ranker is not offered). A variant other than
-    the two hand-set ones reuses the one of its model class, with a worse val loss, so
-    ``best`` stays biased_mf."""
+    """(config, weights) of every variant of VARIANTS (the ones the inference pipeline
+    may serve: the rating models and the rankers). A rating variant other than the two
+    hand-set ones reuses the one of its model class, with a worse val loss, so ``best``
+    stays biased_mf; the rankers are ``trained_rankers`` (``best``: ease)."""
     hand_set = {
         "inner_sigmoid": (inner_sigmoid_config, inner_sigmoid_weights),
         "biased_mf": (biased_config, biased_weights),
     }
-    trained = {}
+    trained = dict(trained_rankers)
     for variant, entry in VARIANTS.items():
         if not entry.predicts_ratings:
             continue

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
-from rating_prediction.serving.artifacts import FILES, save_served_model
+from rating_prediction.serving.artifacts import FILES, RANKER_FILES, save_served_model
 from rating_prediction.serving.pyfunc import ARTIFACT, log_served_model
 from rating_prediction.serving.requests import answer_request
 
@@ -211,6 +211,76 @@ def test_recommend_defaults_to_the_weight_the_model_was_logged_with(
         model.predict(request, params=params),
         answer_request(served, request, params | {"popularity_weight": 0.5}),
     )
+
+
+@pytest.fixture(scope="module")
+def ranked_model_dir(ranked_served, tmp_path_factory, tracking_uri) -> Path:
+    """A local copy of the logged model of ``ranked_served`` (ease recommends)."""
+    folder = tmp_path_factory.mktemp("ranked") / "served_model"
+    save_served_model(ranked_served, folder)
+    with mlflow.start_run() as run:
+        log_served_model(folder)
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            f"runs:/{run.info.run_id}/model",
+            dst_path=str(tmp_path_factory.mktemp("ranked_model")),
+        )
+    )
+
+
+def test_the_answering_variant_is_in_the_metadata_and_each_answer(
+    ranked_model_dir, ranked_served, model_builds
+):
+    model = mlflow.pyfunc.load_model(str(ranked_model_dir))
+    assert model.metadata.metadata["answered_by"] == {
+        "predict": "biased_mf",
+        "recommend": "ease",
+        "similar": "ease",
+        "fold_in": "ease",
+    }
+    pairs = pd.DataFrame({"userId": [10, 999], "movieId": [1, 1]})
+    # 999 brings ratings of their own: folded in by the ranker.
+    request = pd.DataFrame(
+        {
+            "userId": [10, 20, 999, 999],
+            "movieId": [1, 1, 1, 3],
+            "rating": [None, None, 5.0, 4.0],
+        }
+    )
+    params = {"task": "recommend", "k": 2}
+    predicted = model.predict(pairs)
+    recommended = model.predict(request, params=params)
+    similar = model.predict(pairs, params={"task": "similar", "k": 2})
+    # The rating model and the ranker, each built once, at load.
+    assert sorted(model_builds) == ["biased_mf", "ease"]
+    assert list(predicted.columns) == [
+        "userId",
+        "movieId",
+        "prediction",
+        "known_user",
+        "known_movie",
+    ]
+    pd.testing.assert_frame_equal(predicted, answer_request(ranked_served, pairs))
+    pd.testing.assert_frame_equal(
+        recommended, answer_request(ranked_served, request, params)
+    )
+    assert set(recommended["variant"]) == {"ease"}
+    assert not {1, 3} & set(recommended.loc[recommended["userId"] == 999, "movieId"])
+    assert set(similar["variant"]) == {"ease"}
+
+
+@pytest.mark.parametrize("name", RANKER_FILES)
+def test_a_malicious_pickle_in_place_of_a_ranker_file_never_runs(
+    ranked_model_dir, tmp_path, name
+):
+    copy = shutil.copytree(ranked_model_dir, tmp_path / "model")
+    marker = tmp_path / "pwned"
+    (copy / "artifacts" / ARTIFACT / name).write_bytes(pickle.dumps(_Payload(marker)))
+    with pytest.raises(Exception, match=f"{name}.*not a valid file"):
+        mlflow.pyfunc.load_model(str(copy)).predict(
+            pd.DataFrame({"userId": [10], "movieId": [1]})
+        )
+    assert not marker.exists()
 
 
 def test_the_logged_model_holds_no_pickle(model_dir):

@@ -83,3 +83,27 @@ def test_split_fingerprint_is_the_splits_content(train_ratings, val_ratings):
     changed = train_ratings.with_columns(pl.col("rating") + 0.5)
     assert split_fingerprint(changed, val_ratings) != same
     assert split_fingerprint(val_ratings, train_ratings) != same
+
+
+def test_a_version_carries_the_served_rankers_name_and_ranking_metrics(
+    store, ranked_served, tmp_path
+):
+    folder = tmp_path / "served_model"
+    save_served_model(
+        dataclasses.replace(ranked_served, split_fingerprint="splits-r"), folder
+    )
+    ranking = {"ndcg@10": 0.31, "precision@10": 0.12, "coverage": 0.4}
+    with mlflow.start_run():
+        log_and_register(folder, metrics(0.9) | {"ease": {"test": ranking}}, "ranked")
+    name = registered_model_name("ranked")
+    tags = mlflow.MlflowClient().get_model_version(name, "1").tags
+    assert (tags["variant"], tags["ranker"]) == ("biased_mf", "ease")
+    assert tags["test.rmse"] == "0.9"  # the champion is still chosen on it
+    assert tags["ranker.test.ndcg_at_10"] == "0.31"
+    assert tags["ranker.test.precision_at_10"] == "0.12"
+    assert tags["ranker.test.coverage"] == "0.4"
+
+
+def test_without_a_served_ranker_no_ranker_tags(run):
+    tags = mlflow.MlflowClient().get_model_version(NAME, run("splits-c", 0.7)).tags
+    assert not any(tag.startswith("ranker") for tag in tags)

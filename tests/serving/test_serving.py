@@ -92,7 +92,10 @@ class TestAssembleServedModel:
     ):
         with caplog.at_level(logging.INFO, logger="rating_prediction.serving"):
             assemble_served_model(biased_config, biased_weights, **served_inputs)
-        assert "Served model: biased_mf, 3 known users, 4 known movies." in caplog.text
+        assert (
+            "Served model: predict by biased_mf, recommend by biased_mf, similar by "
+            "biased_mf, fold_in by biased_mf; 3 known users, 4 known movies."
+        ) in caplog.text
 
     def test_mapping_larger_than_the_model_is_an_error(
         self, biased_config, biased_weights, served_inputs

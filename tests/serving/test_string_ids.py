@@ -10,8 +10,10 @@ import polars as pl
 import pytest
 
 from rating_prediction.serving.artifacts import load_served_model, save_served_model
+from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.prediction import predict_pairs
 from rating_prediction.serving.pyfunc import input_columns, model_signature
+from rating_prediction.serving.ranker import RankerChoice
 from rating_prediction.serving.recommend import recommend_users
 from rating_prediction.serving.request_files import RequestFileError, read_request_file
 from rating_prediction.serving.request_ids import check_ids, validate_pairs
@@ -259,3 +261,38 @@ class TestRequestFiles:
             r"\(the served model's movie ids are strings\)",
         ):
             read_request_file(path, ["userId", "movieId"], self.TYPES)
+
+
+class TestWithTheServedRanker:
+    @pytest.fixture(scope="class")
+    def string_ranked(self, ranked_served, string_served_inputs, val_ratings):
+        return assemble_served_model(
+            ranked_served.config,
+            ranked_served.state_dict,
+            **string_served_inputs,
+            val_ratings=with_string_ids(val_ratings),
+            ranker=RankerChoice(
+                ranked_served.ranker.config,
+                ranked_served.ranker.state_dict,
+                ranked_served.ranker.feedback,
+            ),
+        )
+
+    @pytest.mark.parametrize(
+        "params", [{"task": "recommend", "k": 3}, {"task": "similar", "k": 2}]
+    )
+    def test_the_ranker_answers_in_string_ids(
+        self, string_ranked, ranked_served, params, tmp_path
+    ):
+        integers, strings = request(
+            [10, 30, 999, 40, 888, 888],
+            [1, 4, 2, 777, 1, 3],
+            rating=[None] * 4 + [5, 4],
+        )
+        expected = answer_request(ranked_served, integers, params)
+        assert_same_answer(answer_request(string_ranked, strings, params), expected)
+        # Written as version 4, read back in string ids.
+        save_served_model(string_ranked, tmp_path / "served_model")
+        loaded = load_served_model(tmp_path / "served_model")
+        assert loaded.users.id_type == "string"
+        assert_same_answer(answer_request(loaded, strings, params), expected)

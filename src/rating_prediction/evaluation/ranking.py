@@ -3,7 +3,8 @@
 The protocol (the usual one of LensKit, RecBole or Microsoft Recommenders), over a
 *history* (the ratings known when the list is made) and a *target* split:
 
-- **candidates**: the movies seen in the history, minus the ones the user rated there;
+- **candidates**: the movies seen in training (the catalogue every model was fitted
+  on), minus the ones the user rated in the history;
 - **relevant**: the user's target ratings of at least ``relevance_threshold`` stars;
 - **users**: every user with at least one relevant target rating;
 - each user's top ``k`` candidates by score are compared with the relevant set.
@@ -21,7 +22,7 @@ Per user, with ``hit_i`` = 1 when the movie at rank ``i`` (1-based) is relevant 
 - ``map@K`` = sum(hit_i * precision@i) / min(R, K) (average precision at K);
 
 each averaged over users; ``coverage`` is the share of the candidate catalogue (movies
-seen in the history) that appears in at least one user's top K.
+seen in training) that appears in at least one user's top K.
 
 Scores come from a *scorer*: a function of a block of user indices returning a
 ``(block, n_candidates)`` float matrix. Blocks hold at most ``max_pairs`` (user,
@@ -53,7 +54,7 @@ class RankingTask:
     """Who is ranked, over which movies, and what counts as a hit.
 
     Attributes:
-        candidates: Sorted mapped ids of the movies seen in the history (the columns).
+        candidates: Sorted mapped ids of the catalogue's movies (the columns).
         users: Sorted mapped ids of the ranked users (with a relevant target rating).
         history_keys: Sorted ``user * n_keys + movie`` of the ranked users' history
             pairs (never candidates for them).
@@ -78,9 +79,13 @@ def ranking_task(
     relevance_threshold: float,
     max_users: int | None = None,
     seed: int = 0,
+    *,
+    catalogue: pl.DataFrame | None = None,
 ) -> RankingTask:
-    """The ranking task of a target split: candidates from the history (train for val;
-    train + val for test), relevance from the target.
+    """The ranking task of a target split: the history (train for val; train + val
+    for test) never recommended, relevance from the target, candidates the movies of
+    ``catalogue`` (the ratings the models were fitted on, train; default: the
+    history).
 
     With ``max_users``, a seeded sample of at most that many of the users with a
     relevant target rating is ranked: the metrics are means over users, so a sample of
@@ -99,7 +104,8 @@ def ranking_task(
         per_user = per_user.sample(max_users, seed=seed).sort("userIdMapped")
         relevant = relevant.join(per_user, on="userIdMapped", how="semi")
     ranked = history_ratings.join(per_user, on="userIdMapped", how="semi")
-    candidates = np.unique(history_ratings["movieIdMapped"].to_numpy())
+    catalogue = history_ratings if catalogue is None else catalogue
+    candidates = np.unique(catalogue["movieIdMapped"].to_numpy())
     return RankingTask(
         candidates=candidates,
         users=per_user["userIdMapped"].to_numpy().astype(np.int64),
@@ -118,8 +124,7 @@ def ranking_metrics(
     catalogue coverage of the top-``k`` lists that ``scorer`` gives."""
     per_user = {name: [] for name in ranking_metric_names(k)[:4]}
     recommended = np.zeros(task.candidates.size, dtype=bool)
-    for start, block in _user_blocks(task, max_pairs):
-        top, valid = top_k(_mask_history(task, block, scorer(block)), k)
+    for start, block, top, valid in ranked_lists(task, scorer, k, max_pairs):
         recommended[top[valid]] = True
         hits = _is_relevant(task, block[:, None] * task.n_keys + task.candidates[top])
         hits &= valid
@@ -129,6 +134,18 @@ def ranking_metrics(
     metrics = {name: float(np.concatenate(v).mean()) for name, v in per_user.items()}
     metrics["coverage"] = float(recommended.mean())
     return metrics
+
+
+def ranked_lists(
+    task: RankingTask, scorer: Scorer, k: int, max_pairs: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """The top-``k`` lists that the metrics score, block by block of ``task.users``:
+    ``(start, users, top, valid)`` with ``top`` the positions in ``task.candidates``
+    of each user's ``k`` best unrated candidates (best first; ``valid`` false where a
+    row ran out of candidates)."""
+    for start, block in _user_blocks(task, max_pairs):
+        top, valid = top_k(_mask_history(task, block, scorer(block)), k)
+        yield start, block, top, valid
 
 
 def model_scorer(model: RatingModel, candidates: np.ndarray) -> Scorer:

@@ -29,6 +29,7 @@ class ModelConfig(BaseModel):
             NDCG@K (``evaluation.ranking.popularity_weight: val``).
         refit_on_train_val: Whether the saved weights were retrained on train + val.
         fit_seconds: Wall time of the whole fit, refit included.
+        best_val_ndcg: A ranker's held-out val NDCG@K, measured on its fit on train before any refit (the served ranker's choice).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -43,6 +44,7 @@ class ModelConfig(BaseModel):
     popularity_weight: float | None = None
     refit_on_train_val: bool = False
     fit_seconds: float | None = None
+    best_val_ndcg: float | None = None
 
     @field_validator("variant")
     @classmethod

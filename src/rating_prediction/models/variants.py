@@ -102,7 +102,8 @@ VARIANTS: dict[str, Variant] = {
             folds_in=True,
         ),
         # EASE^R, a closed-form item-item ranker on implicit feedback: its scores
-        # rank movies but are not ratings, and a new user is not folded in (yet).
+        # rank movies but are not ratings; a new user is folded in from their own
+        # movies without refitting (fold_in_scores: x B).
         Variant(
             "ease",
             EaseRanker,
@@ -110,12 +111,12 @@ VARIANTS: dict[str, Variant] = {
             "rating_prediction.training.ease:fit_variant",
             predicts_ratings=False,
             ranks=True,
-            folds_in=False,
+            folds_in=True,
         ),
         # Factor rankers on the same implicit feedback, fitted by benfred's
         # `implicit` library: implicit ALS (confidence-weighted least squares) and BPR
-        # (pairwise ranking by SGD). Rankers like ease: no ratings, not folded in by
-        # the served model (yet).
+        # (pairwise ranking by SGD). Rankers like ease: no ratings; a new user is
+        # folded in by a least-squares step against the movie factors.
         Variant(
             "als",
             AlsRanker,
@@ -123,7 +124,7 @@ VARIANTS: dict[str, Variant] = {
             IMPLICIT_FIT,
             predicts_ratings=False,
             ranks=True,
-            folds_in=False,
+            folds_in=True,
         ),
         Variant(
             "bpr",
@@ -132,7 +133,7 @@ VARIANTS: dict[str, Variant] = {
             IMPLICIT_FIT,
             predicts_ratings=False,
             ranks=True,
-            folds_in=False,
+            folds_in=True,
         ),
     )
 }

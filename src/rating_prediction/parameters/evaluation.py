@@ -32,7 +32,7 @@ class RankingParameters(Parameters):
     ``relevance_threshold`` (on the data set's rating scale), or when it is ``None``
     ``relevance_fraction`` of the way up the scale (:meth:`threshold`: 0.75 of
     MovieLens's 0.5..5 is 3.875, the 4 stars and up). Candidates are the movies seen in
-    train or val that the user has not rated there (the history: everything known
+    train that the user has not rated in train or val (the history: everything known
     before test). Users are scored in blocks of at most ``prediction_batch_size``
     (user, movie) pairs. ``popularity_weight`` also ranks each variant's scores blended
     with log popularity (entry ``<variant>_popularity_blend``): at the weight chosen on

@@ -135,9 +135,11 @@ class RequestFileParameters(Parameters):
 
 
 class InferenceParameters(Parameters):
-    """``inference``: which variant is served, example pairs and recommendations."""
+    """``inference``: which rating variant and which ranker are served, example pairs
+    and recommendations."""
 
     served_variant: str
+    served_ranker: str = "best"
     pairs: list[tuple[RequestId, RequestId]]
     recommend: RecommendParameters
     fold_in: FoldInParameters = FoldInParameters()
@@ -159,3 +161,12 @@ class InferenceParameters(Parameters):
         if served_variant not in valid:
             raise ValueError(f"must be one of {valid}, got {served_variant!r}")
         return served_variant
+
+    @field_validator("served_ranker")
+    @classmethod
+    def _known_ranker(cls, served_ranker: str) -> str:
+        # Which variants rank, the hooks check against the variant registry.
+        valid = ["best", "none", *TrainingParameters.model_fields]
+        if served_ranker not in valid:
+            raise ValueError(f"must be one of {valid}, got {served_ranker!r}")
+        return served_ranker

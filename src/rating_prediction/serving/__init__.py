@@ -1,7 +1,8 @@
 """Serving: the served model and everything it answers, in original ids.
 
-- :mod:`.bundle`: the served model (:class:`~.bundle.ServedModel`) and the choice of
-  variant;
+- :mod:`.bundle`: the served model (:class:`~.bundle.ServedModel`: the rating model that
+  answers ``predict``, the ranker that answers the rest) and the choice of variant;
+- :mod:`.ranker`: the choice of the served ranker and how it reads a new user's ratings;
 - :mod:`.request_ids`: every id a request brings, checked;
 - :mod:`.prediction`: pair predictions;
 - :mod:`.recommend`: the one top-K path, for a few users or all, with or without the

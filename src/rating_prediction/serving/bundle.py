@@ -1,6 +1,7 @@
-"""The served model: one trained variant bundled with what it needs to answer in
-original ids (the id lookups, titles, rated movies, popularity), and the choice of
-which variant to serve.
+"""The served model: the trained rating variant that answers ``predict`` and, when one
+was trained and chosen, the ranker that answers ``recommend``, fold-in and ``similar``
+(:mod:`.ranker`), bundled with what they need to answer in original ids (the id lookups,
+titles, rated movies, popularity); and the choice of which rating variant to serve.
 
 Requests speak ORIGINAL ids (integers, or strings for a ratings file whose ids are
 strings: the served model keeps their type); the model speaks 0-based mapped ids. A user or
@@ -28,11 +29,44 @@ from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import PairScorer
 from rating_prediction.models.variants import variant, variants_that
 
+from .ranker import RankerChoice, RankerFeedback
 from .rated import RatedIndex
 
 logger = logging.getLogger(__name__)
 
 BEST_VARIANT = "best"
+# What the served model answers, each task by one model (`ServedModel.answered_by`).
+TASKS = ("predict", "recommend", "similar", "fold_in")
+
+
+@dataclass(frozen=True, eq=False)
+class ServedRanker:
+    """The ranker that answers ``recommend``, fold-in and ``similar``.
+
+    Attributes:
+        config: How to rebuild it (its ``config.json``).
+        state_dict: Its trained weights.
+        feedback: How its fit read ratings as interactions (a new user's too).
+        users: Original userId to index (the served model's ids); known: the users in
+            the ratings it was fitted on (train, or train + val when refitted).
+        history: The movies each user rated in train + val (mapping positions): its
+            known history, never recommended, as the ranking evaluation excludes it.
+    """
+
+    config: ModelConfig
+    state_dict: dict[str, torch.Tensor]
+    feedback: RankerFeedback
+    users: IdIndex
+    history: RatedIndex
+
+    @property
+    def variant(self) -> str:
+        return self.config.variant
+
+    @cached_property
+    def model(self) -> RatingModel:
+        """The trained ranker in eval mode, built from the weights on first use only."""
+        return load_trained_model(self.config, self.state_dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,6 +91,8 @@ class ServedModel:
         popularity_weight: The popularity blend's weight it was built with
             (``inference.recommend.popularity_weight``): the default of the MLflow
             model's ``recommend`` task.
+        ranker: The ranker that answers ``recommend``, fold-in and ``similar``;
+            ``None``: the rating model answers them too.
     """
 
     config: ModelConfig
@@ -68,10 +104,18 @@ class ServedModel:
     split_fingerprint: str = ""
     movie_rating_counts: np.ndarray | None = None
     popularity_weight: float = 0.0
+    ranker: ServedRanker | None = None
 
     @property
     def variant(self) -> str:
         return self.config.variant
+
+    @property
+    def answered_by(self) -> dict[str, str]:
+        """The variant that answers each task: ``predict`` the rating model; the others
+        the ranker when there is one."""
+        ranking = self.variant if self.ranker is None else self.ranker.variant
+        return {task: self.variant if task == "predict" else ranking for task in TASKS}
 
     @cached_property
     def model(self) -> RatingModel:
@@ -136,7 +180,8 @@ def select_served_variant(
     Raises:
         UnknownVariantError: If ``served_variant`` is neither ``best`` nor a variant.
         ValueError: If ``served_variant`` names a variant that predicts no ratings (a
-            ranker such as ``ease``): the served model answers ``predict`` with it.
+            ranker such as ``ease``): the served model answers ``predict`` with it
+            (a ranker is chosen by ``inference.served_ranker``).
     """
     if served_variant != BEST_VARIANT:
         entry = variant(served_variant, also_valid=(BEST_VARIANT,))
@@ -144,8 +189,9 @@ def select_served_variant(
             rating_models = ", ".join(variants_that("predicts_ratings"))
             raise ValueError(
                 f"inference.served_variant {served_variant!r} ranks movies but "
-                "predicts no ratings, and serving rankers is not supported yet: "
-                f"choose best or one of {rating_models}."
+                "predicts no ratings, and served_variant answers pair predictions "
+                "(a ranker answers recommendations, fold-in and similar movies as "
+                f"inference.served_ranker): choose best or one of {rating_models}."
             )
         return entry.name
     if not held_out_val_mse:
@@ -191,14 +237,19 @@ def assemble_served_model(
     movies: pl.DataFrame,
     split_fingerprint: str = "",
     popularity_weight: float = 0.0,
+    val_ratings: pl.DataFrame | None = None,
+    ranker: RankerChoice | None = None,
 ) -> ServedModel:
-    """Bundles a trained variant with the ids seen in training, the movie titles and
-    each movie's number of training ratings; ``popularity_weight`` is the popularity
-    blend's weight its MLflow model defaults to.
+    """Bundles a trained rating variant with the ids seen in training, the movie titles
+    and each movie's number of training ratings; ``popularity_weight`` is the
+    popularity blend's weight its MLflow model defaults to. With a chosen ``ranker``,
+    that ranker answers ``recommend``, fold-in and ``similar``, its known history the
+    ratings of train and ``val_ratings``.
 
     Raises:
-        ValueError: If a mapping has more ids than the model has rows: the mapping was
-            rebuilt without retraining, and its ids would index past the embeddings.
+        ValueError: If a mapping has more ids than a model has rows (the mapping was
+            rebuilt without retraining, and its ids would index past the weights), or
+            a ranker comes without ``val_ratings``.
     """
     config = ModelConfig.model_validate(config)
     users = IdIndex.from_training(user_mapping, train_ratings, "userId")
@@ -222,11 +273,50 @@ def assemble_served_model(
         split_fingerprint,
         counts.astype(np.int64),
         popularity_weight,
+        _assemble_ranker(ranker, user_mapping, movie_index, train_ratings, val_ratings),
     )
-    logger.info(
-        "Served model: %s, %d known users, %d known movies.",
-        served.variant,
-        users.seen.sum(),
-        movie_index.seen.sum(),
-    )
+    _log_served(served)
     return served
+
+
+def _log_served(served: ServedModel) -> None:
+    """Which variant answers each task, and how many ids are known."""
+    logger.info(
+        "Served model: %s; %d known users, %d known movies.",
+        ", ".join(f"{task} by {name}" for task, name in served.answered_by.items()),
+        served.users.seen.sum(),
+        served.movies.seen.sum(),
+    )
+
+
+def _assemble_ranker(
+    choice: RankerChoice | None,
+    user_mapping: pl.DataFrame,
+    movie_index: IdIndex,
+    train_ratings: pl.DataFrame,
+    val_ratings: pl.DataFrame | None,
+) -> ServedRanker | None:
+    """The chosen ranker with its known users and its known history (train + val)."""
+    if choice is None or choice.config is None:
+        return None
+    if val_ratings is None:
+        raise ValueError(
+            f"The served ranker {choice.config.variant} needs val_ratings: its known "
+            "history (never recommended) is train + val, as its ranking evaluation's."
+        )
+    pairs = ["userIdMapped", "movieIdMapped"]
+    history = pl.concat([train_ratings.select(pairs), val_ratings.select(pairs)])
+    fitted_on = history if choice.config.refit_on_train_val else train_ratings
+    users = IdIndex.from_training(user_mapping, fitted_on, "userId")
+    _check_sizes(choice.config, users, movie_index)
+    return ServedRanker(
+        config=choice.config,
+        state_dict=choice.state_dict,
+        feedback=choice.feedback,
+        users=users,
+        history=RatedIndex.from_indices(
+            history["userIdMapped"].to_numpy(),
+            history["movieIdMapped"].to_numpy(),
+            len(users),
+        ),
+    )

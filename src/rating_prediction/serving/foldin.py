@@ -1,8 +1,13 @@
-"""New users without retraining: ALS's user step against the fixed movie parameters.
+"""New users without retraining, from their own ratings.
 
-For ratings ``r_j`` of known movies ``j``, the user's bias ``b`` and factors ``p``
-minimise ``sum_j (r_j - mu - b_j - b - q_j . p)^2 + reg * (b^2 + |p|^2)``: a
-``(d + 1)``-dimensional ridge regression, solved in closed form.
+A biased MF (the rating model) folds a user in with ALS's user step against the fixed
+movie parameters: for ratings ``r_j`` of known movies ``j``, the user's bias ``b`` and
+factors ``p`` minimise ``sum_j (r_j - mu - b_j - b - q_j . p)^2 + reg * (b^2 + |p|^2)``:
+a ``(d + 1)``-dimensional ridge regression, solved in closed form.
+
+A served ranker scores a new user with its own ``fold_in_scores`` from the ratings read
+as its fit read them (:class:`~.ranker.RankerFeedback`): it answers the fold-in
+recommendations when there is one; ``predict`` always folds in with the rating model.
 """
 
 from __future__ import annotations
@@ -58,6 +63,18 @@ def fold_in(
             "is not one."
         )
     model = served.model
+    ratings = check_rating_scale(served, ratings)
+    movies = served.movies.lookup(movie_ids)
+    known = movies >= 0
+    if not known.any():
+        return None
+    return fold_in_user(model, movies[known], ratings[known], regularization)
+
+
+def check_rating_scale(served: ServedModel, ratings: np.ndarray) -> np.ndarray:
+    """``ratings`` as float64, each on the served rating model's scale (the data
+    set's); a ``ValueError`` otherwise."""
+    model = served.model
     ratings = np.asarray(ratings, dtype=np.float64)
     outside = ratings[~((ratings >= model.rating_min) & (ratings <= model.rating_max))]
     if outside.size:
@@ -65,11 +82,7 @@ def fold_in(
             f"Fold-in ratings must lie in {model.rating_min}..{model.rating_max}; "
             f"got {outside[:3].tolist()}."
         )
-    movies = served.movies.lookup(movie_ids)
-    known = movies >= 0
-    if not known.any():
-        return None
-    return fold_in_user(model, movies[known], ratings[known], regularization)
+    return ratings
 
 
 def can_fold_in(served: ServedModel) -> bool:
@@ -86,10 +99,13 @@ class FoldedUsers:
             name a known movie, looked up for the others); ``None`` when nobody was
             folded in, so every user keeps the model's own parameters.
         rated: By position, the known movies each user rated (never recommended).
+        scores: By position, the served ranker's scores of every movie for each user
+            it folded in; ``None`` when it folded nobody in (or the rating model did).
     """
 
     vectors: UserVectors | None
     rated: RatedIndex
+    scores: dict[int, torch.Tensor] | None = None
 
 
 def fold_in_users(
@@ -121,6 +137,50 @@ def fold_in_users(
         vectors.factors[row] = own_vectors.factors[0]
         vectors.biases[row] = own_vectors.biases[0]
     return FoldedUsers(vectors, rated)
+
+
+def fold_in_ranker_users(
+    served: ServedModel,
+    user_ids: np.ndarray,
+    own: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> FoldedUsers:
+    """:func:`fold_in_users` by the served ranker: each user of ``own`` with at least
+    one interaction among their ratings of known movies (ratings below the ranker's
+    ``min_rating`` are none) scored by its ``fold_in_scores``.
+
+    Raises:
+        ValueError: If a rating lies outside the rating model's scale.
+    """
+    ranker = served.ranker
+    own_users, own_movies, own_ratings = own
+    own_ratings = check_rating_scale(served, own_ratings)
+    rows = _rows_of(user_ids, own_users)
+    movies = served.movies.lookup(own_movies)
+    known = movies >= 0
+    scores = {}
+    for row in np.unique(rows[known]):
+        mine = known & (rows == row)
+        interacted, values = ranker.feedback.interactions(
+            movies[mine], own_ratings[mine]
+        )
+        if len(interacted):
+            scores[int(row)] = ranker.model.fold_in_scores(interacted, values)
+    rated = RatedIndex.from_indices(rows[known], movies[known], len(user_ids))
+    return FoldedUsers(None, rated, scores or None)
+
+
+def fold_in_to_recommend(
+    served: ServedModel,
+    user_ids: np.ndarray,
+    own: tuple[np.ndarray, np.ndarray, np.ndarray],
+    regularization: float,
+) -> FoldedUsers:
+    """``user_ids`` folded in from ``own`` by the model that recommends: the served
+    ranker (:func:`fold_in_ranker_users`) or the rating model (:func:`fold_in_users`,
+    ``regularization`` its ridge)."""
+    if served.ranker is not None:
+        return fold_in_ranker_users(served, user_ids, own)
+    return fold_in_users(served, user_ids, own, regularization)
 
 
 def own_rated(

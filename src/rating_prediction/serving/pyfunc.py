@@ -18,6 +18,7 @@ from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from .artifacts import (
     first_known_id,
     load_served_model,
+    read_answered_by,
     read_id_types,
     read_popularity_weight,
 )
@@ -117,7 +118,8 @@ class ServedModelPyfunc(mlflow.pyfunc.PythonModel):
 def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
     """Logs the served model in ``folder`` as the MLflow model ``model`` of the active
     run; ``kwargs`` go to ``mlflow.pyfunc.log_model`` (e.g. ``registered_model_name``).
-    Its signature, input columns and example fit the served model's id types."""
+    Its signature, input columns and example fit the served model's id types; its
+    metadata says which variant answers each task (``answered_by``)."""
     id_types = read_id_types(folder)
     return mlflow.pyfunc.log_model(
         name=MODEL_NAME,
@@ -126,7 +128,10 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
         signature=model_signature(read_popularity_weight(folder), id_types),
         input_example=input_example(folder),
         pip_requirements=_requirements(),
-        metadata={"input_columns": input_columns(id_types)},
+        metadata={
+            "input_columns": input_columns(id_types),
+            "answered_by": read_answered_by(folder),
+        },
         **kwargs,
     )
 

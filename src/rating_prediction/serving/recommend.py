@@ -1,10 +1,14 @@
 """Recommendations: the one top-K path of the served model, for a few users or for
 all of them, with or without the popularity blend, for known or folded-in users.
 
-Blocks of users are scored against every movie by the scoring kernel
+The served ranker answers when there is one (:attr:`ServedModel.ranker`), the rating
+model otherwise. Blocks of users are scored against every movie by the scoring kernel
 (:func:`~rating_prediction.models.scoring.score_block`: a matrix product per block for
-factor models), rated pairs masked out, and cut by the kernel's top K, equal scores to
-the lower movie index as the evaluation ranks; memory is bounded by the block."""
+factor models, the ranker's ``predict_all_movies`` for a ranker, as the ranking
+evaluation scores them), rated pairs masked out, and cut by the kernel's top K, equal
+scores to the lower movie index as the evaluation ranks; memory is bounded by the block.
+Each row names the entry that ranked it (``variant``): the rating variant, the ranker,
+or ``popularity`` for a user the ranker does not know and who brought no ratings."""
 
 from __future__ import annotations
 
@@ -15,13 +19,19 @@ import numpy as np
 import polars as pl
 import torch
 
+from rating_prediction.data.ids import IdIndex
 from rating_prediction.models import scoring
 from rating_prediction.models.scoring import UserVectors
 
 from .bundle import ServedModel
+from .foldin import FoldedUsers
 from .rated import RatedIndex
 
 logger = logging.getLogger(__name__)
+
+# The entry that ranks a user the served ranker does not know (and who brought no
+# ratings of their own): the most-rated movies, the evaluation's `popularity` entry.
+POPULARITY = "popularity"
 
 RECOMMENDATIONS_SCHEMA = pl.Schema(
     {
@@ -31,6 +41,7 @@ RECOMMENDATIONS_SCHEMA = pl.Schema(
         "title": pl.String,
         "prediction": pl.Float64,
         "known_user": pl.Boolean,
+        "variant": pl.String,
     }
 )
 
@@ -52,6 +63,25 @@ def mapped_positions(served: ServedModel, user_ids: np.ndarray) -> np.ndarray:
     return served.users.positions(user_ids)
 
 
+def recommendation_exclusions(
+    served: ServedModel, rated_pairs: pl.DataFrame | None = None
+) -> RatedIndex:
+    """The movies never recommended to each user: for a served ranker, its known
+    history (train + val, as its ranking evaluation excludes); for the rating model,
+    ``rated_pairs`` (original ids) or, without them, the movies rated in training."""
+    if served.ranker is not None:
+        return served.ranker.history
+    if rated_pairs is not None:
+        return rated_index(served, rated_pairs)
+    return served.rated or RatedIndex.empty(len(served.users))
+
+
+def recommending_users(served: ServedModel) -> IdIndex:
+    """The users the model that recommends knows: the ranker's or the rating
+    model's."""
+    return served.users if served.ranker is None else served.ranker.users
+
+
 def rated_index(served: ServedModel, rated_pairs: pl.DataFrame) -> RatedIndex:
     """(userId, movieId) pairs in original ids as a :class:`RatedIndex`."""
     users = mapped_positions(
@@ -68,15 +98,52 @@ def _rated_in_block(
     served: ServedModel,
     user_ids: np.ndarray,
     rated: RatedIndex,
-    request_rated: tuple[RatedIndex, int] | None,
+    folded: FoldedUsers | None,
+    start: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(row in the block, mapped movie) of every pair never to recommend."""
+    """(row in the block, mapped movie) of every pair never to recommend: ``rated``,
+    and the movies the request's own ratings name (``folded.rated``, by position)."""
     rows, movies = rated.block(mapped_positions(served, user_ids))
-    if request_rated is None:
+    if folded is None:
         return rows, movies
-    extra, start = request_rated
-    more_rows, more_movies = extra.block(np.arange(start, start + len(user_ids)))
+    more_rows, more_movies = folded.rated.block(np.arange(start, start + len(user_ids)))
     return np.concatenate([rows, more_rows]), np.concatenate([movies, more_movies])
+
+
+def _block_scores(
+    served: ServedModel, user_ids: np.ndarray, folded: FoldedUsers | None, start: int
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Every movie's score for a block of users (rows ``start`` on of a request),
+    whether the model that scores them knows each user, and the entry that ranks each
+    user's row."""
+    if served.ranker is not None:
+        return _ranker_block_scores(served, user_ids, folded, start)
+    user_index = served.users.lookup(user_ids)
+    vectors = None if folded is None else _rows(folded.vectors, start, len(user_ids))
+    scores = scoring.score_block(served.model, user_index, vectors)
+    return scores, user_index >= 0, np.full(len(user_ids), served.variant)
+
+
+def _ranker_block_scores(
+    served: ServedModel, user_ids: np.ndarray, folded: FoldedUsers | None, start: int
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """:func:`_block_scores` of the served ranker: the kernel's scores of its known
+    users, the fold-in scores of the users with ratings of their own, and the most-rated
+    movies for the others."""
+    ranker = served.ranker
+    user_index = ranker.users.lookup(user_ids)
+    scores = scoring.score_block(ranker.model, user_index)
+    own = np.zeros(len(user_ids), dtype=bool)
+    for row, row_scores in ((folded and folded.scores) or {}).items():
+        if start <= row < start + len(user_ids):
+            scores[row - start] = row_scores
+            own[row - start] = True
+    fallback = (user_index < 0) & ~own
+    if fallback.any():
+        counts = torch.from_numpy(popularity_counts(served)).to(scores.dtype)
+        scores[torch.from_numpy(fallback), : len(counts)] = counts
+    entries = np.where(fallback, POPULARITY, ranker.variant)
+    return scores, user_index >= 0, entries
 
 
 def _model_top_k(
@@ -140,13 +207,12 @@ def _block_top_k(
     rated: RatedIndex,
     *,
     top_k: int,
-    vectors: UserVectors | None,
-    request_rated: tuple[RatedIndex, int] | None,
+    folded: FoldedUsers | None,
+    start: int,
     popularity_weight: float,
 ) -> pl.DataFrame:
-    user_index = served.users.lookup(user_ids)
-    scores = scoring.score_block(served.model, user_index, vectors)
-    excluded = _rated_in_block(served, user_ids, rated, request_rated)
+    scores, known, entries = _block_scores(served, user_ids, folded, start)
+    excluded = _rated_in_block(served, user_ids, rated, folded, start)
     if popularity_weight > 0:
         indices, values, valid = _blended_top_k(
             served, scores, excluded, top_k, popularity_weight
@@ -164,7 +230,8 @@ def _block_top_k(
             "movieId": served.movies.ids[movie_index],
             "title": served.movie_titles.gather(title_position[movie_index]),
             "prediction": values.ravel()[valid],
-            "known_user": np.repeat(user_index >= 0, k)[valid],
+            "known_user": np.repeat(known, k)[valid],
+            "variant": np.repeat(entries, k)[valid],
         },
         schema=recommendations_schema(served),
     )
@@ -177,20 +244,22 @@ def recommend_all(
     top_k: int,
     *,
     block_size: int = 128,
-    vectors: UserVectors | None = None,
-    request_rated: RatedIndex | None = None,
+    folded: FoldedUsers | None = None,
     popularity_weight: float = 0.0,
 ) -> pl.DataFrame:
-    """The ``top_k`` best-predicted known movies of each user of ``user_ids``
-    (original ids, in that order), excluding ``rated`` pairs, ``block_size`` users at a
-    time.
+    """The ``top_k`` best-scored known movies of each user of ``user_ids`` (original
+    ids, in that order), excluding ``rated`` pairs
+    (:func:`recommendation_exclusions`), ``block_size`` users at a time, by the served
+    ranker when there is one, else by the rating model.
 
-    ``vectors`` (one row per user) replaces the users' parameters (fold-in);
-    ``request_rated``, indexed by position in ``user_ids``, excludes more movies (those
-    a request's new users rated). Above 0, ``popularity_weight`` ranks each user's
-    unrated known movies by the evaluation's popularity blend
+    ``folded`` (indexed by position in ``user_ids``) scores the users who brought
+    ratings of their own from those ratings (fold-in) and excludes the movies they
+    rated. Above 0, ``popularity_weight`` ranks each user's unrated known movies by the
+    evaluation's popularity blend
     (:func:`rating_prediction.models.scoring.popularity_blend`, standardised over every
-    known movie) instead of the predicted rating; ``prediction`` stays the predicted rating."""
+    known movie) instead of the score; ``prediction`` stays the score: the predicted
+    rating of a rating model, a ranker's score (not a rating), or a movie's training
+    ratings for the ``popularity`` rows."""
     user_ids = served.users.as_ids(user_ids)
     blocks = [
         _block_top_k(
@@ -198,8 +267,8 @@ def recommend_all(
             user_ids[start : start + block_size],
             rated,
             top_k=top_k,
-            vectors=_rows(vectors, start, block_size),
-            request_rated=None if request_rated is None else (request_rated, start),
+            folded=folded,
+            start=start,
             popularity_weight=popularity_weight,
         )
         for start in range(0, len(user_ids), block_size)
@@ -224,10 +293,12 @@ def recommend_users(
     popularity_weight: float = 0.0,
 ) -> pl.DataFrame:
     """:func:`recommend_all` for the distinct ``user_ids``, ascending, never
-    recommending ``rated_pairs`` (original ids); users unseen in training get the
-    model's fallback ranking (for biased models, the movie biases), with a warning."""
+    recommending what :func:`recommendation_exclusions` excludes (``rated_pairs``,
+    original ids, for the rating model); users unseen in training get the fallback
+    ranking (the served ranker's: the most-rated movies; a rating model's: its own, for
+    biased models the movie biases), with a warning."""
     distinct = np.unique(served.users.as_ids(user_ids))
-    unknown = distinct[served.users.lookup(distinct) < 0]
+    unknown = distinct[recommending_users(served).lookup(distinct) < 0]
     if unknown.size:
         logger.warning(
             "Users %s are unseen in training: they get the fallback ranking.",
@@ -236,7 +307,7 @@ def recommend_users(
     return recommend_all(
         served,
         distinct,
-        rated_index(served, rated_pairs),
+        recommendation_exclusions(served, rated_pairs),
         top_k,
         popularity_weight=popularity_weight,
     )

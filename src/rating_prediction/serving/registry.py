@@ -1,8 +1,9 @@
 """Each run's model as a version of a registered model; ``champion`` for the best one.
 
 The registered model is named after the data set (``rating-prediction-<dataset>``).
-Each version carries its served variant's metrics as tags (``<split>.<metric>``) and the
-split fingerprint. ``champion`` moves to a new version only when its held-out metric
+Each version carries its served variant's metrics as tags (``<split>.<metric>``), the
+split fingerprint and, when a ranker answers recommendations, its name (``ranker``) and
+its ranking metrics (``ranker.<split>.<metric>``, e.g. ``ranker.test.ndcg_at_10``). ``champion`` moves to a new version only when its held-out metric
 (test RMSE) is lower than the champion's on the same split fingerprint; a version on
 other splits is never compared, so it does not take the alias.
 """
@@ -20,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from rating_prediction.evaluation.names import flat_metrics
 
-from .artifacts import read_manifest
+from .artifacts import read_answered_by, read_manifest
 from .pyfunc import log_served_model
 
 logger = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 CHAMPION = "champion"
 HELD_OUT_METRIC = "test.rmse"
 FINGERPRINT_TAG = "split_fingerprint"
+RANKER_TAG = "ranker"
 
 
 def registered_model_name(dataset: str) -> str:
@@ -64,6 +66,19 @@ def version_tags(metrics: dict[str, dict[str, float]], fingerprint: str) -> dict
     the fingerprint."""
     tags = {name: str(value) for name, value in flat_metrics(metrics).items()}
     return tags | {FINGERPRINT_TAG: fingerprint}
+
+
+def ranker_tags(
+    metrics: dict[str, Any], answered_by: dict[str, str], variant: str
+) -> dict[str, str]:
+    """The served ranker's name (``ranker``) and its entry of ``metrics``
+    (metrics.json) as ``ranker.<split>.<metric>`` tags; none when the rating
+    ``variant`` recommends."""
+    ranker = answered_by.get("recommend", variant)
+    if ranker == variant:
+        return {}
+    ranking = flat_metrics(metrics.get(ranker, {}), RANKER_TAG)
+    return {RANKER_TAG: ranker} | {name: str(value) for name, value in ranking.items()}
 
 
 def _current_champion(client: mlflow.MlflowClient, name: str) -> Any:
@@ -111,12 +126,19 @@ def log_and_register(
 ) -> Any:
     """Logs the served model in ``folder`` as the model ``model`` of the active run,
     then registers it under :func:`registered_model_name` with the served variant's
-    entry of ``metrics`` (metrics.json) as tags. Without metrics it is logged only."""
+    entry of ``metrics`` (metrics.json) as tags, and the served ranker's
+    (:func:`ranker_tags`). Without metrics it is logged only."""
     variant, fingerprint = read_manifest(folder)
+    answered_by = read_answered_by(folder)
+    logger.info(
+        "Logging the served model: %s.",
+        ", ".join(f"{task} by {name}" for task, name in answered_by.items()),
+    )
     info = log_served_model(folder)
     if not metrics or variant not in metrics:
         logger.warning("No metrics for %s: the model is not registered.", variant)
         return info
     tags = version_tags(metrics[variant], fingerprint) | {"variant": variant}
+    tags |= ranker_tags(metrics, answered_by, variant)
     register(info.model_uri, registered_model_name(dataset), tags)
     return info

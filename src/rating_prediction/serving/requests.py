@@ -3,12 +3,14 @@
 Ids are the served model's type: integers, or strings for a data set whose ids are
 strings (a column of Python ``str``, as JSON gives); answers carry them in that type.
 
-``task`` picks the answer: ``predict`` (default; a prediction per row), ``recommend``
-(top-``k`` per distinct userId; above 0, ``popularity_weight``, by default the served
-model's, ranks by the popularity blend) or ``similar`` (the ``k`` movies most like each
-distinct movieId). Rows that carry a ``rating`` are a user's own ratings: that user is
-folded in from them (biased MF variants), then predicted for or recommended to; they get
-no row of their own in a ``predict`` answer.
+``task`` picks the answer: ``predict`` (default; a prediction per row, by the rating
+model), ``recommend`` (top-``k`` per distinct userId; above 0, ``popularity_weight``, by
+default the served model's, ranks by the popularity blend) or ``similar`` (the ``k``
+movies most like each distinct movieId); the served ranker answers these two when there
+is one, and their rows name the answering entry (``variant``). Rows that carry a
+``rating`` are a user's own ratings: that user is folded in from them (by the ranker for
+``recommend`` when there is one, else by a biased MF rating model), then predicted for or
+recommended to; they get no row of their own in a ``predict`` answer.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import numpy as np
 import pandas as pd
 
 from .bundle import ServedModel
-from .foldin import fold_in_users
+from .foldin import fold_in_to_recommend, fold_in_users
 from .prediction import score_folded_pairs, score_pairs
-from .rated import RatedIndex
-from .recommend import recommend_all
+from .recommend import recommend_all, recommendation_exclusions
 from .request_ids import PAIR_COLUMNS, check_ids
 from .similar import similar_movies
 
@@ -99,7 +100,7 @@ def _recommend(
     popularity_weight: float,
 ) -> pd.DataFrame:
     users = pd.unique(_ids(served, frame, "userId"))
-    folded = fold_in_users(
+    folded = fold_in_to_recommend(
         served,
         users,
         _own_ratings(served, frame, history),
@@ -108,10 +109,9 @@ def _recommend(
     return recommend_all(
         served,
         users,
-        served.rated or RatedIndex.empty(len(served.users)),
+        recommendation_exclusions(served),
         int(params["k"]),
-        vectors=folded.vectors,
-        request_rated=folded.rated,
+        folded=folded,
         popularity_weight=popularity_weight,
     ).to_pandas()
 

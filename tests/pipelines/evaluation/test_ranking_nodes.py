@@ -166,9 +166,10 @@ def _history(splits) -> pl.DataFrame:
 
 
 def test_the_history_is_train_and_val_for_candidates_exclusion_and_popularity(splits):
-    """Test ranking knows what happened before test: a movie rated only in val is a
-    candidate, a user's val movies are never candidates for that user, and popularity
-    counts the val ratings too."""
+    """Test ranking knows what happened before test: a user's val movies are never
+    candidates for that user, and popularity counts the val ratings too; the
+    candidates stay the movies seen in train (the catalogue the models were fitted on
+    and the served model recommends from), so a movie rated only in val is none."""
     new_movie = int(_history(splits)["movieIdMapped"].max()) + 1
     first = splits["val"].head(1)
     splits = {
@@ -183,7 +184,10 @@ def test_the_history_is_train_and_val_for_candidates_exclusion_and_popularity(sp
     task = build_ranking_task(
         splits["train"], splits["val"], splits["test"], EVALUATION, SCALE
     )
-    assert new_movie in task.candidates
+    assert new_movie not in task.candidates
+    np.testing.assert_array_equal(
+        task.candidates, np.unique(splits["train"]["movieIdMapped"])
+    )
     history = _history(splits).join(
         pl.DataFrame({"userIdMapped": task.users}), on="userIdMapped", how="semi"
     )

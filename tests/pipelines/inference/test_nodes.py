@@ -1,9 +1,11 @@
 """Nodes of the inference pipeline: each parses the ``inference`` block it is given."""
 
+import logging
 import re
 
 import polars as pl
 import pytest
+import torch
 
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
@@ -17,16 +19,32 @@ from rating_prediction.pipelines.inference.nodes import (
     recommend_for_new_user,
     recommend_movies,
     select_trained_model,
+    select_trained_ranker,
 )
 from rating_prediction.serving.prediction import PAIR_PREDICTIONS_SCHEMA, predict_pairs
 from rating_prediction.serving.request_files import RequestTable
-from tests.serving.fixtures import answered, inference_parameters
+from tests.serving.fixtures import (
+    EASE_VAL_NDCG,
+    RANKER_TRAINING,
+    answered,
+    inference_parameters,
+)
 
 
 @pytest.fixture
 def trained_models(trained_by_variant) -> list:
-    """Every variant's (config, weights), as the node takes them."""
-    return list(trained_by_variant.values())
+    """Every rating variant's (config, weights), as the node takes them."""
+    return [
+        trained
+        for variant, trained in trained_by_variant.items()
+        if VARIANTS[variant].predicts_ratings
+    ]
+
+
+@pytest.fixture
+def rankers(trained_rankers) -> list:
+    """Every ranker's (config, weights), as the node takes them."""
+    return list(trained_rankers.values())
 
 
 @pytest.fixture
@@ -35,11 +53,14 @@ def rated(train_ratings, val_ratings, test_ratings) -> pl.DataFrame:
 
 
 @pytest.fixture
-def call_node(trained_models, served, rated):
+def call_node(trained_models, rankers, served, rated):
     """Runs the node ``name`` on an ``inference`` parameter block."""
     nodes = {
         "select_trained_model": lambda inference: select_trained_model(
             inference, *trained_models
+        ),
+        "select_trained_ranker": lambda inference: select_trained_ranker(
+            inference, RANKER_TRAINING, *rankers
         ),
         "pairs_from_parameters": pairs_from_parameters,
         "recommend_movies": lambda inference: recommend_movies(
@@ -81,6 +102,57 @@ class TestSelectTrainedModel:
         ):
             select_trained_model(
                 inference_parameters(served_variant="nope"), *trained_models
+            )
+
+
+class TestSelectTrainedRanker:
+    def test_best_ranker_with_its_feedback_settings(self, rankers, trained_rankers):
+        choice = select_trained_ranker(
+            inference_parameters(), RANKER_TRAINING, *rankers
+        )
+        config, weights = trained_rankers["ease"]
+        assert choice.config.variant == "ease"
+        assert choice.config.best_val_ndcg == EASE_VAL_NDCG
+        assert choice.state_dict is weights
+        assert (choice.feedback.feedback, choice.feedback.min_rating) == (
+            "binary",
+            None,
+        )
+
+    def test_the_feedback_settings_are_the_rankers_training_block(self, rankers):
+        training = {"ease": {"feedback": "rating", "min_rating": 3.5}}
+        choice = select_trained_ranker(inference_parameters(), training, *rankers)
+        assert choice.feedback.as_dict() == {"feedback": "rating", "min_rating": 3.5}
+
+    def test_none_serves_no_ranker(self, rankers, caplog):
+        with caplog.at_level(logging.INFO):
+            choice = select_trained_ranker(
+                inference_parameters(served_ranker="none"), RANKER_TRAINING, *rankers
+            )
+        assert choice.config is None
+        assert "No ranker served (served_ranker=none" in caplog.text
+
+    def test_without_a_trained_ranker_the_rating_model_recommends(self, caplog):
+        with caplog.at_level(logging.INFO):
+            choice = select_trained_ranker(inference_parameters(), RANKER_TRAINING)
+        assert choice.config is None
+        assert (
+            "No ranker served (served_ranker=best; trained rankers: none): the rating "
+            "model answers recommend, fold-in and similar."
+        ) in caplog.text
+
+    def test_a_rating_model_is_refused(self, rankers):
+        with pytest.raises(ValueError, match="'biased_mf' is not a ranker"):
+            select_trained_ranker(
+                inference_parameters(served_ranker="biased_mf"),
+                RANKER_TRAINING,
+                *rankers,
+            )
+
+    def test_an_unknown_name_is_refused_by_the_parameter_model(self, rankers):
+        with pytest.raises(ParameterError, match="'inference.served_ranker'"):
+            select_trained_ranker(
+                inference_parameters(served_ranker="nope"), RANKER_TRAINING, *rankers
             )
 
 
@@ -176,6 +248,7 @@ class TestEveryNodeParsesTheWholeBlock:
 
     NODES = [
         "select_trained_model",
+        "select_trained_ranker",
         "pairs_from_parameters",
         "recommend_movies",
         "find_similar_movies",
@@ -192,8 +265,8 @@ class TestEveryNodeParsesTheWholeBlock:
             call_node(node, inference)
         assert (
             "unknown key 'inference.pair'; valid keys here: "
-            "served_variant, pairs, recommend, fold_in, similar, batch_recommend, "
-            "request_files"
+            "served_variant, served_ranker, pairs, recommend, fold_in, similar, "
+            "batch_recommend, request_files"
         ) in str(error.value)
         assert "missing key 'inference.pairs'" in str(error.value)
 
@@ -265,6 +338,66 @@ class TestRecommendForNewUser:
     def test_bad_parameters_name_the_key(self, served, fold_in, key):
         with pytest.raises(ParameterError, match=f"'{key}'"):
             recommend_for_new_user(served, inference_parameters(fold_in=fold_in))
+
+
+class TestWithTheServedRanker:
+    """The nodes with ``ranked_served``: ease answers recommendations, the fold-in and
+    similar movies."""
+
+    def test_recommendations_exclude_the_known_history_train_and_val(
+        self, ranked_served, rated
+    ):
+        inference = inference_parameters(recommend={"user_ids": [10, 20], "top_k": 4})
+        recommended = recommend_movies(ranked_served, rated, inference)
+        lists = recommended.group_by("userId", maintain_order=True).agg("movieId")
+        # User 10 rated 1, 2 in train and 3 in val: only 4 is left. User 20 rated 2, 3
+        # in train (and 5, unseen in training, in test): 1 and 4, by their scores.
+        scores = ranked_served.ranker.model.predict_all_movies(torch.tensor([1]), 5)[0]
+        user_20 = sorted([1, 4], key=lambda movie: -scores[movie - 1])
+        assert dict(lists.rows()) == {10: [4], 20: user_20}
+        assert set(recommended["variant"]) == {"ease"}
+        inference = inference_parameters(
+            batch_recommend={"top_k": 4}, request_files={"batch_size": 2}
+        )
+        every = answered(recommend_for_all_users(ranked_served, rated, None, inference))
+        assert every.filter(pl.col("userId").is_in([10, 20])).equals(recommended)
+
+    def test_a_new_user_is_folded_in_by_the_ranker(self, ranked_served):
+        inference = inference_parameters(
+            fold_in={"ratings": [[1, 5.0], [3, 4.0]], "top_k": 5}
+        )
+        recommended = recommend_for_new_user(ranked_served, inference)
+        scores = ranked_served.ranker.model.fold_in_scores(
+            torch.tensor([0, 2]), torch.tensor([1.0, 1.0])
+        )
+        # Movies 1 and 3 are theirs; movie 5 is unseen in training.
+        expected = sorted([2, 4], key=lambda movie: -scores[movie - 1])
+        assert recommended["movieId"].to_list() == expected
+        assert recommended["prediction"].to_list() == pytest.approx(
+            [scores[movie - 1].item() for movie in expected]
+        )
+        assert set(recommended["userId"]) == {NEW_USER_ID}
+        assert set(recommended["variant"]) == {"ease"}
+        assert not recommended["known_user"].any()
+
+    def test_a_new_user_without_ratings_gets_the_most_rated_movies(self, ranked_served):
+        inference = inference_parameters(fold_in={"ratings": [], "top_k": 4})
+        recommended = recommend_for_new_user(ranked_served, inference)
+        # Movies 1 and 2 have two training ratings each, 3 and 4 one: ties to the
+        # lower id.
+        assert recommended["movieId"].to_list() == [1, 2, 3, 4]
+        assert recommended["prediction"].to_list() == [2.0, 2.0, 1.0, 1.0]
+        assert set(recommended["variant"]) == {"popularity"}
+        assert not recommended["known_user"].any()
+
+    def test_similar_movies_are_the_rankers(self, ranked_served):
+        similar = find_similar_movies(
+            ranked_served, inference_parameters(similar={"movie_ids": [1], "top_k": 3})
+        )
+        weights = ranked_served.ranker.model.similar_scores(0)
+        expected = sorted([2, 3, 4], key=lambda movie: -weights[movie - 1])
+        assert similar["similarMovieId"].to_list() == expected
+        assert set(similar["variant"]) == {"ease"}
 
 
 class TestRecommendForAllUsers:

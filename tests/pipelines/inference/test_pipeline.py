@@ -8,7 +8,12 @@ from rating_prediction.datasets import RequestFileDataset
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference import create_pipeline
-from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
+from tests.serving.fixtures import (
+    GLOBAL_MEAN,
+    MOVIE_BIAS,
+    RANKER_TRAINING,
+    inference_parameters,
+)
 
 # Catalog entry -> fixture (tests/serving/fixtures.py) holding its data (the variants'
 # configs and weights come from `trained_by_variant`).
@@ -38,6 +43,7 @@ def catalog(request, trained_by_variant, tmp_path) -> DataCatalog:
             optional=True,
         )
     catalog["params:inference"] = inference_parameters()
+    catalog["params:training"] = RANKER_TRAINING
     return catalog
 
 
@@ -60,15 +66,18 @@ def test_nodes_and_their_parameters():
         "recommend_for_new_user_node": "recommend_for_new_user",
         "recommend_for_all_users_node": "recommend_for_all_users",
         "popularity_weight_node": "popularity_weight_from_parameters",
+        "select_trained_ranker_node": "select_trained_ranker",
+        # Every rating model and every ranker is offered.
         **{
             f"{variant}.offer_trained_model_node": "offer_trained_model"
             for variant in VARIANTS
-            if VARIANTS[variant].predicts_ratings
         },
     }
-    # The nodes take the whole block and parse it; no leaf is an input of its own.
+    # The nodes take the whole block and parse it; no leaf is an input of its own
+    # (the rankers' feedback settings come from the training blocks).
     assert {name for name in pipeline.inputs() if name.startswith("params:")} == {
-        "params:inference"
+        "params:inference",
+        "params:training",
     }
 
 
@@ -99,8 +108,9 @@ def test_inference_pipeline_predicts_pairs_and_recommends(catalog):
 
 def test_the_model_is_built_once_per_run(catalog, model_builds):
     SequentialRunner().run(create_pipeline(), catalog)
-    # Pair predictions and recommendations share the served bundle's model.
-    assert model_builds == ["biased_mf"]
+    # Pair predictions share the served bundle's rating model, recommendations its
+    # ranker: each is built once.
+    assert sorted(model_builds) == ["biased_mf", "ease"]
 
 
 def test_a_bad_parameter_stops_the_run_naming_its_key(catalog):

@@ -13,7 +13,12 @@ from rating_prediction.pipelines.inference import create_pipeline
 from rating_prediction.serving.prediction import predict_pairs
 from rating_prediction.serving.request_files import RequestFileError
 from tests.project import file_dataset, relocated
-from tests.serving.fixtures import GLOBAL_MEAN, MOVIE_BIAS, inference_parameters
+from tests.serving.fixtures import (
+    GLOBAL_MEAN,
+    MOVIE_BIAS,
+    RANKER_TRAINING,
+    inference_parameters,
+)
 
 from .test_pipeline import INPUT_FIXTURES
 
@@ -75,6 +80,7 @@ def run_inference(request, trained_by_variant, tmp_path):
             catalog[f"{variant}.model_config"] = config
             catalog[f"{variant}.model_weights"] = weights
         catalog["params:inference"] = inference
+        catalog["params:training"] = RANKER_TRAINING
         SequentialRunner().run(create_pipeline(), catalog)
 
     return run

@@ -193,7 +193,8 @@ def build_ranking_task(
     """Who is ranked over which candidates, and what is relevant
     (``evaluation.ranking``, its threshold on ``rating_scale``, the data set's): built
     once for every ranking entry. The history is train + val, everything known before
-    test: no entry recommends a movie the user rated there.
+    test: no entry recommends a movie the user rated there. The candidates are the
+    movies seen in train, the catalogue the served model recommends from.
 
     Raises:
         ParameterError: If a stated ``evaluation.ranking.relevance_threshold`` is not
@@ -218,6 +219,7 @@ def build_ranking_task(
         threshold,
         settings.max_users,
         settings.random_seed,
+        catalogue=train_ratings,
     )
 
 

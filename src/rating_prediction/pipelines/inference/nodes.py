@@ -17,20 +17,26 @@ import polars as pl
 import torch
 
 from rating_prediction.data.ids import STRING, IdIndex
+from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import InferenceParameters, ParameterError, parse
 from rating_prediction.serving.bundle import ServedModel, select_served_variant
 from rating_prediction.serving.foldin import (
     FoldedUsers,
     can_fold_in,
-    fold_in_users,
+    fold_in_to_recommend,
     own_rated,
 )
 from rating_prediction.serving.prediction import id_types, predict_pairs
+from rating_prediction.serving.ranker import (
+    RankerChoice,
+    feedback_of,
+    select_served_ranker,
+)
 from rating_prediction.serving.rated import RatedIndex
 from rating_prediction.serving.recommend import (
-    rated_index,
     recommend_all,
     recommend_users,
+    recommendation_exclusions,
 )
 from rating_prediction.serving.request_files import RequestFile, RequestTable
 from rating_prediction.serving.request_ids import PAIRS_SCHEMA, pairs_schema
@@ -73,6 +79,44 @@ def select_trained_model(
     variant = select_served_variant(held_out_val_mse, served_variant)
     logger.info("Serving the %s model (served_variant=%s).", variant, served_variant)
     return by_variant[variant]
+
+
+def select_trained_ranker(
+    inference: dict[str, Any],
+    training: dict[str, Any],
+    *trained: tuple[dict[str, Any], dict[str, torch.Tensor]],
+) -> RankerChoice:
+    """The ranker that answers ``recommend``, fold-in and ``similar`` among
+    ``trained``, every ranker's (config, weights): ``inference.served_ranker``
+    (``best``: the highest held-out val NDCG@K), with its feedback settings from
+    ``training``; none (the rating model answers them, as before rankers were served)
+    for ``none`` or when no such ranker was trained."""
+    served_ranker = parse(InferenceParameters, inference, "inference").served_ranker
+    by_variant = {config["variant"]: (config, weights) for config, weights in trained}
+    held_out_val_ndcg = {
+        name: config.get("best_val_ndcg") for name, (config, _) in by_variant.items()
+    }
+    ranker = select_served_ranker(held_out_val_ndcg, served_ranker)
+    if ranker is None:
+        logger.info(
+            "No ranker served (served_ranker=%s; trained rankers: %s): the rating "
+            "model answers recommend, fold-in and similar.",
+            served_ranker,
+            ", ".join(by_variant) or "none",
+        )
+        return RankerChoice()
+    ndcg = held_out_val_ndcg[ranker]
+    logger.info(
+        "Serving the %s ranker (held-out val NDCG@K: %s) for recommend, fold-in and "
+        "similar (served_ranker=%s).",
+        ranker,
+        "not recorded" if ndcg is None else f"{ndcg:.4f}",
+        served_ranker,
+    )
+    config, weights = by_variant[ranker]
+    return RankerChoice(
+        ModelConfig.model_validate(config), weights, feedback_of(ranker, training)
+    )
 
 
 def parameter_ids(
@@ -129,7 +173,9 @@ def pairs_from_parameters(
 def collect_rated_pairs(
     train_ratings: pl.DataFrame, val_ratings: pl.DataFrame, test_ratings: pl.DataFrame
 ) -> pl.DataFrame:
-    """Every (userId, movieId) rated in any split: never recommended again."""
+    """Every (userId, movieId) rated in any split: never recommended again by the
+    rating model (a served ranker excludes its known history, train + val, as its
+    ranking evaluation does)."""
     return pl.concat(
         [
             ratings.select("userId", "movieId")
@@ -150,9 +196,9 @@ def recommend_movies(
     served_model: ServedModel, rated_pairs: pl.DataFrame, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """Top-``inference.recommend.top_k`` unrated movies for each of
-    ``inference.recommend.user_ids``, with titles and predicted ratings, ranked by the
-    popularity blend of weight ``inference.recommend.popularity_weight`` (0: by the
-    predicted rating)."""
+    ``inference.recommend.user_ids``, with titles and scores (predicted ratings for the
+    rating model), by the served ranker when there is one, ranked by the popularity
+    blend of weight ``inference.recommend.popularity_weight`` (0: by the score)."""
     recommend = parse(InferenceParameters, inference, "inference").recommend
     return recommend_users(
         served_model,
@@ -172,7 +218,8 @@ def find_similar_movies(
     served_model: ServedModel, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """The ``inference.similar.top_k`` movies most like each of
-    ``inference.similar.movie_ids``, with titles and cosine similarities."""
+    ``inference.similar.movie_ids``, with titles and similarities (the served
+    ranker's scores, or the rating model's cosine similarities)."""
     similar = parse(InferenceParameters, inference, "inference").similar
     movie_ids = parameter_ids(
         "inference.similar.movie_ids.{}",
@@ -187,8 +234,9 @@ def recommend_for_new_user(
     served_model: ServedModel, inference: dict[str, Any]
 ) -> pl.DataFrame:
     """Top-K for a user unseen in training, folded in from ``inference.fold_in.ratings``
-    (userId ``NEW_USER_ID``); without usable ratings, or for a variant that cannot fold
-    in, the unknown-user fallback ranking. The movies rated are never recommended.
+    (userId ``NEW_USER_ID``) by the served ranker, or without one by the rating model;
+    without usable ratings, or for a rating variant that cannot fold in, the
+    unknown-user fallback ranking. The movies rated are never recommended.
     For a data set whose user ids are strings, the new user is ``NEW_USER_STRING_ID``.
 
     Raises:
@@ -209,18 +257,17 @@ def recommend_for_new_user(
     )
     user = served_model.users.as_ids([new_user])
     own = (np.repeat(user, len(movies)), movies, ratings)
-    if settings.ratings and not can_fold_in(served_model):
+    if (
+        settings.ratings
+        and served_model.ranker is None
+        and not can_fold_in(served_model)
+    ):
         logger.warning("%s cannot fold in a user: fallback.", served_model.variant)
         folded = FoldedUsers(None, own_rated(served_model, user, *own[:2]))
     else:
-        folded = fold_in_users(served_model, user, own, settings.regularization)
+        folded = fold_in_to_recommend(served_model, user, own, settings.regularization)
     return recommend_all(
-        served_model,
-        user,
-        RatedIndex.empty(0),
-        settings.top_k,
-        vectors=folded.vectors,
-        request_rated=folded.rated,
+        served_model, user, RatedIndex.empty(0), settings.top_k, folded=folded
     )
 
 
@@ -282,8 +329,8 @@ def recommend_for_all_users(
 ) -> dict[str, Callable[[], pl.DataFrame]]:
     """Top-``inference.batch_recommend.top_k`` unrated movies for each user of the
     ``user_requests`` file (in file order, one list per row) or, when it is absent, for
-    every user seen in training (ascending), ranked as :func:`recommend_movies` ranks
-    (``inference.recommend.popularity_weight``);
+    every user seen in training (ascending), ranked and excluded as
+    :func:`recommend_movies` ranks (``inference.recommend.popularity_weight``);
     ``inference.request_files.batch_size`` users per partition, scored in blocks of
     ``inference.batch_recommend.block_size`` users."""
     parameters = parse(InferenceParameters, inference, "inference")
@@ -298,7 +345,7 @@ def recommend_for_all_users(
     recommend = partial(
         _recommend_batch,
         served_model,
-        rated_index(served_model, rated_pairs),
+        recommendation_exclusions(served_model, rated_pairs),
         top_k=settings.top_k,
         block_size=settings.block_size,
         popularity_weight=parameters.recommend.popularity_weight,

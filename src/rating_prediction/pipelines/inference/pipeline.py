@@ -1,6 +1,7 @@
 """``inference`` pipeline: the served model (a folder of safetensors, parquet and JSON,
-logged as the MLflow model at the end of the run by ``ServingHooks``), pair predictions
-(a few from the parameters, any number from the ``pair_requests`` file),
+logged as the MLflow model at the end of the run by ``ServingHooks``: the best rating
+model answers pairs, the best ranker recommendations, fold-in and similar movies), pair
+predictions (a few from the parameters, any number from the ``pair_requests`` file),
 recommendations for a few users, for a new user (fold-in) and for every user (or those
 of the ``user_requests`` file), and similar movies."""
 
@@ -10,6 +11,7 @@ from rating_prediction.models.variants import variants_that
 from rating_prediction.pipelines import handed_out
 from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.prediction import predict_pairs
+from rating_prediction.serving.ranker import ranker_variants
 from rating_prediction.serving.registry import split_fingerprint
 
 from .nodes import (
@@ -23,14 +25,17 @@ from .nodes import (
     recommend_for_new_user,
     recommend_movies,
     select_trained_model,
+    select_trained_ranker,
 )
 
 # Each variant's config and weights, handed out of its namespace to the choice of the
 # served variant (catalog_inference.yml holds them without a copy).
 TRAINED_MODEL = "trained_model"
-# The variants the served model may answer `predict` with: the rating models. Rankers
-# (EASE^R) predict no ratings and are not served yet.
+# The variants the served model may answer `predict` with: the rating models.
 SERVABLE_VARIANTS = variants_that("predicts_ratings")
+# The variants it may answer `recommend`, fold-in and `similar` with: the rankers (they
+# rank but predict no ratings, e.g. EASE^R).
+SERVABLE_RANKERS = ranker_variants()
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -38,19 +43,10 @@ def create_pipeline(**kwargs) -> Pipeline:
 
 
 def _served_model_nodes() -> list[Node | Pipeline]:
-    """The served model: the chosen rating variant, its id lookups, titles, fingerprint,
-    training-rating counts and popularity weight."""
+    """The served model: the chosen rating variant and ranker, the id lookups, titles,
+    fingerprint, training-rating counts, popularity weight and known history."""
     return [
-        *(_offer(variant) for variant in SERVABLE_VARIANTS),
-        Node(
-            func=select_trained_model,
-            inputs=[
-                "params:inference",
-                *(handed_out(v, TRAINED_MODEL) for v in SERVABLE_VARIANTS),
-            ],
-            outputs=["served_model_config", "served_model_weights"],
-            name="select_trained_model_node",
-        ),
+        *_choice_nodes(),
         Node(
             func=split_fingerprint,
             inputs=["train_ratings", "val_ratings", "test_ratings"],
@@ -71,12 +67,41 @@ def _served_model_nodes() -> list[Node | Pipeline]:
                 "user_mapping": "user_mapping",
                 "movie_mapping": "movie_mapping",
                 "train_ratings": "train_ratings",
+                "val_ratings": "val_ratings",
+                "ranker": "served_ranker_choice",
                 "movies": "movies",
                 "split_fingerprint": "split_fingerprint",
                 "popularity_weight": "served_popularity_weight",
             },
             outputs="served_model",
             name="build_served_model_node",
+        ),
+    ]
+
+
+def _choice_nodes() -> list[Node | Pipeline]:
+    """Every rating variant and ranker offered, and the choice of each: the rating
+    model that predicts, the ranker (or none) that recommends."""
+    return [
+        *(_offer(variant) for variant in SERVABLE_VARIANTS + SERVABLE_RANKERS),
+        Node(
+            func=select_trained_model,
+            inputs=[
+                "params:inference",
+                *(handed_out(v, TRAINED_MODEL) for v in SERVABLE_VARIANTS),
+            ],
+            outputs=["served_model_config", "served_model_weights"],
+            name="select_trained_model_node",
+        ),
+        Node(
+            func=select_trained_ranker,
+            inputs=[
+                "params:inference",
+                "params:training",
+                *(handed_out(v, TRAINED_MODEL) for v in SERVABLE_RANKERS),
+            ],
+            outputs="served_ranker_choice",
+            name="select_trained_ranker_node",
         ),
     ]
 

@@ -217,8 +217,8 @@ def _ranking_section(
         "## Ranking",
         "",
         "Top-K recommendations on the test split (relevant: a test rating of at "
-        f"least {relevant_from}; candidates: movies seen in train or val that the "
-        "user has not rated there); higher is better.",
+        f"least {relevant_from}; candidates: movies seen in train that the user "
+        "has not rated in train or val); higher is better.",
         "",
         format_ranking_table(metrics),
         "",
