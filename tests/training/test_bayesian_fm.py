@@ -3,6 +3,8 @@ the biased MF form, the val-chosen number of samples and its parameters."""
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import polars as pl
 import pytest
@@ -18,6 +20,10 @@ from rating_prediction.training.bayesian_fm import (
     export_biased_mf,
     fit,
     genre_matrix,
+)
+from rating_prediction.training.bayesian_fm.sampling import (
+    myfm,
+    progress_only_on_a_terminal,
 )
 from rating_prediction.training.data import TrainingData
 from tests.fakes import fake_movies, learnable_splits
@@ -266,3 +272,14 @@ def test_the_exported_model_clips_to_the_data_sets_scale(data):
     for mean, clipped in ((40.0, 10.0), (-40.0, 1.0)):
         model.global_mean.fill_(mean)
         assert model.predict(torch.arange(4), torch.arange(4)).tolist() == [clipped] * 4
+
+
+def test_myfm_draws_its_progress_bar_on_a_terminal_only():
+    """Without a terminal (a log file, CI) the bar is disabled; the library's own tqdm
+    is back once the sampling is over."""
+    drawn = myfm.base.tqdm
+    with progress_only_on_a_terminal():
+        bar = myfm.base.tqdm(total=3, file=io.StringIO())
+        assert bar.disable
+        bar.close()
+    assert myfm.base.tqdm is drawn

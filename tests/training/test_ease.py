@@ -96,7 +96,7 @@ def test_fit_and_scores_match_numpy(options, x):
     np.testing.assert_allclose(scores[:, kept], x[:, kept] @ b, atol=1e-5)
     # A movie without weights (no interaction) gets no score: it ranks last.
     assert np.all(np.isneginf(np.delete(scores, kept, axis=1)))
-    assert history.columns == ["n_items", "n_interactions", "fit_seconds"]
+    assert history.columns == ["settings", "n_items", "n_interactions", "fit_seconds"]
     assert history["n_interactions"].item() == np.count_nonzero(x)
 
 

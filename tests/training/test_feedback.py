@@ -38,12 +38,17 @@ def test_each_rating_at_least_min_rating_is_one_interaction(
     assert interactions.rows() == expected
 
 
-def test_the_fit_log_names_the_variant_its_sizes_and_settings(caplog):
+def test_the_fit_log_names_the_variant_its_settings_sizes_and_note(caplog):
     history = pl.DataFrame(
-        {"n_items": [1234], "n_interactions": [56789], "fit_seconds": [2.25]}
+        {
+            "settings": ["64 factors"],
+            "n_items": [1234],
+            "n_interactions": [56789],
+            "fit_seconds": [2.25],
+        }
     )
     with caplog.at_level(logging.INFO, logger="rating_prediction.training.feedback"):
-        log_fit("als", history, "64 factors")
+        log_fit("als", history, "; val NDCG@10 0.2000")
     assert caplog.messages == [
-        "als: 1,234 items, 56,789 interactions, 64 factors; 2.2 s"
+        "als: 64 factors, 1,234 items, 56,789 interactions; 2.2 s; val NDCG@10 0.2000"
     ]

@@ -106,8 +106,8 @@ def test_the_weights_load_as_the_ranker_and_unfitted_rows_are_zero(
     scores = model.predict_all_movies(torch.arange(N_USERS), N_MOVIES)
     assert scores[:, NEVER_RATED].isneginf().all()
     assert torch.isfinite(scores[:, :NEVER_RATED]).all()
-    assert history.columns == ["n_items", "n_interactions", "fit_seconds"]
-    assert history.row(0)[:2] == (15, ratings().height)
+    assert history.columns == ["settings", "n_items", "n_interactions", "fit_seconds"]
+    assert history.row(0)[1:3] == (15, ratings().height)
 
 
 @pytest.mark.parametrize("variant", ["als", "bpr"])

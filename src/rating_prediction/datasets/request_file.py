@@ -79,7 +79,7 @@ class RequestFileDataset(AbstractDataset[Any, RequestFile | None]):
                     f"catalog entry reads only {path}: point its filepath at {sibling} "
                     "(in conf/local/) or remove one of them."
                 )
-        logger.info("No request file at %s: no file requests.", path)
+        logger.debug("No request file at %s: no file requests.", path)
         return None
 
     def save(self, data: Any) -> None:

@@ -23,7 +23,7 @@ import torch
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import EaseParameters
 from rating_prediction.training.data import TrainingData
-from rating_prediction.training.feedback import implicit_feedback, log_fit
+from rating_prediction.training.feedback import implicit_feedback
 
 # Users x items values of the dense block of users whose product is added to the Gram
 # matrix at a time (128 MB of float32).
@@ -40,7 +40,7 @@ def fit_variant(
     Returns:
         The weights (:class:`~rating_prediction.models.rankers.EaseRanker`'s buffers),
         the model config (no epochs and no val MSE: it predicts no ratings) and a
-        one-row history (kept items, interactions, fit seconds).
+        one-row history (settings, kept items, interactions, fit seconds).
     """
     started = time.perf_counter()
     feedback = implicit_feedback(data.train, options.feedback, options.min_rating)
@@ -65,12 +65,12 @@ def fit_variant(
     )
     history = pl.DataFrame(
         {
+            "settings": [f"lambda {options.regularization:g}"],
             "n_items": [len(items)],
             "n_interactions": [len(columns)],
             "fit_seconds": [round(seconds, 3)],
         }
     )
-    log_fit(variant, history, f"lambda {options.regularization:g}")
     return weights, config, history
 
 

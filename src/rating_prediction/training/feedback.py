@@ -4,8 +4,9 @@ fit that has one row of history (no epochs).
 Every ranker (``ease``, ``als``, ``bpr``) reads the training ratings as interactions:
 each rated (user, movie) pair of at least ``min_rating`` is one, valued 1 (``binary``)
 or its rating (``rating``). Its fit is one pass (a closed form, or a fixed number of
-iterations with nothing chosen on val), so its history is one row, logged by
-:func:`log_fit`.
+iterations with nothing chosen on val), so its history is one row (its settings, sizes
+and seconds), which the training node logs with :func:`log_fit` once the ranker is
+scored on val and refitted.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ def implicit_feedback(
     )
 
 
-def log_fit(variant: str, history: pl.DataFrame, settings: str) -> None:
-    """Log the fit (its items with weights, interactions, ``settings`` and seconds),
-    and its one row into the active MLflow run (if any) as ``<variant>.<column>``."""
+def log_fit(variant: str, history: pl.DataFrame, note: str = "") -> None:
+    """Log the fit in one line (its ``settings``, movies with weights, interactions,
+    seconds, then ``note``), and its numbers into the active MLflow run (if any) as
+    ``<variant>.<column>``."""
     row = history.row(0, named=True)
     logger.info(
-        "%s: %s items, %s interactions, %s; %.1f s",
+        "%s: %s, %s items, %s interactions; %.1f s%s",
         variant,
+        row["settings"],
         f"{row['n_items']:,}",
         f"{row['n_interactions']:,}",
-        settings,
         row["fit_seconds"],
+        note,
     )
     run = mlflow.active_run()
     if run is None:
@@ -57,5 +60,6 @@ def log_fit(variant: str, history: pl.DataFrame, settings: str) -> None:
     metrics = [
         Metric(f"{variant}.{name}", float(value), stamp, 0)
         for name, value in row.items()
+        if name != "settings"
     ]
     MlflowClient().log_batch(run.info.run_id, metrics=metrics)

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import AlsParameters, BprParameters
 from rating_prediction.training.data import TrainingData
-from rating_prediction.training.feedback import implicit_feedback, log_fit
+from rating_prediction.training.feedback import implicit_feedback
 
 ImplicitOptions = AlsParameters | BprParameters
 
@@ -44,8 +44,8 @@ def fit_variant(
 
     Returns:
         The weights (the ranker's buffers), the model config (no epochs and no val
-        MSE: it predicts no ratings) and a one-row history (movies with factors,
-        interactions, fit seconds).
+        MSE: it predicts no ratings) and a one-row history (settings, movies with
+        factors, interactions, fit seconds).
     """
     started = time.perf_counter()
     is_als = isinstance(options, AlsParameters)
@@ -68,12 +68,12 @@ def fit_variant(
     )
     history = pl.DataFrame(
         {
+            "settings": [settings(options)],
             "n_items": [int(weights["fitted_movies"].sum())],
             "n_interactions": [user_items.nnz],
             "fit_seconds": [seconds],
         }
     )
-    log_fit(variant, history, settings(options))
     return weights, config, history
 
 

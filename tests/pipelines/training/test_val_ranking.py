@@ -3,6 +3,8 @@ ranker's val NDCG@K (then refitted), a rating model's and its popularity blend's
 
 from __future__ import annotations
 
+import logging
+
 import polars as pl
 import pytest
 import torch
@@ -49,9 +51,17 @@ def _val_ndcg_of_a_fit_on_train(data: TrainingData, options: EaseParameters) -> 
     ]
 
 
-def test_the_val_score_is_held_out_and_the_weights_come_from_train_and_val(data):
+def test_the_val_score_is_held_out_and_the_weights_come_from_train_and_val(
+    data, caplog
+):
     options = EaseParameters(regularization=20.0, refit_on_train_val=True)
-    weights, config, _ = fit_ranker(variant("ease"), options, data, EVALUATION)
+    with caplog.at_level(logging.INFO, logger="rating_prediction"):
+        weights, config, _ = fit_ranker(variant("ease"), options, data, EVALUATION)
+    # One line for the whole fit: the one kept, its val figures, the refit.
+    (line,) = caplog.messages
+    assert line.startswith("ease: lambda 20, ")
+    assert f"val NDCG@5 {config.best_val_ndcg:.4f}" in line
+    assert line.endswith("refitted on train + val")
 
     expected = _val_ndcg_of_a_fit_on_train(data, options)
     assert 0 < expected < 1

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import mlflow
 import torch
 
 from rating_prediction.evaluation.ranking import (
@@ -39,6 +40,7 @@ from rating_prediction.models.scoring import blended_scorer, log_count_scorer
 from rating_prediction.models.variants import Variant
 from rating_prediction.parameters import EvaluationParameters, Parameters, parse
 from rating_prediction.training.data import TrainingData
+from rating_prediction.training.feedback import log_fit
 
 logger = logging.getLogger(__name__)
 
@@ -50,51 +52,39 @@ BLEND_WEIGHTS = tuple(step / 10 for step in range(11))
 
 
 def val_ranking(
-    name: str,
     model: RatingModel,
     data: TrainingData,
     evaluation: dict[str, Any],
     *,
     blend: bool = True,
-) -> dict[str, float | None]:
-    """``best_val_ndcg`` of the variant ``name``'s ``model`` fitted on ``data.train``
-    and, with ``blend`` when ``evaluation.ranking.popularity_weight`` is ``val``, its
+) -> tuple[dict[str, float | None], str]:
+    """``best_val_ndcg`` of ``model`` fitted on ``data.train`` and, with ``blend``
+    when ``evaluation.ranking.popularity_weight`` is ``val``, its
     ``popularity_weight`` (ties to the lower weight); ``None`` values when no user has
-    a relevant val rating."""
+    a relevant val rating. Also the figures in words, for the log."""
     settings = parse(EvaluationParameters, evaluation, "evaluation")
-    choose_weight = blend and settings.ranking.popularity_weight == "val"
+    k = settings.ranking.k
     task = _val_task(data, settings)
     if task is None:
-        return {"best_val_ndcg": None, "popularity_weight": None}
+        return {"best_val_ndcg": None, "popularity_weight": None}, "no val NDCG"
 
     def ndcg(weight: float) -> float:
         scorer = model_scorer(model, task.candidates)
         if weight > 0:
             popularity = log_count_scorer(task.candidate_counts)
             scorer = blended_scorer(scorer, popularity, weight)
-        metrics = ranking_metrics(
-            task, scorer, settings.ranking.k, settings.prediction_batch_size
-        )
-        return metrics[f"ndcg@{settings.ranking.k}"]
+        metrics = ranking_metrics(task, scorer, k, settings.prediction_batch_size)
+        return metrics[f"ndcg@{k}"]
 
     own = ndcg(0.0)
     figures = {"best_val_ndcg": round(own, 6)}
-    blended = ""
-    if choose_weight:
+    summary = f"val NDCG@{k} {own:.4f}"
+    if blend and settings.ranking.popularity_weight == "val":
         by_weight = {0.0: own} | {w: ndcg(w) for w in BLEND_WEIGHTS[1:]}
         weight = max(by_weight, key=lambda w: (by_weight[w], -w))
         figures["popularity_weight"] = weight
-        blended = (
-            f"; with the popularity blend at {weight:.1f}: {by_weight[weight]:.4f}"
-        )
-    logger.info(
-        "%s, fitted on train: val NDCG@%d %.4f%s",
-        name,
-        settings.ranking.k,
-        own,
-        blended,
-    )
-    return figures
+        summary += f" (popularity blend {weight:.1f}: {by_weight[weight]:.4f})"
+    return figures, summary
 
 
 def _val_task(data: TrainingData, settings: EvaluationParameters) -> RankingTask | None:
@@ -118,13 +108,38 @@ def val_ranking_recorder(
     name: str, evaluation: dict[str, Any], recorded: dict[str, Any]
 ) -> Callable[[RatingModel, TrainingData], None]:
     """The ``on_fitted_on_train`` callback of a rating model's fit: it puts
-    :func:`val_ranking` of the model (a CPU copy) into ``recorded``."""
+    :func:`val_ranking` of the model (a CPU copy) into ``recorded``, and into the
+    active MLflow run (if any) as ``<variant>.val_ndcg_at_K`` and
+    ``<variant>.popularity_weight``."""
 
     def record(model: RatingModel, data: TrainingData) -> None:
         on_cpu = copy.deepcopy(model).cpu().eval()
-        recorded.update(val_ranking(name, on_cpu, data, evaluation))
+        figures, summary = val_ranking(on_cpu, data, evaluation)
+        logger.debug("%s, fitted on train: %s", name, summary)
+        recorded.update(figures)
+        log_val_ranking(name, figures, evaluation)
 
     return record
+
+
+def log_val_ranking(
+    name: str, figures: dict[str, float | None], evaluation: dict[str, Any]
+) -> None:
+    """The val figures as metrics of the active MLflow run, if any."""
+    if mlflow.active_run() is None:
+        return
+    k = parse(EvaluationParameters, evaluation, "evaluation").ranking.k
+    keys = {
+        "best_val_ndcg": f"val_ndcg_at_{k}",
+        "popularity_weight": "popularity_weight",
+    }
+    mlflow.log_metrics(
+        {
+            f"{name}.{keys[key]}": value
+            for key, value in figures.items()
+            if value is not None
+        }
+    )
 
 
 def fit_ranker(
@@ -134,15 +149,22 @@ def fit_ranker(
     evaluation: dict[str, Any],
 ) -> Fit:
     """Fit ``entry`` on train, record its :func:`val_ranking`, and with
-    ``options.refit_on_train_val`` fit it again on train + val (the weights kept)."""
+    ``options.refit_on_train_val`` fit it again on train + val (the weights kept);
+    log the fit kept, with the val figures, in one line."""
     fit = entry.fit_function()
     weights, config, history = fit(entry.name, options, data)
     model = load_trained_model(config, weights)
-    figures = val_ranking(entry.name, model, data, evaluation)
+    figures, summary = val_ranking(model, data, evaluation)
     refit = getattr(options, "refit_on_train_val", False)
     if refit:
-        logger.info("%s: refitting on train + val", entry.name)
         weights, config, history = fit(entry.name, options, data.with_val_in_train())
+    log_fit(
+        entry.name,
+        history,
+        f"; {summary} when fitted on train"
+        + ("; refitted on train + val" if refit else ""),
+    )
+    log_val_ranking(entry.name, figures, evaluation)
     config = config.model_copy(update={**figures, "refit_on_train_val": refit})
     return weights, config, history
 

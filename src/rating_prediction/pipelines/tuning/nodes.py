@@ -68,7 +68,8 @@ def ranking_objective(evaluation: dict[str, Any]) -> tuning.Objective:
     def score(name: str, options: dict[str, Any], data: TrainingData) -> float:
         weights, config, _ = tuning.fitted_on_train(name, options, data)
         model = load_trained_model(config, weights)
-        ndcg = val_ranking(name, model, data, evaluation, blend=False)["best_val_ndcg"]
+        figures, _ = val_ranking(model, data, evaluation, blend=False)
+        ndcg = figures["best_val_ndcg"]
         if ndcg is None:
             raise ValueError(
                 f"Cannot tune {name} on val NDCG@{k}: no val rating reaches the "

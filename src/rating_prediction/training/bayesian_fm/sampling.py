@@ -3,8 +3,10 @@ mean that chooses how many samples to keep."""
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +16,7 @@ import scipy.sparse as sps
 with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
     import myfm
+    import myfm.base
 
 from rating_prediction.training.bayesian_fm.features import RelationBlocks
 
@@ -80,16 +83,30 @@ def fit(
             callback(iteration, sample)
         return False, None
 
-    model.fit(
-        None,
-        ratings["rating"].to_numpy().astype(np.float64),
-        X_rel=blocks.for_rows(ratings),
-        n_iter=settings.n_iter,
-        n_kept_samples=settings.n_kept_samples,
-        group_shapes=list(blocks.groups),
-        callback=on_sample,
-    )
+    with progress_only_on_a_terminal():
+        model.fit(
+            None,
+            ratings["rating"].to_numpy().astype(np.float64),
+            X_rel=blocks.for_rows(ratings),
+            n_iter=settings.n_iter,
+            n_kept_samples=settings.n_kept_samples,
+            group_shapes=list(blocks.groups),
+            callback=on_sample,
+        )
     return model
+
+
+@contextmanager
+def progress_only_on_a_terminal() -> Iterator[None]:
+    """myFM always draws a tqdm bar while it samples; without a terminal (a log file,
+    CI) each of its updates would land in the output. tqdm's ``disable=None`` draws it
+    on a terminal only."""
+    drawn = myfm.base.tqdm
+    myfm.base.tqdm = functools.partial(drawn, disable=None)
+    try:
+        yield
+    finally:
+        myfm.base.tqdm = drawn
 
 
 def fit_with_history(
