@@ -43,9 +43,9 @@ measured alike:
   0.5..5), ranked users those with a relevant val rating. The setting with the best val
   NDCG@10 is chosen (the first of the grid on a tie). Test is not read.
 - **scoring on test**: the chosen setting is refitted on train + val (the users' known
-  history); candidates are the movies seen in train + val minus the user's train + val
-  movies, relevant the test ratings of at least the threshold. The fit time is the
-  refit's.
+  history); candidates are the movies seen in train (the project's catalogue) minus the
+  user's train + val movies, relevant the test ratings of at least the threshold. The
+  fit time is the refit's.
 
 The peers learn from binary feedback (which movies a user rated), each as its
 documentation shows: the most-rated list of the history; EASE^R in closed form with
@@ -303,18 +303,20 @@ class RankingRow(NamedTuple):
 
 def ranking_stage(
     name: str,
-    history: pl.DataFrame,
-    target: pl.DataFrame,
+    splits: tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame],
     threshold: float,
     k: int,
 ) -> RankingStage:
+    """``splits``: the history (fitted on, never recommended), the target (relevance)
+    and the catalogue (the candidates: train's movies, as the project's evaluation)."""
+    history, target, catalogue = splits
     ids = pl.concat(
         [frame.select("userIdMapped", "movieIdMapped") for frame in (history, target)]
     )
     return RankingStage(
         name,
         history,
-        ranking_task(history, target, threshold),
+        ranking_task(history, target, threshold, catalogue=catalogue),
         int(ids["userIdMapped"].max()) + 1,
         int(ids["movieIdMapped"].max()) + 1,
         k,
@@ -325,7 +327,9 @@ def tuning_stage(
     splits: dict[str, pl.DataFrame], threshold: float, k: int
 ) -> RankingStage:
     """Tuning: fitted on train, scored on val. Test is not read."""
-    return ranking_stage("val", splits["train"], splits["val"], threshold, k)
+    return ranking_stage(
+        "val", (splits["train"], splits["val"], splits["train"]), threshold, k
+    )
 
 
 def scoring_stage(
@@ -333,7 +337,9 @@ def scoring_stage(
 ) -> RankingStage:
     """Scoring: refitted on train + val (the users' known history), scored on test."""
     history = pl.concat([splits["train"], splits["val"]])
-    return ranking_stage("test", history, splits["test"], threshold, k)
+    return ranking_stage(
+        "test", (history, splits["test"], splits["train"]), threshold, k
+    )
 
 
 def stage_metrics(stage: RankingStage, scorer: Scorer) -> dict[str, float]:

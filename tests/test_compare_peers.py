@@ -147,9 +147,12 @@ def test_the_popularity_peer_is_the_most_rated_history_list_scored_by_hand():
     # relevant; user 2's: [1], a hit at rank 1 of 1.
     assert row.val[f"ndcg@{K}"] == pytest.approx((1 / (1 + 1 / np.log2(3)) + 1) / 2)
     assert row.val[f"recall@{K}"] == pytest.approx((1 / 2 + 1) / 2)
-    # Test, from train + val: counts 3:3, 1:3, 4:3, 0:2, 2:1; user 0 (train + val
-    # movies 1, 2, 3, 4) gets [0], a hit; user 1 (0, 1, 3, 4) gets [2], a hit.
-    assert row.test[f"ndcg@{K}"] == pytest.approx(1.0)
+    # Test: the history is train + val, the candidates stay train's movies (0, 1, 3,
+    # 4), as in the project's evaluation. User 0 (history 1, 2, 3, 4) gets [0], a hit;
+    # user 1 (history 0, 1, 3, 4) gets nothing: their relevant movie 2 was seen only in
+    # val, so it is no candidate.
+    assert test_stage.task.candidates.tolist() == [0, 1, 3, 4]
+    assert row.test[f"ndcg@{K}"] == pytest.approx(0.5)
 
 
 def test_tuning_reads_val_only_and_the_chosen_setting_is_refitted_on_test():
