@@ -474,7 +474,7 @@ def lenskit_fit(
 ) -> Scorer:
     """A LensKit scorer in its ``topn_pipeline``, trained on the history's
     interactions (no ratings); its ``recommend`` lists come from its default candidates
-    (the training items the user has not rated: the stage's candidates)."""
+    (the history's items the user has not rated), cut to the stage's candidates."""
     lenskit, data, training = (
         importlib.import_module(name)
         for name in ("lenskit", "lenskit.data", "lenskit.training")
@@ -486,11 +486,19 @@ def lenskit_fit(
     pipeline = lenskit.topn_pipeline(scorer_class(**settings), n=stage.k)
     pipeline.train(dataset, training.TrainingOptions(rng=seed))
 
+    # LensKit recommends any history movie; those outside the candidates (seen only
+    # in val) are dropped, so ask for that many more.
+    outside = np.setdiff1d(
+        stage.history["movieIdMapped"].unique(), stage.task.candidates
+    )
+
     def score(users: np.ndarray) -> np.ndarray:
         lists = np.full((users.size, stage.k), -1, dtype=np.int64)
         for row, user in enumerate(users):
-            listed = lenskit.recommend(pipeline, int(user)).ids()
-            lists[row, : listed.size] = listed
+            listed = lenskit.recommend(pipeline, int(user), n=stage.k + outside.size)
+            ids = listed.ids()
+            ids = ids[np.isin(ids, stage.task.candidates)][: stage.k]
+            lists[row, : ids.size] = ids
         return list_scores(stage.task.candidates, lists)
 
     return score

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from mlflow.exceptions import MlflowException
 
+from rating_prediction.serving import pyfunc
 from rating_prediction.serving.artifacts import FILES, RANKER_FILES, save_served_model
 from rating_prediction.serving.pyfunc import ARTIFACT, log_served_model
 from rating_prediction.serving.requests import answer_request
@@ -424,3 +425,12 @@ def test_served_model_refuses_a_missing_column_and_serves_other_tasks(invocation
     status, body = _post(invocations, similar)
     assert status == 200, body
     assert [row["rank"] for row in body["predictions"]] == [1, 2]
+
+
+def test_mlflows_artifact_progress_bar_is_off_without_a_terminal(monkeypatch):
+    """Under pytest stderr is no terminal: the bar is off while the model is logged,
+    and the variable is as it was afterwards."""
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    with pyfunc._artifact_progress_on_a_terminal():
+        assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ

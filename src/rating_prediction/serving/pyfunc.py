@@ -4,6 +4,10 @@ so no pickle is written or read anywhere on its load path."""
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -121,19 +125,38 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
     Its signature, input columns and example fit the served model's id types; its
     metadata says which variant answers each task (``answered_by``)."""
     id_types = read_id_types(folder)
-    return mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
-        python_model=str(MODEL_CODE),
-        artifacts={ARTIFACT: str(folder)},
-        signature=model_signature(read_popularity_weight(folder), id_types),
-        input_example=input_example(folder),
-        pip_requirements=_requirements(),
-        metadata={
-            "input_columns": input_columns(id_types),
-            "answered_by": read_answered_by(folder),
-        },
-        **kwargs,
-    )
+    with _artifact_progress_on_a_terminal():
+        return mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            python_model=str(MODEL_CODE),
+            artifacts={ARTIFACT: str(folder)},
+            signature=model_signature(read_popularity_weight(folder), id_types),
+            input_example=input_example(folder),
+            pip_requirements=_requirements(),
+            metadata={
+                "input_columns": input_columns(id_types),
+                "answered_by": read_answered_by(folder),
+            },
+            **kwargs,
+        )
+
+
+@contextmanager
+def _artifact_progress_on_a_terminal() -> Iterator[None]:
+    """MLflow draws a progress bar while it downloads the artifacts it validates the
+    input example with; without a terminal (a log file, CI) each update would land in
+    the output."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    if not sys.stderr.isatty():
+        os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def _requirements() -> list[str]:

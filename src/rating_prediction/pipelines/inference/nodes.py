@@ -77,7 +77,7 @@ def select_trained_model(
         variant: config["best_val_loss"] for variant, (config, _) in by_variant.items()
     }
     variant = select_served_variant(held_out_val_mse, served_variant)
-    logger.info("Serving the %s model (served_variant=%s).", variant, served_variant)
+    logger.debug("Serving the %s model (served_variant=%s).", variant, served_variant)
     return by_variant[variant]
 
 
