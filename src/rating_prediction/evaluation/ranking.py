@@ -92,10 +92,14 @@ def ranking_task(
     tens of thousands estimates them closely at a fraction of the cost of scoring
     every user against every movie (480,189 x 17,770 at the Netflix Prize's size).
     """
+    catalogue = history_ratings if catalogue is None else catalogue
+    # Above every movie a key may hold: a candidate of the catalogue too (it may
+    # hold movies that no ranked user rated), or its key would be another user's.
     n_keys = 1 + int(
         max(
             history_ratings["movieIdMapped"].max(),
             target_ratings["movieIdMapped"].max(),
+            catalogue["movieIdMapped"].max(),
         )
     )
     relevant = target_ratings.filter(pl.col("rating") >= relevance_threshold)
@@ -104,7 +108,6 @@ def ranking_task(
         per_user = per_user.sample(max_users, seed=seed).sort("userIdMapped")
         relevant = relevant.join(per_user, on="userIdMapped", how="semi")
     ranked = history_ratings.join(per_user, on="userIdMapped", how="semi")
-    catalogue = history_ratings if catalogue is None else catalogue
     candidates = np.unique(catalogue["movieIdMapped"].to_numpy())
     return RankingTask(
         candidates=candidates,
