@@ -212,17 +212,21 @@ def _mask_history(
     candidate).
 
     ``users`` are sorted, so their history pairs are one slice of the sorted keys:
-    the cost is the block's history ratings, not its users times the candidates.
+    the cost is the block's history ratings, not its users times the candidates. A
+    history movie outside the catalogue (rated in val only) has no column to mask.
     """
     low, high = np.searchsorted(
         task.history_keys, [users[0] * task.n_keys, (users[-1] + 1) * task.n_keys]
     )
     keys = task.history_keys[low:high]
-    rows = np.searchsorted(users, keys // task.n_keys)
-    in_block = users[rows.clip(max=users.size - 1)] == keys // task.n_keys
-    columns = np.searchsorted(task.candidates, keys % task.n_keys)
+    key_users, key_movies = keys // task.n_keys, keys % task.n_keys
+    rows = np.searchsorted(users, key_users)
+    columns = np.searchsorted(task.candidates, key_movies)
+    kept = (users[rows.clip(max=users.size - 1)] == key_users) & (
+        task.candidates[columns.clip(max=task.candidates.size - 1)] == key_movies
+    )
     masked = np.array(scores, dtype=np.float64)
-    masked[rows[in_block], columns[in_block]] = -np.inf
+    masked[rows[kept], columns[kept]] = -np.inf
     return masked
 
 
