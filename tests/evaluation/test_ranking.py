@@ -203,3 +203,39 @@ def test_a_user_sample_keeps_the_sampled_users_pairs_only():
     )
     np.testing.assert_array_equal(sample.candidates, full.candidates)
     np.testing.assert_array_equal(sample.candidate_counts, full.candidate_counts)
+
+
+def test_catalogue_movies_beyond_the_history_and_target_are_never_hits():
+    """A catalogue (the ratings the models were fitted on) may hold higher movie
+    indices than the ranked users' history and target (new users folded in): a
+    recommended catalogue movie is a hit only when it is that user's relevant
+    movie, never another user's by an overlapping key."""
+    history = frame([(0, 1, 3.0), (1, 1, 3.0)])
+    target = frame([(0, 0, 5.0), (1, 0, 5.0)])
+    catalogue = frame([(5, movie, 3.0) for movie in range(4)])
+    task = ranking_task(history, target, 4.0, catalogue=catalogue)
+    assert task.candidates.tolist() == [0, 1, 2, 3]
+    # Movies 2 and 3 first: neither is relevant to anyone.
+    scores = np.array([1.0, 0.0, 3.0, 2.0])
+    metrics = ranking_metrics(
+        task, lambda users: np.broadcast_to(scores, (users.size, 4)), 2, 100
+    )
+    assert metrics["precision@2"] == 0.0
+    assert metrics["ndcg@2"] == 0.0
+
+
+@pytest.mark.parametrize("unlisted_movie", [1, 5])
+def test_history_movies_outside_the_catalogue_mask_no_candidate(unlisted_movie):
+    """A history movie the catalogue lacks (rated in val only, or by a new user only)
+    is no candidate, so masking it masks nothing: not the candidate next to it (1),
+    and no column past the last (5)."""
+    history = frame([(0, unlisted_movie, 3.0)])
+    target = frame([(0, 2, 5.0)])
+    catalogue = frame([(1, 0, 3.0), (1, 2, 3.0), (1, 3, 3.0)])
+    task = ranking_task(history, target, 4.0, catalogue=catalogue)
+    assert task.candidates.tolist() == [0, 2, 3]
+    scores = np.array([1.0, 3.0, 2.0])
+    metrics = ranking_metrics(
+        task, lambda users: np.broadcast_to(scores, (users.size, 3)), 1, 100
+    )
+    assert metrics["ndcg@1"] == 1.0

@@ -92,10 +92,14 @@ def ranking_task(
     tens of thousands estimates them closely at a fraction of the cost of scoring
     every user against every movie (480,189 x 17,770 at the Netflix Prize's size).
     """
+    catalogue = history_ratings if catalogue is None else catalogue
+    # Above every movie a key may hold: a candidate of the catalogue too (it may
+    # hold movies that no ranked user rated), or its key would be another user's.
     n_keys = 1 + int(
         max(
             history_ratings["movieIdMapped"].max(),
             target_ratings["movieIdMapped"].max(),
+            catalogue["movieIdMapped"].max(),
         )
     )
     relevant = target_ratings.filter(pl.col("rating") >= relevance_threshold)
@@ -104,7 +108,6 @@ def ranking_task(
         per_user = per_user.sample(max_users, seed=seed).sort("userIdMapped")
         relevant = relevant.join(per_user, on="userIdMapped", how="semi")
     ranked = history_ratings.join(per_user, on="userIdMapped", how="semi")
-    catalogue = history_ratings if catalogue is None else catalogue
     candidates = np.unique(catalogue["movieIdMapped"].to_numpy())
     return RankingTask(
         candidates=candidates,
@@ -209,17 +212,21 @@ def _mask_history(
     candidate).
 
     ``users`` are sorted, so their history pairs are one slice of the sorted keys:
-    the cost is the block's history ratings, not its users times the candidates.
+    the cost is the block's history ratings, not its users times the candidates. A
+    history movie outside the catalogue (rated in val only) has no column to mask.
     """
     low, high = np.searchsorted(
         task.history_keys, [users[0] * task.n_keys, (users[-1] + 1) * task.n_keys]
     )
     keys = task.history_keys[low:high]
-    rows = np.searchsorted(users, keys // task.n_keys)
-    in_block = users[rows.clip(max=users.size - 1)] == keys // task.n_keys
-    columns = np.searchsorted(task.candidates, keys % task.n_keys)
+    key_users, key_movies = keys // task.n_keys, keys % task.n_keys
+    rows = np.searchsorted(users, key_users)
+    columns = np.searchsorted(task.candidates, key_movies)
+    kept = (users[rows.clip(max=users.size - 1)] == key_users) & (
+        task.candidates[columns.clip(max=task.candidates.size - 1)] == key_movies
+    )
     masked = np.array(scores, dtype=np.float64)
-    masked[rows[in_block], columns[in_block]] = -np.inf
+    masked[rows[kept], columns[kept]] = -np.inf
     return masked
 
 
