@@ -130,7 +130,7 @@ def log_and_register(
     (:func:`ranker_tags`). Without metrics it is logged only."""
     variant, fingerprint = read_manifest(folder)
     answered_by = read_answered_by(folder)
-    logger.info(
+    logger.debug(
         "Logging the served model: %s.",
         ", ".join(f"{task} by {name}" for task, name in answered_by.items()),
     )

@@ -209,7 +209,7 @@ def _refit_on_train_and_val(
         variant, options, both, training_data.id_counts, training_data.rating_scale
     )
     module, data = lightning_parts(variant, options, model, (both, val), epochs)
-    logger.info("%s: refitting on train + val for %d epochs", variant, epochs)
+    logger.debug("%s: refitting on train + val for %d epochs", variant, epochs)
     trainer = make_trainer(options, variant=variant, fixed_epochs=epochs)
     fit_or_raise(trainer, module, data)
     return model, config

@@ -106,7 +106,7 @@ def select_trained_ranker(
         )
         return RankerChoice()
     ndcg = held_out_val_ndcg[ranker]
-    logger.info(
+    logger.debug(
         "Serving the %s ranker (held-out val NDCG@K: %s) for recommend, fold-in and "
         "similar (served_ranker=%s).",
         ranker,
