@@ -220,10 +220,16 @@ class FactorRanker(RatingModel):
         """Scores ``(len(users), n_movies)``: ``U[users] V^T``, ``-inf`` for movies
         without factors (or beyond the model's); a zero row of factors for ``-1``."""
         user_rows = self.user_factors[users.clamp(min=0)] * (users >= 0)[:, None]
-        scores = torch.full((len(users), n_movies), -torch.inf)
+        scores = self._masked(user_rows @ self.item_factors.T)
+        if n_movies == self.n_movies:
+            # The product itself: allocating and filling a second matrix of the
+            # block's size cost four times the product (128 users x 59,047 movies,
+            # 17 factors: 33 ms a block instead of 6, mostly the new pages).
+            return scores
+        wider = torch.full((len(users), n_movies), -torch.inf)
         shared = min(n_movies, self.n_movies)
-        scores[:, :shared] = self._masked(user_rows @ self.item_factors.T)[:, :shared]
-        return scores
+        wider[:, :shared] = scores[:, :shared]
+        return wider
 
     @torch.no_grad()
     def fold_in_scores(
