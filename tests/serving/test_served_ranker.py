@@ -185,6 +185,23 @@ class TestRecommend:
             "fold_in": "ease",
         }
 
+    def test_a_ranker_that_scores_few_movies_ranks_them_as_the_evaluation(self, splits):
+        # 20 of the 60 movies have weights: the top K runs over those columns alone,
+        # with the same lists, also when K exceeds what a user has left.
+        options = EaseParameters(regularization=20.0, max_items=20)
+        weights, config, _ = fit_variant("ease", options, training_data(splits))
+        served = assemble(splits, (config, weights))
+        expected = evaluated_top_k(splits, served.ranker.model)
+        rated = collect_rated_pairs(
+            splits["train_ratings"], splits["val_ratings"], splits["test_ratings"]
+        )
+        assert lists(recommend_users(served, list(expected), rated, K)) == expected
+        every = lists(recommend_users(served, list(expected), rated, 30))
+        kept = set(served.movies.ids[served.ranker.model.items.numpy()])
+        for user, movies in every.items():
+            assert movies[:K] == expected[user]
+            assert 0 < len(movies) <= 20 and set(movies) <= kept
+
 
 class TestFoldIn:
     def test_a_user_folded_in_from_their_own_ratings_scores_as_their_row(

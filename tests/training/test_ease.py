@@ -127,6 +127,48 @@ def test_top_k_ranks_by_the_scores_and_never_recommends_a_movie_without_weights(
         assert list(row[ranked]) == sorted(row[ranked], reverse=True)
 
 
+@pytest.mark.parametrize("feedback", ["binary", "rating"])
+def test_sparse_scoring_ranks_every_user_as_the_dense_product_does(feedback):
+    # The model scores each user from their own interactions (a sparse product): the
+    # scores, and so every top-10 list, are those of the dense x_u B.
+    rng = np.random.default_rng(7)
+    n_users, n_movies = 300, 120
+    pairs = np.unique(
+        np.stack([rng.integers(0, n_users, 4000), rng.zipf(1.3, 4000) % n_movies]),
+        axis=1,
+    )
+    train = pl.DataFrame(
+        {
+            "userIdMapped": pairs[0],
+            "movieIdMapped": pairs[1],
+            "rating": rng.choice([1.0, 2.5, 4.0, 5.0], pairs.shape[1]),
+        },
+        schema={
+            "userIdMapped": pl.Int32,
+            "movieIdMapped": pl.Int32,
+            "rating": pl.Float32,
+        },
+    )
+    options = EaseParameters(regularization=5.0, feedback=feedback, max_items=80)
+    data = TrainingData(
+        train=train, val=train.head(2), n_users=n_users, n_movies=n_movies
+    )
+    weights, config, _ = fit_variant("ease", options, data)
+    model = load_trained_model(config.model_dump(), weights)
+    x = np.zeros((n_users, 80))
+    offsets = weights["user_offsets"].numpy()
+    for user in range(n_users):
+        low, high = offsets[user], offsets[user + 1]
+        x[user, weights["user_items"][low:high].numpy()] = weights["user_values"][
+            low:high
+        ].numpy()
+    dense = np.full((n_users, n_movies), -np.inf)
+    dense[:, weights["items"].numpy()] = x @ weights["item_weights"].double().numpy()
+    scores = score_block(model, np.arange(n_users)).numpy()
+    np.testing.assert_allclose(scores, dense, atol=1e-5)
+    np.testing.assert_array_equal(top_k(scores, 10)[0], top_k(dense, 10)[0])
+
+
 def test_the_cap_keeps_the_most_rated_movies_ties_to_the_lower_index():
     feedback = implicit_feedback(ratings(), "binary", None)
     assert kept_items(feedback, 2).tolist() == [0, 1]

@@ -90,22 +90,29 @@ class EaseRanker(RatingModel):
         return rows, places
 
     def interactions(self, users: torch.Tensor) -> torch.Tensor:
-        """``users``' interactions with the kept items, dense ``(len(users), n_items)``;
-        a zero row for ``-1`` (unknown)."""
+        """``users``' interactions with the kept items, a sparse (COO) matrix
+        ``(len(users), n_items)``; an empty row for ``-1`` (unknown)."""
         rows, places = self._expanded(users)
-        dense = torch.zeros(len(users), len(self.items))
-        dense[rows, self.user_items[places].long()] = self.user_values[places]
-        return dense
+        # Rows ascending, each user's items ascending and distinct: already coalesced.
+        return torch.sparse_coo_tensor(
+            torch.stack([rows, self.user_items[places].long()]),
+            self.user_values[places],
+            (len(users), len(self.items)),
+            check_invariants=False,
+            is_coalesced=True,
+        )
 
     @torch.no_grad()
     def predict_all_movies(self, users: torch.Tensor, n_movies: int) -> torch.Tensor:
         """Scores ``(len(users), n_movies)``: ``x_u B`` on the kept items, ``-inf``
-        elsewhere."""
+        elsewhere. A sparse product: each user's scores sum the rows of ``B`` of
+        their own interactions only, interactions x items multiply-adds instead of
+        items^2 for a dense ``x_u`` (at MovieLens 25M's shape about 138 x 20,000
+        instead of 20,000^2: one user in about 1 ms instead of 150)."""
         scores = torch.full((len(users), n_movies), -torch.inf)
         kept = self.items < n_movies
-        scores[:, self.items[kept]] = (self.interactions(users) @ self.item_weights)[
-            :, kept
-        ]
+        kept_scores = torch.sparse.mm(self.interactions(users), self.item_weights)
+        scores[:, self.items[kept]] = kept_scores[:, kept]
         return scores
 
     @torch.no_grad()
@@ -135,9 +142,9 @@ class EaseRanker(RatingModel):
         without weights add nothing."""
         positions = self.item_positions()[movies.long()]
         kept = positions >= 0
-        interactions = torch.zeros(len(self.items))
-        interactions[positions[kept]] = values.float()[kept]
-        return self._on_kept_items(interactions @ self.item_weights)
+        # Only the rows of B of the user's own items: x B without a dense x.
+        weight_rows = self.item_weights.index_select(0, positions[kept])
+        return self._on_kept_items(values.float()[kept] @ weight_rows)
 
     @torch.no_grad()
     def similar_scores(self, movie: int) -> torch.Tensor:
@@ -213,10 +220,16 @@ class FactorRanker(RatingModel):
         """Scores ``(len(users), n_movies)``: ``U[users] V^T``, ``-inf`` for movies
         without factors (or beyond the model's); a zero row of factors for ``-1``."""
         user_rows = self.user_factors[users.clamp(min=0)] * (users >= 0)[:, None]
-        scores = torch.full((len(users), n_movies), -torch.inf)
+        scores = self._masked(user_rows @ self.item_factors.T)
+        if n_movies == self.n_movies:
+            # The product itself: allocating and filling a second matrix of the
+            # block's size cost four times the product (128 users x 59,047 movies,
+            # 17 factors: 33 ms a block instead of 6, mostly the new pages).
+            return scores
+        wider = torch.full((len(users), n_movies), -torch.inf)
         shared = min(n_movies, self.n_movies)
-        scores[:, :shared] = self._masked(user_rows @ self.item_factors.T)[:, :shared]
-        return scores
+        wider[:, :shared] = scores[:, :shared]
+        return wider
 
     @torch.no_grad()
     def fold_in_scores(

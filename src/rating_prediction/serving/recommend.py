@@ -159,9 +159,26 @@ def _model_top_k(
     if not served.movies.seen.all():
         scores[:, torch.from_numpy(~served.movies.seen)] = -torch.inf
     scores[torch.from_numpy(rows), torch.from_numpy(movies)] = -torch.inf
-    indices = scoring.top_k_indices(scores, min(k, scores.shape[1]))
+    columns = _scored_columns(scores)
+    if columns is None:
+        indices = scoring.top_k_indices(scores, min(k, scores.shape[1]))
+    else:
+        scored = scores.index_select(1, columns)
+        indices = columns[scoring.top_k_indices(scored, min(k, len(columns)))]
     values = scores.gather(1, indices)
     return indices.numpy(), values.double().numpy(), torch.isfinite(values).numpy()
+
+
+def _scored_columns(scores: torch.Tensor) -> torch.Tensor | None:
+    """The columns (ascending) with a finite score in some row of the block, when they
+    are at most half of them, e.g. a capped EASE^R's kept movies; ``None`` otherwise.
+    A top K over those alone ranks as over every column (the others are ``-inf`` in
+    every row: no candidate), ties still to the lower movie index, and costs a
+    fraction of it (2,000 of 59,047 movies: about a tenth)."""
+    if scores.shape[0] == 0:
+        return None
+    columns = torch.nonzero(scores.amax(dim=0) > -torch.inf).ravel()
+    return columns if 2 * len(columns) <= scores.shape[1] else None
 
 
 def _blended_top_k(
