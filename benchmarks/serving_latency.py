@@ -2,9 +2,9 @@
 
 Builds a served biased MF of ML-25M's shape synthetically (162,541 users x 59,047
 movies, 32-d factors, 20M rated pairs; no training) and, with ``--ranker``, a served
-ranker of that shape beside it (``ease``: EASE^R on 20,000 kept movies, the base
-``training.ease.max_items``, a 20,000^2 float32 B; ``als``: 128 factors, the base
-``training.als.factors``; both with about 22M train + val interactions, long-tailed
+ranker of that shape beside it (``ease``: EASE^R on the base ``training.ease.max_items``
+kept movies (``--ease-items`` sets another cap), a float32 B of that size squared;
+``als``: the base ``training.als.factors``; both with about 22M train + val interactions, long-tailed
 like MovieLens's), logs it as the MLflow model ``model`` in a temporary SQLite store,
 then measures:
 
@@ -49,6 +49,7 @@ import torch
 
 from rating_prediction.data.ids import IdIndex
 from rating_prediction.models.config import ModelConfig, build_model
+from rating_prediction.parameters.training import AlsParameters, EaseParameters
 from rating_prediction.serving.artifacts import save_served_model
 from rating_prediction.serving.bundle import ServedModel, ServedRanker
 from rating_prediction.serving.pyfunc import log_served_model
@@ -65,8 +66,8 @@ SCRATCH_ALLOWANCE_MB = 64
 SERVER_START_TIMEOUT_S = 180
 REQUEST_TIMEOUT_S = 10
 # The served ranker: ML-25M's train + val interactions (90% of 25,000,095 ratings, 138
-# per user on average), the base config's EASE^R cap and ALS factors.
-N_INTERACTIONS, EASE_ITEMS, ALS_FACTORS = 22_500_000, 20_000, 128
+# per user on average).
+N_INTERACTIONS = 22_500_000
 BATCH_BOUND_S = {"none": 180, "ease": 60, "als": 60}
 
 
@@ -119,16 +120,16 @@ def synthetic_history(
     return pairs // n_movies, (pairs % n_movies).astype(np.int64)
 
 
-def synthetic_ranker(kind: str, seed: int = 0) -> ServedRanker:
-    """A served ``ease`` or ``als`` ranker of ML-25M's shape with random weights; every
-    user known, the history its interactions."""
+def synthetic_ranker(kind: str, ease_items: int, seed: int = 0) -> ServedRanker:
+    """A served ``ease`` (on ``ease_items`` kept movies) or ``als`` ranker of ML-25M's
+    shape with random weights; every user known, the history its interactions."""
     rng = np.random.default_rng(seed)
     generator = torch.Generator().manual_seed(seed)
     if kind == "ease":
-        users, columns = synthetic_history(EASE_ITEMS, rng)
-        items = np.sort(rng.choice(N_MOVIES, EASE_ITEMS, replace=False))
+        users, columns = synthetic_history(ease_items, rng)
+        items = np.sort(rng.choice(N_MOVIES, ease_items, replace=False))
         movies = items[columns]
-        weights = torch.randn(EASE_ITEMS, EASE_ITEMS, generator=generator) * 0.01
+        weights = torch.randn(ease_items, ease_items, generator=generator) * 0.01
         weights.fill_diagonal_(0.0)
         counts = np.bincount(users, minlength=N_USERS)
         state = {
@@ -138,15 +139,20 @@ def synthetic_ranker(kind: str, seed: int = 0) -> ServedRanker:
             "user_items": torch.from_numpy(columns.astype(np.int32)),
             "user_values": torch.ones(len(columns)),
         }
-        kwargs = {"n_items": EASE_ITEMS, "n_interactions": len(columns)}
+        kwargs = {"n_items": ease_items, "n_interactions": len(columns)}
     else:
         users, movies = synthetic_history(N_MOVIES, rng)
+        als = AlsParameters()
         state = {
-            "user_factors": torch.randn(N_USERS, ALS_FACTORS, generator=generator),
-            "item_factors": torch.randn(N_MOVIES, ALS_FACTORS, generator=generator),
+            "user_factors": torch.randn(N_USERS, als.factors, generator=generator),
+            "item_factors": torch.randn(N_MOVIES, als.factors, generator=generator),
             "fitted_movies": torch.ones(N_MOVIES, dtype=torch.bool),
         }
-        kwargs = {"n_factors": ALS_FACTORS, "regularization": 20.0, "alpha": 0.5}
+        kwargs = {
+            "n_factors": als.factors,
+            "regularization": als.regularization,
+            "alpha": als.alpha,
+        }
     config = ModelConfig(
         variant=kind, n_users=N_USERS, n_movies=N_MOVIES, model_kwargs=kwargs
     )
@@ -398,6 +404,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ranker", choices=["none", "ease", "als"], default="none")
+    parser.add_argument(
+        "--ease-items",
+        type=int,
+        default=EaseParameters().max_items,
+        help="EASE^R's kept movies (default: the base training.ease.max_items)",
+    )
     parser.add_argument("--skip-predict", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--batch-users", type=int, default=None)
@@ -412,7 +424,8 @@ def main() -> None:
         mlflow.set_tracking_uri(tracking_uri)
         served = synthetic_served_model()
         if args.ranker != "none":
-            served = replace(served, ranker=synthetic_ranker(args.ranker))
+            ranker = synthetic_ranker(args.ranker, args.ease_items)
+            served = replace(served, ranker=ranker)
         save_served_model(served, tmp / "served_model")
         with mlflow.start_run() as run:
             log_served_model(tmp / "served_model")

@@ -202,4 +202,4 @@ def test_the_training_block_defaults_to_the_documented_settings():
     options = TrainingParameters.model_fields["ease"].default
     assert options == EaseParameters()
     assert options.feedback == "binary"
-    assert options.max_items == 20_000
+    assert options.max_items == 10_000

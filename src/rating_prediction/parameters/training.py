@@ -177,7 +177,7 @@ class EaseParameters(Parameters):
     regularization: PositiveFloat = 200.0
     feedback: Literal["binary", "rating"] = "binary"
     min_rating: NonNegativeFloat | None = None
-    max_items: PositiveInt = 20_000
+    max_items: PositiveInt = 10_000
     refit_on_train_val: StrictBool = True
 
     @field_validator("max_items")
