@@ -125,6 +125,18 @@ def ranking_metrics(
 ) -> dict[str, float]:
     """NDCG, precision, recall and MAP at ``k`` (means over ``task.users``) and the
     catalogue coverage of the top-``k`` lists that ``scorer`` gives."""
+    per_user, recommended = user_ranking_metrics(task, scorer, k, max_pairs)
+    metrics = {name: float(values.mean()) for name, values in per_user.items()}
+    metrics["coverage"] = float(recommended.mean())
+    return metrics
+
+
+def user_ranking_metrics(
+    task: RankingTask, scorer: Scorer, k: int, max_pairs: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each ranked user's NDCG, precision, recall and average precision at ``k`` (in
+    ``task.users`` order: two scorers' figures pair user by user), and whether some
+    top-``k`` list recommends each candidate."""
     per_user = {name: [] for name in ranking_metric_names(k)[:4]}
     recommended = np.zeros(task.candidates.size, dtype=bool)
     for start, block, top, valid in ranked_lists(task, scorer, k, max_pairs):
@@ -134,9 +146,7 @@ def ranking_metrics(
         n_relevant = task.n_relevant[start : start + block.size]
         for name, values in zip(per_user, _per_user_metrics(hits, n_relevant, k)):
             per_user[name].append(values)
-    metrics = {name: float(np.concatenate(v).mean()) for name, v in per_user.items()}
-    metrics["coverage"] = float(recommended.mean())
-    return metrics
+    return {name: np.concatenate(v) for name, v in per_user.items()}, recommended
 
 
 def ranked_lists(

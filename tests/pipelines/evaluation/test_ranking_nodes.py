@@ -10,8 +10,10 @@ from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.evaluation.ranking import ranking_task
 from rating_prediction.parameters import ParameterError
+from rating_prediction.parameters.training import EaseParameters
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
+    compare_best_ranker_to_popularity,
     gather_metrics,
     gather_ranking_metrics,
     rank_at_random,
@@ -24,8 +26,11 @@ from rating_prediction.pipelines.reporting.summary import (
     format_metrics_table,
     format_ranking_table,
     popularity_verdict,
+    ranker_verdict,
 )
-from tests.fakes import bias_splits, fake_trained_model
+from rating_prediction.training.data import TrainingData
+from rating_prediction.training.ease import fit_variant as fit_ease
+from tests.fakes import N_MOVIES, N_USERS, bias_splits, fake_trained_model
 
 EVALUATION = {
     "prediction_batch_size": 50,
@@ -259,3 +264,77 @@ def test_a_stated_threshold_off_the_data_sets_scale_is_refused(splits, threshold
     message = str(error.value)
     assert "'evaluation.ranking.relevance_threshold'" in message
     assert f"{threshold} is not on the data set's rating scale 0.5..5.0" in message
+
+
+def fitted_ease(splits, best_val_ndcg: float):
+    """EASE^R fitted on the splits' train: a ranker that beats popularity here."""
+    data = TrainingData(
+        train=splits["train"], val=splits["val"], n_users=N_USERS, n_movies=N_MOVIES
+    )
+    weights, config, _ = fit_ease("ease", EaseParameters(regularization=1.0), data)
+    return config.model_dump() | {"best_val_ndcg": best_val_ndcg}, weights
+
+
+def fake_ranker(variant: str, best_val_ndcg: float):
+    config, weights = fake_trained_model(variant, seed=5)
+    return config | {"best_val_ndcg": best_val_ndcg}, weights
+
+
+def test_the_best_ranker_by_val_is_compared_with_popularity_user_by_user(splits, task):
+    ease = fitted_ease(splits, best_val_ndcg=0.4)
+    models = {"ease": ease, "als": fake_ranker("als", 0.1)}
+    comparison = compare_best_ranker_to_popularity(task, EVALUATION, *models.values())
+    own = rank_with_model(*ease, task, EVALUATION)["test"]["ndcg@5"]
+    popularity = rank_by_popularity(task, EVALUATION)["test"]["ndcg@5"]
+    assert comparison["best_ranker"] == "ease"
+    assert comparison["metric"] == "ndcg@5"
+    assert comparison["users"] == task.users.size
+    assert comparison["best_ranker_mean"] == pytest.approx(own)
+    assert comparison["popularity_mean"] == pytest.approx(popularity)
+    assert comparison["mean_difference"] == pytest.approx(own - popularity)
+    assert (
+        comparison["ci_low"] <= comparison["mean_difference"] <= comparison["ci_high"]
+    )
+    assert comparison["significant"] == (comparison["p_value"] < 0.05)
+
+
+def test_the_best_ranker_is_chosen_on_val_not_on_test(splits, task):
+    """A ranker with the higher val NDCG@K is the one compared, even when it ranks
+    test worse: test never chooses."""
+    models = {"ease": fitted_ease(splits, 0.1), "als": fake_ranker("als", 0.9)}
+    comparison = compare_best_ranker_to_popularity(task, EVALUATION, *models.values())
+    assert comparison["best_ranker"] == "als"
+    als = rank_with_model(*models["als"], task, EVALUATION)["test"]["ndcg@5"]
+    assert comparison["best_ranker_mean"] == pytest.approx(als)
+
+
+@pytest.mark.parametrize(
+    ("figures", "verdict"),
+    [
+        ((0.12, 0.10, 0.14, 1e-20, True), "**a significant lead**"),
+        ((0.01, -0.01, 0.03, 0.3, False), "**not a significant difference**"),
+        ((-0.05, -0.08, -0.02, 0.001, True), "**significantly behind"),
+    ],
+)
+def test_the_summary_says_whether_the_best_rankers_lead_is_significant(
+    figures, verdict
+):
+    difference, low, high, p_value, significant = figures
+    text = ranker_verdict(
+        {
+            "metric": "ndcg@10",
+            "best_ranker": "ease",
+            "users": 610,
+            "best_ranker_mean": 0.1 + difference,
+            "popularity_mean": 0.1,
+            "mean_difference": difference,
+            "ci_low": low,
+            "ci_high": high,
+            "p_value": p_value,
+            "significant": significant,
+        }
+    )
+    assert "`ease`" in text and "val ndcg@10" in text
+    assert f"{difference:+.4f}" in text and "610 users" in text
+    assert f"p = {p_value:.2g}" in text
+    assert verdict in text

@@ -24,6 +24,7 @@ from rating_prediction.pipelines.reporting.figures import (
 )
 from rating_prediction.pipelines.reporting.summary import (
     format_metrics_table,
+    ranker_verdict,
     results_table,
     write_summary,
 )
@@ -39,6 +40,19 @@ from tests.fakes import (
 VARIANTS = [name for name, entry in REGISTRY.items() if entry.predicts_ratings]
 # The rating_scale dataset as ingestion records it for MovieLens.
 SCALE = MOVIELENS_SCALE.to_dict()
+# The evaluation's comparison of the best ranker with the popularity list.
+COMPARISON = {
+    "metric": "ndcg@10",
+    "best_ranker": "ease",
+    "users": 30,
+    "best_ranker_mean": 0.3,
+    "popularity_mean": 0.1,
+    "mean_difference": 0.2,
+    "ci_low": 0.1,
+    "ci_high": 0.3,
+    "p_value": 0.001,
+    "significant": True,
+}
 # Half-star bins centred on MovieLens's rating values 0.5, 1.0, ..., 5.0.
 HALF_STAR_BINS = np.arange(0.25, 5.5, 0.5)
 EVALUATION = {
@@ -220,6 +234,7 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
         splits["val"],
         splits["test"],
         metrics,
+        ranking_comparison=COMPARISON,
         rating_scale=SCALE,
         evaluation=EVALUATION,
         reporting=reporting(**{"Loss curves": "loss_curves.png"}),
@@ -233,6 +248,7 @@ def test_write_summary_has_sizes_metrics_and_figure_links(splits, metrics):
     ) in summary
     assert all(f"| {entry} |" in summary for entry in ALL_ENTRIES)
     assert "- [Loss curves](loss_curves.png)" in summary
+    assert ranker_verdict(COMPARISON) in summary
 
 
 def test_write_summary_logs_each_entrys_test_results(splits, metrics, caplog):
@@ -243,6 +259,7 @@ def test_write_summary_logs_each_entrys_test_results(splits, metrics, caplog):
             splits["val"],
             splits["test"],
             metrics,
+            ranking_comparison=COMPARISON,
             rating_scale=SCALE,
             evaluation=EVALUATION,
             reporting=reporting(),
@@ -340,6 +357,7 @@ def test_the_summary_says_when_the_scale_was_inferred_and_the_threshold_used(
         splits["val"],
         splits["test"],
         metrics,
+        ranking_comparison=COMPARISON,
         rating_scale={"min": 1.0, "max": 10.0, "inferred": True},
         evaluation=EVALUATION,
         reporting=reporting(),
@@ -356,6 +374,7 @@ def test_the_summary_says_when_the_scale_was_inferred_and_the_threshold_used(
         splits["val"],
         splits["test"],
         metrics,
+        ranking_comparison=COMPARISON,
         rating_scale={"min": 1.0, "max": 10.0, "inferred": True},
         evaluation=stated,
         reporting=reporting(),

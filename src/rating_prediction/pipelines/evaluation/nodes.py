@@ -14,6 +14,7 @@ import polars as pl
 import torch
 
 from rating_prediction.data.schema import SPLITS, RatingScale
+from rating_prediction.evaluation.intervals import paired_comparison
 from rating_prediction.evaluation.metrics import (
     batched_regression_metrics,
     regression_metrics,
@@ -25,6 +26,7 @@ from rating_prediction.evaluation.ranking import (
     random_scorer,
     ranking_metrics,
     ranking_task,
+    user_ranking_metrics,
 )
 from rating_prediction.models import baselines
 from rating_prediction.models.baselines import BaselinePredictor
@@ -37,6 +39,7 @@ from rating_prediction.models.scoring import (
     log_count_scorer,
 )
 from rating_prediction.parameters import EvaluationParameters, parse
+from rating_prediction.serving.ranker import BEST_RANKER, select_served_ranker
 
 logger = logging.getLogger(__name__)
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
@@ -277,6 +280,71 @@ def rank_at_random(
     return _rank(
         ranking_task, evaluation, random_scorer(ranking_task.candidates.size, seed)
     )
+
+
+def offer_ranker(
+    model_config: dict[str, Any], model_weights: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """A ranker's config and weights, handed out of its namespace as one candidate
+    for :func:`compare_best_ranker_to_popularity`."""
+    return model_config, model_weights
+
+
+def compare_best_ranker_to_popularity(
+    ranking_task: RankingTask,
+    evaluation: dict[str, Any],
+    *rankers: tuple[dict[str, Any], dict[str, torch.Tensor]],
+) -> dict[str, Any]:
+    """Whether the best of ``rankers`` (each one's config and weights) leads the
+    popularity list on test NDCG@K by more than chance, user by user.
+
+    The best ranker is the one the served model recommends with: the highest held-out
+    val NDCG@K (``best_val_ndcg`` in its config; test plays no part in the choice).
+    Both rank the same users; each user's NDCG@K under the ranker minus under the
+    popularity list is one paired difference, and the comparison is their mean, its
+    95% t-interval and the two-sided paired t-test
+    (:func:`~rating_prediction.evaluation.intervals.paired_comparison`).
+    """
+    settings = parse(EvaluationParameters, evaluation, "evaluation")
+    by_name = {config["variant"]: (config, weights) for config, weights in rankers}
+    configs = {name: ModelConfig.model_validate(c) for name, (c, _) in by_name.items()}
+    best = select_served_ranker(
+        {name: config.best_val_ndcg for name, config in configs.items()}, BEST_RANKER
+    )
+    model = load_trained_model(configs[best], by_name[best][1])
+    ranker = _user_ndcg(
+        ranking_task, settings, model_scorer(model, ranking_task.candidates)
+    )
+    popular = _user_ndcg(
+        ranking_task, settings, count_scorer(ranking_task.candidate_counts)
+    )
+    comparison = {
+        "metric": f"ndcg@{settings.ranking.k}",
+        "best_ranker": best,
+        "best_val_ndcg": configs[best].best_val_ndcg,
+        "versus": "popularity",
+        "users": int(ranker.size),
+        "best_ranker_mean": float(ranker.mean()),
+        "popularity_mean": float(popular.mean()),
+        **paired_comparison(ranker, popular),
+    }
+    logger.info(
+        "%(best_ranker)s (best val %(metric)s) against popularity, user by user on "
+        "test: %(mean_difference)+.4f %(metric)s (95%% CI %(ci_low)+.4f..%(ci_high)+.4f"
+        ", p = %(p_value).2g over %(users)d users)",
+        comparison,
+    )
+    return comparison
+
+
+def _user_ndcg(
+    task: RankingTask, settings: EvaluationParameters, scorer: Scorer
+) -> np.ndarray:
+    """Each ranked user's NDCG@K under ``scorer``, in ``task.users`` order."""
+    per_user, _ = user_ranking_metrics(
+        task, scorer, settings.ranking.k, settings.prediction_batch_size
+    )
+    return per_user[f"ndcg@{settings.ranking.k}"]
 
 
 def _rank(

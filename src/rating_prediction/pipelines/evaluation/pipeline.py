@@ -18,9 +18,11 @@ from rating_prediction.evaluation.names import BLEND_SUFFIX, RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES, BaselinePredictor
 from rating_prediction.models.variants import VARIANTS, variants_that
 from rating_prediction.pipelines import handed_out
+from rating_prediction.serving.ranker import ranker_variants
 
 from .nodes import (
     build_ranking_task,
+    compare_best_ranker_to_popularity,
     compute_split_metrics,
     fit_bias_baseline,
     fit_bias_baseline_on_train_val,
@@ -28,6 +30,7 @@ from .nodes import (
     fit_mean_baseline_on_train_val,
     gather_metrics,
     gather_ranking_metrics,
+    offer_ranker,
     predict_with_baseline,
     predict_with_model,
     rank_at_random,
@@ -54,10 +57,11 @@ RANKING_TASK = "ranking_task"
 # ranking's relevance threshold.
 RATING_SCALE = "rating_scale"
 # What each entry's namespace hands out to the gathering nodes.
-SPLIT, RANKING, BLEND_RANKING = (
+SPLIT, RANKING, BLEND_RANKING, COMPARED_RANKER = (
     "split_metrics",
     "ranking_metrics",
     "blend_ranking_metrics",
+    "compared_ranker",
 )
 
 
@@ -111,6 +115,16 @@ def _gathering() -> list[Node]:
             name="gather_ranking_metrics_node",
         ),
         Node(
+            func=compare_best_ranker_to_popularity,
+            inputs=[
+                RANKING_TASK,
+                "params:evaluation",
+                *(handed_out(ranker, COMPARED_RANKER) for ranker in ranker_variants()),
+            ],
+            outputs="ranking_comparison",
+            name="compare_best_ranker_to_popularity_node",
+        ),
+        Node(
             func=gather_metrics,
             inputs={
                 "ranking_metrics": "ranking_metrics",
@@ -127,6 +141,7 @@ def _variant_evaluation(variant: str) -> Pipeline:
     ranked (alone and blended with popularity), as far as it can do each."""
     outputs = [SPLIT] if variant in RATING_VARIANTS else []
     outputs += [RANKING, BLEND_RANKING] if variant in RANKING_VARIANTS else []
+    outputs += [COMPARED_RANKER] if variant in ranker_variants() else []
     inputs = set(SPLIT_INPUTS) if variant in RATING_VARIANTS else set()
     inputs |= {RANKING_TASK} if variant in RANKING_VARIANTS else set()
     return pipeline(
@@ -202,6 +217,15 @@ def _model_evaluation(variant: str) -> list[Node]:
             name="rank_with_popularity_blend_node",
         )
         nodes += [ranking, blend]
+    if variant in ranker_variants():
+        nodes.append(
+            Node(
+                func=offer_ranker,
+                inputs=["model_config", "model_weights"],
+                outputs=COMPARED_RANKER,
+                name="offer_ranker_node",
+            )
+        )
     return nodes
 
 

@@ -75,6 +75,7 @@ SUMMARY_INPUTS = {
     "val_ratings": "val_ratings",
     "test_ratings": "test_ratings",
     "metrics": "metrics",
+    "ranking_comparison": "ranking_comparison",
     "rating_scale": RATING_SCALE,
     "evaluation": "params:evaluation",
     "reporting": "params:reporting",

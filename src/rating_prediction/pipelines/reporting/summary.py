@@ -34,13 +34,16 @@ def write_summary(
     test_ratings: pl.DataFrame,
     metrics: dict[str, dict[str, dict[str, float]]],
     *,
+    ranking_comparison: dict[str, Any],
     rating_scale: dict[str, Any],
     evaluation: dict[str, Any],
     reporting: dict[str, Any],
 ) -> str:
     """One-page markdown summary: the data set and its rating scale, split sizes, the
-    metrics tables (with the relevance threshold the ranking used) and links to the
-    figures (``reporting.summary_figures``: title to path relative to the summary).
+    metrics tables (with the relevance threshold the ranking used), whether the best
+    ranker's lead over the popularity list is significant (``ranking_comparison``) and
+    links to the figures (``reporting.summary_figures``: title to path relative to the
+    summary).
 
     Its results, each entry's test RMSE and ranking, are also logged, so they end
     the ``kedro run`` output.
@@ -65,7 +68,7 @@ def write_summary(
             "",
             format_metrics_table(metrics),
             "",
-            *_ranking_section(metrics, relevance(ranking, scale)),
+            *_ranking_section(metrics, ranking_comparison, relevance(ranking, scale)),
             "## Figures",
             "",
             *(f"- [{title}]({path})" for title, path in figures.items()),
@@ -193,6 +196,27 @@ def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     return sentence
 
 
+def ranker_verdict(comparison: dict[str, Any]) -> str:
+    """The best ranker (by val NDCG@K: the served one) against the popularity list on
+    test, user by user, and whether its lead is significant."""
+    metric, best = comparison["metric"], comparison["best_ranker"]
+    lead = comparison["mean_difference"]
+    if comparison["significant"] and lead > 0:
+        verdict = "**a significant lead**"
+    elif comparison["significant"]:
+        verdict = "**significantly behind the popularity list**"
+    else:
+        verdict = "**not a significant difference**"
+    return (
+        f"The best ranker by val {metric}, `{best}` (the one the served model "
+        f"recommends with), reaches {comparison['best_ranker_mean']:.4f} on test "
+        f"against the popularity list's {comparison['popularity_mean']:.4f}: "
+        f"{lead:+.4f} (95% interval {comparison['ci_low']:+.4f} to "
+        f"{comparison['ci_high']:+.4f}; paired t-test over {comparison['users']:,} "
+        f"users, p = {comparison['p_value']:.2g}), {verdict}."
+    )
+
+
 def describe_scale(scale: RatingScale) -> str:
     """The rating scale in a sentence, saying whether it was inferred from the data."""
     source = "inferred from the data" if scale.inferred else "as recorded at ingestion"
@@ -211,7 +235,9 @@ def relevance(ranking: RankingParameters, scale: RatingScale) -> str:
 
 
 def _ranking_section(
-    metrics: dict[str, dict[str, dict[str, float]]], relevant_from: str
+    metrics: dict[str, dict[str, dict[str, float]]],
+    ranking_comparison: dict[str, Any],
+    relevant_from: str,
 ) -> list[str]:
     return [
         "## Ranking",
@@ -223,6 +249,8 @@ def _ranking_section(
         format_ranking_table(metrics),
         "",
         popularity_verdict(metrics),
+        "",
+        ranker_verdict(ranking_comparison),
         "",
     ]
 
