@@ -30,8 +30,13 @@ VALID = {
     "n_trials": 3,
     "study_name": "s",
     "storage": "sqlite:///optuna.db",
-    "search_space": {"rank": {"type": "int", "low": 2, "high": 8}},
+    "search_spaces": {"bayesian_fm": {"rank": {"type": "int", "low": 2, "high": 8}}},
 }
+
+
+def space(dimensions: dict) -> dict:
+    """A change of ``VALID`` that searches ``dimensions`` for bayesian_fm."""
+    return {"search_spaces": {"bayesian_fm": dimensions}}
 
 
 @pytest.mark.parametrize(
@@ -40,19 +45,20 @@ VALID = {
         ({"n_trials": 0}, "tuning.n_trials"),
         ({"variant": "nope"}, "Unknown model variant 'nope'"),
         ({"study_name": ""}, "tuning.study_name"),
-        ({"search_space": {"rnk": {"type": "int", "low": 1, "high": 2}}}, "'rnk'"),
+        (space({"rnk": {"type": "int", "low": 1, "high": 2}}), "'rnk'"),
+        (space({"rank": {"type": "int", "low": 9, "high": 2}}), "low <= high"),
+        (space({"rank": {"type": "categorical"}}), "non-empty choices"),
         (
-            {"search_space": {"rank": {"type": "int", "low": 9, "high": 2}}},
-            "low <= high",
+            space({"init_stdev": {"type": "float", "low": 0, "high": 1, "log": True}}),
+            "log needs low > 0",
         ),
-        ({"search_space": {"rank": {"type": "categorical"}}}, "non-empty choices"),
+        ({"variant": "ease"}, "no space for variant 'ease'.*tuning.search_spaces.ease"),
         (
             {
-                "search_space": {
-                    "init_stdev": {"type": "float", "low": 0, "high": 1, "log": True}
-                }
+                "search_spaces": VALID["search_spaces"]
+                | {"als": {"rank": {"type": "int", "low": 1, "high": 2}}}
             },
-            "log needs low > 0",
+            "search_spaces.als key 'rank' is not a key of training.als",
         ),
         ({"n_trails": 3}, "unknown key 'tuning.n_trails'"),
     ],

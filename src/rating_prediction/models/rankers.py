@@ -33,6 +33,27 @@ import torch
 from rating_prediction.models.factorization import RatingModel
 
 
+def sparse_rows(
+    lengths: torch.Tensor, columns: torch.Tensor, values: torch.Tensor, n_columns: int
+) -> torch.Tensor:
+    """A sparse CSR matrix of ``len(lengths)`` rows, row ``i`` the next
+    ``lengths[i]`` ``columns`` (ascending, distinct: unchecked) and ``values``. torch
+    multiplies a CSR matrix by a dense one on every thread (a COO one on one)."""
+    with warnings.catch_warnings():
+        # torch says once per process that its sparse CSR support is "in beta"; the
+        # product with a dense matrix used here is the one it has long had.
+        warnings.filterwarnings(
+            "ignore", "Sparse CSR tensor support is in beta", UserWarning
+        )
+        return torch.sparse_csr_tensor(
+            torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)]),
+            columns,
+            values,
+            (len(lengths), n_columns),
+            check_invariants=False,
+        )
+
+
 class EaseRanker(RatingModel):
     """EASE^R's item weights and the users' training interactions.
 
@@ -98,20 +119,13 @@ class EaseRanker(RatingModel):
         """``users``' interactions with the kept items, a sparse CSR matrix
         ``(len(users), n_items)``; an empty row for ``-1`` (unknown)."""
         lengths, _, places = self._expanded(users)
-        with warnings.catch_warnings():
-            # torch says once per process that its sparse CSR support is "in beta";
-            # the product with a dense matrix used here is the one it has long had.
-            warnings.filterwarnings(
-                "ignore", "Sparse CSR tensor support is in beta", UserWarning
-            )
-            # Each user's items ascending and distinct: a valid CSR row as it is.
-            return torch.sparse_csr_tensor(
-                torch.cat([torch.zeros(1, dtype=torch.int64), lengths.cumsum(0)]),
-                self.user_items[places].long(),
-                self.user_values[places],
-                (len(users), len(self.items)),
-                check_invariants=False,
-            )
+        # Each user's items ascending and distinct: a valid CSR row as it is.
+        return sparse_rows(
+            lengths,
+            self.user_items[places].long(),
+            self.user_values[places],
+            len(self.items),
+        )
 
     @torch.no_grad()
     def predict_all_movies(self, users: torch.Tensor, n_movies: int) -> torch.Tensor:

@@ -48,9 +48,10 @@ class SearchDimension(Parameters):
 class TuningParameters(Parameters):
     """``tuning``: an Optuna search of ``training.<variant>`` on the val split.
 
-    ``search_space`` keys are dotted paths inside ``training.<variant>`` (``rank``,
-    ``features.genres``); the study lives in ``storage`` (an Optuna RDB URL) under
-    ``study_name`` and a second run resumes it.
+    ``search_spaces`` holds one search space per variant, and ``variant``'s is searched
+    (:attr:`search_space`): its keys are dotted paths inside ``training.<variant>``
+    (``rank``, ``features.genres``). The study lives in ``storage`` (an Optuna RDB
+    URL) under ``study_name`` and a second run resumes it.
     """
 
     variant: VariantName
@@ -58,15 +59,28 @@ class TuningParameters(Parameters):
     study_name: Annotated[str, Field(min_length=1)]
     storage: Annotated[str, Field(min_length=1)]
     seed: NonNegativeInt = 42
-    search_space: dict[str, SearchDimension]
+    search_spaces: dict[VariantName, dict[str, SearchDimension]]
+
+    @property
+    def search_space(self) -> dict[str, SearchDimension]:
+        """The searched variant's space."""
+        return self.search_spaces[self.variant]
 
     @model_validator(mode="after")
-    def _keys_of_the_variant(self) -> TuningParameters:
-        variant_model = TrainingParameters.model_fields[self.variant].annotation
-        for path in self.search_space:
-            *parents, name = path.split(".")
-            if name not in valid_keys(variant_model, parents):
-                raise ValueError(
-                    f"search_space key {path!r} is not a key of training.{self.variant}"
-                )
+    def _keys_of_each_variant(self) -> TuningParameters:
+        if self.variant not in self.search_spaces:
+            raise ValueError(
+                f"search_spaces has no space for variant {self.variant!r}: add "
+                f"tuning.search_spaces.{self.variant} (spaces for: "
+                f"{', '.join(self.search_spaces) or 'none'})"
+            )
+        for variant, space in self.search_spaces.items():
+            variant_model = TrainingParameters.model_fields[variant].annotation
+            for path in space:
+                *parents, name = path.split(".")
+                if name not in valid_keys(variant_model, parents):
+                    raise ValueError(
+                        f"search_spaces.{variant} key {path!r} is not a key of "
+                        f"training.{variant}"
+                    )
         return self

@@ -21,6 +21,7 @@ import polars as pl
 import torch
 
 from rating_prediction.models.config import ModelConfig
+from rating_prediction.models.rankers import sparse_rows
 from rating_prediction.parameters import EaseParameters
 from rating_prediction.training.data import TrainingData
 from rating_prediction.training.feedback import implicit_feedback
@@ -112,7 +113,8 @@ def gram_matrix(
 ) -> torch.Tensor:
     """``X^T X`` (float32, ``(n_items, n_items)``) of the CSR interactions, summed
     over blocks of users as sparse-times-dense products (cost: interactions times
-    items, not users times items squared)."""
+    items, not users times items squared): ``X_b^T`` as CSR (its rows the items, the
+    block's users ascending in each) times the dense ``X_b``."""
     gram = torch.zeros(n_items, n_items)
     n_users = len(offsets) - 1
     step = max(1, GRAM_BLOCK_VALUES // max(1, n_items))
@@ -122,14 +124,18 @@ def gram_matrix(
         if last == first:
             continue
         rows = np.repeat(np.arange(high - low), np.diff(offsets[low : high + 1]))
-        index = torch.from_numpy(np.stack([columns[first:last].astype(np.int64), rows]))
-        block_values = torch.from_numpy(values[first:last])
+        block_columns, block_values = columns[first:last], values[first:last]
         dense = torch.zeros(high - low, n_items)
-        dense[index[1], index[0]] = block_values
-        sparse = torch.sparse_coo_tensor(
-            index, block_values, (n_items, high - low), check_invariants=False
+        dense[rows, block_columns] = torch.from_numpy(block_values)
+        # By item, then user: a stable sort keeps each item's users ascending.
+        by_item = np.argsort(block_columns, kind="stable")
+        transposed = sparse_rows(
+            torch.from_numpy(np.bincount(block_columns, minlength=n_items)),
+            torch.from_numpy(rows[by_item]),
+            torch.from_numpy(block_values[by_item]),
+            high - low,
         )
-        gram += torch.sparse.mm(sparse.coalesce(), dense)
+        gram += transposed @ dense
     return gram
 
 

@@ -29,8 +29,15 @@ def test_a_ranker_study_maximises_val_ndcg(tmp_path):
         "n_trials": 3,
         "study_name": "ease",
         "storage": storage,
-        "search_space": {
-            "regularization": {"type": "float", "low": 1.0, "high": 1000.0, "log": True}
+        "search_spaces": {
+            "ease": {
+                "regularization": {
+                    "type": "float",
+                    "low": 1.0,
+                    "high": 1000.0,
+                    "log": True,
+                }
+            }
         },
     }
     tuned, trials = tune_hyperparameters(
