@@ -164,23 +164,34 @@ def test_a_rating_models_val_ranking_is_measured_before_its_refit(
 
 
 def test_a_stated_weight_is_not_chosen_on_val(splits, training_parameters):
+    """With a stated weight nothing is chosen on val: a rating model is not ranked
+    there at all (its val ranking only chose the weight), a ranker still is (its val
+    NDCG@K chooses the served ranker)."""
     stated = {
         **EVALUATION,
         "ranking": {**EVALUATION["ranking"], "popularity_weight": 0.3},
     }
-    _, config, _ = train_model(
-        train_ratings=splits["train_ratings"],
-        val_ratings=splits["val_ratings"],
-        user_mapping=splits["user_mapping"],
-        movie_mapping=splits["movie_mapping"],
-        movies=fake_movies(splits["movie_mapping"]),
-        rating_scale=MOVIELENS_SCALE.to_dict(),
-        parameters=training_parameters["bayesian_fm"],
-        variant_name="bayesian_fm",
-        evaluation=stated,
-    )
-    assert config["popularity_weight"] is None
-    assert 0 < config["best_val_ndcg"] <= 1
+    configs = {
+        variant: train_model(
+            train_ratings=splits["train_ratings"],
+            val_ratings=splits["val_ratings"],
+            user_mapping=splits["user_mapping"],
+            movie_mapping=splits["movie_mapping"],
+            movies=fake_movies(splits["movie_mapping"]),
+            rating_scale=MOVIELENS_SCALE.to_dict(),
+            parameters=parameters,
+            variant_name=variant,
+            evaluation=stated,
+        )[1]
+        for variant, parameters in (
+            ("bayesian_fm", training_parameters["bayesian_fm"]),
+            ("ease", {"regularization": 20.0}),
+        )
+    }
+    assert configs["bayesian_fm"]["popularity_weight"] is None
+    assert configs["bayesian_fm"]["best_val_ndcg"] is None
+    assert configs["ease"]["popularity_weight"] is None
+    assert 0 < configs["ease"]["best_val_ndcg"] <= 1
 
 
 def test_a_ranker_without_the_evaluation_settings_is_refused(splits):

@@ -178,6 +178,11 @@ def fit_with_val_ranking(
     """Fit ``entry`` by its fit function, its :func:`val_ranking` recorded in its
     config when ``evaluation`` is given; a ranker is fitted by :func:`fit_ranker`.
 
+    A rating model's val ranking chooses its popularity blend's weight, so it is
+    measured only when ``evaluation.ranking.popularity_weight`` is ``val``: with a
+    stated weight its ``best_val_ndcg`` stays ``None`` (at MovieLens 25M's size that
+    saves ranking every val user once per rating model).
+
     Raises:
         ValueError: For a ranker without ``evaluation``: it must be scored on val.
     """
@@ -189,8 +194,13 @@ def fit_with_val_ranking(
             )
         return fit_ranker(entry, options, data, evaluation)
     on_val: dict[str, Any] = {}
-    if evaluation is not None:
+    if evaluation is not None and _weight_chosen_on_val(evaluation):
         recorder = val_ranking_recorder(entry.name, evaluation, on_val)
         data = replace(data, on_fitted_on_train=recorder)
     weights, config, history = entry.fit_function()(entry.name, options, data)
     return weights, config.model_copy(update=on_val), history
+
+
+def _weight_chosen_on_val(evaluation: dict[str, Any]) -> bool:
+    settings = parse(EvaluationParameters, evaluation, "evaluation")
+    return settings.ranking.popularity_weight == "val"
