@@ -163,7 +163,13 @@ def test_ranking_metrics_join_metrics_json_mlflow_and_the_summary():
     verdict = popularity_verdict(metrics)
     assert verdict.startswith("**No variant beats the popularity list on ndcg@5**")
     assert "0.1000 against 0.2000" in verdict
+    assert "trained to predict ratings, not to rank" in verdict
     assert plot_ranking_metrics(metrics).axes
+    # A ranker that loses is not excused as a rating model.
+    with_ranker = metrics | {"ease": {"test": dict.fromkeys(NAMES, 0.15)}}
+    verdict = popularity_verdict(with_ranker)
+    assert "the best, `ease`, reaches 0.1500 against 0.2000" in verdict
+    assert "trained to predict ratings" not in verdict
 
 
 def _history(splits) -> pl.DataFrame:

@@ -182,9 +182,13 @@ def popularity_verdict(metrics: dict[str, dict[str, dict[str, float]]]) -> str:
     else:
         sentence = (
             f"**No variant beats the popularity list on {ndcg}**: the best, `{best}`, "
-            f"reaches {versus} for the most-rated movies recommended to everyone. The rating "
-            "models are trained to predict ratings, not to rank (docs/results.md, Ranking)."
+            f"reaches {versus} for the most-rated movies recommended to everyone."
         )
+        if "rmse" in metrics[best]["test"]:
+            sentence += (
+                " The rating models are trained to predict ratings, not to rank "
+                "(docs/results.md, Ranking)."
+            )
     blends = {e: v for e, v in scored.items() if e.endswith(BLEND_SUFFIX)}
     if blends:
         blend = max(blends, key=blends.get)
