@@ -55,8 +55,8 @@ def fitted(**options) -> EaseRanker:
 @pytest.mark.parametrize(
     "options",
     [
-        {"regularization": 2.0},
-        {"regularization": 2.0, "max_items": 4},
+        {"regularization": 2.0, "feedback": "binary"},
+        {"regularization": 2.0, "feedback": "binary", "max_items": 4},
         {"regularization": 0.5, "feedback": "rating"},
     ],
 )
@@ -66,7 +66,7 @@ def test_a_user_folded_in_from_their_own_interactions_scores_as_their_row(option
         own = [(movie, rating) for u, movie, rating in RATINGS if u == user]
         movies = torch.tensor([movie for movie, _ in own], dtype=torch.int64)
         values = torch.tensor(
-            [1.0 if options.get("feedback") != "rating" else r for _, r in own]
+            [1.0 if options["feedback"] == "binary" else r for _, r in own]
         )
         folded = model.fold_in_scores(movies, values)
         expected = score_block(model, np.array([user]))[0]

@@ -56,7 +56,9 @@ def splits() -> dict[str, pl.DataFrame]:
 
 @pytest.fixture(scope="module")
 def ease(splits) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    options = EaseParameters(regularization=20.0, max_items=MAX_ITEMS)
+    options = EaseParameters(
+        regularization=20.0, feedback="binary", max_items=MAX_ITEMS
+    )
     weights, config, _ = fit_variant("ease", options, training_data(splits))
     return config.model_copy(update={"best_val_ndcg": 0.25}), weights
 

@@ -80,9 +80,12 @@ def test_ease_weights_are_the_closed_form_with_a_zero_diagonal():
 @pytest.mark.parametrize(
     ("options", "x"),
     [
-        ({"regularization": 2.0}, interactions()),
+        ({"regularization": 2.0, "feedback": "binary"}, interactions()),
         ({"regularization": 0.5, "feedback": "rating"}, interactions("rating")),
-        ({"regularization": 1.0, "min_rating": 4.0}, interactions(min_rating=4.0)),
+        (
+            {"regularization": 1.0, "feedback": "binary", "min_rating": 4.0},
+            interactions(min_rating=4.0),
+        ),
     ],
 )
 def test_fit_and_scores_match_numpy(options, x):
@@ -201,5 +204,5 @@ def test_unusable_parameters_are_refused_naming_their_key(values, message):
 def test_the_training_block_defaults_to_the_documented_settings():
     options = TrainingParameters.model_fields["ease"].default
     assert options == EaseParameters()
-    assert options.feedback == "binary"
+    assert options.feedback == "rating"
     assert options.max_items == 10_000

@@ -174,8 +174,8 @@ class EaseParameters(Parameters):
     model is fitted again on train + val once its val NDCG@K is measured.
     """
 
-    regularization: PositiveFloat = 200.0
-    feedback: Literal["binary", "rating"] = "binary"
+    regularization: PositiveFloat = 2000.0
+    feedback: Literal["binary", "rating"] = "rating"
     min_rating: NonNegativeFloat | None = None
     max_items: PositiveInt = 10_000
     refit_on_train_val: StrictBool = True
@@ -218,9 +218,9 @@ class AlsParameters(ImplicitRankerParameters):
     confidence 1. ``regularization`` is the L2 weight of both factor tables; positive,
     it also keeps the user step that folds a new user in well posed."""
 
-    factors: PositiveInt = 128
-    regularization: PositiveFloat = 20.0
-    alpha: NonNegativeFloat = 0.5
+    factors: PositiveInt = 104
+    regularization: PositiveFloat = 39.1
+    alpha: NonNegativeFloat = 1.15
     iterations: PositiveInt = 15
     feedback: Literal["binary", "rating"] = "rating"
 
@@ -238,10 +238,10 @@ class BprParameters(ImplicitRankerParameters):
     (:meth:`~rating_prediction.models.rankers.BprRanker.fold_in_user`); SGD's own
     ``regularization`` is far too weak for it."""
 
-    factors: PositiveInt = 128
-    learning_rate: PositiveFloat = 0.01
-    regularization: NonNegativeFloat = 0.01
-    iterations: PositiveInt = 50
+    factors: PositiveInt = 41
+    learning_rate: PositiveFloat = 0.0037
+    regularization: NonNegativeFloat = 0.0038
+    iterations: PositiveInt = 123
     fold_in_regularization: PositiveFloat = 10.0
 
     @model_validator(mode="before")
