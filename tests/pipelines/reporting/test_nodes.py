@@ -1,17 +1,21 @@
+import itertools
 import logging
 
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from rating_prediction.data.schema import MOVIELENS_SCALE, SPLITS, RatingScale
+from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.models.variants import VARIANTS as REGISTRY
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.reporting.figures import (
     _popularity_buckets,
     plot_loss_curves,
+    plot_ranking_metrics,
     plot_rating_histograms,
     plot_rmse_by_popularity,
     plot_rmse_by_rating,
@@ -199,15 +203,85 @@ def test_popularity_buckets_are_equal_sized_quantiles():
     assert buckets.filter(pl.col("movieId") == 7)["bucket_label"][0] == "6–8"
 
 
-def test_plot_test_rmse_has_a_bar_per_entry(metrics):
+def test_plot_test_rmse_has_a_bar_per_entry_the_best_at_the_top(metrics):
     figure = plot_test_rmse(metrics)
     _assert_closed_figure(figure, 1)
     ax = figure.axes[0]
-    assert [tick.get_text() for tick in ax.get_xticklabels()] == ALL_ENTRIES
-    assert [bar.get_height() for bar in ax.patches] == pytest.approx(
-        [0.8 + i / 10 for i in range(len(ALL_ENTRIES))]
+    # barh lists its rows bottom up: the worst (highest RMSE) first, the best last.
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ALL_ENTRIES[::-1]
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx(
+        [0.8 + i / 10 for i in range(len(ALL_ENTRIES))][::-1]
     )
     assert "Test RMSE" in ax.get_title()
+
+
+def _many_entries(n_entries: int = 16) -> dict:
+    """Metrics of ``n_entries`` long-named entries that predict and rank."""
+    names = [
+        f"a_rather_long_variant_name_{i}_popularity_blend" for i in range(n_entries)
+    ]
+    figures = {"mse": 1.0, "rmse": 1.0, "mae": 1.0}
+    ranking = dict.fromkeys(ranking_metric_names(10), 0.1)
+    return {
+        name: {
+            "train": figures,
+            "val": figures,
+            "test": {**figures, "rmse": 1 + i / 100, **ranking},
+        }
+        for i, name in enumerate(names)
+    }
+
+
+def _overlapping_tick_labels(figure) -> list[tuple[str, str]]:
+    """The pairs of tick labels of one axis of ``figure`` whose drawn boxes overlap."""
+    canvas = FigureCanvasAgg(figure)  # closed figures keep no drawing canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    overlaps = []
+    for ax in figure.axes:
+        for labels in (ax.get_xticklabels(), ax.get_yticklabels()):
+            shown = [
+                label for label in labels if label.get_visible() and label.get_text()
+            ]
+            boxes = [label.get_window_extent(renderer) for label in shown]
+            overlaps += [
+                (shown[i].get_text(), shown[j].get_text())
+                for i, j in itertools.combinations(range(len(shown)), 2)
+                if boxes[i].overlaps(boxes[j])
+            ]
+    return overlaps
+
+
+@pytest.mark.parametrize("plot", [plot_test_rmse, plot_ranking_metrics])
+def test_no_two_tick_labels_overlap_however_many_entries(plot):
+    for n_entries in (3, 16, 40):
+        figure = plot(_many_entries(n_entries))
+        assert not _overlapping_tick_labels(figure), (plot.__name__, n_entries)
+
+
+def test_the_overlap_check_sees_labels_that_run_into_each_other():
+    figure, ax = plt.subplots(figsize=(3, 2))
+    ax.bar([f"a_long_label_{i}" for i in range(8)], range(8))
+    plt.close(figure)
+    assert _overlapping_tick_labels(figure)
+
+
+def test_the_ranking_figure_has_a_panel_per_metric_the_best_entry_at_the_top():
+    metrics = {
+        "popularity": {"test": dict.fromkeys(ranking_metric_names(10), 0.1)},
+        "ease": {"test": dict.fromkeys(ranking_metric_names(10), 0.3)},
+        "random": {"test": dict.fromkeys(ranking_metric_names(10), 0.01)},
+    }
+    figure = plot_ranking_metrics(metrics)
+    _assert_closed_figure(figure, len(ranking_metric_names(10)))
+    assert [ax.get_title() for ax in figure.axes] == ranking_metric_names(10)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "random",
+        "popularity",
+        "ease",
+    ]
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.01, 0.1, 0.3])
 
 
 def test_format_metrics_table(metrics):

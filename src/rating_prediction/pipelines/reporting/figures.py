@@ -23,6 +23,8 @@ from matplotlib.ticker import MaxNLocator
 from rating_prediction.data.schema import RatingScale
 from rating_prediction.evaluation.metrics import grouped_rmse
 from rating_prediction.evaluation.names import (
+    BLEND_SUFFIX,
+    RANKING_BASELINES,
     is_ranking_metric,
 )
 from rating_prediction.models.baselines import BASELINES
@@ -217,46 +219,72 @@ def plot_rmse_by_popularity(**rmse_by_entry: pl.DataFrame) -> Figure:
 
 
 def plot_test_rmse(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
-    """Bar chart of the test RMSE of every model variant and both baselines."""
+    """Horizontal bars of the test RMSE of every model variant and both baselines, the
+    best at the top: one row per entry, so the names never run into each other."""
     # Ranking-only entries (popularity, random) predict no ratings.
     entries = [entry for entry in metrics if "rmse" in metrics[entry].get("test", {})]
-    rmse = [metrics[entry]["test"]["rmse"] for entry in entries]
-    colors = [
-        BASELINE_STYLES[entry]["color"] if entry in BASELINES else f"C{index}"
+    colors = {
+        entry: BASELINE_STYLES[entry]["color"] if entry in BASELINES else f"C{index}"
         for index, entry in enumerate(entries)
-    ]
-    figure, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
-    bars = ax.bar(entries, rmse, color=colors)
-    ax.bar_label(bars, fmt="%.3f")
+    }
+    # Lowest RMSE first, drawn at the top (barh draws the first row at the bottom).
+    ordered = sorted(entries, key=lambda entry: -metrics[entry]["test"]["rmse"])
+    rmse = [metrics[entry]["test"]["rmse"] for entry in ordered]
+    figure, ax = plt.subplots(
+        figsize=(7, _rows_height(len(ordered))), layout="constrained"
+    )
+    bars = ax.barh(ordered, rmse, color=[colors[entry] for entry in ordered])
+    ax.bar_label(bars, fmt="%.3f", padding=2)
+    ax.margins(x=0.12)
     ax.set(
         title="Test RMSE: model variants against baselines (lower is better)",
-        xlabel="Model",
-        ylabel="RMSE (stars)",
+        xlabel="RMSE (stars)",
     )
     return _finish(figure)
 
 
 def plot_ranking_metrics(metrics: dict[str, dict[str, dict[str, float]]]) -> Figure:
-    """Grouped bars of every test ranking metric, one group per metric, one bar per
-    entry (variants and the popularity and random baselines)."""
+    """One panel per test ranking metric, each a horizontal bar per entry (variants,
+    blends and the popularity and random baselines), the entries sorted by the first
+    metric (NDCG@K), best at the top, in every panel alike."""
     ranked = {
         entry: {n: v for n, v in by_split["test"].items() if is_ranking_metric(n)}
         for entry, by_split in metrics.items()
         if any(is_ranking_metric(n) for n in by_split.get("test", {}))
     }
     names = list(next(iter(ranked.values()), {}))
-    width = 0.8 / max(1, len(ranked))
-    figure, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
-    for index, (entry, values) in enumerate(ranked.items()):
-        positions = np.arange(len(names)) + index * width
-        ax.bar(positions, [values[n] for n in names], width, label=entry)
-    ax.set_xticks(np.arange(len(names)) + width * (len(ranked) - 1) / 2, names)
-    ax.set(
-        title="Top-K recommendations on the test split (higher is better)",
-        ylabel="Metric value",
+    ordered = sorted(ranked, key=lambda entry: ranked[entry][names[0]]) if names else []
+    figure, axes = plt.subplots(
+        1,
+        max(1, len(names)),
+        figsize=(2.6 * max(1, len(names)) + 2, _rows_height(len(ordered))),
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
     )
-    ax.legend()
+    for ax, name in zip(axes[0], names):
+        ax.barh(
+            ordered,
+            [ranked[entry][name] for entry in ordered],
+            color=[_entry_color(entry) for entry in ordered],
+        )
+        ax.set_title(name)
+    figure.suptitle("Top-K recommendations on the test split (higher is better)")
     return _finish(figure)
+
+
+def _rows_height(n_rows: int) -> float:
+    """A figure height (inches) that gives each of ``n_rows`` horizontal bars room for
+    its label."""
+    return 1.5 + 0.32 * max(1, n_rows)
+
+
+def _entry_color(entry: str) -> str:
+    """A ranking entry's color: the baselines grey, the popularity blends pale, the
+    variants the default cycle's blue."""
+    if entry in RANKING_BASELINES:
+        return "0.55"
+    return "#9ecae1" if entry.endswith(BLEND_SUFFIX) else "#3182bd"
 
 
 def _popularity_buckets(
