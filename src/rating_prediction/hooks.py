@@ -151,6 +151,7 @@ class RunStatusHooks:
         project_path = Path(run_params["project_path"])
         mlflow.set_tags(project_tags(project_path))
         mlflow.set_tag("mlflow.runName", run_name(run_params, catalog))
+        mlflow.set_tag("dataset", catalog.load("params:ingestion")["dataset"])
         close_orphaned_runs(project_path, run.info.run_id)
 
 

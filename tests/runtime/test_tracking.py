@@ -70,6 +70,10 @@ def test_a_run_records_no_absolute_path_and_no_credentials(
     )
     assert run.data.params["training.biased_mf.optimizer.learning_rate"] == "0.05"
     assert run.info.run_name == "synthetic · local"
+    # Runs can be filtered by data set, splits and what answers each task.
+    assert run.data.tags["dataset"] == "synthetic"
+    assert run.data.tags["split_fingerprint"]
+    assert {"served.predict", "served.recommend"} <= run.data.tags.keys()
     assert run.data.tags["project_path"] == "."
     assert run.data.tags["mlflow.source.name"] == OUTSIDE_PROJECT
     # kedro-mlflow still did its work: parameters, metrics, artifacts, the model.

@@ -100,6 +100,13 @@ def test_a_version_carries_the_served_rankers_name_and_ranking_metrics(
     assert (tags["variant"], tags["ranker"]) == ("biased_mf", "ease")
     assert tags["test.rmse"] == "0.9"  # the champion is still chosen on it
     assert tags["ranker.test.ndcg_at_10"] == "0.31"
+    # The run says which variant answers each task, and on which splits.
+    (logged,) = mlflow.search_runs(
+        filter_string="tags.`served.recommend` = 'ease'", output_format="list"
+    )
+    assert logged.data.tags["served.predict"] == "biased_mf"
+    assert logged.data.tags["served.similar"] == "ease"
+    assert logged.data.tags["split_fingerprint"] == "splits-r"
     assert tags["ranker.test.precision_at_10"] == "0.12"
     assert tags["ranker.test.coverage"] == "0.4"
 

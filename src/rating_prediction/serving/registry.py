@@ -121,15 +121,26 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> tuple[Any, bool
     return version, promote_if_better(client, name, version)
 
 
+def run_tags(fingerprint: str, answered_by: dict[str, str]) -> dict[str, str]:
+    """The served model's run tags: ``split_fingerprint`` and ``served.<task>`` (the
+    variant that answers ``predict``, ``recommend``, ``similar``, ``fold_in``)."""
+    return {FINGERPRINT_TAG: fingerprint} | {
+        f"served.{task}": name for task, name in answered_by.items()
+    }
+
+
 def log_and_register(
     folder: str | Path, metrics: dict[str, Any] | None, dataset: str
 ) -> Any:
     """Logs the served model in ``folder`` as the model ``model`` of the active run,
     then registers it under :func:`registered_model_name` with the served variant's
     entry of ``metrics`` (metrics.json) as tags, and the served ranker's
-    (:func:`ranker_tags`). Without metrics it is logged only."""
+    (:func:`ranker_tags`). Without metrics it is logged only. The run is tagged with
+    the split fingerprint and the variant that answers each task
+    (:func:`run_tags`), so runs can be filtered by them."""
     variant, fingerprint = read_manifest(folder)
     answered_by = read_answered_by(folder)
+    mlflow.set_tags(run_tags(fingerprint, answered_by))
     logger.debug(
         "Logging the served model: %s.",
         ", ".join(f"{task} by {name}" for task, name in answered_by.items()),
