@@ -9,6 +9,7 @@ from nbclient import NotebookClient
 from tests.project import PROJECT_ROOT, SMALL_RUN_PARAMS, run_project
 
 NOTEBOOK = PROJECT_ROOT / "notebooks" / "rating_prediction.ipynb"
+MAX_RUN_CELL_LINES = 20
 
 
 @pytest.mark.slow
@@ -38,3 +39,9 @@ def test_notebook_runs_headless(project_copy, monkeypatch):
     assert "Running: ['evaluation', 'reporting']" in "".join(
         output.get("text", "") for output in outputs
     )
+    # The run cell shows a short summary, not the log: no line per node, no warning.
+    (run_cell,) = [cell for cell in notebook.cells if "session.run(" in cell.source]
+    printed = "".join(output.get("text", "") for output in run_cell.outputs)
+    assert len(printed.splitlines()) <= MAX_RUN_CELL_LINES, printed
+    assert "WARNING" not in printed and "Best test RMSE: " in printed
+    assert "The best ranker by val ndcg@10" in printed

@@ -9,7 +9,11 @@ import sys
 import pytest
 from kedro.logging import RichHandler
 
-from rating_prediction.runtime.console import ConsoleFilter, narrow_console
+from rating_prediction.runtime.console import (
+    ConsoleFilter,
+    narrow_console,
+    warnings_only,
+)
 
 
 def record(name: str, message: str, level: int = logging.INFO) -> logging.LogRecord:
@@ -58,3 +62,27 @@ def test_narrowing_swaps_rich_for_plain_lines_without_a_terminal(monkeypatch):
     logger.info("x" * 200)
     logging.getLogger("test_console_narrowing.kedro").info("not a detail logger")
     assert len(sys.stdout.getvalue().splitlines()) == 2  # one line each, unwrapped
+
+
+def test_warnings_only_quiets_the_console_for_a_block_not_the_file_log(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    logger = logging.getLogger("test_console_warnings_only")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    console = logging.StreamHandler(sys.stdout)
+    file_log = logging.FileHandler(tmp_path / "info.log")
+    logger.handlers = [console, file_log]
+    with warnings_only(logger):
+        logger.info("a node's line")
+        logger.warning("a warning")
+    logger.info("after the block")
+    assert sys.stdout.getvalue().splitlines() == ["a warning", "after the block"]
+    assert console.level == logging.NOTSET  # restored
+    file_log.close()
+    assert (tmp_path / "info.log").read_text().splitlines() == [
+        "a node's line",
+        "a warning",
+        "after the block",
+    ]

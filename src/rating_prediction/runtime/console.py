@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from kedro.logging import RichHandler
 
@@ -70,3 +72,20 @@ def _prints(handler: logging.Handler) -> bool:
         sys.stdout,
         sys.stderr,
     )
+
+
+@contextmanager
+def warnings_only(logger: logging.Logger | None = None) -> Iterator[None]:
+    """Within the block, ``logger``'s (the root's) console handlers print warnings and
+    errors only; file handlers keep every record. For a notebook's run cell, which
+    then shows a short summary instead of a line per node."""
+    logger = logger or logging.getLogger()
+    consoles = [handler for handler in logger.handlers if _prints(handler)]
+    levels = [handler.level for handler in consoles]
+    for handler in consoles:
+        handler.setLevel(max(handler.level, logging.WARNING))
+    try:
+        yield
+    finally:
+        for handler, level in zip(consoles, levels):
+            handler.setLevel(level)
