@@ -18,6 +18,7 @@ from typing import Any
 import mlflow
 import polars as pl
 from mlflow.exceptions import MlflowException
+from mlflow.utils import logging_utils
 
 from rating_prediction.evaluation.names import flat_metrics
 
@@ -101,14 +102,15 @@ def promote_if_better(client: mlflow.MlflowClient, name: str, version: Any) -> b
             champion.tags.get(HELD_OUT_METRIC, "inf")
         ):
             logger.info(
-                "%s version %s stays champion (%s).",
+                "Registered %s version %s; version %s stays champion (%s).",
                 name,
+                version.version,
                 champion.version,
                 "other splits" if not same_splits else "not beaten",
             )
             return False
     client.set_registered_model_alias(name, CHAMPION, version.version)
-    logger.info("%s version %s is the new champion.", name, version.version)
+    logger.info("Registered %s version %s, the new champion.", name, version.version)
     return True
 
 
@@ -116,7 +118,13 @@ def register(model_uri: str, name: str, tags: dict[str, str]) -> tuple[Any, bool
     """Registers ``model_uri`` as a new version of ``name`` with ``tags``, then
     :func:`promote_if_better`. Returns the version and whether it became champion."""
     client = mlflow.MlflowClient()
-    registered = mlflow.register_model(model_uri, name, tags=tags)
+    # MLflow prints its own two lines to stderr ("Successfully registered model",
+    # "Created version"); the line promote_if_better logs says both.
+    logging_utils.disable_logging()
+    try:
+        registered = mlflow.register_model(model_uri, name, tags=tags)
+    finally:
+        logging_utils.enable_logging()
     version = client.get_model_version(name, registered.version)
     return version, promote_if_better(client, name, version)
 

@@ -206,7 +206,8 @@ def build_ranking_task(
     settings = parse(EvaluationParameters, evaluation, "evaluation").ranking
     scale = RatingScale.from_dict(rating_scale)
     threshold = settings.threshold(scale)
-    logger.info(
+    # summary.md states the threshold and where it came from.
+    logger.debug(
         "Ranking: relevant = a test rating of at least %g on the rating scale %g..%g "
         "(%s)",
         threshold,
