@@ -46,7 +46,7 @@ INFERENCE = {
 
 # The rankers' `training` blocks (`params:training`): EASE with a lambda that suits four
 # movies; any other ranker with its defaults.
-RANKER_TRAINING = {"ease": {"regularization": 1.0}}
+RANKER_TRAINING = {"ease": {"regularization": 1.0, "feedback": "binary"}}
 # The held-out val NDCG@K set in each fitted ranker's config (the fit on these fixtures
 # measures none): ease's is the highest, so `best` serves it.
 EASE_VAL_NDCG = 0.4
