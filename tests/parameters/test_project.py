@@ -166,7 +166,8 @@ INVALID_RUNTIME_PARAMETERS = {
     ),
     "an unknown served_ranker": (
         {"inference": {"served_ranker": "eas"}},
-        r"'inference\.served_ranker': must be one of \['best', 'none', ",
+        r"'inference\.served_ranker': must be 'best', 'none' or the name of a ranker "
+        r"\(a variant that ranks movies and predicts no ratings\), got 'eas'",
     ),
 }
 

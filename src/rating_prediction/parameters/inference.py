@@ -165,8 +165,11 @@ class InferenceParameters(Parameters):
     @field_validator("served_ranker")
     @classmethod
     def _known_ranker(cls, served_ranker: str) -> str:
-        # Which variants rank, the hooks check against the variant registry.
-        valid = ["best", "none", *TrainingParameters.model_fields]
-        if served_ranker not in valid:
-            raise ValueError(f"must be one of {valid}, got {served_ranker!r}")
+        # Which variants rank, the hooks check against the variant registry (this
+        # layer does not know it): here only that it names a variant at all.
+        if served_ranker not in ["best", "none", *TrainingParameters.model_fields]:
+            raise ValueError(
+                "must be 'best', 'none' or the name of a ranker (a variant that "
+                f"ranks movies and predicts no ratings), got {served_ranker!r}"
+            )
         return served_ranker
