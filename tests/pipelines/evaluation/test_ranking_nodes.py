@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 import numpy as np
 import polars as pl
 import pytest
@@ -344,3 +347,23 @@ def test_the_summary_says_whether_the_best_rankers_lead_is_significant(
     assert f"{difference:+.4f}" in text and "610 users" in text
     assert f"p = {p_value:.2g}" in text
     assert verdict in text
+
+
+def test_one_ranked_user_is_too_few_to_test_and_the_summary_says_so(splits, caplog):
+    one_user = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "max_users": 1}}
+    task = build_ranking_task(
+        splits["train"], splits["val"], splits["test"], one_user, SCALE
+    )
+    assert task.users.size == 1
+    with caplog.at_level(logging.WARNING):
+        comparison = compare_best_ranker_to_popularity(
+            task, one_user, fitted_ease(splits, 0.4)
+        )
+    assert comparison["users"] == 1
+    assert comparison["p_value"] is None and comparison["significant"] is False
+    assert comparison["mean_difference"] == pytest.approx(
+        comparison["best_ranker_mean"] - comparison["popularity_mean"]
+    )
+    json.dumps(comparison, allow_nan=False)  # a plain JSON file, no NaN
+    assert "too few to test" in caplog.text
+    assert "too few to test" in ranker_verdict(comparison)

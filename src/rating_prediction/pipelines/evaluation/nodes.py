@@ -327,15 +327,36 @@ def compare_best_ranker_to_popularity(
         "users": int(ranker.size),
         "best_ranker_mean": float(ranker.mean()),
         "popularity_mean": float(popular.mean()),
-        **paired_comparison(ranker, popular),
+        **_paired(ranker, popular),
     }
+    _log_comparison(comparison)
+    return comparison
+
+
+def _log_comparison(comparison: dict[str, Any]) -> None:
+    if comparison["p_value"] is None:
+        logger.warning(
+            "%(users)d user(s) ranked on test: too few to test %(best_ranker)s's lead "
+            "over popularity (evaluation.ranking.max_users).",
+            comparison,
+        )
+        return
     logger.info(
         "%(best_ranker)s (best val %(metric)s) against popularity, user by user on "
         "test: %(mean_difference)+.4f %(metric)s (95%% CI %(ci_low)+.4f..%(ci_high)+.4f"
         ", p = %(p_value).2g over %(users)d users)",
         comparison,
     )
-    return comparison
+
+
+def _paired(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
+    """:func:`paired_comparison` of the two users' figures; with fewer than two users
+    nothing can be tested: the mean difference only, ``None`` for the rest."""
+    if first.size >= 2:
+        return paired_comparison(first, second)
+    difference = float((first - second).mean()) if first.size else None
+    untested = dict.fromkeys(("ci_low", "ci_high", "t", "p_value"))
+    return {"mean_difference": difference, **untested, "significant": False}
 
 
 def _user_ndcg(

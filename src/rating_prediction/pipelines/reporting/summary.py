@@ -205,6 +205,12 @@ def ranker_verdict(comparison: dict[str, Any]) -> str:
     test, user by user, and whether its lead is significant."""
     metric, best = comparison["metric"], comparison["best_ranker"]
     lead = comparison["mean_difference"]
+    if comparison["p_value"] is None:
+        return (
+            f"The best ranker by val {metric}, `{best}`, was ranked on test for "
+            f"{comparison['users']} user(s): too few to test its lead over the "
+            "popularity list."
+        )
     if comparison["significant"] and lead > 0:
         verdict = "**a significant lead**"
     elif comparison["significant"]:
