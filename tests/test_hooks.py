@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
+import mlflow
 import pytest
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.hooks import NodeTimingHooks, check_served_variant
+from rating_prediction.hooks import (
+    NodeTimingHooks,
+    RefusedParameters,
+    check_served_variant,
+)
 from rating_prediction.parameters import ParameterError
 
 
@@ -42,3 +49,42 @@ def test_a_ranker_as_served_variant_is_refused_before_any_node(ranker):
         ParameterError, match=f"'inference.served_variant': .*'{ranker}'"
     ):
         check_served_variant(ranker)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            "ingestion.dataset=my_ratings",
+            "Error: 'ingestion.dataset': Unknown MovieLens release 'my_ratings'; "
+            "valid: synthetic,",
+        ),
+        ("inference.served_ranker=biased_mf", "Error: 'inference.served_ranker': "),
+    ],
+)
+def test_kedro_run_refuses_a_bad_parameter_in_a_line_before_any_run(
+    project_copy, params, message
+):
+    """The message, not a page of traceback; no node ran and no MLflow run opened."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", "--params", params],
+        cwd=project_copy,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    printed = (refused.stdout + refused.stderr).strip()
+    assert refused.returncode == 1
+    assert printed.startswith(message), printed
+    assert len(printed.splitlines()) <= 2 and "Traceback" not in printed
+    assert not (project_copy / "data" / "02_intermediate").exists()
+    if (project_copy / "mlflow.db").exists():
+        assert mlflow.search_runs(search_all_experiments=True).empty
+
+
+def test_a_refused_parameter_is_still_a_parameter_error_to_python_callers():
+    refused = RefusedParameters("'x': wrong")
+    assert isinstance(refused, ParameterError) and isinstance(refused, ValueError)
+    assert str(refused) == "'x': wrong"

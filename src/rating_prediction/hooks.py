@@ -13,6 +13,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import click
 import mlflow
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
@@ -42,17 +43,30 @@ LINEAGE_MANIFEST = Path("data") / "lineage.json"
 logger = logging.getLogger(__name__)
 
 
+class RefusedParameters(ParameterError, click.ClickException):
+    """A :class:`ParameterError` that ``kedro run`` prints as ``Error: <message>``
+    and exits 1 on, like any command-line mistake, instead of a page of traceback
+    through Kedro's and Click's frames; still a ``ParameterError`` (a
+    ``ValueError``) to code that runs a session itself."""
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
+
+
 class ParameterCheckHooks:
     """Checks every parameter once the context exists, so a misspelt key or a
-    degenerate value stops ``kedro run`` (or ``kedro jupyter``) before any node writes,
-    with a message naming the key."""
+    degenerate value stops ``kedro run`` (or ``kedro jupyter``) before any node writes
+    and before an MLflow run opens, with a message naming the key."""
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
-        parameters = parse(ProjectParameters, context.params, "")
-        check_release_parameters(parameters)
-        check_served_variant(parameters.inference.served_variant)
-        check_served_ranker(parameters.inference.served_ranker)
+        try:
+            parameters = parse(ProjectParameters, context.params, "")
+            check_release_parameters(parameters)
+            check_served_variant(parameters.inference.served_variant)
+            check_served_ranker(parameters.inference.served_ranker)
+        except ParameterError as error:
+            raise RefusedParameters(str(error)) from None
 
 
 def check_served_variant(served_variant: str) -> None:
