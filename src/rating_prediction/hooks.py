@@ -163,18 +163,17 @@ class RunStatusHooks:
         if run is None:
             return
         project_path = Path(run_params["project_path"])
-        mlflow.set_tags(project_tags(project_path))
-        mlflow.set_tag("mlflow.runName", run_name(run_params, catalog))
-        mlflow.set_tag("dataset", catalog.load("params:ingestion")["dataset"])
+        dataset = str(catalog.load("params:ingestion")["dataset"])
+        mlflow.set_tags(project_tags(project_path) | {"dataset": dataset})
+        mlflow.set_tag("mlflow.runName", run_name(run_params, dataset))
         close_orphaned_runs(project_path, run.info.run_id)
 
 
-def run_name(run_params: dict[str, Any], catalog: DataCatalog) -> str:
+def run_name(run_params: dict[str, Any], dataset: str) -> str:
     """What a run is, as the MLflow runs page lists it: the data set, the configuration
     environment and, when not all of them, the pipelines run (``ml-latest-small · local
     · training``)."""
-    dataset = catalog.load("params:ingestion")["dataset"]
-    parts = [str(dataset), run_params.get("env") or "local"]
+    parts = [dataset, run_params.get("env") or "local"]
     if run_params.get("pipeline_names"):
         parts.append("+".join(run_params["pipeline_names"]))
     elif run_params.get("pipeline_name") not in (None, "__default__"):

@@ -102,7 +102,7 @@ def test_without_a_relevant_val_rating_the_val_score_is_not_measured(data, caplo
     assert "No val rating reaches the relevance threshold 4" in caplog.text
 
 
-def _train_with_val_ranking(splits, options, name):
+def _train_with_val_ranking(splits, options, name, evaluation=EVALUATION):
     return train_model(
         train_ratings=splits["train_ratings"],
         val_ratings=splits["val_ratings"],
@@ -112,7 +112,7 @@ def _train_with_val_ranking(splits, options, name):
         rating_scale=MOVIELENS_SCALE.to_dict(),
         parameters=options,
         variant_name=name,
-        evaluation=EVALUATION,
+        evaluation=evaluation,
     )
 
 
@@ -172,17 +172,7 @@ def test_a_stated_weight_is_not_chosen_on_val(splits, training_parameters):
         "ranking": {**EVALUATION["ranking"], "popularity_weight": 0.3},
     }
     configs = {
-        variant: train_model(
-            train_ratings=splits["train_ratings"],
-            val_ratings=splits["val_ratings"],
-            user_mapping=splits["user_mapping"],
-            movie_mapping=splits["movie_mapping"],
-            movies=fake_movies(splits["movie_mapping"]),
-            rating_scale=MOVIELENS_SCALE.to_dict(),
-            parameters=parameters,
-            variant_name=variant,
-            evaluation=stated,
-        )[1]
+        variant: _train_with_val_ranking(splits, parameters, variant, stated)[1]
         for variant, parameters in (
             ("bayesian_fm", training_parameters["bayesian_fm"]),
             ("ease", {"regularization": 20.0}),

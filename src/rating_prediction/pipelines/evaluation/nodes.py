@@ -283,14 +283,6 @@ def rank_at_random(
     )
 
 
-def offer_ranker(
-    model_config: dict[str, Any], model_weights: dict[str, torch.Tensor]
-) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """A ranker's config and weights, handed out of its namespace as one candidate
-    for :func:`compare_best_ranker_to_popularity`."""
-    return model_config, model_weights
-
-
 def compare_best_ranker_to_popularity(
     ranking_task: RankingTask,
     evaluation: dict[str, Any],
@@ -350,13 +342,16 @@ def _log_comparison(comparison: dict[str, Any]) -> None:
 
 
 def _paired(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
-    """:func:`paired_comparison` of the two users' figures; with fewer than two users
-    nothing can be tested: the mean difference only, ``None`` for the rest."""
+    """:func:`paired_comparison` of the two users' figures; one user cannot be
+    tested: the mean difference only, ``None`` for the rest."""
     if first.size >= 2:
         return paired_comparison(first, second)
-    difference = float((first - second).mean()) if first.size else None
     untested = dict.fromkeys(("ci_low", "ci_high", "t", "p_value"))
-    return {"mean_difference": difference, **untested, "significant": False}
+    return {
+        "mean_difference": float((first - second).mean()),
+        **untested,
+        "significant": False,
+    }
 
 
 def _user_ndcg(

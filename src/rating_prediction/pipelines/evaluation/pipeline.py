@@ -18,6 +18,7 @@ from rating_prediction.evaluation.names import BLEND_SUFFIX, RANKING_BASELINES
 from rating_prediction.models.baselines import BASELINES, BaselinePredictor
 from rating_prediction.models.variants import VARIANTS, variants_that
 from rating_prediction.pipelines import handed_out
+from rating_prediction.pipelines.inference.nodes import offer_trained_model
 from rating_prediction.serving.ranker import ranker_variants
 
 from .nodes import (
@@ -30,7 +31,6 @@ from .nodes import (
     fit_mean_baseline_on_train_val,
     gather_metrics,
     gather_ranking_metrics,
-    offer_ranker,
     predict_with_baseline,
     predict_with_model,
     rank_at_random,
@@ -220,7 +220,7 @@ def _model_evaluation(variant: str) -> list[Node]:
     if variant in ranker_variants():
         nodes.append(
             Node(
-                func=offer_ranker,
+                func=offer_trained_model,
                 inputs=["model_config", "model_weights"],
                 outputs=COMPARED_RANKER,
                 name="offer_ranker_node",

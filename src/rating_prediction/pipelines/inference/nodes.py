@@ -62,7 +62,9 @@ def offer_trained_model(
     model_config: dict[str, Any], model_weights: dict[str, torch.Tensor]
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """A variant's config and weights, handed out of its namespace as one candidate
-    for :func:`select_trained_model`."""
+    for a node that chooses among the variants: :func:`select_trained_model`,
+    :func:`select_trained_ranker`, the evaluation's
+    ``compare_best_ranker_to_popularity``."""
     return model_config, model_weights
 
 

@@ -280,8 +280,8 @@ def _rows_height(n_rows: int) -> float:
 
 
 def _entry_color(entry: str) -> str:
-    """A ranking entry's color: the baselines grey, the popularity blends pale, the
-    variants the default cycle's blue."""
+    """A ranking entry's color: the baselines grey, the popularity blends pale blue,
+    the variants dark blue."""
     if entry in RANKING_BASELINES:
         return "0.55"
     return "#9ecae1" if entry.endswith(BLEND_SUFFIX) else "#3182bd"
