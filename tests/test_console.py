@@ -100,13 +100,18 @@ def test_a_default_kedro_run_prints_no_warning(project_copy):
     }
     assert {what: found for what, found in known.items() if found} == {}
     assert shown == []
-    # Without a terminal: one line per node, the results, nothing wrapped; the file
-    # log keeps every catalog load and save.
+    # Without a terminal: a line per node that took a while, the quick ones counted,
+    # the results, nothing wrapped; the file log keeps every catalog load and save and
+    # every node's line.
     # Lines as a log file or `wc -l` counts them: a progress bar's redraws (carriage
     # returns) stay on its line.
     printed = (stdout + stderr).rstrip("\n").split("\n")
     assert len(printed) <= MAX_CONSOLE_LINES, "\n".join(printed)
     assert "Loading data from" not in stdout
     assert "Loading data from" in log
-    assert any(re.search(r"\[\d+/\d+\] split_ratings_node: ", line) for line in printed)
+    assert any(
+        re.search(r"\[\d+/\d+\] bayesian_fm.train_model: ", line) for line in printed
+    )
+    assert re.search(r"\[\d+/\d+\] split_ratings_node: ", log)
+    assert any(re.search(r"^.* \d+ of \d+ nodes took under", line) for line in printed)
     assert "Results on the test split:" in stdout

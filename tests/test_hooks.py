@@ -10,35 +10,48 @@ import mlflow
 import pytest
 from kedro.pipeline import Node, Pipeline
 
+import rating_prediction.hooks as hooks_module
 from rating_prediction.hooks import (
     NodeTimingHooks,
     RefusedParameters,
     check_served_variant,
 )
 from rating_prediction.parameters import ParameterError
+from rating_prediction.runtime.console import ConsoleFilter
 
 
 def identity(value):
     return value
 
 
-def test_one_line_per_node_with_its_place_and_time(caplog):
+def test_a_line_per_node_and_quick_nodes_counted_in_one_console_line(
+    caplog, monkeypatch
+):
     nodes = [
         Node(identity, "a", "b", name="first_node"),
-        Node(identity, "b", "c", name="second_node"),
+        Node(identity, "b", "c", name="slow_node"),
+        Node(identity, "c", "d", name="third_node"),
     ]
+    # Each node's start and end: the second takes 2 s, the others 10 ms.
+    clock = iter([0.0, 0.01, 1.0, 3.0, 4.0, 4.01])
+    monkeypatch.setattr(hooks_module.time, "perf_counter", lambda: next(clock))
     hooks = NodeTimingHooks()
     hooks.before_pipeline_run(Pipeline(nodes))
     with caplog.at_level(logging.INFO, logger="rating_prediction.hooks"):
         for node in nodes:
             hooks.before_node_run(node)
             hooks.after_node_run(node)
+        hooks.after_pipeline_run()
     lines = [r.getMessage() for r in caplog.records]
-    assert [line.rsplit(":", 1)[0] for line in lines] == [
-        "[1/2] first_node",
-        "[2/2] second_node",
+    assert lines == [
+        "[1/3] first_node: 0.0 s",
+        "[2/3] slow_node: 2.0 s",
+        "[3/3] third_node: 0.0 s",
+        "2 of 3 nodes took under 0.1 s each (0.0 s in all); info.log lists every "
+        "node with its time.",
     ]
-    assert all(line.endswith(" s") for line in lines)
+    shown = [ConsoleFilter().filter(record) for record in caplog.records]
+    assert shown == [False, True, False, True]
 
 
 @pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])

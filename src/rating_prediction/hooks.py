@@ -25,7 +25,7 @@ import rating_prediction.pipelines
 from rating_prediction.movielens.releases import check_release_parameters
 from rating_prediction.parameters import ParameterError, ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
-from rating_prediction.runtime.console import narrow_console
+from rating_prediction.runtime.console import FILE_ONLY, narrow_console
 from rating_prediction.runtime.lineage import Lineage
 from rating_prediction.runtime.run_guard import (
     RunEndGuard,
@@ -39,6 +39,8 @@ from rating_prediction.serving.ranker import select_served_ranker
 from rating_prediction.serving.registry import log_and_register
 
 LINEAGE_MANIFEST = Path("data") / "lineage.json"
+# A node quicker than this gets a line in the file log only (see NodeTimingHooks).
+QUICK_NODE_SECONDS = 0.1
 
 logger = logging.getLogger(__name__)
 
@@ -182,9 +184,12 @@ def run_name(run_params: dict[str, Any], dataset: str) -> str:
 
 
 class NodeTimingHooks:
-    """One console line per node: its place in the run, its name and its time (the
-    console shows these instead of Kedro's running and completed banners, which
+    """A line per node: its place in the run, its name and its time (the console shows
+    these instead of Kedro's running and completed banners, which
     :func:`~rating_prediction.runtime.console.narrow_console` leaves to the file log).
+    Nodes quicker than ``QUICK_NODE_SECONDS`` are listed in the file log only, and
+    counted in one console line at the end: a run has over a hundred of them, most
+    taking milliseconds, and the console would be a list of zeros.
     """
 
     @hook_impl
@@ -195,10 +200,11 @@ class NodeTimingHooks:
         self._started: dict[str, float] = {}
         self._total = 0
         self._done = 0
+        self._quick: list[float] = []
 
     @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline) -> None:
-        self._total, self._done = len(pipeline.nodes), 0
+        self._total, self._done, self._quick = len(pipeline.nodes), 0, []
 
     @hook_impl
     def before_node_run(self, node: Node) -> None:
@@ -206,11 +212,32 @@ class NodeTimingHooks:
 
     @hook_impl
     def after_node_run(self, node: Node) -> None:
-        seconds = time.perf_counter() - self._started.pop(
-            node.name, time.perf_counter()
-        )
+        now = time.perf_counter()
+        seconds = now - self._started.pop(node.name, now)
         self._done += 1
-        logger.info("[%d/%d] %s: %.1f s", self._done, self._total, node.name, seconds)
+        quick = seconds < QUICK_NODE_SECONDS
+        if quick:
+            self._quick.append(seconds)
+        logger.info(
+            "[%d/%d] %s: %.1f s",
+            self._done,
+            self._total,
+            node.name,
+            seconds,
+            extra=FILE_ONLY if quick else None,
+        )
+
+    @hook_impl
+    def after_pipeline_run(self) -> None:
+        if self._quick:
+            logger.info(
+                "%d of %d nodes took under %.1f s each (%.1f s in all); info.log "
+                "lists every node with its time.",
+                len(self._quick),
+                self._done,
+                QUICK_NODE_SECONDS,
+                sum(self._quick),
+            )
 
 
 class LineageHooks:

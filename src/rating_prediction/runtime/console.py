@@ -1,6 +1,6 @@
-"""What a run prints: one line per node, the results and every warning; the rest of
-the log (each catalog load and save, Kedro's node banners, Lightning's device notices)
-goes to the file log only. ``conf/logging.yml`` configures both handlers; the project's
+"""What a run prints: a line per node that took a while, the results and every
+warning; the rest of the log (each catalog load and save, Kedro's node banners,
+Lightning's device notices, the lines of quick nodes) goes to the file log only. ``conf/logging.yml`` configures both handlers; the project's
 hooks call :func:`narrow_console` when a run's context is created.
 
 Without a terminal (CI, a pipe, a notebook's captured output) records are printed one
@@ -28,6 +28,8 @@ DETAIL_LOGGERS = (
 # The runner's record that stays: the run's end, with its time.
 RUNNER_SUMMARY = "Pipeline execution completed"
 PLAIN_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+# A record logged with ``extra=FILE_ONLY`` reaches the file log, not the console.
+FILE_ONLY = {"console": False}
 
 
 class ConsoleFilter(logging.Filter):
@@ -36,6 +38,8 @@ class ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno >= logging.WARNING:
             return True
+        if not getattr(record, "console", True):
+            return False
         if record.name.startswith(DETAIL_LOGGERS):
             return False
         if record.name.startswith("kedro.runner"):
