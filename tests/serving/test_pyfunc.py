@@ -73,6 +73,7 @@ def test_logged_model_predicts_known_pairs_and_flags_unknown_user(loaded_model):
         "prediction",
         "known_user",
         "known_movie",
+        "fallback",
     ]
     assert response["userId"].tolist() == [10, 20, 30, 999]
     assert response["prediction"].between(0.5, 5.0).all()
@@ -88,8 +89,14 @@ def test_logged_model_answers_an_empty_request_with_an_empty_table(loaded_model)
 
 
 def test_logged_model_declares_its_columns_and_checks_them_itself(loaded_model):
-    # No input schema: MLflow's would cast or refuse ids before the model sees them.
-    assert loaded_model.metadata.get_input_schema() is None
+    # Declared, optional and `Any`: MLflow passes each value through as sent, so the
+    # model's own checks see 1.9999 or true, not what a cast made of them.
+    inputs = loaded_model.metadata.get_input_schema()
+    assert [(c.name, str(c.type), c.required) for c in inputs.inputs] == [
+        ("userId", "Any", False),
+        ("movieId", "Any", False),
+        ("rating", "Any", False),
+    ]
     assert set(loaded_model.metadata.metadata["input_columns"]) == {
         "userId",
         "movieId",
@@ -260,6 +267,7 @@ def test_the_answering_variant_is_in_the_metadata_and_each_answer(
         "prediction",
         "known_user",
         "known_movie",
+        "fallback",
     ]
     pd.testing.assert_frame_equal(predicted, answer_request(ranked_served, pairs))
     pd.testing.assert_frame_equal(
@@ -339,15 +347,24 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _strict_json(text: bytes) -> dict:
+    """JSON as the standard has it: a bare NaN or Infinity is refused."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def _post(url: str, body: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         url, data=body.encode(), headers={"Content-Type": "application/json"}
     )
     try:
         with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-            return response.status, json.loads(response.read())
+            return response.status, _strict_json(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        return error.code, _strict_json(error.read())
 
 
 def _wait_until_up(server: subprocess.Popen, ping_url: str) -> bool:
@@ -396,6 +413,30 @@ def test_served_model_answers_a_request(invocations):
     assert status == 200, body
     predictions = body["predictions"]
     assert [row["known_user"] for row in predictions] == [True, False]
+    assert [row["fallback"] for row in predictions] == [None, "unknown user"]
+
+    # A new user whose only rating names an unknown movie, and an unknown movie's
+    # similar movies: answered, and the answers say they fell back.
+    fold_in = _split(
+        "[[999, 777, 4.0], [999, 1, null]]", '["userId", "movieId", "rating"]'
+    )
+    status, body = _post(invocations, fold_in)
+    assert status == 200, body
+    assert body["predictions"][0]["fallback"].startswith("unknown user, not folded in")
+    similar = _split("[[777]]", '["movieId"]')[:-1] + ', "params": {"task": "similar"}}'
+    status, body = _post(invocations, similar)
+    assert status == 200, body
+    assert body["predictions"] == [
+        {
+            "movieId": 777,
+            "rank": None,
+            "similarMovieId": None,
+            "title": None,
+            "similarity": None,
+            "variant": None,
+            "fallback": "unknown movie",
+        }
+    ]
     assert all(0.5 <= row["prediction"] <= 5.0 for row in predictions)
 
 
@@ -416,10 +457,16 @@ def test_served_model_refuses_bad_ids_with_400(invocations, rows, message):
 
 
 @pytest.mark.slow
-def test_served_model_refuses_a_missing_column_and_serves_other_tasks(invocations):
+def test_served_model_refuses_a_missing_or_misnamed_column_and_serves_other_tasks(
+    invocations,
+):
     status, body = _post(invocations, _split("[[10]]", '["userId"]'))
     assert status == 400
     assert "movieId" in body["message"]
+
+    status, body = _post(invocations, _split("[[10, 1]]", '["user_id", "movieId"]'))
+    assert status == 400
+    assert "lacks the column(s) ['userId']" in body["message"]
 
     similar = _split("[[0, 1]]")[:-1] + ', "params": {"task": "similar", "k": 2}}'
     status, body = _post(invocations, similar)

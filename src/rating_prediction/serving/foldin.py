@@ -101,11 +101,13 @@ class FoldedUsers:
         rated: By position, the known movies each user rated (never recommended).
         scores: By position, the served ranker's scores of every movie for each user
             it folded in; ``None`` when it folded nobody in (or the rating model did).
+        folded_in: The positions of the users folded in from their ratings.
     """
 
     vectors: UserVectors | None
     rated: RatedIndex
     scores: dict[int, torch.Tensor] | None = None
+    folded_in: frozenset[int] = frozenset()
 
 
 def fold_in_users(
@@ -136,7 +138,7 @@ def fold_in_users(
     for row, own_vectors in folded.items():
         vectors.factors[row] = own_vectors.factors[0]
         vectors.biases[row] = own_vectors.biases[0]
-    return FoldedUsers(vectors, rated)
+    return FoldedUsers(vectors, rated, folded_in=frozenset(map(int, folded)))
 
 
 def fold_in_ranker_users(
@@ -166,7 +168,7 @@ def fold_in_ranker_users(
         if len(interacted):
             scores[int(row)] = ranker.model.fold_in_scores(interacted, values)
     rated = RatedIndex.from_indices(rows[known], movies[known], len(user_ids))
-    return FoldedUsers(None, rated, scores or None)
+    return FoldedUsers(None, rated, scores or None, frozenset(scores))
 
 
 def fold_in_to_recommend(

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType
 
 from .artifacts import (
     first_known_id,
@@ -33,18 +34,21 @@ MODEL_NAME = "model"
 # The file MLflow runs to get the model (models from code), copied into the model.
 MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
-# The request's columns, declared in the model's metadata rather than as an input schema:
-# with `long` ids MLflow's scoring server casts 1.9999 to 1 and true to 1 before the model
-# sees them; with `double` it refuses integers; with `Any` it checks every value in Python
-# (seconds for 1M rows). Without an input schema the model sees what the client sent and
-# checks it itself (integers in 0..2**31-1, or non-empty strings for a data set whose ids
-# are strings), answering 400 otherwise.
+# The request's columns, also declared as the signature's inputs, every one optional
+# (`similar` takes movieIds alone, `recommend` userIds alone): MLflow shows them and
+# keeps a request to them; the model checks what each task needs (integers in
+# 0..2**31-1, or non-empty strings for a data set whose ids are strings), answering 400
+# naming the column and quoting the value otherwise. Each is declared `Any`, which
+# MLflow passes through as sent: declared `long`, MLflow's REST parser would cast 1.9999
+# or true to 1 and 1e29 to -2**63 before the model sees them, and its own type errors
+# quote the whole request back. (Checking `Any` costs MLflow about 1.5 s per million
+# rows.)
 INPUT_COLUMNS = {
     "userId": "integer, original MovieLens id",
     "movieId": "integer, original MovieLens id",
     "rating": "optional float: a rating of the user's own, to fold them in",
 }
-# The signature's type of each kind of id.
+# The signature's type of each kind of id in an answer.
 ID_COLSPEC_TYPES = {"integer": "long", "string": "string"}
 INTEGER_IDS = {"userId": "integer", "movieId": "integer"}
 
@@ -61,12 +65,14 @@ def input_columns(id_types: dict[str, str] | None = None) -> dict[str, str]:
 def model_signature(
     popularity_weight: float = 0.0, id_types: dict[str, str] | None = None
 ) -> ModelSignature:
-    """The outputs and ``params`` of the model; ``popularity_weight`` defaults to the
-    weight the served model was built with; the ids are ``long`` or ``string`` as
-    ``id_types`` (``{"userId": "integer" | "string", "movieId": ...}``) says."""
+    """The inputs, outputs and ``params`` of the model; ``popularity_weight`` defaults
+    to the weight the served model was built with; the ids are ``long`` or ``string``
+    as ``id_types`` (``{"userId": "integer" | "string", "movieId": ...}``) says."""
     id_types = INTEGER_IDS | (id_types or {})
     return ModelSignature(
-        inputs=None,
+        inputs=Schema(
+            [ColSpec(AnyType(), column, required=False) for column in INPUT_COLUMNS]
+        ),
         outputs=Schema(
             [
                 ColSpec(ID_COLSPEC_TYPES[id_types["userId"]], "userId"),
@@ -74,6 +80,7 @@ def model_signature(
                 ColSpec("double", "prediction"),
                 ColSpec("boolean", "known_user"),
                 ColSpec("boolean", "known_movie"),
+                ColSpec("string", "fallback", required=False),
             ]
         ),
         params=ParamSchema(

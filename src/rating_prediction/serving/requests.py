@@ -15,15 +15,24 @@ recommended to; they get no row of their own in a ``predict`` answer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
 from .bundle import ServedModel
+from .fallback import (
+    FALLBACK_COLUMN,
+    NO_SIMILAR_MOVIES,
+    UNKNOWN_MOVIE,
+    pair_fallbacks,
+    user_fallbacks,
+)
 from .foldin import fold_in_to_recommend, fold_in_users
 from .prediction import score_folded_pairs, score_pairs
-from .recommend import recommend_all, recommendation_exclusions
+from .recommend import recommend_all, recommendation_exclusions, recommending_users
 from .request_ids import PAIR_COLUMNS, check_ids
 from .similar import similar_movies
 
@@ -37,7 +46,8 @@ def _ids(served: ServedModel, frame: pd.DataFrame, column: str) -> np.ndarray:
         raise ValueError(
             f"The request lacks the column(s) [{column!r}]: expected "
             f"{list(PAIR_COLUMNS)} holding original MovieLens ids, got "
-            f"{list(frame.columns)}."
+            f"{list(frame.columns)} (a column other than userId, movieId and "
+            f"{RATING_COLUMN} is not read)."
         )
     index = served.users if column == "userId" else served.movies
     return check_ids(column, frame[column].to_numpy(), index.id_type)
@@ -64,10 +74,17 @@ def _own_ratings(
 
 
 def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The fast path: one prediction per row, no fold-in."""
+    """The fast path: one prediction per row, no fold-in; ``fallback`` says which
+    rows got the model's default for an unknown user or movie."""
     users, movies = _ids(served, frame, "userId"), _ids(served, frame, "movieId")
-    return pd.DataFrame(
+    answer = pd.DataFrame(
         {"userId": users, "movieId": movies, **score_pairs(served, users, movies)}
+    )
+    known_user = answer["known_user"].to_numpy()
+    no_one = np.zeros(len(answer), dtype=bool)
+    reasons = user_fallbacks(known_user, no_one, no_one)
+    return _with_fallbacks(
+        answer, pair_fallbacks(reasons, answer["known_movie"].to_numpy())
     )
 
 
@@ -80,11 +97,16 @@ def _predict_folded(
     users = np.unique(own[0])
     folded = fold_in_users(served, users, own, reg)
     answer = predict_frame(served, frame[~history])
-    if folded.vectors is None:
-        return answer
     answered = served.users.as_ids(answer["userId"].to_numpy())
     position = np.searchsorted(users, answered)
     mine = users[position.clip(max=len(users) - 1)] == answered
+    folded_in = mine & np.isin(position, list(folded.folded_in))
+    reasons = user_fallbacks(answer["known_user"].to_numpy(), folded_in, mine)
+    answer = _with_fallbacks(
+        answer, pair_fallbacks(reasons, answer["known_movie"].to_numpy())
+    )
+    if folded.vectors is None:
+        return answer
     movies = served.movies.as_ids(answer["movieId"].to_numpy())
     answer.loc[mine, "prediction"] = score_folded_pairs(
         served, folded.vectors, position[mine], movies[mine]
@@ -100,13 +122,9 @@ def _recommend(
     popularity_weight: float,
 ) -> pd.DataFrame:
     users = pd.unique(_ids(served, frame, "userId"))
-    folded = fold_in_to_recommend(
-        served,
-        users,
-        _own_ratings(served, frame, history),
-        float(params["regularization"]),
-    )
-    return recommend_all(
+    own = _own_ratings(served, frame, history)
+    folded = fold_in_to_recommend(served, users, own, float(params["regularization"]))
+    answer = recommend_all(
         served,
         users,
         recommendation_exclusions(served),
@@ -114,6 +132,46 @@ def _recommend(
         folded=folded,
         popularity_weight=popularity_weight,
     ).to_pandas()
+    reasons = user_fallbacks(
+        recommending_users(served).lookup(users) >= 0,
+        np.isin(np.arange(len(users)), list(folded.folded_in)),
+        np.isin(users, own[0]),
+    )
+    by_user = dict(zip(users.tolist(), reasons, strict=True))
+    return _with_fallbacks(answer, [by_user[user] for user in answer["userId"]])
+
+
+def _similar(served: ServedModel, movies: np.ndarray, k: int) -> pd.DataFrame:
+    """:func:`similar_movies`, and a row naming the reason for each asked movie that
+    has none: an unknown movie, or one the model has no similarities for."""
+    answer = similar_movies(served, movies.tolist(), k)
+    missing = served.movies.as_ids(movies)
+    missing = missing[~np.isin(missing, answer["movieId"].to_numpy())]
+    unanswered = pl.DataFrame({"movieId": missing}).cast(
+        {"movieId": answer.schema["movieId"]}
+    )
+    table = pl.concat([answer, unanswered], how="diagonal")
+    frame = table.to_pandas()
+    for name in table.columns:
+        # Nulls as Python None: pandas would make them float NaN (an integer column
+        # turning float), which MLflow would answer as a bare NaN.
+        if table[name].null_count():
+            values = table[name].to_list()
+            frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    known = served.movies.lookup(missing) >= 0
+    reasons = [None] * len(answer) + [
+        NO_SIMILAR_MOVIES if seen else UNKNOWN_MOVIE for seen in known
+    ]
+    return _with_fallbacks(frame, reasons)
+
+
+def _with_fallbacks(
+    answer: pd.DataFrame, reasons: Sequence[str | None]
+) -> pd.DataFrame:
+    """``answer`` with its ``fallback`` column: Python ``None`` where null (as JSON's
+    null, never a float NaN, which would be no JSON at all)."""
+    answer[FALLBACK_COLUMN] = pd.Series(list(reasons), index=answer.index, dtype=object)
+    return answer
 
 
 def check_popularity_weight(weight: object, name: str) -> float:
@@ -143,8 +201,7 @@ def answer_request(
         raise ValueError(f"k must be at least 1, got {k}.")
     weight = check_popularity_weight(params["popularity_weight"], "popularity_weight")
     if task == "similar":
-        movies = pd.unique(_ids(served, frame, "movieId"))
-        return similar_movies(served, movies.tolist(), k).to_pandas()
+        return _similar(served, pd.unique(_ids(served, frame, "movieId")), k)
     history = _history(frame)
     if task == "recommend":
         return _recommend(served, frame, history, params, weight)
