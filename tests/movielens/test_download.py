@@ -73,27 +73,14 @@ def test_the_archive_gets_a_new_files_permissions(
 def test_ctrl_c_during_the_download_leaves_no_partial_file(
     tmp_path, published, monkeypatch
 ):
-    monkeypatch.setattr(download, "tqdm", _InterruptedProgress)
+    def interrupt(self, n: float = 1) -> None:
+        raise KeyboardInterrupt  # Ctrl-C once the first chunk is written
+
+    monkeypatch.setattr(download.Progress, "advance", interrupt)
     raw_dir = tmp_path / "raw"
     with pytest.raises(KeyboardInterrupt):
         download_release(RELEASE, raw_dir, published.base_url)
     assert list(raw_dir.iterdir()) == []
-
-
-class _InterruptedProgress:
-    """A progress bar on which Ctrl-C is pressed once the first chunk is written."""
-
-    def __init__(self, **kwargs: object) -> None:
-        self.n = 0
-
-    def __enter__(self) -> _InterruptedProgress:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        raise KeyboardInterrupt
 
 
 def test_a_killed_download_leaves_a_partial_file_that_the_next_one_replaces(

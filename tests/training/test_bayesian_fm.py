@@ -23,7 +23,7 @@ from rating_prediction.training.bayesian_fm import (
 )
 from rating_prediction.training.bayesian_fm.sampling import (
     myfm,
-    progress_only_on_a_terminal,
+    without_myfms_own_bar,
 )
 from rating_prediction.training.data import TrainingData
 from tests.fakes import fake_movies, learnable_splits
@@ -274,11 +274,11 @@ def test_the_exported_model_clips_to_the_data_sets_scale(data):
         assert model.predict(torch.arange(4), torch.arange(4)).tolist() == [clipped] * 4
 
 
-def test_myfm_draws_its_progress_bar_on_a_terminal_only():
-    """Without a terminal (a log file, CI) the bar is disabled; the library's own tqdm
-    is back once the sampling is over."""
+def test_myfms_own_bar_is_off_while_the_project_reports_the_sampling():
+    """The project's Progress reports the samples (a bar on a terminal, lines with the
+    time left elsewhere); myFM's tqdm is back once the sampling is over."""
     drawn = myfm.base.tqdm
-    with progress_only_on_a_terminal():
+    with without_myfms_own_bar():
         bar = myfm.base.tqdm(total=3, file=io.StringIO())
         assert bar.disable
         bar.close()

@@ -29,6 +29,7 @@ from rating_prediction.evaluation.intervals import interval, paired_comparison
 from rating_prediction.evaluation.names import BLEND_SUFFIX, higher_is_better
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import CrossValidationParameters, SplitParameters
+from rating_prediction.runtime.progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,16 @@ def fold_labels(
 
     ``ratings`` are sorted by the mapped ids; ``predefined`` is the
     ``predefined_folds`` table and the release's default CV folds.
+
+    A fold counts as done when the caller asks for the next one, so the progress it
+    reports (:class:`~rating_prediction.runtime.progress.Progress`: a line per fold
+    with the time left, once the folds have taken a while) times the caller's work on
+    each fold.
     """
     fold_pairs, default_folds = predefined
-    for index, (description, settings) in enumerate(
-        _fold_settings(options, split, default_folds)
-    ):
+    folds = _fold_settings(options, split, default_folds)
+    progress = Progress("cross validation", len(folds), "folds", logger=logger)
+    for index, (description, settings) in enumerate(progress.track(folds)):
         labels = split_labels(
             ratings, options.scheme, fold_pairs=fold_pairs, **settings
         )

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from tqdm.auto import tqdm
-
+from rating_prediction.runtime.progress import Progress
 from rating_prediction.runtime.redaction import url_without_credentials
 
 from .releases import GROUPLENS_BASE_URL, MovieLensError, release_url
@@ -142,23 +141,25 @@ def _fetch(url: str, archive_url: str, archive: Path, timeout_s: float) -> bytes
 
 
 def _stream(url: str, archive: Path, sink: BinaryIO, timeout_s: float) -> str:
-    """Stream ``url`` into ``sink`` with a progress bar; return the content's MD5."""
+    """Stream ``url`` into ``sink``, reporting the MB received and the time left (a bar
+    on a terminal, a line every so often elsewhere); return the content's MD5."""
     digest = hashlib.md5()  # GroupLens publishes MD5 checksums only
+    received = 0
     with _download_errors(url, url, archive):
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=archive.name, leave=False
-            ) as progress:
+            what = f"downloading {archive.name}"
+            with Progress(what, total, "B", logger=logger) as progress:
                 while chunk := response.read(1 << 20):
                     sink.write(chunk)
                     digest.update(chunk)
-                    progress.update(len(chunk))
+                    received += len(chunk)
+                    progress.advance(len(chunk))
     # urllib ends a cut-off body silently; the length tells it apart from a bad file.
-    if total is not None and progress.n != total:
+    if total is not None and received != total:
         raise MovieLensError(
             f"Download of {url_without_credentials(url)} was interrupted after "
-            f"{progress.n} of {total} bytes; try again."
+            f"{received} of {total} bytes; try again."
         )
     return digest.hexdigest()
 

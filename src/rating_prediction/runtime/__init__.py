@@ -1,5 +1,6 @@
-"""What keeps a run honest, independent of any model: complete-or-absent writes, lineage,
-the run lock and run status, redaction of what is recorded, and MLflow tracking.
+"""What keeps a run honest and readable, independent of any model: complete-or-absent
+writes, lineage, the run lock and run status, redaction of what is recorded, MLflow
+tracking, the console and the progress of long steps.
 
 - :mod:`.atomic`: writes to a partial sibling, then a rename;
 - :mod:`.lineage`: fingerprints and ancestry of every file output, the stale check;
@@ -7,6 +8,8 @@ the run lock and run status, redaction of what is recorded, and MLflow tracking.
   MLflow runs;
 - :mod:`.redaction`: URLs without credentials, paths made relative or hidden;
 - :mod:`.tracking`: kedro-mlflow's hook, recording no absolute path or URL credential;
+- :mod:`.console`: what a run prints, and what only the file log keeps;
+- :mod:`.progress`: long steps' progress, with an estimate of the time left;
 - :mod:`.library_warnings`: the few warnings libraries raise about each other, ignored
   narrowly.
 """

@@ -29,6 +29,7 @@ from rating_prediction.parameters import (
     TuningParameters,
     parse,
 )
+from rating_prediction.runtime.progress import Progress
 from rating_prediction.training.data import TrainingData
 
 logger = logging.getLogger(__name__)
@@ -159,12 +160,15 @@ def run_study(
         len(study.trials),
         settings.n_trials,
     )
-    study.optimize(
-        lambda trial: _trial(trial, settings, base_options, data, objective),
-        n_trials=settings.n_trials,
-        # A combination the parameter checks refuse fails its trial, not the search.
-        catch=(ParameterError,),
-    )
+    what = f"tuning {settings.variant}"
+    with Progress(what, settings.n_trials, "trials", logger=logger) as progress:
+        study.optimize(
+            lambda trial: _trial(trial, settings, base_options, data, objective),
+            n_trials=settings.n_trials,
+            # A combination the parameter checks refuse fails its trial, not the search.
+            catch=(ParameterError,),
+            callbacks=[lambda study, trial: progress.advance()],
+        )
     return study
 
 

@@ -3,9 +3,12 @@ casting to the contract's dtypes and naming the rows that do not parse."""
 
 from __future__ import annotations
 
+import io
+import logging
 import zipfile
 import zlib
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TypeAlias
 
@@ -13,9 +16,14 @@ import polars as pl
 
 from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 from rating_prediction.movielens.releases import MovieLensError, ReleaseSource
+from rating_prediction.runtime.progress import Progress, waiting
+
+logger = logging.getLogger(__name__)
 
 # A file of a release: its path in an extracted folder, or its bytes from the zip.
 Content: TypeAlias = Path | bytes
+# A zip member is decompressed this much at a time, its progress reported in between.
+EXTRACT_CHUNK_BYTES = 16 << 20
 
 
 def release_file(source: ReleaseSource, file_name: str) -> Content:
@@ -44,7 +52,7 @@ def release_file(source: ReleaseSource, file_name: str) -> Content:
                     "archive? Delete it to download it again."
                 )
             # The shallowest match is the release's own file, not a nested copy.
-            return archive.read(min(members, key=lambda name: name.count("/")))
+            return _extract(archive, min(members, key=lambda name: name.count("/")))
     except zipfile.BadZipFile as error:
         raise MovieLensError(
             f"{source.path} is not a valid zip archive ({error}); delete it to "
@@ -57,6 +65,28 @@ def release_file(source: ReleaseSource, file_name: str) -> Content:
             "archives are plain zip files: delete it to download it again, or "
             f"extract it into {source.path.with_suffix('')} yourself."
         ) from error
+
+
+def _extract(archive: zipfile.ZipFile, member: str) -> bytes:
+    """The bytes of ``member``, decompressed a chunk at a time: a large one (ml-32m's
+    ratings.csv, 0.9 GB) reports the MB extracted and the time left
+    (:class:`~rating_prediction.runtime.progress.Progress`)."""
+    size = archive.getinfo(member).file_size
+    what = f"extracting {member} from {Path(archive.filename or '').name}"
+    extracted = io.BytesIO()  # its getvalue() hands over its buffer, uncopied
+    with archive.open(member) as source, Progress(what, size, "B", logger=logger) as p:
+        while chunk := source.read(EXTRACT_CHUNK_BYTES):
+            extracted.write(chunk)
+            p.advance(len(chunk))
+    return extracted.getvalue()
+
+
+def reading(content: Content, file_name: str) -> AbstractContextManager[Progress]:
+    """Around a single polars read of ``content``, which reports nothing while it
+    runs: a line every so often with the file's size and the time so far
+    (:func:`~rating_prediction.runtime.progress.waiting`), none for a quick read."""
+    size = content.stat().st_size if isinstance(content, Path) else len(content)
+    return waiting(f"reading {file_name} ({size / 1e6:,.1f} MB)", logger=logger)
 
 
 def file_label(source: ReleaseSource, file_name: str) -> str:

@@ -11,6 +11,7 @@ from .common import (
     Content,
     cast_movies,
     cast_ratings,
+    reading,
     reject_unreadable,
     require_columns,
 )
@@ -42,7 +43,10 @@ def parse_ratings_csv(content: Content, file_name: str = "ratings.csv") -> pl.Da
     Errors name ``file_name`` (pass the file's path or place in its archive).
     """
     ratings = scan_ratings_csv(content, file_name)
-    with explained_read_errors(content, file_name, CSV_LAYOUT):
+    with (
+        reading(content, file_name),
+        explained_read_errors(content, file_name, CSV_LAYOUT),
+    ):
         try:
             return ratings.collect()
         except pl.exceptions.ComputeError:

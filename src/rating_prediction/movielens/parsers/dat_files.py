@@ -6,13 +6,14 @@ import polars as pl
 
 from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
 
-from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+from .common import Content, as_utf8, cast_movies, cast_ratings, reading, split_lines
 from .diagnosis import TextLayout, explained_read_errors
 
 
 def parse_ratings_dat(content: Content, file_name: str = "ratings.dat") -> pl.DataFrame:
     """Parse a ``ratings.dat`` (``::``-separated; ml-1m and ml-10m)."""
-    with explained_read_errors(content, file_name, TextLayout("::")):
+    layout = TextLayout("::")
+    with reading(content, file_name), explained_read_errors(content, file_name, layout):
         raw = split_lines(content, "::", list(RATINGS_SCHEMA))
         return cast_ratings(raw, file_name)
 

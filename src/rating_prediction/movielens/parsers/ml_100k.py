@@ -7,7 +7,7 @@ import polars as pl
 
 from rating_prediction.data.schema import ML_100K_GENRES, RATINGS_SCHEMA
 
-from .common import Content, as_utf8, cast_movies, cast_ratings, split_lines
+from .common import Content, as_utf8, cast_movies, cast_ratings, reading, split_lines
 from .diagnosis import TextLayout, explained_read_errors
 
 U_DATA_LAYOUT = TextLayout("\t", columns=tuple(RATINGS_SCHEMA))
@@ -23,7 +23,10 @@ def parse_u_data(content: Content, file_name: str = "u.data") -> pl.DataFrame:
     The official split files (``u1.base``, ``u1.test``, ..., ``ub.test``) have the same
     format: pass their name as ``file_name`` so an error names the file.
     """
-    with explained_read_errors(content, file_name, U_DATA_LAYOUT):
+    with (
+        reading(content, file_name),
+        explained_read_errors(content, file_name, U_DATA_LAYOUT),
+    ):
         try:
             return pl.scan_csv(
                 content,

@@ -39,6 +39,7 @@ from rating_prediction.parameters import (
     ProcessingParameters,
     parse,
 )
+from rating_prediction.runtime.progress import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -247,17 +248,20 @@ def _profile(
     movieId) does not come strictly after the previous row's (out of order, or a
     repeated pair)."""
     try:
-        profile = ratings.select(
-            pl.len().alias("rows"),
-            _has_null(timestamps).sum().alias("missing"),
-            _outside(scale).sum().alias("out_of_range"),
-            _id_out_of_range(ratings.collect_schema()).sum().alias("ids_out_of_range"),
-            pl.col("rating").min().alias("lowest"),
-            pl.col("rating").max().alias("highest"),
-            pl.col("userId").n_unique().alias("users"),
-            pl.col("movieId").n_unique().alias("movies"),
-            _out_of_order(ratings.collect_schema()).sum().alias("unordered"),
-        ).collect(engine="streaming")
+        with waiting("checking every rating (one streaming pass)", logger=logger):
+            profile = ratings.select(
+                pl.len().alias("rows"),
+                _has_null(timestamps).sum().alias("missing"),
+                _outside(scale).sum().alias("out_of_range"),
+                _id_out_of_range(ratings.collect_schema())
+                .sum()
+                .alias("ids_out_of_range"),
+                pl.col("rating").min().alias("lowest"),
+                pl.col("rating").max().alias("highest"),
+                pl.col("userId").n_unique().alias("users"),
+                pl.col("movieId").n_unique().alias("movies"),
+                _out_of_order(ratings.collect_schema()).sum().alias("unordered"),
+            ).collect(engine="streaming")
     except (pl.exceptions.ComputeError, pl.exceptions.InvalidOperationError) as error:
         if source is not None:
             explain_unreadable_ratings(source)

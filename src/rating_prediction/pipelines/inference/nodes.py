@@ -19,6 +19,7 @@ import torch
 from rating_prediction.data.ids import STRING, IdIndex
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.parameters import InferenceParameters, ParameterError, parse
+from rating_prediction.runtime.progress import Progress
 from rating_prediction.serving.bundle import ServedModel, select_served_variant
 from rating_prediction.serving.foldin import (
     FoldedUsers,
@@ -348,6 +349,7 @@ def recommend_for_all_users(
         _recommend_batch,
         served_model,
         recommendation_exclusions(served_model, rated_pairs),
+        Progress("recommending", user_requests.rows, "users", logger=logger),
         top_k=settings.top_k,
         block_size=settings.block_size,
         popularity_weight=parameters.recommend.popularity_weight,
@@ -358,9 +360,19 @@ def recommend_for_all_users(
 
 
 def _recommend_batch(
-    served_model: ServedModel, rated: RatedIndex, users: pl.DataFrame, **settings: Any
+    served_model: ServedModel,
+    rated: RatedIndex,
+    progress: Progress,
+    users: pl.DataFrame,
+    **settings: Any,
 ) -> pl.DataFrame:
-    return recommend_all(served_model, users["userId"].to_numpy(), rated, **settings)
+    """One partition's recommendations, counted in ``progress`` (closed with the
+    last one: the partitions are answered in order as they are saved)."""
+    answer = recommend_all(served_model, users["userId"].to_numpy(), rated, **settings)
+    progress.advance(users.height)
+    if progress.done >= (progress.total or 0):
+        progress.close()
+    return answer
 
 
 def batch_partitions(

@@ -4,6 +4,7 @@ mean that chooses how many samples to keep."""
 from __future__ import annotations
 
 import functools
+import logging
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,10 @@ with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     import myfm
     import myfm.base
 
+from rating_prediction.runtime.progress import Progress
 from rating_prediction.training.bayesian_fm.features import RelationBlocks
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,17 +77,21 @@ def fit(
     blocks: RelationBlocks,
     callback: Callable[[int, myfm._myfm.FM], None] | None = None,
 ) -> myfm.MyFMRegressor:
-    """Gibbs-sample a Bayesian FM on ``ratings`` with ``blocks`` (no dense features)."""
+    """Gibbs-sample a Bayesian FM on ``ratings`` with ``blocks`` (no dense features),
+    reporting the samples drawn (:class:`~rating_prediction.runtime.progress.Progress`)."""
     model = myfm.MyFMRegressor(
         rank=settings.rank, init_stdev=settings.init_stdev, random_seed=settings.seed
     )
+    what = f"bayesian_fm sampling on {ratings.height:,} ratings"
+    progress = Progress(what, settings.n_iter, "samples", logger=logger)
 
     def on_sample(iteration, sample, hyper, history):
         if callback is not None:
             callback(iteration, sample)
+        progress.advance()
         return False, None
 
-    with progress_only_on_a_terminal():
+    with without_myfms_own_bar(), progress:
         model.fit(
             None,
             ratings["rating"].to_numpy().astype(np.float64),
@@ -97,12 +105,13 @@ def fit(
 
 
 @contextmanager
-def progress_only_on_a_terminal() -> Iterator[None]:
+def without_myfms_own_bar() -> Iterator[None]:
     """myFM always draws a tqdm bar while it samples; without a terminal (a log file,
-    CI) each of its updates would land in the output. tqdm's ``disable=None`` draws it
-    on a terminal only."""
+    CI) each of its updates would land in the output. Its bar is disabled here:
+    :func:`fit`'s :class:`~rating_prediction.runtime.progress.Progress` draws one on a
+    terminal only, and logs a line with the time left every so often elsewhere."""
     drawn = myfm.base.tqdm
-    myfm.base.tqdm = functools.partial(drawn, disable=None)
+    myfm.base.tqdm = functools.partial(drawn, disable=True)
     try:
         yield
     finally:
