@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import polars as pl
 import pytest
 
 from rating_prediction.movielens import MovieLensError, ReleaseSource
+from rating_prediction.movielens.parsers.csv_files import scan_ratings_csv
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.data_ingestion.nodes import (
     clean_movies,
@@ -64,6 +66,26 @@ class TestCleanRatings:
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1
         assert "Dropped 2 duplicated" in warnings[0].getMessage()
+
+    def test_duplicates_at_the_same_time_keep_the_last_in_file_order(self, tmp_path):
+        """The documented rule, pinned on a file large enough for polars to read it in
+        many chunks on every thread: of pairs rated twice at the same second, the row
+        later in the file wins, never an arbitrary one."""
+        pairs = 200_000
+        users, movies = np.divmod(np.arange(pairs), 1_000)
+        first = pl.DataFrame(
+            {"userId": users, "movieId": movies, "rating": 1.0, "timestamp": 7}
+        )
+        # The later row of each pair rates it 5.0; the file is shuffled so the two rows
+        # of a pair lie anywhere, with the 5.0 always after the 1.0.
+        rows = pl.concat([first, first.with_columns(rating=pl.lit(5.0))])
+        order = np.random.default_rng(0).permutation(pairs)
+        rows = pl.concat([rows[:pairs][order], rows[pairs:][order]])
+        path = tmp_path / "ratings.csv"
+        rows.write_csv(path)
+        cleaned = clean_ratings(scan_ratings_csv(path))[0].collect()
+        assert cleaned.height == pairs
+        assert cleaned["rating"].unique().to_list() == [5.0]
 
     def test_no_warning_without_duplicates(self, caplog):
         with caplog.at_level(logging.WARNING):
