@@ -3,6 +3,7 @@ an HTTP server."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import socket
@@ -101,6 +102,8 @@ class FakeGroupLens:
     # Paths whose responses send half their body, then wait for `resume`.
     stalled: set[str] = field(default_factory=set)
     resume: threading.Event = field(default_factory=threading.Event)
+    # When set, every request must carry it in a Basic Authorization header.
+    credentials: str | None = None
 
     def publish(
         self, release: str, archive: bytes, md5_listing: str | None = None
@@ -119,6 +122,10 @@ def grouplens_server() -> Iterator[FakeGroupLens]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status, body = fake.routes.get(self.path, (404, b"not found"))
+            if fake.credentials is not None:
+                token = base64.b64encode(fake.credentials.encode()).decode()
+                if self.headers.get("Authorization") != f"Basic {token}":
+                    status, body = 401, b"unauthorized"
             self.send_response(status)
             claimed = len(body) * 2 if self.path in fake.truncated else len(body)
             self.send_header("Content-Length", str(claimed))

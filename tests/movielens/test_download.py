@@ -125,6 +125,7 @@ def test_a_killed_download_leaves_a_partial_file_that_the_next_one_replaces(
 def test_credentials_in_base_url_stay_out_of_messages_and_logs(
     tmp_path, published, caplog
 ):
+    published.credentials = "alice:other"  # the server refuses these: 401
     host = published.base_url.removeprefix("http://")
     with caplog.at_level(logging.INFO), pytest.raises(MovieLensError) as error:
         download_release(RELEASE, tmp_path / "raw", f"http://alice:s3cret@{host}", 5)
@@ -134,3 +135,17 @@ def test_credentials_in_base_url_stay_out_of_messages_and_logs(
     assert f"from http://***@{host}/{RELEASE}.zip" in caplog.text
     assert "alice" not in message + caplog.text
     assert "s3cret" not in message + caplog.text
+
+
+def test_credentials_in_the_base_url_are_sent_as_basic_auth(
+    tmp_path, grouplens_server, archive_bytes, caplog
+):
+    grouplens_server.publish(RELEASE, archive_bytes)
+    grouplens_server.credentials = "alice:p@ss:word"
+    host = grouplens_server.base_url.removeprefix("http://")
+    with caplog.at_level(logging.INFO):
+        archive = download_release(
+            RELEASE, tmp_path / "raw", f"http://alice:p%40ss%3Aword@{host}"
+        )
+    assert archive.read_bytes() == archive_bytes
+    assert "p%40ss" not in caplog.text and "p@ss" not in caplog.text
