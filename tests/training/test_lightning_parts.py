@@ -61,7 +61,7 @@ class RecordingLogger(Logger):
         self.logged.append((step, dict(metrics)))
 
 
-def _fit_parts(splits, options, variant, max_epochs):
+def _fit_parts(splits, options, variant):
     model = InnerSigmoidModel(
         splits["user_mapping"].height, splits["movie_mapping"].height
     )
@@ -69,7 +69,7 @@ def _fit_parts(splits, options, variant, max_epochs):
         RatingTensors.from_frame(splits["train_ratings"]),
         RatingTensors.from_frame(splits["val_ratings"]),
     )
-    return lightning_parts(variant, options, model, data, max_epochs)
+    return lightning_parts(variant, options, model, data)
 
 
 @pytest.mark.parametrize("sparse", [False, True])
@@ -100,9 +100,7 @@ def test_dense_parameters_go_to_adam_next_to_sparse_embeddings():
 
 def test_the_module_trains_with_the_shared_optimizers():
     model = InnerSigmoidModel(5, 4, sparse=True)
-    module = RatingRegressor(
-        model, variant="inner_sigmoid", learning_rate=0.02, max_epochs=1
-    )
+    module = RatingRegressor(model, variant="inner_sigmoid", learning_rate=0.02)
     built = module.configure_optimizers()
     shared = make_optimizers(model, learning_rate=0.02)
     assert [type(o) for o in built] == [type(o) for o in shared]
@@ -193,7 +191,7 @@ def test_loss_history_records_and_logs_every_epoch(
     splits, training_parameters, tmp_path
 ):
     options = _options(training_parameters, "inner_sigmoid", max_epochs=3, min_epochs=3)
-    module, data = _fit_parts(splits, options, "inner_sigmoid", options.max_epochs)
+    module, data = _fit_parts(splits, options, "inner_sigmoid")
     logger = RecordingLogger()
     trainer = make_trainer(
         options, variant="inner_sigmoid", checkpoint_dir=str(tmp_path), logger=logger
@@ -227,7 +225,7 @@ def test_loss_history_records_and_logs_every_epoch(
 
 def test_loss_history_of_a_refit_has_no_val_loss(splits, training_parameters):
     options = _options(training_parameters, "inner_sigmoid")
-    module, data = _fit_parts(splits, options, "inner_sigmoid", max_epochs=4)
+    module, data = _fit_parts(splits, options, "inner_sigmoid")
     make_trainer(options, variant="inner_sigmoid", fixed_epochs=2).fit(
         module, datamodule=data
     )
@@ -259,7 +257,6 @@ def test_a_nan_or_infinite_loss_stops_naming_the_epoch(train_loss_sum, val_loss)
         InnerSigmoidModel(3, 3),
         variant="inner_sigmoid",
         learning_rate=0.1,
-        max_epochs=5,
     )
     module._train_loss_sum.fill_(train_loss_sum)
     module._train_count.fill_(2)

@@ -31,9 +31,11 @@ class ParameterError(ValueError):
 
 
 class Parameters(BaseModel):
-    """Base of every parameter model: unknown keys are errors, values are immutable."""
+    """Base of every parameter model: unknown keys are errors, values are immutable,
+    and no number is NaN or infinite (``.inf`` in YAML or ``inf`` on the command line
+    would pass every lower bound and reach the code as a size or a rate)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 ModelParametersT = TypeVar("ModelParametersT", bound=Parameters)

@@ -11,10 +11,9 @@ from pydantic import (
 )
 
 from rating_prediction.parameters.base import (
-    NonNegativeInt,
     Parameters,
-    PositiveInt,
 )
+from rating_prediction.parameters.bounds import MAX_FOLDS, Epochs, Seed
 from rating_prediction.parameters.training import TrainingParameters
 
 
@@ -32,11 +31,11 @@ class CrossValidationParameters(Parameters):
     """
 
     scheme: Literal["predefined", "random", "kfold"] = "kfold"
-    k: Annotated[StrictInt, Field(ge=2)] = 5
-    seed: NonNegativeInt = 42
-    folds: list[str] | None = Field(default=None, min_length=2)
+    k: Annotated[StrictInt, Field(ge=2, le=MAX_FOLDS)] = 5
+    seed: Seed = 42
+    folds: list[str] | None = Field(default=None, min_length=2, max_length=MAX_FOLDS)
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
-    max_epochs: PositiveInt | None = None
+    max_epochs: Epochs | None = None
     training_overrides: dict[str, dict[str, Any]] = {}
     confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
 

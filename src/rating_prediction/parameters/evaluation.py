@@ -11,18 +11,17 @@ from pydantic import (
 
 from rating_prediction.data.schema import RatingScale
 from rating_prediction.parameters.base import (
-    NonNegativeInt,
     ParameterError,
     Parameters,
-    PositiveInt,
     Weight,
 )
+from rating_prediction.parameters.bounds import BatchSize, EntityCap, Epochs, Seed, TopK
 
 
 class BiasBaselineParameters(Parameters):
     reg_user: NonNegativeFloat
     reg_movie: NonNegativeFloat
-    n_epochs: PositiveInt
+    n_epochs: Epochs
 
 
 class RankingParameters(Parameters):
@@ -42,12 +41,12 @@ class RankingParameters(Parameters):
     users (``None``: every user).
     """
 
-    k: PositiveInt = 10
+    k: TopK = 10
     relevance_threshold: float | None = None
     relevance_fraction: float = Field(default=0.75, gt=0, le=1)
-    random_seed: NonNegativeInt = 42
+    random_seed: Seed = 42
     popularity_weight: Weight | Literal["val"] = "val"
-    max_users: PositiveInt | None = None
+    max_users: EntityCap | None = None
 
     def threshold(self, scale: RatingScale) -> float:
         """The relevance threshold on ``scale``: ``relevance_threshold`` when stated,
@@ -75,6 +74,6 @@ class RankingParameters(Parameters):
 class EvaluationParameters(Parameters):
     """``evaluation``: batched prediction, the bias baseline and the ranking metrics."""
 
-    prediction_batch_size: PositiveInt
+    prediction_batch_size: BatchSize
     bias_baseline: BiasBaselineParameters
     ranking: RankingParameters = RankingParameters()

@@ -3,12 +3,12 @@ parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     Field,
-    NonNegativeFloat,
     PlainValidator,
+    StrictFloat,
     field_validator,
     model_validator,
 )
@@ -19,11 +19,26 @@ from rating_prediction.parameters.base import (
     PositiveInt,
     Weight,
 )
+from rating_prediction.parameters.bounds import (
+    BatchSize,
+    BlockUsers,
+    TopK,
+)
 from rating_prediction.parameters.training import TrainingParameters
 
 # Parameters hold a handful of example requests: MLflow logs the `inference` block as one
 # run parameter (at most 6,000 characters). More belong in a request file.
 MAX_PARAMETER_REQUESTS = 100
+
+# The bounds the pipeline's blocks and the served model's request `params` share (one
+# definition, so a value the pipeline refuses is refused over REST too): MAX_TOP_K and
+# TopK live with every other size bound in parameters/bounds.py.
+
+# The fold-in's ridge weight: 0 leaves a user with fewer ratings than factors a singular
+# system, NaN or infinity a NaN answer. Booleans and strings are no numbers (strict).
+Regularization = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
+DEFAULT_TOP_K = 10
+DEFAULT_REGULARIZATION = 5.0
 
 
 def _request_id(value: Any) -> int | str:
@@ -80,7 +95,7 @@ class RecommendParameters(Parameters):
     """
 
     user_ids: list[RequestId]
-    top_k: PositiveInt
+    top_k: TopK
     popularity_weight: Weight = 0.0
 
     @field_validator("user_ids", mode="before")
@@ -96,23 +111,23 @@ class FoldInParameters(Parameters):
     known, by the node."""
 
     ratings: list[tuple[RequestId, Annotated[float, Field(allow_inf_nan=False)]]] = []
-    regularization: NonNegativeFloat = 5.0
-    top_k: PositiveInt = 10
+    regularization: Regularization = DEFAULT_REGULARIZATION
+    top_k: TopK = DEFAULT_TOP_K
 
 
 class SimilarParameters(Parameters):
     """``inference.similar``: movies to find look-alikes of, by their factors."""
 
     movie_ids: list[RequestId] = []
-    top_k: PositiveInt = 10
+    top_k: TopK = DEFAULT_TOP_K
 
 
 class BatchRecommendParameters(Parameters):
     """``inference.batch_recommend``: top-K for every user seen in training, or for the
     users of the ``user_requests`` file, in blocks of users."""
 
-    top_k: PositiveInt = 10
-    block_size: PositiveInt = 128
+    top_k: TopK = DEFAULT_TOP_K
+    block_size: BlockUsers = 128
 
     @model_validator(mode="before")
     @classmethod
@@ -131,7 +146,7 @@ class RequestFileParameters(Parameters):
     """``inference.request_files``: how request files (``pair_requests``,
     ``user_requests``) are read, answered and written: ``batch_size`` rows at a time."""
 
-    batch_size: PositiveInt = 100_000
+    batch_size: BatchSize = 100_000
 
 
 class InferenceParameters(Parameters):
@@ -173,3 +188,36 @@ class InferenceParameters(Parameters):
                 f"ranks movies and predicts no ratings), got {served_ranker!r}"
             )
         return served_ranker
+
+
+class RequestParameters(Parameters):
+    """The ``params`` of one request to the served model (the MLflow model's), checked
+    at the serving edge with the bounds of the pipeline's own blocks: ``k`` as every
+    ``top_k``, ``regularization`` as ``fold_in.regularization``, ``popularity_weight``
+    as ``recommend.popularity_weight`` (its default there is the served model's)."""
+
+    task: Literal["predict", "recommend", "similar"] = "predict"
+    k: TopK = DEFAULT_TOP_K
+    regularization: Regularization = DEFAULT_REGULARIZATION
+    popularity_weight: Weight = 0.0
+
+
+class ServingLimits(Parameters):
+    """How much work one request to the served model may ask for, checked before any
+    work starts, so that no request can hold the server's memory or time. Set where
+    the model is served, each by ``RATING_PREDICTION_<NAME>`` (read at load, see
+    :func:`rating_prediction.serving.requests.serving_limits`).
+
+    Attributes:
+        max_request_rows: Rows of a request, any task (for ``predict``, its pairs): 1M
+            pairs take 0.1 s and 25 MB in process (docs/serving.md).
+        max_answer_rows: Rows a ``recommend`` (distinct userIds x ``k``) or ``similar``
+            (distinct movieIds x ``k``) answer may have: each row is a scored, titled
+            movie, and over REST a JSON object.
+        max_fold_in_users: Distinct users a request folds in from ratings of their own
+            (each one a solve, or a ranker's scores of every movie).
+    """
+
+    max_request_rows: PositiveInt = 1_000_000
+    max_answer_rows: PositiveInt = 100_000
+    max_fold_in_users: PositiveInt = 1_000

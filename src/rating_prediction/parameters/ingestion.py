@@ -4,31 +4,38 @@ and a ratings file of the user's own (``ingestion.file``)."""
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     Field,
     NonNegativeFloat,
     PositiveFloat,
+    StrictInt,
     field_validator,
     model_validator,
 )
 
 from rating_prediction.parameters.base import (
-    NonNegativeInt,
     Parameters,
-    PositiveInt,
+)
+from rating_prediction.parameters.bounds import (
+    MAX_SYNTHETIC_MOVIES,
+    MAX_SYNTHETIC_RATINGS,
+    MAX_SYNTHETIC_USERS,
+    Factors,
+    Seed,
+    Timestamp,
 )
 
 
 class SyntheticSettings(Parameters):
     """``ingestion.synthetic``: the generator of the offline sample (see its YAML)."""
 
-    seed: NonNegativeInt = 42
-    n_users: PositiveInt = 3_000
-    n_movies: PositiveInt = 1_000
-    n_ratings: PositiveInt = 200_000
-    rank: PositiveInt = 5
+    seed: Seed = 42
+    n_users: Annotated[StrictInt, Field(ge=1, le=MAX_SYNTHETIC_USERS)] = 3_000
+    n_movies: Annotated[StrictInt, Field(ge=1, le=MAX_SYNTHETIC_MOVIES)] = 1_000
+    n_ratings: Annotated[StrictInt, Field(ge=1, le=MAX_SYNTHETIC_RATINGS)] = 200_000
+    rank: Factors = 5
     global_mean: float = 3.65
     user_bias_std: NonNegativeFloat = 0.4
     movie_bias_std: NonNegativeFloat = 0.45
@@ -40,8 +47,8 @@ class SyntheticSettings(Parameters):
     user_activity_offset: PositiveFloat = 20.0
     movie_popularity_exponent: NonNegativeFloat = 1.0
     movie_popularity_offset: PositiveFloat = 10.0
-    first_timestamp: NonNegativeInt = 946_684_800  # 2000-01-01
-    last_timestamp: NonNegativeInt = 1_537_747_200  # 2018-09-24
+    first_timestamp: Timestamp = 946_684_800  # 2000-01-01
+    last_timestamp: Timestamp = 1_537_747_200  # 2018-09-24
 
     @model_validator(mode="after")
     def _feasible(self) -> SyntheticSettings:

@@ -12,10 +12,9 @@ from pydantic import (
 from rating_prediction.data.schema import SPLITS
 from rating_prediction.parameters.base import (
     FRACTIONS_TOLERANCE,
-    NonNegativeInt,
     Parameters,
-    PositiveInt,
 )
+from rating_prediction.parameters.bounds import EntityCap, Seed
 
 
 class SplitParameters(Parameters):
@@ -29,7 +28,7 @@ class SplitParameters(Parameters):
 
     strategy: Literal["random", "temporal", "predefined"]
     fractions: list[Annotated[float, Field(gt=0)]]
-    seed: NonNegativeInt
+    seed: Seed
     fold: str = "u1"
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
 
@@ -49,5 +48,5 @@ class SplitParameters(Parameters):
 class ProcessingParameters(Parameters):
     """``processing``: the top-N movie filter and the split."""
 
-    top_n_movies: PositiveInt | None
+    top_n_movies: EntityCap | None
     split: SplitParameters

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Generic, Literal
 
 from pydantic import (
     AfterValidator,
+    Field,
     NonNegativeFloat,
     PositiveFloat,
     StrictBool,
@@ -18,10 +19,21 @@ from pydantic import (
 
 from rating_prediction.parameters.base import (
     ModelParametersT,
-    NonNegativeInt,
     Parameters,
-    PositiveInt,
 )
+from rating_prediction.parameters.bounds import (
+    Batches,
+    BatchSize,
+    Epochs,
+    Factors,
+    Iterations,
+    NonNegativeEpochs,
+    RefreshRate,
+    RowCap,
+    Seed,
+    Threads,
+)
+from rating_prediction.parameters.trainer import TrainerParameters
 
 
 class ScaleFromData(Parameters):
@@ -56,7 +68,7 @@ class ScaleFromData(Parameters):
 class InnerSigmoidArguments(ScaleFromData):
     """``training.inner_sigmoid.model``: the notebook model's constructor arguments."""
 
-    embedding_dim: PositiveInt = 5
+    embedding_dim: Factors = 5
     init_std: NonNegativeFloat = 0.1
     sparse: StrictBool = False
 
@@ -64,7 +76,7 @@ class InnerSigmoidArguments(ScaleFromData):
 class BiasedMFArguments(ScaleFromData):
     """``training.biased_mf.model``: the biased matrix factorisation's arguments."""
 
-    embedding_dim: PositiveInt = 32
+    embedding_dim: Factors = 32
     init_std: NonNegativeFloat = 0.01
     factor_reg: NonNegativeFloat = 0.0
     bias_reg: NonNegativeFloat = 0.0
@@ -76,30 +88,20 @@ class OptimizerParameters(Parameters):
     weight_decay: NonNegativeFloat = 0.0
 
 
-class TrainerParameters(Parameters):
-    """Passed to ``pytorch_lightning.Trainer`` as they are."""
-
-    accelerator: str = "auto"
-    devices: PositiveInt | list[NonNegativeInt] | str = "auto"
-    strategy: str = "auto"
-    precision: str | StrictInt = "32-true"
-    num_nodes: PositiveInt = 1
-
-
 class VariantParameters(Parameters, Generic[ModelParametersT]):
     """``training.<variant>``: one model variant's training settings."""
 
-    seed: NonNegativeInt
+    seed: Seed
     model: ModelParametersT
     optimizer: OptimizerParameters
-    batch_size: PositiveInt
-    eval_batch_size: PositiveInt
-    max_epochs: PositiveInt
-    min_epochs: NonNegativeInt
-    patience: PositiveInt
+    batch_size: BatchSize
+    eval_batch_size: BatchSize
+    max_epochs: Epochs
+    min_epochs: NonNegativeEpochs
+    patience: Epochs
     data_on_device: StrictBool = True
-    optimizer_steps_per_training_step: PositiveInt = 1
-    progress_bar_refresh_rate: NonNegativeInt = 50
+    optimizer_steps_per_training_step: Batches = 1
+    progress_bar_refresh_rate: RefreshRate = 50
     refit_on_train_val: StrictBool = False
     trainer: TrainerParameters = TrainerParameters()
 
@@ -135,15 +137,15 @@ class BayesianFMParameters(ScaleFromData):
     ratings (``None``: all), bounding myFM's memory.
     """
 
-    seed: NonNegativeInt = 42
-    rank: PositiveInt = 10
-    n_iter: PositiveInt = 100
-    n_kept_samples: PositiveInt = 80
+    seed: Seed = 42
+    rank: Factors = 10
+    n_iter: Iterations = 100
+    n_kept_samples: Iterations = 80
     init_stdev: PositiveFloat = 0.1
     features: BayesianFMFeatures = BayesianFMFeatures()
     refit_on_train_val: StrictBool = True
-    history_rows: PositiveInt | None = None
-    max_fit_ratings: PositiveInt | None = None
+    history_rows: RowCap | None = None
+    max_fit_ratings: RowCap | None = None
 
     @model_validator(mode="after")
     def _kept_at_most_drawn(self) -> BayesianFMParameters:
@@ -177,7 +179,7 @@ class EaseParameters(Parameters):
     regularization: PositiveFloat = 2000.0
     feedback: Literal["binary", "rating"] = "rating"
     min_rating: NonNegativeFloat | None = None
-    max_items: PositiveInt = 10_000
+    max_items: Annotated[StrictInt, Field(ge=1)] = 10_000
     refit_on_train_val: StrictBool = True
 
     @field_validator("max_items")
@@ -203,11 +205,11 @@ class ImplicitRankerParameters(Parameters):
     With ``refit_on_train_val`` the model is fitted again on train + val once its val
     NDCG@K is measured."""
 
-    factors: PositiveInt
-    iterations: PositiveInt
+    factors: Factors
+    iterations: Iterations
     min_rating: NonNegativeFloat | None = None
-    seed: NonNegativeInt = 42
-    num_threads: NonNegativeInt = 0
+    seed: Seed = 42
+    num_threads: Threads = 0
     refit_on_train_val: StrictBool = True
 
 
@@ -218,10 +220,10 @@ class AlsParameters(ImplicitRankerParameters):
     confidence 1. ``regularization`` is the L2 weight of both factor tables; positive,
     it also keeps the user step that folds a new user in well posed."""
 
-    factors: PositiveInt = 104
+    factors: Factors = 104
     regularization: PositiveFloat = 39.1
     alpha: NonNegativeFloat = 1.15
-    iterations: PositiveInt = 15
+    iterations: Iterations = 15
     feedback: Literal["binary", "rating"] = "rating"
 
 
@@ -238,10 +240,10 @@ class BprParameters(ImplicitRankerParameters):
     (:meth:`~rating_prediction.models.rankers.BprRanker.fold_in_user`); SGD's own
     ``regularization`` is far too weak for it."""
 
-    factors: PositiveInt = 41
+    factors: Factors = 41
     learning_rate: PositiveFloat = 0.0037
     regularization: NonNegativeFloat = 0.0038
-    iterations: PositiveInt = 123
+    iterations: Iterations = 123
     fold_in_regularization: PositiveFloat = 10.0
 
     @model_validator(mode="before")

@@ -13,11 +13,10 @@ from pydantic import (
 )
 
 from rating_prediction.parameters.base import (
-    NonNegativeInt,
     Parameters,
-    PositiveInt,
     valid_keys,
 )
+from rating_prediction.parameters.bounds import Seed, Trials
 from rating_prediction.parameters.training import TrainingParameters, VariantName
 
 
@@ -55,10 +54,10 @@ class TuningParameters(Parameters):
     """
 
     variant: VariantName
-    n_trials: PositiveInt
+    n_trials: Trials
     study_name: Annotated[str, Field(min_length=1)]
     storage: Annotated[str, Field(min_length=1)]
-    seed: NonNegativeInt = 42
+    seed: Seed = 42
     search_spaces: dict[VariantName, dict[str, SearchDimension]]
 
     @property

@@ -19,6 +19,9 @@ from rating_prediction.training.module import RatingRegressor, loss_key
 HISTORY_SCHEMA = pl.Schema(
     {"epoch": pl.Int64(), "train_loss": pl.Float64(), "val_loss": pl.Float64()}
 )
+# Rows the loss history grows to first; it then doubles. Its size follows the epochs
+# run, never ``max_epochs``: that is a bound, and 1e9 of them would be 8 GB of NaN.
+HISTORY_FIRST_ROWS = 16
 
 
 class PatientEarlyStopping(Callback):
@@ -52,11 +55,28 @@ class PatientEarlyStopping(Callback):
             trainer.should_stop = True
 
 
+def history_with_row(history: torch.Tensor, epoch: int) -> torch.Tensor:
+    """``history`` (rows ``(train loss, val loss)``, NaN where no epoch ran) with a row
+    for ``epoch`` (0-based): grown when too short, to twice its rows (at least
+    ``HISTORY_FIRST_ROWS``), so that its size and the copies follow the epochs run.
+
+    It grows in place (``resize_`` keeps the rows it holds): the module's buffer stays
+    the same tensor, so whatever holds it (DDP's buffer list) sees the new rows.
+    """
+    rows = history.shape[0]
+    if epoch < rows:
+        return history
+    history.resize_(max(epoch + 1, 2 * rows, HISTORY_FIRST_ROWS), 2)
+    history[rows:] = math.nan
+    return history
+
+
 class LossHistory(Callback):
     """Per epoch: the train loss (averaged over processes) and the val loss, checked for
-    NaN/inf, written into the module's ``history`` buffer (which survives ``ddp_spawn``),
-    shown on the progress bar and logged as ``<variant>.train_loss`` and
-    ``<variant>.val_loss`` with step = epoch (1-based) to the Trainer's logger.
+    NaN/inf, written into the module's ``history`` buffer (which survives ``ddp_spawn``;
+    grown with the epochs run, :func:`history_with_row`), shown on the progress bar and
+    logged as ``<variant>.train_loss`` and ``<variant>.val_loss`` with step = epoch
+    (1-based) to the Trainer's logger.
 
     The val loss is NaN in the history when the epoch was not validated (the refit on
     train + val).
@@ -78,7 +98,9 @@ class LossHistory(Callback):
                 f"{epoch + 1} (train {train_loss}, val {val_loss}). Lower the learning "
                 "rate or raise the regularisation in conf/base/parameters_training.yml."
             )
-        pl_module.history[epoch] = torch.tensor([train_loss, val_loss])
+        history_with_row(pl_module.history, epoch)[epoch] = torch.tensor(
+            [train_loss, val_loss]
+        )
         self._log(trainer, pl_module, train_loss, val_loss)
 
     @staticmethod

@@ -133,17 +133,15 @@ def lightning_parts(
     options: VariantParameters[Any],
     model: RatingModel,
     data: tuple[RatingTensors, RatingTensors],
-    max_epochs: int,
 ) -> tuple[RatingRegressor, RatingsDataModule]:
     """The LightningModule and DataModule that train ``model`` on ``data`` (train, val)
-    for at most ``max_epochs`` with ``options``."""
+    with ``options``."""
     train, val = data
     module = RatingRegressor(
         model,
         variant=variant,
         learning_rate=options.optimizer.learning_rate,
         weight_decay=options.optimizer.weight_decay,
-        max_epochs=max_epochs,
     )
     datamodule = RatingsDataModule(
         train,
@@ -166,9 +164,7 @@ def _fit_keeping_best(
 ) -> pl.DataFrame:
     """Fit ``model`` with early stopping, leave the best epoch's weights in it and return
     the history; the checkpoint lives in a temporary directory."""
-    module, data = lightning_parts(
-        variant, options, model, (train, val), options.max_epochs
-    )
+    module, data = lightning_parts(variant, options, model, (train, val))
     with tempfile.TemporaryDirectory(
         prefix=f"{CHECKPOINT_PREFIX}{os.getpid()}-"
     ) as checkpoint_dir:
@@ -208,7 +204,7 @@ def _refit_on_train_and_val(
     model, config = new_model(
         variant, options, both, training_data.id_counts, training_data.rating_scale
     )
-    module, data = lightning_parts(variant, options, model, (both, val), epochs)
+    module, data = lightning_parts(variant, options, model, (both, val))
     logger.debug("%s: refitting on train + val for %d epochs", variant, epochs)
     trainer = make_trainer(options, variant=variant, fixed_epochs=epochs)
     fit_or_raise(trainer, module, data)

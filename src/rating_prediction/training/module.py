@@ -4,6 +4,7 @@ and the optimizers it trains with."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from pytorch_lightning import Callback, LightningModule, Trainer
@@ -103,7 +104,6 @@ class RatingRegressor(LightningModule):
         *,
         variant: str,
         learning_rate: float,
-        max_epochs: int,
         weight_decay: float = 0.0,
     ) -> None:
         super().__init__()
@@ -113,13 +113,25 @@ class RatingRegressor(LightningModule):
         self.weight_decay = weight_decay
         self.automatic_optimization = False
         self._regularized = type(model).regularization is not RatingModel.regularization
-        # Rows (train loss, val loss) per epoch, NaN until the epoch has run.
-        self.register_buffer("history", torch.full((max_epochs, 2), math.nan))
+        # Rows (train loss, val loss) per epoch, NaN until the epoch has run. It starts
+        # empty and LossHistory grows it with the epochs run: sized by max_epochs, a
+        # bound rather than the work, 1e9 of them would be 8 GB of NaN.
+        self.register_buffer("history", torch.full((0, 2), math.nan))
         # Plain tensors, not buffers: DDP broadcasts buffers from rank 0 at every step,
         # which would overwrite the other ranks' sums before they are averaged.
         self._train_loss_sum = torch.zeros((), dtype=torch.float64)
         self._train_count = torch.zeros((), dtype=torch.float64)
         self._plain_backward = False
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, *args: Any, **kwargs: Any
+    ) -> None:
+        """Takes the saved history's length before loading: it is the epochs its module
+        had run (a checkpoint's, or a ``ddp_spawn`` worker's), not this one's."""
+        saved = state_dict.get(f"{prefix}history")
+        if saved is not None:
+            self.history.resize_(saved.shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def val_loss_key(self) -> str:
