@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 
 from tests.project import PROJECT_ROOT, copy_project
-from tests.serving.test_pyfunc import _free_port, _strict_json, _wait_until_up
+from tests.serving.rest import free_port, strict_json, wait_until_up
 from tests.test_docs import README, code_blocks
 
 SERVING_DOCS = PROJECT_ROOT / "docs" / "serving.md"
@@ -133,7 +133,7 @@ def test_every_rest_example_answers_as_it_says(default_run, tmp_path):
     assert len(curls) == len(CURL_EXPECTATIONS), curls
     client = mlflow.MlflowClient(f"sqlite:///{default_run / 'mlflow.db'}")
     (run,) = client.search_runs(client.search_experiments()[0].experiment_id)
-    port = str(_free_port())
+    port = str(free_port())
     serve = serve.replace("<run_id>", run.info.run_id).replace(DEFAULT_PORT, port)
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     with (tmp_path / "serve.log").open("w") as log:
@@ -146,14 +146,14 @@ def test_every_rest_example_answers_as_it_says(default_run, tmp_path):
             start_new_session=True,  # its own group, so its workers stop with it
         )
     try:
-        up = _wait_until_up(server, f"http://127.0.0.1:{port}/ping")
+        up = wait_until_up(server, f"http://127.0.0.1:{port}/ping")
         assert up, (tmp_path / "serve.log").read_text()
         for curl, expect in zip(curls, CURL_EXPECTATIONS, strict=True):
             command = curl.replace(DEFAULT_PORT, port).replace("curl ", "curl -s ", 1)
             answer = subprocess.run(
                 ["bash", "-c", command], capture_output=True, check=True, timeout=60
             ).stdout
-            expect(_strict_json(answer)["predictions"])
+            expect(strict_json(answer)["predictions"])
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

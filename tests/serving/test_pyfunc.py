@@ -3,17 +3,10 @@ safetensors, parquet and JSON, loaded back (no pickle on the way), and served ov
 """
 
 import dataclasses
-import json
 import os
 import pickle
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -25,9 +18,7 @@ from rating_prediction.serving import pyfunc
 from rating_prediction.serving.artifacts import FILES, RANKER_FILES, save_served_model
 from rating_prediction.serving.pyfunc import ARTIFACT, log_served_model
 from rating_prediction.serving.requests import answer_request
-
-SERVER_START_TIMEOUT_S = 90
-REQUEST_TIMEOUT_S = 30
+from tests.serving.rest import post, serving
 
 
 @pytest.fixture(scope="module")
@@ -341,65 +332,13 @@ def test_a_malicious_pickle_in_place_of_any_model_file_never_runs(model_dir, tmp
         assert not marker.exists(), path
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _strict_json(text: bytes) -> dict:
-    """JSON as the standard has it: a bare NaN or Infinity is refused."""
-
-    def refuse(constant: str) -> None:
-        raise ValueError(f"not JSON: {constant}")
-
-    return json.loads(text, parse_constant=refuse)
-
-
-def _post(url: str, body: str) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        url, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
-            return response.status, _strict_json(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, _strict_json(error.read())
-
-
-def _wait_until_up(server: subprocess.Popen, ping_url: str) -> bool:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            with urllib.request.urlopen(ping_url, timeout=2):
-                return True
-        except OSError:
-            time.sleep(1)
-    return False
-
-
 @pytest.fixture(scope="module")
-def invocations(run_id, tracking_uri, tmp_path_factory) -> str:
+def invocations(run_id, tracking_uri, tmp_path_factory) -> Iterator[str]:
     """`mlflow models serve` of the logged model on 127.0.0.1, one per module."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve"]
-            + ["-m", f"runs:/{run_id}/model", "--env-manager", "local"]
-            + ["--host", "127.0.0.1", "-p", str(port)],
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group, so its workers stop with it
-        )
-    try:
-        if not _wait_until_up(server, f"http://127.0.0.1:{port}/ping"):
-            pytest.fail(f"`mlflow models serve` did not start:\n{log_path.read_text()}")
-        yield f"http://127.0.0.1:{port}/invocations"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with serving(
+        f"runs:/{run_id}/model", tracking_uri, tmp_path_factory.mktemp("serve")
+    ) as server:
+        yield server.url
 
 
 def _split(rows: str, columns: str = '["userId", "movieId"]') -> str:
@@ -409,7 +348,7 @@ def _split(rows: str, columns: str = '["userId", "movieId"]') -> str:
 
 @pytest.mark.slow
 def test_served_model_answers_a_request(invocations):
-    status, body = _post(invocations, _split("[[10, 1], [999, 1]]"))
+    status, body = post(invocations, _split("[[10, 1], [999, 1]]"))
     assert status == 200, body
     predictions = body["predictions"]
     assert [row["known_user"] for row in predictions] == [True, False]
@@ -420,11 +359,11 @@ def test_served_model_answers_a_request(invocations):
     fold_in = _split(
         "[[999, 777, 4.0], [999, 1, null]]", '["userId", "movieId", "rating"]'
     )
-    status, body = _post(invocations, fold_in)
+    status, body = post(invocations, fold_in)
     assert status == 200, body
     assert body["predictions"][0]["fallback"].startswith("unknown user, not folded in")
     similar = _split("[[777]]", '["movieId"]')[:-1] + ', "params": {"task": "similar"}}'
-    status, body = _post(invocations, similar)
+    status, body = post(invocations, similar)
     assert status == 200, body
     assert body["predictions"] == [
         {
@@ -451,7 +390,7 @@ def test_served_model_answers_a_request(invocations):
     ],
 )
 def test_served_model_refuses_bad_ids_with_400(invocations, rows, message):
-    status, body = _post(invocations, _split(rows))
+    status, body = post(invocations, _split(rows))
     assert status == 400, body
     assert message in body["message"]
 
@@ -460,16 +399,16 @@ def test_served_model_refuses_bad_ids_with_400(invocations, rows, message):
 def test_served_model_refuses_a_missing_or_misnamed_column_and_serves_other_tasks(
     invocations,
 ):
-    status, body = _post(invocations, _split("[[10]]", '["userId"]'))
+    status, body = post(invocations, _split("[[10]]", '["userId"]'))
     assert status == 400
     assert "movieId" in body["message"]
 
-    status, body = _post(invocations, _split("[[10, 1]]", '["user_id", "movieId"]'))
+    status, body = post(invocations, _split("[[10, 1]]", '["user_id", "movieId"]'))
     assert status == 400
     assert "lacks the column(s) ['userId']" in body["message"]
 
     similar = _split("[[0, 1]]")[:-1] + ', "params": {"task": "similar", "k": 2}}'
-    status, body = _post(invocations, similar)
+    status, body = post(invocations, similar)
     assert status == 200, body
     assert [row["rank"] for row in body["predictions"]] == [1, 2]
 

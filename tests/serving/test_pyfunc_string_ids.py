@@ -1,10 +1,7 @@
 """The MLflow model of a data set whose ids are strings: logged with a signature of
 string ids, loaded back, and served over REST answering in string ids."""
 
-import os
-import signal
-import subprocess
-import sys
+from collections.abc import Iterator
 
 import mlflow
 import pandas as pd
@@ -13,11 +10,9 @@ from mlflow.exceptions import MlflowException
 
 from rating_prediction.serving.artifacts import save_served_model
 from rating_prediction.serving.pyfunc import log_served_model
+from tests.serving.rest import post, serving
 from tests.serving.test_pyfunc import (
-    _free_port,
-    _post,
     _split,
-    _wait_until_up,
     tracking_uri,  # noqa: F401 - the module's MLflow store
 )
 
@@ -62,27 +57,12 @@ def test_the_loaded_model_answers_in_string_ids(string_model):
 
 
 @pytest.fixture(scope="module")
-def string_invocations(string_run_id, tracking_uri, tmp_path_factory) -> str:  # noqa: F811
+def string_invocations(string_run_id, tracking_uri, tmp_path_factory) -> Iterator[str]:  # noqa: F811
     """`mlflow models serve` of the string-id model on 127.0.0.1."""
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve"]
-            + ["-m", f"runs:/{string_run_id}/model", "--env-manager", "local"]
-            + ["--host", "127.0.0.1", "-p", str(port)],
-            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        if not _wait_until_up(server, f"http://127.0.0.1:{port}/ping"):
-            pytest.fail(f"`mlflow models serve` did not start:\n{log_path.read_text()}")
-        yield f"http://127.0.0.1:{port}/invocations"
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with serving(
+        f"runs:/{string_run_id}/model", tracking_uri, tmp_path_factory.mktemp("serve")
+    ) as server:
+        yield server.url
 
 
 def _with_params(body: str, params: str) -> str:
@@ -91,19 +71,19 @@ def _with_params(body: str, params: str) -> str:
 
 @pytest.mark.slow
 def test_rest_answers_every_task_in_string_ids(string_invocations):
-    status, body = _post(string_invocations, _split('[["u10", "m1"], ["u999", "m1"]]'))
+    status, body = post(string_invocations, _split('[["u10", "m1"], ["u999", "m1"]]'))
     assert status == 200, body
     assert [row["userId"] for row in body["predictions"]] == ["u10", "u999"]
     assert [row["known_user"] for row in body["predictions"]] == [True, False]
 
     recommend = _with_params(_split('[["u10", "m1"]]'), '{"task": "recommend", "k": 2}')
-    status, body = _post(string_invocations, recommend)
+    status, body = post(string_invocations, recommend)
     assert status == 200, body
     assert {row["userId"] for row in body["predictions"]} == {"u10"}
     assert all(row["movieId"].startswith("m") for row in body["predictions"])
 
     similar = _with_params(_split('[["u10", "m1"]]'), '{"task": "similar", "k": 2}')
-    status, body = _post(string_invocations, similar)
+    status, body = post(string_invocations, similar)
     assert status == 200, body
     assert [row["movieId"] for row in body["predictions"]] == ["m1", "m1"]
     assert all(row["similarMovieId"] != "m1" for row in body["predictions"])
@@ -112,7 +92,7 @@ def test_rest_answers_every_task_in_string_ids(string_invocations):
         '[["new", "m1", 5.0], ["new", "m2", 1.0], ["new", "m3", null]]',
         '["userId", "movieId", "rating"]',
     )
-    status, body = _post(string_invocations, fold_in)
+    status, body = post(string_invocations, fold_in)
     assert status == 200, body
     assert [(row["userId"], row["movieId"]) for row in body["predictions"]] == [
         ("new", "m3")
@@ -121,6 +101,6 @@ def test_rest_answers_every_task_in_string_ids(string_invocations):
 
 @pytest.mark.slow
 def test_rest_refuses_integer_ids_with_400(string_invocations):
-    status, body = _post(string_invocations, _split("[[10, 1]]"))
+    status, body = post(string_invocations, _split("[[10, 1]]"))
     assert status == 400, body
     assert "'userId' must hold string ids" in body["message"]

@@ -23,6 +23,7 @@ from rating_prediction.models.variants import variant
 
 from .bundle import ServedModel
 from .rated import RatedIndex
+from .request_ids import quote
 
 
 def fold_in_user(
@@ -39,9 +40,28 @@ def fold_in_user(
     )
     design = torch.cat([torch.ones(len(movies), 1, dtype=torch.float64), q], dim=1)
     target = torch.as_tensor(ratings, dtype=torch.float64) - offsets
-    gram = design.T @ design + regularization * torch.eye(design.shape[1])
-    solution = torch.linalg.solve(gram, design.T @ target)
-    return UserVectors(solution[1:].float().unsqueeze(0), solution[:1].float())
+    # A float64 identity: float32's would turn a ridge of 1e-300 into 0 and 1e308 into
+    # infinity.
+    gram = design.T @ design + regularization * torch.eye(
+        design.shape[1], dtype=torch.float64
+    )
+    try:
+        solution = torch.linalg.solve(gram, design.T @ target).float()
+    except torch.linalg.LinAlgError:
+        raise _too_small(regularization) from None
+    if not torch.isfinite(solution).all():
+        raise _too_small(regularization)
+    return UserVectors(solution[1:].unsqueeze(0), solution[:1])
+
+
+def _too_small(regularization: float) -> ValueError:
+    """A ridge too small for a user's ratings (its bounds keep it finite and above 0,
+    yet 1e-320 leaves a singular system, or factors beyond float32): the client's to
+    change, so a clear error rather than a NaN answer or a linear-algebra trace."""
+    return ValueError(
+        f"regularization {regularization!r} is too small to fold this user in (the "
+        "fold-in has no finite solution): use a larger one, e.g. the default 5.0."
+    )
 
 
 def fold_in(
@@ -80,7 +100,7 @@ def check_rating_scale(served: ServedModel, ratings: np.ndarray) -> np.ndarray:
     if outside.size:
         raise ValueError(
             f"Fold-in ratings must lie in {model.rating_min}..{model.rating_max}; "
-            f"got {outside[:3].tolist()}."
+            f"got {quote(outside)}."
         )
     return ratings
 

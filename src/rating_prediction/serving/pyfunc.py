@@ -4,6 +4,8 @@ so no pickle is written or read anywhere on its load path."""
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -16,9 +18,11 @@ import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
+
+from rating_prediction.parameters.inference import RequestParameters
 
 from .artifacts import (
     first_known_id,
@@ -27,7 +31,9 @@ from .artifacts import (
     read_id_types,
     read_popularity_weight,
 )
-from .requests import DEFAULT_PARAMS, answer_request
+from .requests import answer_request, serving_limits
+
+_logger = logging.getLogger(__name__)
 
 ARTIFACT = "served_model"
 MODEL_NAME = "model"
@@ -69,6 +75,7 @@ def model_signature(
     to the weight the served model was built with; the ids are ``long`` or ``string``
     as ``id_types`` (``{"userId": "integer" | "string", "movieId": ...}``) says."""
     id_types = INTEGER_IDS | (id_types or {})
+    defaults = RequestParameters()
     return ModelSignature(
         inputs=Schema(
             [ColSpec(AnyType(), column, required=False) for column in INPUT_COLUMNS]
@@ -85,9 +92,9 @@ def model_signature(
         ),
         params=ParamSchema(
             [
-                ParamSpec("task", "string", DEFAULT_PARAMS["task"]),
-                ParamSpec("k", "long", DEFAULT_PARAMS["k"]),
-                ParamSpec("regularization", "double", DEFAULT_PARAMS["regularization"]),
+                ParamSpec("task", "string", defaults.task),
+                ParamSpec("k", "long", defaults.k),
+                ParamSpec("regularization", "double", defaults.regularization),
                 ParamSpec("popularity_weight", "double", float(popularity_weight)),
             ]
         ),
@@ -108,21 +115,47 @@ def input_example(folder: str | Path) -> pd.DataFrame:
     )
 
 
+class RequestFailed(MlflowException):
+    """Why a request got no answer, and only that: MLflow's scoring server puts the
+    request's data before the message of an ``MlflowException`` that ``predict`` raises
+    ("Failed to predict data '<the request as a table>' ..."), so the JSON it answers
+    with holds the model's message alone."""
+
+    def __init__(self, message: str, error_code: int) -> None:
+        super().__init__(message, error_code=error_code)
+        self.answer = message
+
+    def serialize_as_json(self) -> str:
+        return json.dumps(
+            json.loads(super().serialize_as_json()) | {"message": self.answer}
+        )
+
+
 class ServedModelPyfunc(mlflow.pyfunc.PythonModel):
-    """Answers requests with :func:`~rating_prediction.serving.requests.answer_request`;
-    a bad request is an ``MlflowException`` with ``INVALID_PARAMETER_VALUE`` (HTTP 400)."""
+    """Answers requests with :func:`~rating_prediction.serving.requests.answer_request`,
+    within the limits the serving host sets (``RATING_PREDICTION_MAX_*``, read at load);
+    a bad request is a :class:`RequestFailed` with ``INVALID_PARAMETER_VALUE`` (HTTP
+    400), any other error one with ``INTERNAL_ERROR`` (HTTP 500) and a short message,
+    its trace in the server's log only."""
 
     def load_context(self, context: Any) -> None:
+        self.limits = serving_limits(os.environ)
         self.served = load_served_model(context.artifacts[ARTIFACT])
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict | None = None
     ) -> pd.DataFrame:
         try:
-            return answer_request(self.served, model_input, params)
+            return answer_request(self.served, model_input, params, self.limits)
         except ValueError as error:
-            raise MlflowException(
-                str(error), error_code=INVALID_PARAMETER_VALUE
+            raise RequestFailed(str(error), INVALID_PARAMETER_VALUE) from None
+        except Exception:  # any other error is the server's own
+            # Not the client's to see: a trace names the server's files and code.
+            _logger.exception("The served model failed to answer a request")
+            raise RequestFailed(
+                "Internal error of the served model while answering the request: see "
+                "the server's log.",
+                INTERNAL_ERROR,
             ) from None
 
 

@@ -2,12 +2,15 @@
 
 Integer ids: every id a request brings is an integer in 0..``MAX_ID``. String ids
 (a data set whose ids are strings): every id is a non-empty string, matched exactly.
-Anything else is refused with a message naming its column.
+Anything else is refused with a message naming its column and quoting the first bad
+values as they were sent (shortened: a message never echoes a request back).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import reprlib
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
@@ -22,6 +25,27 @@ PAIR_COLUMNS = ("userId", "movieId")
 PAIRS_SCHEMA = pl.Schema({"userId": pl.Int64, "movieId": pl.Int64})
 # What a column's ids are called in messages.
 ID_NAMES = {"userId": "user", "movieId": "movie"}
+
+# How messages quote what a request sent: the first three values, each at most 40
+# characters (a 1 MB string or a 400-digit integer is shown by its ends).
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlist = 3
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 40
+
+
+def quote(values: Sequence | np.ndarray) -> str:
+    """The first values of ``values`` as sent, for a message: Python's repr of each
+    (1e+29, 18446744073709551615, 'abc'; numpy scalars as the Python ones), shortened."""
+    first = [
+        value.item() if isinstance(value, np.generic) else value
+        for value in list(values[:4])
+    ]
+    return _QUOTE.repr(first)
+
+
+def quote_value(value: object) -> str:
+    """``value`` as sent, shortened as :func:`quote` shortens each value."""
+    return quote([value])[1:-1]
 
 
 def pairs_schema(id_types: Mapping[str, IdType] | None = None) -> pl.Schema:
@@ -70,7 +94,7 @@ def _string_ids(ids: pl.Series) -> pl.Series:
     if ids.dtype != pl.String:
         raise ValueError(
             f"Column {ids.name!r} must hold string ids ({strings_expected(ids.name)}), "
-            f"not {ids.dtype} (e.g. {ids.head(3).to_list()})."
+            f"not {ids.dtype} (e.g. {quote(ids.head(3).to_list())})."
         )
     check_ids(ids.name, ids.to_numpy(), STRING)
     return ids
@@ -87,24 +111,27 @@ def _integer_ids(ids: pl.Series) -> pl.Series:
         if not not_whole.is_empty():
             raise ValueError(
                 f"Column {ids.name!r} must hold integer ids; got "
-                f"{not_whole.head(3).to_list()}."
+                f"{quote(not_whole.head(3).to_list())}."
             )
     elif not ids.dtype.is_integer():
         raise ValueError(
             f"Column {ids.name!r} must hold integer ids, not {ids.dtype} "
-            f"(e.g. {ids.head(3).to_list()})."
+            f"(e.g. {quote(ids.head(3).to_list())})."
         )
     return pl.Series(ids.name, check_id_range(ids.name, ids.cast(pl.Int64).to_numpy()))
 
 
 def check_id_range(name: str, ids: np.ndarray) -> np.ndarray:
-    """``ids`` (int64); a clear error for a negative id or one above ``MAX_ID``."""
+    """``ids`` (integers, or whole floats); a clear error for a negative id or one
+    above ``MAX_ID``, quoting it as sent (before any cast, which would wrap or clip
+    it)."""
     if ids.size and (ids.min() < 0 or ids.max() > MAX_ID):
-        bad = ids[(ids < 0) | (ids > MAX_ID)]
-        raise ValueError(
-            f"Column {name!r} must hold ids in 0..{MAX_ID}; got {bad[:3].tolist()}."
-        )
+        _out_of_range(name, ids[(ids < 0) | (ids > MAX_ID)])
     return ids
+
+
+def _out_of_range(name: str, bad: Sequence | np.ndarray) -> NoReturn:
+    raise ValueError(f"Column {name!r} must hold ids in 0..{MAX_ID}; got {quote(bad)}.")
 
 
 def check_ids(name: str, values: np.ndarray, id_type: IdType = INTEGER) -> np.ndarray:
@@ -130,20 +157,16 @@ def check_ids(name: str, values: np.ndarray, id_type: IdType = INTEGER) -> np.nd
         bad = values[~np.isfinite(values) | (values != np.floor(values))]
         if bad.size:
             raise ValueError(
-                f"Column {name!r} must hold integer ids; got {bad[:3].tolist()}."
-            )
-        if values.min() < 0 or values.max() > MAX_ID:
-            return check_id_range(
-                name, np.clip(values, -1, MAX_ID + 1).astype(np.int64)
+                f"Column {name!r} must hold integer ids; got {quote(bad)}."
             )
     elif values.dtype.kind not in "iu":
         raise ValueError(
             f"Column {name!r} must hold integer ids, not {values.dtype} "
-            f"(e.g. {values[:3].tolist()})."
+            f"(e.g. {quote(values)})."
         )
-    elif values.dtype.kind == "u" and values.size and values.max() > MAX_ID:
-        return check_id_range(name, np.full(1, MAX_ID + 1))
-    return check_id_range(name, values.astype(np.int64, copy=False))
+    # Checked in the request's own type: 1e29 or 2**64 - 1 cast to int64 first would
+    # be reported as some other number.
+    return check_id_range(name, values).astype(np.int64, copy=False)
 
 
 def _object_ids(name: str, values: np.ndarray) -> np.ndarray:
@@ -152,14 +175,19 @@ def _object_ids(name: str, values: np.ndarray) -> np.ndarray:
         raise ValueError(f"Column {name!r} has missing value(s).")
     if any(isinstance(value, (bool, np.bool_)) for value in values):
         raise ValueError(f"Column {name!r} must hold integer ids, not booleans.")
-    if not all(
-        isinstance(value, (int, float, np.integer, np.floating)) for value in values
-    ):
-        raise ValueError(
-            f"Column {name!r} must hold integer ids, not {values[:3].tolist()}."
-        )
-    if any(isinstance(value, int) and not 0 <= value <= MAX_ID for value in values):
-        return check_id_range(name, np.full(1, -1))
+    numbers = (int, float, np.integer, np.floating)
+    if not all(isinstance(value, numbers) for value in values):
+        bad = [value for value in values if not isinstance(value, numbers)]
+        raise ValueError(f"Column {name!r} must hold integer ids, not {quote(bad)}.")
+    # Out-of-range integers quoted as sent: past int64 (JSON has any size) a cast
+    # would fail, past 2**53 a float would round them.
+    huge = [
+        value
+        for value in values
+        if isinstance(value, (int, np.integer)) and not 0 <= value <= MAX_ID
+    ]
+    if huge:
+        _out_of_range(name, huge)
     return np.asarray(values.tolist(), dtype=np.float64)
 
 
@@ -193,7 +221,7 @@ def _not_strings(name: str, values: np.ndarray) -> str:
             return f"Column {name!r} has missing value(s)."
         return (
             f"Column {name!r} must hold string ids ({strings_expected(name)}), not "
-            f"{_kind(bad[0])}s (e.g. {bad[:3]})."
+            f"{_kind(bad[0])}s (e.g. {quote(bad)})."
         )
     if values.dtype.kind == "f" and np.isnan(values).any():
         return f"Column {name!r} has missing value(s)."
@@ -202,7 +230,7 @@ def _not_strings(name: str, values: np.ndarray) -> str:
     )
     return (
         f"Column {name!r} must hold string ids ({strings_expected(name)}), not "
-        f"{kind} (e.g. {values[:3].tolist()})."
+        f"{kind} (e.g. {quote(values)})."
     )
 
 
