@@ -26,7 +26,7 @@ from rating_prediction.movielens.releases import check_release_parameters
 from rating_prediction.parameters import ParameterError, ProjectParameters, parse
 from rating_prediction.pipeline_registry import RUN_ALONE
 from rating_prediction.runtime.console import FILE_ONLY, narrow_console
-from rating_prediction.runtime.lineage import Lineage
+from rating_prediction.runtime.lineage import Lineage, StaleArtifactError
 from rating_prediction.runtime.run_guard import (
     RunEndGuard,
     RunLock,
@@ -308,7 +308,14 @@ def _local_paths(catalog: DataCatalog, datasets: dict[str, str]) -> dict[str, Pa
 class ServingHooks:
     """Logs the served model as the MLflow model ``model`` of the run, last, and
     registers it (see :mod:`rating_prediction.serving.registry`), in any run that built
-    it. ``tryfirst``: before kedro-mlflow's own ``after_pipeline_run`` ends the run."""
+    it. ``tryfirst``: before kedro-mlflow's own ``after_pipeline_run`` ends the run.
+
+    The metrics that tag the version and decide the champion are metrics.json only
+    when it passes the lineage check every input passes (:func:`_current_metrics`):
+    made from the content now on disk of every file upstream of it, the served
+    variant's weights among them, which this run's served model was built from. A
+    metrics.json from other weights (a variant retrained since the last evaluation)
+    leaves the model logged but not registered, saying why."""
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(
@@ -316,6 +323,28 @@ class ServingHooks:
     ) -> None:
         if "served_model" not in pipeline.all_outputs() or not mlflow.active_run():
             return
-        metrics = catalog.load("metrics") if catalog.exists("metrics") else None
+        metrics, stale = _current_metrics(run_params, catalog)
         dataset = catalog.load("params:ingestion")["dataset"]
-        log_and_register(catalog["served_model"].filepath, metrics, dataset)
+        folder = catalog["served_model"].filepath
+        log_and_register(folder, metrics, dataset, stale)
+
+
+def _current_metrics(
+    run_params: dict[str, Any], catalog: DataCatalog
+) -> tuple[Any, str | None]:
+    """metrics.json and ``None`` when it is current by lineage; else ``None`` and why
+    (the catalog's load bypasses the hooks, so the check is made here)."""
+    if not catalog.exists("metrics"):
+        return None, None
+    rebuilt_by = _pipelines_writing_each_dataset()
+    lineage = Lineage(
+        manifest_path=Path(run_params["project_path"]) / LINEAGE_MANIFEST,
+        filepaths=_local_paths(catalog, {"metrics": rebuilt_by["metrics"]}),
+        rebuilt_by=rebuilt_by,
+        run_id=run_params["run_id"],
+    )
+    try:
+        lineage.check_load("metrics")
+    except StaleArtifactError as error:
+        return None, f"metrics.json was not computed from the weights served. {error}"
+    return catalog.load("metrics"), None

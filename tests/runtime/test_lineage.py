@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import mlflow
@@ -102,6 +103,33 @@ def test_a_file_changed_by_hand_is_refused(tmp_path):
     (tmp_path / "train.txt").write_text("edited by hand, longer than before")
     with pytest.raises(StaleArtifactError, match="changed after the run that wrote it"):
         make_lineage(tmp_path, "run-2").check_load("train")
+
+
+def test_a_same_size_edit_with_its_modification_time_put_back_is_refused(tmp_path):
+    build_all(tmp_path, 50, "run-1")
+    weights = tmp_path / "model.txt"
+    before = weights.stat()
+    weights.write_text("w99")  # as long as "w50"
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert weights.stat().st_size == before.st_size
+    assert weights.stat().st_mtime_ns == before.st_mtime_ns
+    with pytest.raises(StaleArtifactError, match="content is not the content recorded"):
+        make_lineage(tmp_path, "run-2").check_load("model")
+
+
+def test_a_rerun_that_rewrites_an_input_with_other_content_makes_its_products_stale(
+    tmp_path,
+):
+    """Same parameters, same node fingerprint, other bytes (a fit that does not
+    reproduce itself): what was made from the old bytes is stale."""
+    build_all(tmp_path, 50, "run-1")
+    rerun = make_lineage(tmp_path, "run-2")
+    run_node(rerun, "split", {"params:processing": {"top_n": 50}}, {"train": "t50'"})
+
+    later = make_lineage(tmp_path, "run-3")
+    later.check_load("train")
+    with pytest.raises(StaleArtifactError, match="other content of 'train'"):
+        later.check_load("model")
 
 
 def test_an_artifact_without_a_record_is_refused(tmp_path):

@@ -417,6 +417,6 @@ def test_mlflows_artifact_progress_bar_is_off_without_a_terminal(monkeypatch):
     """Under pytest stderr is no terminal: the bar is off while the model is logged,
     and the variable is as it was afterwards."""
     monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
-    with pyfunc._artifact_progress_on_a_terminal():
+    with pyfunc.artifact_progress_on_a_terminal():
         assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ

@@ -1,16 +1,25 @@
 """Each run's model as a new registered version; `champion` only for a better one on the
-same split fingerprint. In a temporary SQLite store."""
+same split fingerprint; never tagged with metrics made from other weights. In a
+temporary SQLite store."""
 
 import dataclasses
+import json
 
 import mlflow
 import pandas as pd
 import polars as pl
 import pytest
+from kedro.io import DataCatalog, MemoryDataset
+from kedro.pipeline import Node, Pipeline
+from kedro_datasets.json import JSONDataset
 
+from rating_prediction.datasets import ServedModelDataset
+from rating_prediction.hooks import LINEAGE_MANIFEST, ServingHooks
+from rating_prediction.runtime.lineage import Lineage
 from rating_prediction.serving.artifacts import save_served_model
 from rating_prediction.serving.registry import (
     CHAMPION,
+    NOT_REGISTERED_TAG,
     log_and_register,
     registered_model_name,
     split_fingerprint,
@@ -114,3 +123,99 @@ def test_a_version_carries_the_served_rankers_name_and_ranking_metrics(
 def test_without_a_served_ranker_no_ranker_tags(run):
     tags = mlflow.MlflowClient().get_model_version(NAME, run("splits-c", 0.7)).tags
     assert not any(tag.startswith("ranker") for tag in tags)
+
+
+# The metrics that tag a version are lineage-checked against the weights served.
+
+WEIGHTS = "biased_mf.model_weights"
+
+
+def lineage_run(project, run_id: str) -> Lineage:
+    return Lineage(
+        manifest_path=project / LINEAGE_MANIFEST,
+        filepaths={
+            WEIGHTS: project / "weights.pt",
+            "metrics": project / "metrics.json",
+        },
+        rebuilt_by={WEIGHTS: "training", "metrics": "evaluation"},
+        run_id=run_id,
+    )
+
+
+def train(project, run_id: str, n_iter: int, weights: bytes) -> None:
+    """What the hooks record of a training run that writes ``weights``."""
+    lineage = lineage_run(project, run_id)
+    node, outputs = "biased_mf.train_model", [WEIGHTS]
+    lineage.start_node(node, outputs, {"params:training": {"n_iter": n_iter}})
+    lineage.finish_node(node, outputs)
+    (project / "weights.pt").write_bytes(weights)
+    lineage.record_saved(WEIGHTS)
+
+
+def evaluate(project, run_id: str, test_rmse: float) -> None:
+    """What the hooks record of an evaluation run that reads the weights on disk."""
+    lineage = lineage_run(project, run_id)
+    lineage.check_load(WEIGHTS)
+    lineage.start_node("gather_metrics_node", ["metrics"], {WEIGHTS: None})
+    lineage.finish_node("gather_metrics_node", ["metrics"])
+    (project / "metrics.json").write_text(json.dumps(metrics(test_rmse)))
+    lineage.record_saved("metrics")
+
+
+def register_through_the_hook(project, served, dataset: str) -> dict[str, str]:
+    """``ServingHooks`` at the end of a run that built ``served``; the run's tags."""
+    save_served_model(served, project / "served_model")
+    catalog = DataCatalog(
+        datasets={
+            "served_model": ServedModelDataset(filepath=str(project / "served_model")),
+            "metrics": JSONDataset(filepath=str(project / "metrics.json")),
+            "params:ingestion": MemoryDataset({"dataset": dataset}),
+        }
+    )
+    pipeline = Pipeline([Node(lambda: None, None, "served_model", name="build")])
+    with mlflow.start_run() as run:
+        ServingHooks().after_pipeline_run(
+            {"project_path": str(project), "run_id": "inference"}, pipeline, catalog
+        )
+    return mlflow.MlflowClient().get_run(run.info.run_id).data.tags
+
+
+@pytest.mark.parametrize(
+    "retrain",
+    [
+        pytest.param({"n_iter": 120, "weights": b"w120"}, id="other parameters"),
+        pytest.param({"n_iter": 100, "weights": b"w100'"}, id="same, other bytes"),
+    ],
+)
+def test_metrics_made_from_other_weights_never_tag_a_version(
+    store, served, tmp_path, retrain
+):
+    (tmp_path / "data").mkdir()
+    train(tmp_path, "run-1", 100, b"w100")
+    evaluate(tmp_path, "run-1", 0.5901)
+    train(tmp_path, "run-2", **retrain)  # one variant retrained, not evaluated
+
+    tags = register_through_the_hook(tmp_path, served, "retrained")
+
+    name = registered_model_name("retrained")
+    assert not mlflow.MlflowClient().search_model_versions(f"name='{name}'")
+    assert (
+        "metrics.json was not computed from the weights served"
+        in (tags[NOT_REGISTERED_TAG])
+    )
+    assert "kedro run --pipelines evaluation" in tags[NOT_REGISTERED_TAG]
+
+
+def test_metrics_made_from_the_weights_served_tag_the_version(store, served, tmp_path):
+    (tmp_path / "data").mkdir()
+    train(tmp_path, "run-1", 100, b"w100")
+    evaluate(tmp_path, "run-1", 0.5901)
+    train(tmp_path, "run-2", 120, b"w120")
+    evaluate(tmp_path, "run-3", 0.5869)  # evaluated again: its metrics are current
+
+    tags = register_through_the_hook(tmp_path, served, "reevaluated")
+
+    assert NOT_REGISTERED_TAG not in tags
+    name = registered_model_name("reevaluated")
+    version = mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION)
+    assert version.tags["test.rmse"] == "0.5869"

@@ -13,7 +13,10 @@
 - :mod:`.artifacts`: the served model as a folder of safetensors, parquet and JSON (no
   pickle);
 - :mod:`.requests`, :mod:`.pyfunc`: the MLflow model's requests and pyfunc;
-- :mod:`.registry`: registered model versions and the ``champion`` alias;
+- :mod:`.registry`: registered model versions, their integrity tags and the
+  ``champion`` alias;
+- :mod:`.verify`: the verified loader and ``verify-and-serve``: every file checked
+  against the registry's manifest before any of it runs;
 - :mod:`.request_files`: request files, checked and read in batches.
 
 Every score comes from the scoring kernel, :mod:`rating_prediction.models.scoring`.

@@ -11,7 +11,17 @@ served ranker, the folder ``ranker/`` holds its ``config.json``, ``weights.safet
 and ``history.safetensors`` (its known history, train + val, as CSR arrays, and the
 users it knows), and ``serving.json`` how it reads ratings (``ranker_feedback``). Every
 file is read by a parser that cannot run code (JSON, safetensors, parquet), so a
-swapped file gives an error naming it, never an execution.
+swapped file gives an error naming it, never an execution. ``manifest.json`` holds the
+SHA-256 of every other file of the folder and of the code MLflow runs to load it
+(``pyfunc_model.py``): registration puts it in the registry version's tags and the
+verified loader (:mod:`.verify`) checks it before anything runs.
+
+Loading checks each file's structure before using it, cheaply (vectorised): the id
+columns of the declared type, without nulls, strictly ascending (the mappings number ids
+in ascending order: a reordered file would answer users with other users' rows, a
+repeated id would have two); the CSR arrays in bounds and monotone; every weight finite;
+the sizes consistent with each other and with ``config.json``. A file that fails is
+refused, naming it.
 """
 
 from __future__ import annotations
@@ -19,16 +29,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import polars as pl
 import safetensors.numpy
 import safetensors.torch
+import torch
 
-from rating_prediction.data.ids import ID_DTYPES, IdIndex, id_type_of
+from rating_prediction.data.ids import ID_DTYPES, IdIndex, as_id_array, id_type_of
 from rating_prediction.models.config import ModelConfig
 from rating_prediction.runtime.atomic import atomic_destination
+from rating_prediction.runtime.lineage import file_digest
 
 from .bundle import TASKS, ServedModel, ServedRanker
 from .ranker import RankerFeedback
@@ -78,6 +90,11 @@ def format_version(served: ServedModel) -> int:
     return FORMAT_VERSION
 
 
+MANIFEST_FILE = "manifest.json"
+MANIFEST_ALGORITHM = "sha256"
+# The code MLflow runs to load the model (models from code), logged beside this folder
+# by the pyfunc: its digest goes into the manifest with the folder's files.
+MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 FILES = (
     "config.json",
     "weights.safetensors",
@@ -85,6 +102,7 @@ FILES = (
     "users.parquet",
     "movies.parquet",
     "serving.json",
+    MANIFEST_FILE,
 )
 RANKER_FILES = tuple(
     f"{RANKER_FOLDER}/{name}"
@@ -152,6 +170,28 @@ def _write(served: ServedModel, folder: Path) -> None:
     if served.ranker is not None:
         _write_ranker(served.ranker, folder / RANKER_FOLDER)
     (folder / "serving.json").write_text(json.dumps(_serving_json(served)))
+    (folder / MANIFEST_FILE).write_text(json.dumps(_folder_manifest(folder), indent=2))
+
+
+def _listed_files(folder: Path) -> dict[str, Path]:
+    """Every file in ``folder`` but ``manifest.json`` (which cannot hold its own
+    digest), by path relative to it."""
+    files = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*")}
+    return {
+        name: path
+        for name, path in sorted(files.items())
+        if path.is_file() and name != MANIFEST_FILE
+    }
+
+
+def _folder_manifest(folder: Path) -> dict[str, Any]:
+    """``manifest.json``: the digests of the folder's files and of the model's code."""
+    files = _listed_files(folder)
+    return {
+        "algorithm": MANIFEST_ALGORITHM,
+        "files": {name: file_digest(path) for name, path in files.items()},
+        "code": {MODEL_CODE.name: file_digest(MODEL_CODE)},
+    }
 
 
 def save_served_model(served: ServedModel, folder: str | Path) -> None:
@@ -196,6 +236,28 @@ def _read_config(folder: Path, name: str) -> ModelConfig:
     )
 
 
+def _refuse(folder: Path, name: str, problem: str) -> NoReturn:
+    raise ValueError(
+        f"The served model's {name} ({folder / name}) {problem}; rebuild the served "
+        "model with `kedro run --pipelines inference`."
+    )
+
+
+def _read_folder_manifest(folder: Path) -> None:
+    """Checks that ``manifest.json`` is one and lists exactly the folder's other files
+    (their digests are the verified loader's to check, against the registry); a
+    folder written before manifests has none."""
+    if not (folder / MANIFEST_FILE).exists():
+        return
+    manifest = _read(folder, MANIFEST_FILE, lambda p: json.loads(p.read_bytes()))
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        _refuse(folder, MANIFEST_FILE, "is not a manifest of SHA-256 digests")
+    listed, present = set(manifest["files"]), set(_listed_files(folder))
+    if listed != present:
+        unlisted = sorted(listed ^ present)
+        _refuse(folder, MANIFEST_FILE, f"does not list the folder's files: {unlisted}")
+
+
 def _read_ranker_files(folder: Path, serving: dict[str, Any]) -> tuple | None:
     """The served ranker's config, weights and history arrays in a version-4 folder;
     ``None`` in an older one, which has no ranker."""
@@ -209,55 +271,147 @@ def _read_ranker_files(folder: Path, serving: dict[str, Any]) -> tuple | None:
     )
 
 
+def _check_ids(
+    folder: Path,
+    name: str,
+    table: pl.DataFrame,
+    schema: pl.Schema,
+    declared: pl.DataType | None,
+) -> np.ndarray:
+    """The ids of ``table`` (its first column in ``schema``) as an :class:`IdIndex`
+    holds them, after checking the table against ``schema`` (the ids Int64 or String,
+    or ``declared``), nulls and the ids' order."""
+    column = next(iter(schema))
+    id_dtype = table.schema.get(column)
+    allowed = ID_FILE_DTYPES if declared is None else (declared,)
+    if id_dtype not in allowed:
+        expected = " or ".join(map(str, allowed))
+        _refuse(folder, name, f"has {column} of type {id_dtype}, not {expected}")
+    if table.schema != pl.Schema({**schema, column: id_dtype}):
+        _refuse(folder, name, f"has columns {dict(table.schema)}, not {dict(schema)}")
+    nulls = table.null_count().row(0, named=True)
+    nulls.pop("title", None)  # a movie may have no title
+    if any(nulls.values()):
+        _refuse(folder, name, f"has null values: {nulls}")
+    ids = as_id_array(table[column].to_numpy(), id_type_of(id_dtype))
+    wrong = np.flatnonzero(ids[1:] <= ids[:-1])
+    if wrong.size:
+        row = int(wrong[0]) + 1
+        kind = "a repeated id" if ids[row] == ids[row - 1] else "out of order"
+        _refuse(
+            folder,
+            name,
+            f"is not in strictly ascending {column} order, as the id mappings number "
+            f"them: row {row} ({ids[row].item()!r}) follows "
+            f"{ids[row - 1].item()!r}, {kind}",
+        )
+    return ids
+
+
+def _check_weights(folder: Path, name: str, weights: dict[str, torch.Tensor]) -> None:
+    """Every floating-point tensor finite: a NaN would answer NaN, or rank nothing."""
+    for key, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            _refuse(folder, name, f"holds NaN or infinite values in {key!r}")
+
+
+def _check_csr(
+    folder: Path, name: str, arrays: dict[str, np.ndarray], rows: int, columns: int
+) -> RatedIndex:
+    """``indptr`` (int64, ``rows + 1`` entries, from 0 up to the number of entries,
+    never decreasing) and ``movies`` (int32 in ``0..columns-1``) as a CSR index."""
+    indptr, movies = arrays.get("indptr"), arrays.get("movies")
+    if indptr is None or movies is None:
+        _refuse(folder, name, f"lacks indptr or movies (it holds {sorted(arrays)})")
+    if indptr.dtype != np.int64 or movies.dtype != np.int32 or movies.ndim != 1:
+        _refuse(folder, name, "is not an int64 indptr and a 1-d int32 movies array")
+    if indptr.shape != (rows + 1,):
+        _refuse(folder, name, f"has indptr of shape {indptr.shape}, not ({rows + 1},)")
+    if indptr[0] != 0 or indptr[-1] != len(movies) or np.any(indptr[1:] < indptr[:-1]):
+        _refuse(
+            folder,
+            name,
+            f"has an indptr that does not rise from 0 to {len(movies)} (the number "
+            "of its movies) without decreasing",
+        )
+    if movies.size and (movies.min() < 0 or movies.max() >= columns):
+        _refuse(
+            folder,
+            name,
+            f"has movies in [{movies.min()}, {movies.max()}], outside the "
+            f"{columns} movies' indices 0..{columns - 1}",
+        )
+    return RatedIndex(indptr, movies)
+
+
+def _check_sizes(folder: Path, name: str, config: ModelConfig, users: int, movies: int):
+    """The id lookups index rows of the model's tables: never more ids than rows."""
+    if users > config.n_users or movies > config.n_movies:
+        _refuse(
+            folder,
+            name,
+            f"declares {config.n_users} users and {config.n_movies} movies, fewer "
+            f"than the {users} and {movies} of users.parquet and movies.parquet",
+        )
+
+
 def _ranker(
-    files: tuple | None, serving: dict[str, Any], users: IdIndex
+    folder: Path,
+    files: tuple | None,
+    serving: dict[str, Any],
+    user_ids: np.ndarray,
+    n_movies: int,
 ) -> ServedRanker | None:
-    """The served ranker from its files, its model built now."""
+    """The served ranker from its files, checked; its model is built by the caller."""
     if files is None:
         return None
     config, weights, history = files
-    ranker = ServedRanker(
+    config_file, weights_file, history_file = RANKER_FILES
+    _check_sizes(folder, config_file, config, len(user_ids), n_movies)
+    _check_weights(folder, weights_file, weights)
+    known = history.get("known_users")
+    if known is None or known.dtype != np.uint8 or known.shape != user_ids.shape:
+        _refuse(folder, history_file, f"lacks a uint8 known_users of {len(user_ids)}")
+    if np.any(known > 1):
+        _refuse(folder, history_file, "has known_users other than 0 and 1")
+    try:
+        feedback = RankerFeedback.from_dict(serving["ranker_feedback"])
+    except (KeyError, TypeError, ValueError) as error:
+        _refuse(folder, "serving.json", f"has no valid ranker_feedback ({error})")
+    return ServedRanker(
         config=config,
         state_dict=weights,
-        feedback=RankerFeedback.from_dict(serving["ranker_feedback"]),
-        users=IdIndex(users.ids, history["known_users"].astype(bool)),
-        history=RatedIndex(history["indptr"], history["movies"]),
+        feedback=feedback,
+        users=IdIndex(user_ids, known.astype(bool)),
+        history=_check_csr(folder, history_file, history, len(user_ids), n_movies),
     )
-    if len(ranker.history.indptr) != len(users) + 1:
-        raise ValueError("the ranker's history does not index every user")
-    ranker.model  # built now, once: checked against the weights
-    return ranker
+
+
+def _check_serving(folder: Path, serving: dict[str, Any]) -> float:
+    """``serving.json``'s popularity weight: a number in [0, 1], as the parameter."""
+    weight = serving.get("popularity_weight")
+    if isinstance(weight, bool) or not isinstance(weight, int | float):
+        _refuse(folder, "serving.json", f"has popularity_weight {weight!r}")
+    if not 0 <= weight <= 1:
+        _refuse(
+            folder, "serving.json", f"has popularity_weight {weight!r}, not in [0, 1]"
+        )
+    return float(weight)
 
 
 def load_served_model(folder: str | Path) -> ServedModel:
-    """The :class:`ServedModel` saved in ``folder``, its torch models built once."""
+    """The :class:`ServedModel` saved in ``folder``, its files checked (see the module
+    docstring) and its torch models built once."""
     folder = Path(folder)
-    config = _read_config(folder, "config.json")
-    weights = _read(folder, "weights.safetensors", safetensors.torch.load_file)
-    rated = _read(folder, "rated.safetensors", safetensors.numpy.load_file)
-    users = _read(folder, "users.parquet", pl.read_parquet)
-    movies = _read(folder, "movies.parquet", pl.read_parquet)
-    serving = _read_serving(folder)
-    ranker_files = _read_ranker_files(folder, serving)
+    parts = _read_checked(folder)
     try:
-        seen = movies["seen"].to_numpy()
-        user_index = IdIndex(_ids(users["userId"]), users["seen"].to_numpy())
-        served = ServedModel(
-            config=config,
-            state_dict=weights,
-            users=user_index,
-            movies=IdIndex(_ids(movies["movieId"]), seen),
-            movie_titles=movies["title"].filter(pl.Series(seen)),
-            rated=RatedIndex(rated["indptr"], rated["movies"]),
-            split_fingerprint=str(serving["split_fingerprint"]),
-            movie_rating_counts=movies["train_ratings"].to_numpy().astype(np.int64),
-            popularity_weight=float(serving["popularity_weight"]),
-            ranker=_ranker(ranker_files, serving, user_index),
-        )
-        # Built now, once: the model (checked against the weights), its scorer and
-        # the id lookups; the ranker's were.
+        served = ServedModel(**parts)
+        # Built now, once: the models (load_state_dict checks the weights' names and
+        # shapes against the config), the scorer and the id lookups.
         for built in ("model", "scorer", "user_lookup", "movie_lookup"):
             getattr(served, built)
+        if served.ranker is not None:
+            served.ranker.model
     except Exception as error:
         raise ValueError(
             f"The served model in {folder} is inconsistent ({type(error).__name__}: "
@@ -266,11 +420,43 @@ def load_served_model(folder: str | Path) -> ServedModel:
     return served
 
 
-def _ids(ids: pl.Series) -> np.ndarray:
-    """A file's id column as an :class:`IdIndex` holds it (int64 or numpy unicode)."""
-    if ids.dtype not in ID_FILE_DTYPES:
-        raise TypeError(f"{ids.name} is {ids.dtype}, not one of {ID_FILE_DTYPES}")
-    return ids.to_numpy()
+def _read_checked(folder: Path) -> dict[str, Any]:
+    """Every file of the folder read and checked: a :class:`ServedModel`'s fields."""
+    config = _read_config(folder, "config.json")
+    weights = _read(folder, "weights.safetensors", safetensors.torch.load_file)
+    rated = _read(folder, "rated.safetensors", safetensors.numpy.load_file)
+    users = _read(folder, "users.parquet", pl.read_parquet)
+    movies = _read(folder, "movies.parquet", pl.read_parquet)
+    serving = _read_serving(folder)
+    _read_folder_manifest(folder)
+    ranker_files = _read_ranker_files(folder, serving)
+    # Version 2 is written only for integer ids (format_version).
+    integer_ids = serving["format_version"] == INTEGER_IDS_FORMAT_VERSION
+    declared = pl.Int64() if integer_ids else None
+    user_schema = pl.Schema({"userId": pl.Int64, "seen": pl.Boolean})
+    user_ids = _check_ids(folder, "users.parquet", users, user_schema, declared)
+    movie_ids = _check_ids(
+        folder, "movies.parquet", movies, MOVIES_FILE_SCHEMA, declared
+    )
+    _check_sizes(folder, "config.json", config, len(user_ids), len(movie_ids))
+    _check_weights(folder, "weights.safetensors", weights)
+    if np.any(movies["train_ratings"].to_numpy() < 0):
+        _refuse(folder, "movies.parquet", "has negative train_ratings")
+    seen = movies["seen"].to_numpy()
+    return {
+        "config": config,
+        "state_dict": weights,
+        "users": IdIndex(user_ids, users["seen"].to_numpy()),
+        "movies": IdIndex(movie_ids, seen),
+        "movie_titles": movies["title"].filter(pl.Series(seen)),
+        "rated": _check_csr(
+            folder, "rated.safetensors", rated, len(user_ids), len(movie_ids)
+        ),
+        "split_fingerprint": str(serving["split_fingerprint"]),
+        "movie_rating_counts": movies["train_ratings"].to_numpy().astype(np.int64),
+        "popularity_weight": _check_serving(folder, serving),
+        "ranker": _ranker(folder, ranker_files, serving, user_ids, len(movie_ids)),
+    }
 
 
 def read_id_types(folder: str | Path) -> dict[str, str]:

@@ -25,6 +25,7 @@ from mlflow.types.schema import AnyType
 from rating_prediction.parameters.inference import RequestParameters
 
 from .artifacts import (
+    MODEL_CODE,
     first_known_id,
     load_served_model,
     read_answered_by,
@@ -37,8 +38,6 @@ _logger = logging.getLogger(__name__)
 
 ARTIFACT = "served_model"
 MODEL_NAME = "model"
-# The file MLflow runs to get the model (models from code), copied into the model.
-MODEL_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 # The request's columns, also declared as the signature's inputs, every one optional
 # (`similar` takes movieIds alone, `recommend` userIds alone): MLflow shows them and
@@ -165,7 +164,7 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
     Its signature, input columns and example fit the served model's id types; its
     metadata says which variant answers each task (``answered_by``)."""
     id_types = read_id_types(folder)
-    with _artifact_progress_on_a_terminal():
+    with artifact_progress_on_a_terminal():
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             python_model=str(MODEL_CODE),
@@ -182,7 +181,7 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
 
 
 @contextmanager
-def _artifact_progress_on_a_terminal() -> Iterator[None]:
+def artifact_progress_on_a_terminal() -> Iterator[None]:
     """MLflow draws a progress bar while it downloads the artifacts it validates the
     input example with; without a terminal (a log file, CI) each update would land in
     the output."""

@@ -3,15 +3,25 @@
 The registered model is named after the data set (``rating-prediction-<dataset>``).
 Each version carries its served variant's metrics as tags (``<split>.<metric>``), the
 split fingerprint and, when a ranker answers recommendations, its name (``ranker``) and
-its ranking metrics (``ranker.<split>.<metric>``, e.g. ``ranker.test.ndcg_at_10``). ``champion`` moves to a new version only when its held-out metric
-(test RMSE) is lower than the champion's on the same split fingerprint; a version on
-other splits is never compared, so it does not take the alias.
+its ranking metrics (``ranker.<split>.<metric>``, e.g. ``ranker.test.ndcg_at_10``);
+and the SHA-256 manifest of every file of the logged model
+(:mod:`~rating_prediction.serving.verify`). ``champion`` moves to a new version only
+when its held-out metric (test RMSE) is lower than the champion's on the same split
+fingerprint; a version on other splits is never compared, so it does not take the
+alias.
+
+The metrics must have been computed for exactly the weights being registered: the
+caller says when they were not (``ServingHooks`` checks metrics.json's lineage), and
+the model is then logged in its run but not registered, so no version carries another
+model's figures and the champion is not compared on them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +32,9 @@ from mlflow.utils import logging_utils
 
 from rating_prediction.evaluation.names import flat_metrics
 
-from .artifacts import read_answered_by, read_manifest
-from .pyfunc import log_served_model
+from .artifacts import MANIFEST_FILE, MODEL_CODE, read_answered_by, read_manifest
+from .pyfunc import ARTIFACT, artifact_progress_on_a_terminal, log_served_model
+from .verify import IntegrityError, manifest_tags, model_digests
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +42,8 @@ CHAMPION = "champion"
 HELD_OUT_METRIC = "test.rmse"
 FINGERPRINT_TAG = "split_fingerprint"
 RANKER_TAG = "ranker"
+# The run tag that says why a logged model was not registered.
+NOT_REGISTERED_TAG = "not_registered"
 
 
 def registered_model_name(dataset: str) -> str:
@@ -137,15 +150,48 @@ def run_tags(fingerprint: str, answered_by: dict[str, str]) -> dict[str, str]:
     }
 
 
+def integrity_tags(model_uri: str, folder: str | Path) -> dict[str, str]:
+    """The manifest tags (:func:`~.verify.manifest_tags`) of every file of the model
+    logged at ``model_uri``, as the store holds it (downloaded back), after checking
+    its copy of the served model ``folder`` and of the code against the folder's
+    ``manifest.json``.
+
+    Raises:
+        IntegrityError: If the logged files differ from those the folder's manifest
+            lists (the folder changed after it was saved, or the upload changed them).
+    """
+    with tempfile.TemporaryDirectory() as local, artifact_progress_on_a_terminal():
+        downloaded = mlflow.artifacts.download_artifacts(
+            artifact_uri=model_uri, dst_path=local
+        )
+        digests = model_digests(downloaded)
+    saved = json.loads((Path(folder) / MANIFEST_FILE).read_text())
+    expected = {f"artifacts/{ARTIFACT}/{name}": d for name, d in saved["files"].items()}
+    expected |= {MODEL_CODE.name: saved["code"][MODEL_CODE.name]}
+    differ = sorted(path for path, d in expected.items() if digests.get(path) != d)
+    if differ:
+        raise IntegrityError(
+            f"The model logged at {model_uri} differs from the served model in "
+            f"{folder} (its manifest.json) in {differ}: it is not registered. Rebuild "
+            "the served model with `kedro run --pipelines inference`."
+        )
+    return manifest_tags(digests)
+
+
 def log_and_register(
-    folder: str | Path, metrics: dict[str, Any] | None, dataset: str
+    folder: str | Path,
+    metrics: dict[str, Any] | None,
+    dataset: str,
+    not_registered_because: str | None = None,
 ) -> Any:
     """Logs the served model in ``folder`` as the model ``model`` of the active run,
     then registers it under :func:`registered_model_name` with the served variant's
-    entry of ``metrics`` (metrics.json) as tags, and the served ranker's
-    (:func:`ranker_tags`). Without metrics it is logged only. The run is tagged with
-    the split fingerprint and the variant that answers each task
-    (:func:`run_tags`), so runs can be filtered by them."""
+    entry of ``metrics`` (metrics.json) as tags, the served ranker's
+    (:func:`ranker_tags`) and the manifest of its files (:func:`integrity_tags`).
+    Without metrics, or with ``not_registered_because`` (the metrics were not made
+    from these weights), it is logged only, and the run's ``not_registered`` tag says
+    why. The run is tagged with the split fingerprint and the variant that answers
+    each task (:func:`run_tags`), so runs can be filtered by them."""
     variant, fingerprint = read_manifest(folder)
     answered_by = read_answered_by(folder)
     mlflow.set_tags(run_tags(fingerprint, answered_by))
@@ -154,10 +200,18 @@ def log_and_register(
         ", ".join(f"{task} by {name}" for task, name in answered_by.items()),
     )
     info = log_served_model(folder)
-    if not metrics or variant not in metrics:
-        logger.warning("No metrics for %s: the model is not registered.", variant)
+    if not_registered_because is None and (not metrics or variant not in metrics):
+        not_registered_because = f"No metrics for {variant}"
+    if not_registered_because is not None:
+        logger.warning(
+            "The served model is logged in this run but not registered, and the "
+            "champion was not compared: %s",
+            not_registered_because,
+        )
+        mlflow.set_tag(NOT_REGISTERED_TAG, not_registered_because)
         return info
     tags = version_tags(metrics[variant], fingerprint) | {"variant": variant}
     tags |= ranker_tags(metrics, answered_by, variant)
+    tags |= integrity_tags(info.model_uri, folder)
     register(info.model_uri, registered_model_name(dataset), tags)
     return info
