@@ -3,6 +3,7 @@ safetensors, parquet and JSON, loaded back (no pickle on the way), and served ov
 """
 
 import dataclasses
+import errno
 import os
 import pickle
 import shutil
@@ -12,7 +13,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from rating_prediction.serving import pyfunc
 from rating_prediction.serving.artifacts import FILES, RANKER_FILES, save_served_model
@@ -420,3 +423,37 @@ def test_mlflows_artifact_progress_bar_is_off_without_a_terminal(monkeypatch):
     with pyfunc.artifact_progress_on_a_terminal():
         assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+
+
+def test_the_mlmodel_records_no_path_of_the_project_or_the_installation(model_dir):
+    """MLflow writes the paths a model was logged from into MLmodel; they are those of
+    a temporary staging folder, not the served model's nor the package's."""
+    mlmodel = (model_dir / "MLmodel").read_text()
+    assert str(pyfunc.MODEL_CODE.parent) not in mlmodel
+    assert "served_model" in mlmodel  # the artifact is there, under its name
+    logged_from = mlflow.models.Model.load(model_dir).flavors["python_function"]
+    assert "served-model-" in logged_from["artifacts"][ARTIFACT]["uri"]
+    assert "served-model-" in logged_from["model_code_path"]
+
+
+def test_a_model_whose_logging_fails_part_way_leaves_no_files(
+    served, tmp_path, tracking_uri, monkeypatch
+):
+    """A full artifact store: the upload stops after some files. MLflow marks the
+    model FAILED; none of the files it had copied stay behind."""
+    folder = tmp_path / "served_model"
+    save_served_model(served, folder)
+    upload = mlflow.tracking.MlflowClient.log_model_artifacts
+
+    def fill_the_disk(self, model_id, local_dir):
+        upload(self, model_id, local_dir)  # every file copied, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(
+        mlflow.tracking.MlflowClient, "log_model_artifacts", fill_the_disk
+    )
+    with mlflow.start_run(), pytest.raises(OSError, match="No space left"):
+        log_served_model(folder)
+    model = mlflow.last_logged_model()
+    assert model.status == LoggedModelStatus.FAILED
+    assert not Path(local_file_uri_to_path(model.artifact_location)).exists()

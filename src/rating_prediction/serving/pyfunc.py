@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -16,11 +18,13 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
+from mlflow.utils.file_utils import local_file_uri_to_path
 
 from rating_prediction.parameters.inference import RequestParameters
 
@@ -164,11 +168,15 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
     Its signature, input columns and example fit the served model's id types; its
     metadata says which variant answers each task (``answered_by``)."""
     id_types = read_id_types(folder)
-    with artifact_progress_on_a_terminal():
+    with (
+        artifact_progress_on_a_terminal(),
+        _staged(folder) as (staged, code),
+        _no_files_of_a_failed_model(),
+    ):
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME,
-            python_model=str(MODEL_CODE),
-            artifacts={ARTIFACT: str(folder)},
+            python_model=str(code),
+            artifacts={ARTIFACT: str(staged)},
             signature=model_signature(read_popularity_weight(folder), id_types),
             input_example=input_example(folder),
             pip_requirements=_requirements(),
@@ -178,6 +186,44 @@ def log_served_model(folder: str | Path, **kwargs: Any) -> Any:
             },
             **kwargs,
         )
+
+
+@contextmanager
+def _staged(folder: str | Path) -> Iterator[tuple[Path, Path]]:
+    """The served model folder and the code file, from a temporary directory: MLmodel
+    records the paths the model was logged from (the artifact's ``uri``,
+    ``model_code_path``), which would otherwise be the project's and the
+    installation's. The folder's files are hard links where the file system allows
+    (MLflow refuses a symbolic link out of the folder), copies elsewhere."""
+    with tempfile.TemporaryDirectory(prefix="served-model-") as staging:
+        code = Path(staging) / MODEL_CODE.name
+        shutil.copyfile(MODEL_CODE, code)
+        staged = Path(staging) / ARTIFACT
+        shutil.copytree(folder, staged, copy_function=_link_or_copy)
+        yield staged, code
+
+
+@contextmanager
+def _no_files_of_a_failed_model() -> Iterator[None]:
+    """A model whose logging fails part way (a full artifact store) is marked FAILED
+    by MLflow, which leaves the files it had copied; in a local store they are removed
+    (a remote store's are the store's to clean)."""
+    try:
+        yield
+    except Exception:
+        model = mlflow.last_logged_model()
+        if model is not None and model.status == LoggedModelStatus.FAILED:
+            location = model.artifact_location
+            if "://" not in location or location.startswith("file:"):
+                shutil.rmtree(local_file_uri_to_path(location), ignore_errors=True)
+        raise
+
+
+def _link_or_copy(source: str, destination: str) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # another file system
+        shutil.copy2(source, destination)
 
 
 @contextmanager
