@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 import yaml
 
 from tests.project import SHARED_DATA, copy_project
-from tests.serving.test_pyfunc import _free_port, _post, _wait_until_up
+from tests.serving.rest import post, serving
 
 RELEASE = SHARED_DATA / "ml-latest-small"
 
@@ -223,28 +222,11 @@ def test_the_served_model_answers_in_text_ids(served):
 
 
 def test_the_served_model_answers_text_ids_over_rest(text_ids_run):
-    port = _free_port()
-    log_path = text_ids_run / "serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve"]
-            + ["-m", "models:/rating-prediction-file@champion"]
-            + ["--env-manager", "local", "--host", "127.0.0.1", "-p", str(port)],
-            env={
-                **os.environ,
-                "MLFLOW_TRACKING_URI": f"sqlite:///{text_ids_run / 'mlflow.db'}",
-            },
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        assert _wait_until_up(server, f"http://127.0.0.1:{port}/ping"), (
-            log_path.read_text()
-        )
-        url = f"http://127.0.0.1:{port}/invocations"
-        status, body = _post(
-            url,
+    tracking_uri = f"sqlite:///{text_ids_run / 'mlflow.db'}"
+    model = "models:/rating-prediction-file@champion"
+    with serving(model, tracking_uri, text_ids_run) as server:
+        status, body = post(
+            server.url,
             '{"dataframe_split": {"columns": ["userId", "movieId"], '
             '"data": [["c1", "p318"], ["nobody", "p318"]]}}',
         )
@@ -252,15 +234,12 @@ def test_the_served_model_answers_text_ids_over_rest(text_ids_run):
         rows = body["predictions"]
         assert [row["userId"] for row in rows] == ["c1", "nobody"]
         assert [row["known_user"] for row in rows] == [True, False]
-        status, body = _post(
-            url,
+        status, body = post(
+            server.url,
             '{"dataframe_split": {"columns": ["userId", "movieId"], '
             '"data": [[1, 318]]}, "params": {}}',
         )
         assert status == 400 and "userId" in body["message"], body
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 @pytest.mark.parametrize("text_ids", [False, True])

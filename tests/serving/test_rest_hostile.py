@@ -25,7 +25,7 @@ import mlflow
 import pytest
 from mlflow.pyfunc import scoring_server
 
-from rating_prediction.serving import requests
+from rating_prediction.serving import asgi, requests
 from tests.serving.rest import Server, serving, strict_json
 from tests.serving.test_pyfunc import (  # noqa: F401 - module-scoped fixtures
     run_id,
@@ -218,7 +218,7 @@ def assert_clean_answer(status: int, answer: bytes, sent: bytes | str) -> dict:
     if status == 200:
         assert set(body) == {"predictions"}
         return body
-    sent = sent.decode() if isinstance(sent, bytes) else sent
+    sent = sent.decode(errors="replace") if isinstance(sent, bytes) else sent
     assert len(sent) < 40 or sent not in text, text[:300]
     # MLflow's scoring server would put the request before the model's message.
     assert "Failed to predict data" not in text, text[:300]
@@ -388,3 +388,34 @@ def test_an_unexpected_error_gets_500_and_a_short_message_from_mlflows_app(
         "server's log."
     )
     assert "disk full" not in response.text and "stack_trace" not in body
+
+
+def test_the_verified_server_answers_every_request_without_trace_path_or_echo(
+    run_id,  # noqa: F811
+):
+    """verify-and-serve's app (MLflow's, scrubbed; in process): what MLflow refuses
+    before the model gets a short message of what the server reads, without the trace
+    or the echo `mlflow models serve` answers with; the model's own refusals pass as
+    they are, naming the parameter."""
+    app = asgi.scrubbed(
+        scoring_server.init(mlflow.pyfunc.load_model(f"runs:/{run_id}/model"))
+    )
+    sent = MLFLOW_CLEAN + MLFLOW_ECHOES + MLFLOW_TRACES + MLFLOW_PLAIN
+    model_refusal = split("[[10, 1]]", params='{"regularization": 0}')
+
+    async def ask(body: str | bytes, content_type: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://t"
+        ) as client:
+            return await client.post(
+                "/invocations", content=body, headers={"Content-Type": content_type}
+            )
+
+    for body, content_type in [*sent, (model_refusal, JSON)]:
+        response = asyncio.run(ask(body, content_type))
+        assert 400 <= response.status_code < 500
+        answer = assert_clean_answer(response.status_code, response.content, body)
+        assert len(answer["message"]) < OWN_MESSAGE_CHARS * 2
+    assert "'regularization'" in answer["message"]  # the model's, as it is
+    assert asyncio.run(ask(NORMAL[0], JSON)).status_code == 200

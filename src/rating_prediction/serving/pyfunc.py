@@ -118,6 +118,11 @@ def input_example(folder: str | Path) -> pd.DataFrame:
     )
 
 
+# Marks the model's own error answers (``"source": "model"``), which the verified
+# server passes on as they are (see :mod:`.asgi`).
+MODEL_ERROR_SOURCE = "model"
+
+
 class RequestFailed(MlflowException):
     """Why a request got no answer, and only that: MLflow's scoring server puts the
     request's data before the message of an ``MlflowException`` that ``predict`` raises
@@ -130,7 +135,8 @@ class RequestFailed(MlflowException):
 
     def serialize_as_json(self) -> str:
         return json.dumps(
-            json.loads(super().serialize_as_json()) | {"message": self.answer}
+            json.loads(super().serialize_as_json())
+            | {"message": self.answer, "source": MODEL_ERROR_SOURCE}
         )
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -36,6 +37,10 @@ from rating_prediction.runtime.lineage import file_digest
 
 from .pyfunc import artifact_progress_on_a_terminal
 
+# The server verify-and-serve runs (uvicorn's --factory), and where it finds the
+# verified copy of the model.
+ASGI_FACTORY = "rating_prediction.serving.asgi:create_app"
+MODEL_PATH_VARIABLE = "RATING_PREDICTION_SERVED_MODEL_PATH"
 MANIFEST_TAG = "integrity.manifest"
 MANIFEST_DIGEST_TAG = "integrity.sha256"
 ALGORITHM = "sha256"
@@ -181,10 +186,12 @@ def load_verified_model(model_uri: str) -> mlflow.pyfunc.PyFuncModel:
 
 def serve_verified(model_uri: str, host: str, port: int) -> int:
     """Verifies the registered model ``model_uri`` names, then serves the verified
-    copy with ``mlflow models serve --env-manager local`` until it stops. Returns the
-    server's exit status."""
+    copy until it stops: MLflow's scoring server, as ``mlflow models serve
+    --env-manager local`` runs it, with its error answers kept short
+    (:mod:`rating_prediction.serving.asgi`). Returns the server's exit status."""
     with _private_folder() as folder:
         local = download_verified(model_uri, folder)
-        command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(local)]
-        command += ["--env-manager", "local", "-h", host, "-p", str(port)]
-        return subprocess.run(command, check=False).returncode
+        command = [sys.executable, "-m", "uvicorn", "--factory", ASGI_FACTORY]
+        command += ["--host", host, "--port", str(port)]
+        environment = os.environ | {MODEL_PATH_VARIABLE: str(local)}
+        return subprocess.run(command, env=environment, check=False).returncode
