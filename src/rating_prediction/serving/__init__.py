@@ -17,6 +17,8 @@
   ``champion`` alias;
 - :mod:`.verify`: the verified loader and ``verify-and-serve``: every file checked
   against the registry's manifest before any of it runs;
+- :mod:`.asgi`: the server ``verify-and-serve`` runs: MLflow's scoring app, its own
+  error answers kept short;
 - :mod:`.request_files`: request files, checked and read in batches.
 
 Every score comes from the scoring kernel, :mod:`rating_prediction.models.scoring`.
