@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -37,14 +39,29 @@ def project(tmp_path_factory) -> Path:
     return copy_project(tmp_path_factory.mktemp("kill-points"))
 
 
+@contextmanager
+def in_project(project: Path) -> Iterator[None]:
+    """From ``project``, with its own MLflow store; afterwards the process's MLflow
+    state and environment as before (kedro-mlflow exports the experiment's id to the
+    environment, which later tests with a store of their own must not see)."""
+    environment = dict(os.environ)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)
+            mlflow.tracking.fluent._active_experiment_id = None
+            os.environ.clear()
+            os.environ.update(environment)
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(project) -> dict:
     """The metrics of a run that nobody killed, in the same project."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(project)
-        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    with in_project(project):
         run_project(project, PARAMS)
-        mlflow.set_tracking_uri(None)
     return _metrics(project)
 
 
@@ -64,22 +81,20 @@ def _nodes_done(project: Path) -> int:
 
 @pytest.mark.parametrize("after", KILL_AFTER_NODES, ids=lambda n: f"after-{n}")
 def test_a_rerun_after_kill_9_ends_with_the_uninterrupted_metrics(
-    project, uninterrupted, after, monkeypatch
+    project, uninterrupted, after
 ):
-    monkeypatch.chdir(project)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
-    (project / "info.log").unlink(missing_ok=True)
-    killed = start_kedro_run(project, PARAMS)
-    threshold = 10**6 if after is None else after
-    wait_for(lambda: _nodes_done(project) >= threshold, killed, f"node {after}")
-    os.kill(killed.pid, signal.SIGKILL)
-    killed.wait(timeout=60)
+    with in_project(project):
+        (project / "info.log").unlink(missing_ok=True)
+        killed = start_kedro_run(project, PARAMS)
+        threshold = 10**6 if after is None else after
+        wait_for(lambda: _nodes_done(project) >= threshold, killed, f"node {after}")
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=60)
 
-    (project / "conf" / "local" / "parameters.yml").unlink()
-    run_project(project, PARAMS)
+        (project / "conf" / "local" / "parameters.yml").unlink()
+        run_project(project, PARAMS)
 
-    assert _metrics(project) == uninterrupted
-    assert not list(project.rglob(".partial-*"))
-    [dead_run] = runs_by_pid(killed.pid)
-    assert dead_run.info.status == "KILLED"
-    mlflow.set_tracking_uri(None)
+        assert _metrics(project) == uninterrupted
+        assert not list(project.rglob(".partial-*"))
+        [dead_run] = runs_by_pid(killed.pid)
+        assert dead_run.info.status == "KILLED"
