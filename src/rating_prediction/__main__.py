@@ -27,7 +27,8 @@ def verify_and_serve(model_uri: str, host: str, port: int) -> None:
 
     MODEL_URI is models:/<name>@<alias> or models:/<name>/<version>; the store is
     MLFLOW_TRACKING_URI's. The version is downloaded into a private folder, checked,
-    then served from it by `mlflow models serve --env-manager local`.
+    then served from it by MLflow's scoring server (as `mlflow models serve
+    --env-manager local` serves it), whose own error answers are kept short.
     """
     try:
         status = serve_verified(model_uri, host, port)
