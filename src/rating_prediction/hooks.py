@@ -279,6 +279,17 @@ class LineageHooks:
         if self._lineage is not None:
             self._lineage.record_saved(dataset_name)
 
+    def why_stale(self, dataset: str) -> str | None:
+        """Why this run may not read ``dataset`` (the check every load passes, for a
+        read the catalog makes outside the hooks); ``None`` when it is current."""
+        if self._lineage is None:
+            return None
+        try:
+            self._lineage.check_load(dataset)
+        except StaleArtifactError as error:
+            return str(error)
+        return None
+
 
 def _pipelines_writing_each_dataset() -> dict[str, str]:
     """For every dataset some node of the project writes, the pipeline to rerun for it
@@ -311,11 +322,14 @@ class ServingHooks:
     it. ``tryfirst``: before kedro-mlflow's own ``after_pipeline_run`` ends the run.
 
     The metrics that tag the version and decide the champion are metrics.json only
-    when it passes the lineage check every input passes (:func:`_current_metrics`):
+    when the run's ``lineage`` finds it current, as it finds every input it reads:
     made from the content now on disk of every file upstream of it, the served
     variant's weights among them, which this run's served model was built from. A
     metrics.json from other weights (a variant retrained since the last evaluation)
     leaves the model logged but not registered, saying why."""
+
+    def __init__(self, lineage: LineageHooks) -> None:
+        self._lineage = lineage
 
     @hook_impl(tryfirst=True)
     def after_pipeline_run(
@@ -323,28 +337,15 @@ class ServingHooks:
     ) -> None:
         if "served_model" not in pipeline.all_outputs() or not mlflow.active_run():
             return
-        metrics, stale = _current_metrics(run_params, catalog)
+        metrics, stale = None, None
+        if catalog.exists("metrics"):
+            stale = self._lineage.why_stale("metrics")
+            if stale is None:
+                metrics = catalog.load("metrics")
+            else:
+                stale = (
+                    f"metrics.json was not computed from the weights served. {stale}"
+                )
         dataset = catalog.load("params:ingestion")["dataset"]
         folder = catalog["served_model"].filepath
         log_and_register(folder, metrics, dataset, stale)
-
-
-def _current_metrics(
-    run_params: dict[str, Any], catalog: DataCatalog
-) -> tuple[Any, str | None]:
-    """metrics.json and ``None`` when it is current by lineage; else ``None`` and why
-    (the catalog's load bypasses the hooks, so the check is made here)."""
-    if not catalog.exists("metrics"):
-        return None, None
-    rebuilt_by = _pipelines_writing_each_dataset()
-    lineage = Lineage(
-        manifest_path=Path(run_params["project_path"]) / LINEAGE_MANIFEST,
-        filepaths=_local_paths(catalog, {"metrics": rebuilt_by["metrics"]}),
-        rebuilt_by=rebuilt_by,
-        run_id=run_params["run_id"],
-    )
-    try:
-        lineage.check_load("metrics")
-    except StaleArtifactError as error:
-        return None, f"metrics.json was not computed from the weights served. {error}"
-    return catalog.load("metrics"), None

@@ -15,14 +15,16 @@ from rating_prediction.runtime.tracking import RedactingMlflowHook
 # RedactingMlflowHook replaces kedro-mlflow's own hook instance (disabled below); last,
 # so it is called where the plugin's was (pluggy calls the last registered first). The
 # order of the others is set by their tryfirst / trylast marks: the lock before the
-# MLflow run opens, the run's tags after, the model logged before it ends.
+# MLflow run opens, the run's tags after, the model logged before it ends (with the
+# run's own lineage, to check the metrics that tag it).
+LINEAGE_HOOKS = LineageHooks()
 HOOKS = (
     ParameterCheckHooks(),
     RunGuardHooks(),
     RunStatusHooks(),
-    LineageHooks(),
+    LINEAGE_HOOKS,
     NodeTimingHooks(),
-    ServingHooks(),
+    ServingHooks(LINEAGE_HOOKS),
     RedactingMlflowHook(),
 )
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)

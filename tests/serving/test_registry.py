@@ -14,7 +14,7 @@ from kedro.pipeline import Node, Pipeline
 from kedro_datasets.json import JSONDataset
 
 from rating_prediction.datasets import ServedModelDataset
-from rating_prediction.hooks import LINEAGE_MANIFEST, ServingHooks
+from rating_prediction.hooks import LINEAGE_MANIFEST, LineageHooks, ServingHooks
 from rating_prediction.runtime.lineage import Lineage
 from rating_prediction.serving.artifacts import save_served_model
 from rating_prediction.serving.registry import (
@@ -173,10 +173,11 @@ def register_through_the_hook(project, served, dataset: str) -> dict[str, str]:
         }
     )
     pipeline = Pipeline([Node(lambda: None, None, "served_model", name="build")])
+    run_params = {"project_path": str(project), "run_id": "inference"}
+    lineage = LineageHooks()
+    lineage.before_pipeline_run(run_params, catalog)
     with mlflow.start_run() as run:
-        ServingHooks().after_pipeline_run(
-            {"project_path": str(project), "run_id": "inference"}, pipeline, catalog
-        )
+        ServingHooks(lineage).after_pipeline_run(run_params, pipeline, catalog)
     return mlflow.MlflowClient().get_run(run.info.run_id).data.tags
 
 
