@@ -33,7 +33,7 @@ from typing import Any
 import mlflow
 from mlflow.utils.validation import MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH
 
-from rating_prediction.runtime.lineage import file_digest
+from rating_prediction.runtime.lineage import content_signature
 
 from .pyfunc import artifact_progress_on_a_terminal
 
@@ -57,14 +57,18 @@ class IntegrityError(ValueError):
 
 
 def model_digests(model_dir: str | Path) -> dict[str, str]:
-    """The SHA-256 of every file of a downloaded model, by path relative to it."""
-    model_dir = Path(model_dir)
-    digests = {}
-    for path in sorted(model_dir.rglob("*")):
-        relative = path.relative_to(model_dir).as_posix()
-        if path.is_file() and relative not in DOWNLOADER_FILES:
-            digests[relative] = file_digest(path)
-    return digests
+    """The SHA-256 of every file of a downloaded model, by path relative to it (the
+    lineage's content signature of the folder, less the downloader's own files)."""
+    return {
+        relative: digest
+        for relative, _, digest in content_signature(Path(model_dir)) or []
+        if relative not in DOWNLOADER_FILES
+    }
+
+
+def _manifest_digest(manifest: str) -> str:
+    """The SHA-256 of the manifest tag's JSON text, which the digest tag holds."""
+    return hashlib.sha256(manifest.encode()).hexdigest()
 
 
 def manifest_tags(digests: dict[str, str]) -> dict[str, str]:
@@ -86,8 +90,7 @@ def manifest_tags(digests: dict[str, str]) -> dict[str, str]:
             f"The model's manifest ({len(digests)} files) is longer than a registry "
             f"tag may be ({MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH} characters)."
         )
-    digest = hashlib.sha256(manifest.encode()).hexdigest()
-    return {MANIFEST_TAG: manifest, MANIFEST_DIGEST_TAG: digest}
+    return {MANIFEST_TAG: manifest, MANIFEST_DIGEST_TAG: _manifest_digest(manifest)}
 
 
 def _vouched_digests(tags: dict[str, str], version: str) -> dict[str, str]:
@@ -99,7 +102,7 @@ def _vouched_digests(tags: dict[str, str], version: str) -> dict[str, str]:
             "registered before models carried one, or by hand. Register the model "
             "again with `kedro run --pipelines inference`."
         )
-    if hashlib.sha256(manifest.encode()).hexdigest() != tags.get(MANIFEST_DIGEST_TAG):
+    if _manifest_digest(manifest) != tags.get(MANIFEST_DIGEST_TAG):
         raise IntegrityError(
             f"{version}'s tag {MANIFEST_TAG!r} does not match its digest "
             f"({MANIFEST_DIGEST_TAG!r}): the tags were changed after registration."
