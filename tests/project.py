@@ -4,11 +4,14 @@ store stay untouched."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
+from mlflow.tracking import MlflowClient
 
 from rating_prediction.models.variants import LIGHTNING_FIT, VARIANTS
 
@@ -79,3 +82,26 @@ def relocated(entry: dict[str, Any], filepath: Path) -> dict[str, Any]:
         if key in entry:
             return {**entry, key: str(filepath)}
     return {**entry, "dataset": relocated(entry["dataset"], filepath)}
+
+
+def refused_kedro_run(project_path: Path, *arguments: str) -> str:
+    """``kedro run *arguments`` in its own process in ``project_path``, refused as a
+    bad command line is: exit status 1, no traceback, and no MLflow run opened.
+    Returns what it printed."""
+    refused = subprocess.run(
+        [sys.executable, "-m", "kedro", "run", *arguments],
+        cwd=project_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    printed = (refused.stdout + refused.stderr).strip()
+    assert refused.returncode == 1, printed
+    assert "Traceback" not in printed, printed
+    store = project_path / "mlflow.db"
+    if store.exists():
+        client = MlflowClient(f"sqlite:///{store}")
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        assert client.search_runs(experiments) == []
+    return printed
