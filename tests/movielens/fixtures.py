@@ -23,6 +23,21 @@ from rating_prediction.movielens import release_layout
 RATINGS = [(2, 10, 5.0, 978300762), (1, 20, 3.5, 978300761), (1, 10, 4.0, 978300760)]
 # (movieId, title, genres); the accented title checks Latin-1 decoding.
 MOVIES = [(10, "Amélie (2001)", "Comedy|Romance"), (20, "Heat (1995)", "Action|Crime")]
+# (userId, age, gender, occupation, zip) as each users file gives them: ml-100k's age
+# in years and occupation by name, ml-1m's age group and occupation codes. User 3 has
+# no rating; the Canadian zip code is ml-100k's kind of non-numeric one.
+USERS = {
+    "u.user": [
+        (1, 24, "M", "technician", "85711"),
+        (2, 53, "F", "other", "T8H1N"),
+        (3, 23, "M", "writer", "32067"),
+    ],
+    "users.dat": [
+        (1, 1, "F", "10", "48067"),
+        (2, 56, "M", "16", "70072"),
+        (3, 25, "M", "15", "55117"),
+    ],
+}
 
 
 def ratings_file(file_format: str, rows: list[tuple] = RATINGS) -> bytes:
@@ -58,15 +73,33 @@ def movies_file(file_format: str, encoding: str = "utf-8") -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def users_file(file_format: str, rows: list[tuple] | None = None) -> bytes:
+    """Users in ml-100k's ``u.user`` or ml-1m's ``users.dat`` format (``USERS``)."""
+    rows = USERS[file_format] if rows is None else rows
+    if file_format == "u.user":
+        lines = ["|".join(str(value) for value in row) for row in rows]
+        return ("\n".join(lines) + "\n").encode("latin-1")
+    # UserID::Gender::Age::Occupation::Zip-code
+    lines = [
+        f"{user}::{gender}::{age}::{occupation}::{zip_code}"
+        for user, age, gender, occupation, zip_code in rows
+    ]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
 def release_files(release: str) -> dict[str, bytes]:
-    """The ratings and movies files of a tiny release, as its layout names them."""
+    """The ratings, movies and (ml-100k, ml-1m) users files of a tiny release, as its
+    layout names them."""
     layout = release_layout(release)
     # ml-1m's movies.dat is Latin-1, ml-10m's UTF-8: both must read the same.
     encoding = "latin-1" if release == "ml-1m" else "utf-8"
-    return {
+    files = {
         layout.ratings_format: ratings_file(layout.ratings_format),
         layout.movies_format: movies_file(layout.movies_format, encoding),
     }
+    if layout.users_format is not None:
+        files[layout.users_format] = users_file(layout.users_format)
+    return files
 
 
 def write_zip(path: Path, folder: str, files: dict[str, bytes]) -> Path:

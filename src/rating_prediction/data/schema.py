@@ -83,6 +83,22 @@ MOVIES_SCHEMA = pl.Schema(
     }
 )
 
+# `users` (data/02_intermediate/users.parquet): one row per user, with the demographics
+# the release ships, null where it ships none (every release but ml-100k and ml-1m).
+# Kept as the files give them: ml-100k's age in years and occupation name
+# ("technician"); ml-1m's age group code (1, 18, 25, 35, 45, 50, 56: the group's lowest
+# age) and occupation code ("0".."20", named in its README). userId takes the ratings'
+# id type (Int32 for a release; a file of the user's own may have Int64 or text ids).
+USERS_SCHEMA = pl.Schema(
+    {
+        "userId": pl.Int32(),
+        "age": pl.Int32(),
+        "gender": pl.String(),
+        "occupation": pl.String(),
+        "zip": pl.String(),
+    }
+)
+
 # `user_mapping` / `movie_mapping`: original id to 0-based contiguous index.
 USER_MAPPING_SCHEMA = pl.Schema({"userId": pl.Int32(), "userIdMapped": pl.Int32()})
 MOVIE_MAPPING_SCHEMA = pl.Schema({"movieId": pl.Int32(), "movieIdMapped": pl.Int32()})

@@ -7,14 +7,15 @@ the docs' Performance page).
 - :mod:`.releases`: the registry of releases and where a release lies on disk.
 - :mod:`.download`: fetching a release archive, verified against its MD5.
 - :mod:`.parsers`: one module per file format family.
-- :mod:`.readers`: a release's ratings and movies, through its formats' parsers.
+- :mod:`.readers`: a release's ratings, movies and users, through its formats'
+  parsers.
 """
 
 from .download import download_release, parse_md5_listing
 from .parsers.common import require_columns
 from .parsers.csv_files import parse_movies_csv, parse_ratings_csv, scan_ratings_csv
-from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
-from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
+from .parsers.dat_files import parse_movies_dat, parse_ratings_dat, parse_users_dat
+from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split, parse_u_user
 from .readers import (
     FOLD_PAIRS_SCHEMA,
     explain_unreadable_ratings,
@@ -22,6 +23,7 @@ from .readers import (
     read_fold_pairs,
     read_movies,
     read_ratings,
+    read_users,
     scan_ratings,
 )
 from .releases import (
@@ -36,6 +38,7 @@ from .releases import (
     RatingsFormat,
     ReleaseLayout,
     ReleaseSource,
+    UsersFormat,
     locate_release,
     release_layout,
     release_url,
@@ -54,6 +57,7 @@ __all__ = [
     "RatingsFormat",
     "ReleaseLayout",
     "ReleaseSource",
+    "UsersFormat",
     "download_release",
     "explain_unreadable_ratings",
     "locate_release",
@@ -65,10 +69,13 @@ __all__ = [
     "parse_u_data",
     "parse_u_item",
     "parse_u_split",
+    "parse_u_user",
+    "parse_users_dat",
     "read_fold",
     "read_fold_pairs",
     "read_movies",
     "read_ratings",
+    "read_users",
     "release_layout",
     "release_url",
     "require_columns",

@@ -1,4 +1,4 @@
-"""Reading a release's ratings and movies, whatever its format.
+"""Reading a release's ratings, movies and users, whatever its format.
 
 Each layout names its files' formats; the parser of each format is looked up here.
 """
@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
+from rating_prediction.data.schema import USERS_SCHEMA
+
 from .own_file import explain_unreadable_own_ratings, read_own_items, scan_own_ratings
 from .parsers.common import Content, file_label, release_file
 from .parsers.csv_files import (
@@ -17,10 +19,16 @@ from .parsers.csv_files import (
     parse_ratings_csv,
     scan_ratings_csv,
 )
-from .parsers.dat_files import parse_movies_dat, parse_ratings_dat
+from .parsers.dat_files import parse_movies_dat, parse_ratings_dat, parse_users_dat
 from .parsers.diagnosis import RESTORE_ADVICE
-from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split
-from .releases import MovieLensError, MoviesFormat, RatingsFormat, ReleaseSource
+from .parsers.ml_100k import parse_u_data, parse_u_item, parse_u_split, parse_u_user
+from .releases import (
+    MovieLensError,
+    MoviesFormat,
+    RatingsFormat,
+    ReleaseSource,
+    UsersFormat,
+)
 
 # A file's content and how errors name it.
 Parser = Callable[[Content, str], pl.DataFrame]
@@ -45,6 +53,10 @@ MOVIES_PARSERS: Mapping[MoviesFormat, Parser] = {
     "u.item": parse_u_item,
     "movies.dat": parse_movies_dat,
     "movies.csv": parse_movies_csv,
+}
+USERS_PARSERS: Mapping[UsersFormat, Parser] = {
+    "u.user": parse_u_user,
+    "users.dat": parse_users_dat,
 }
 
 
@@ -125,6 +137,25 @@ def read_movies(source: ReleaseSource) -> pl.DataFrame:
     file_format = source.layout.movies_format
     label = file_label(source, file_format)
     return MOVIES_PARSERS[file_format](release_file(source, file_format), label)
+
+
+def read_users(source: ReleaseSource) -> pl.DataFrame:
+    """Read the users' demographics of a release that ships them (ml-100k's
+    ``u.user``, ml-1m's ``users.dat``).
+
+    Returns:
+        Columns of ``USERS_SCHEMA``, one row per line of the file; no row for a
+        release (or a file of the user's own) without one.
+
+    Raises:
+        MovieLensError: If the release's users file is missing or malformed (the
+            message names the file and the first line or rows at fault).
+    """
+    file_format = source.layout.users_format
+    if source.own is not None or file_format is None:
+        return pl.DataFrame(schema=USERS_SCHEMA)
+    label = file_label(source, file_format)
+    return USERS_PARSERS[file_format](release_file(source, file_format), label)
 
 
 def read_fold(source: ReleaseSource, fold: str) -> tuple[pl.DataFrame, pl.DataFrame]:

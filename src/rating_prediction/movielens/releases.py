@@ -17,6 +17,7 @@ SYNTHETIC_RELEASE = "synthetic"
 
 RatingsFormat = Literal["u.data", "ratings.dat", "ratings.csv"]
 MoviesFormat = Literal["u.item", "movies.dat", "movies.csv"]
+UsersFormat = Literal["u.user", "users.dat"]
 
 
 class MovieLensError(ValueError):
@@ -35,6 +36,9 @@ class ReleaseLayout:
             ``<f>.base`` and ``<f>.test`` (ml-100k: ``u1`` ... ``u5``, ``ua``, ``ub``).
         cv_folds: Those of ``folds`` whose test files partition the ratings: the
             release's k-fold cross validation (ml-100k: ``u1`` ... ``u5``).
+        users_format: File name (and thereby format) of the users' demographics
+            (ml-100k's ``u.user``, ml-1m's ``users.dat``); ``None`` for the releases
+            that ship none.
     """
 
     folder: str
@@ -42,6 +46,7 @@ class ReleaseLayout:
     movies_format: MoviesFormat
     folds: tuple[str, ...] = ()
     cv_folds: tuple[str, ...] = ()
+    users_format: UsersFormat | None = None
 
 
 # ml-100k's official splits: u1..u5 are five disjoint test sets (5-fold cross
@@ -52,9 +57,16 @@ ML_100K_CV_FOLDS = ML_100K_FOLDS[:5]
 # Domain knowledge about the published archives, not configuration.
 RELEASES: dict[str, ReleaseLayout] = {
     "ml-100k": ReleaseLayout(
-        "ml-100k", "u.data", "u.item", ML_100K_FOLDS, ML_100K_CV_FOLDS
+        "ml-100k",
+        "u.data",
+        "u.item",
+        ML_100K_FOLDS,
+        ML_100K_CV_FOLDS,
+        users_format="u.user",
     ),
-    "ml-1m": ReleaseLayout("ml-1m", "ratings.dat", "movies.dat"),
+    "ml-1m": ReleaseLayout(
+        "ml-1m", "ratings.dat", "movies.dat", users_format="users.dat"
+    ),
     "ml-10m": ReleaseLayout("ml-10M100K", "ratings.dat", "movies.dat"),
     "ml-20m": ReleaseLayout("ml-20m", "ratings.csv", "movies.csv"),
     "ml-25m": ReleaseLayout("ml-25m", "ratings.csv", "movies.csv"),

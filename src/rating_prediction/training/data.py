@@ -15,7 +15,8 @@ from rating_prediction.models.factorization import RatingModel
 @dataclass(frozen=True)
 class TrainingData:
     """The splits a variant is fitted (train) and tuned or stopped (val) on, the sizes of
-    the id mappings, and the movies table with its mapping (side features).
+    the id mappings, and the movies and users tables with their mappings (side
+    features).
 
     Attributes:
         train: The train split, with ``userIdMapped`` and ``movieIdMapped``.
@@ -24,6 +25,11 @@ class TrainingData:
         n_movies: The size of ``movie_mapping``.
         movies: ``movieId``, ``title``, ``genres`` (``None`` where no variant needs it).
         movie_mapping: ``movieId`` to ``movieIdMapped``.
+        users: ``userId``, ``age``, ``gender``, ``occupation``, ``zip`` (the
+            ``users`` dataset: null demographics for a release without them; ``None``
+            where no variant needs it). It may hold users outside ``user_mapping``
+            (filtered out, or never rated) and lack some of it: join on ``userId``.
+        user_mapping: ``userId`` to ``userIdMapped``.
         rating_scale: The data set's rating scale (the ``rating_scale`` dataset): every
             variant's model squashes or clips its predictions to it.
         on_fitted_on_train: Called by a fit function with the model fitted on train,
@@ -37,6 +43,8 @@ class TrainingData:
     n_movies: int
     movies: pl.DataFrame | None = None
     movie_mapping: pl.DataFrame | None = None
+    users: pl.DataFrame | None = None
+    user_mapping: pl.DataFrame | None = None
     rating_scale: RatingScale = MOVIELENS_SCALE
     on_fitted_on_train: Callable[[RatingModel, TrainingData], None] | None = None
 
@@ -50,9 +58,10 @@ class TrainingData:
         movie_mapping: pl.DataFrame,
         movies: pl.DataFrame,
         rating_scale: dict[str, Any],
+        users: pl.DataFrame | None = None,
     ) -> TrainingData:
-        """From the catalog's splits, id mappings, movies table and rating scale (the
-        ``rating_scale`` dataset, a JSON dict)."""
+        """From the catalog's splits, id mappings, movies and users tables and rating
+        scale (the ``rating_scale`` dataset, a JSON dict)."""
         return cls(
             train=train_ratings,
             val=val_ratings,
@@ -60,6 +69,8 @@ class TrainingData:
             n_movies=movie_mapping.height,
             movies=movies,
             movie_mapping=movie_mapping,
+            users=users,
+            user_mapping=user_mapping,
             rating_scale=RatingScale.from_dict(rating_scale),
         )
 

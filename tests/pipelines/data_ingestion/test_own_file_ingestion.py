@@ -13,6 +13,7 @@ import pytest
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from rating_prediction.data.schema import USERS_SCHEMA
 from rating_prediction.data.splitting import temporal_split_labels
 from rating_prediction.movielens import MovieLensError
 from rating_prediction.movielens.own_file import ID_SAMPLE_ROWS
@@ -23,7 +24,7 @@ from tests.pipelines.data_ingestion.test_pipeline import (
 )
 from tests.project import relocated
 
-OUTPUTS = ("ratings", "rating_scale", "movies", "predefined_folds")
+OUTPUTS = ("ratings", "rating_scale", "movies", "users", "predefined_folds")
 HEADER = "customer;product;stars;rated_at\n"
 
 
@@ -95,6 +96,10 @@ def test_a_good_file_gives_typed_ratings_items_and_its_scale(
     assert movies.rows() == [("p1", "One", None), ("p2", "Two", None)]
     scale = json.loads((out / "rating_scale.json").read_text())
     assert scale == {"min": 1.0, "max": 10.0, "inferred": False}
+    # No demographics in a file of your own: its users, by their own (text) ids.
+    users = pl.read_parquet(out / "users.parquet")
+    assert users.schema == pl.Schema({**USERS_SCHEMA, "userId": pl.String()})
+    assert users.rows() == [("c1", None, None, None, None), ("c2",) + (None,) * 4]
 
 
 def test_an_undeclared_scale_is_inferred_and_said(

@@ -11,8 +11,9 @@ from kedro.config import OmegaConfigLoader
 from kedro.io import DataCatalog
 from kedro.runner import SequentialRunner
 
+from rating_prediction.data.schema import USERS_SCHEMA
 from rating_prediction.pipelines.data_ingestion import create_pipeline
-from tests.movielens.fixtures import MOVIES, RATINGS, write_folder
+from tests.movielens.fixtures import MOVIES, RATINGS, USERS, users_file, write_folder
 from tests.project import file_dataset, relocated
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -49,14 +50,18 @@ NO_PREDEFINED_SPLIT = {
 }
 
 
-def run_ingestion(ingestion: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:
+def run_ingestion(
+    ingestion: dict[str, Any],
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The ``ratings``, ``movies`` and ``users`` of an in-memory run."""
     catalog = DataCatalog()
     catalog["params:ingestion"] = ingestion
     for name, value in NO_PREDEFINED_SPLIT.items():
         catalog[name] = value
     SequentialRunner().run(create_pipeline(), catalog)
     # In memory, `ratings` stays the lazy plan the catalog's dataset streams to parquet.
-    return catalog.load("ratings").collect(), catalog.load("movies")
+    ratings = catalog.load("ratings").collect()
+    return ratings, catalog.load("movies"), catalog.load("users")
 
 
 def test_pipeline_outputs_the_contract():
@@ -66,6 +71,7 @@ def test_pipeline_outputs_the_contract():
         "ratings",
         "rating_scale",
         "movies",
+        "users",
         "predefined_folds",
     }
     assert all(node.name for node in pipeline.nodes)
@@ -80,9 +86,10 @@ def test_shipped_parameters_and_catalog(ingestion, project_config):
         catalog["ratings"]["type"]
         == "rating_prediction.datasets.StreamingParquetDataset"
     )
-    assert catalog["movies"]["type"] == "rating_prediction.datasets.AtomicDataset"
-    assert file_dataset(catalog["movies"])["type"] == "polars.EagerPolarsDataset"
-    for name in ("ratings", "movies"):
+    for name in ("movies", "users"):
+        assert catalog[name]["type"] == "rating_prediction.datasets.AtomicDataset"
+        assert file_dataset(catalog[name])["type"] == "polars.EagerPolarsDataset"
+    for name in ("ratings", "movies", "users"):
         assert (
             file_dataset(catalog[name])["filepath"]
             == f"data/02_intermediate/{name}.parquet"
@@ -94,34 +101,40 @@ def test_default_synthetic_run_round_trips_through_the_catalog(
     ingestion, project_config, tmp_path
 ):
     """The shipped defaults: enough ratings on the 50 most-rated movies to train."""
-    ratings, movies = run_ingestion({**ingestion, "raw_dir": str(tmp_path)})
+    ratings, movies, users = run_ingestion({**ingestion, "raw_dir": str(tmp_path)})
     assert ratings.height == ingestion["synthetic"]["n_ratings"]
     assert movies.height == ingestion["synthetic"]["n_movies"]
     top_50 = ratings["movieId"].value_counts().sort("count", descending=True).head(50)
     assert top_50["count"].sum() >= 20_000
+    # The synthetic sample has no demographics: one row per rated user, all null.
+    assert users.schema == USERS_SCHEMA
+    assert users["userId"].to_list() == ratings["userId"].unique().sort().to_list()
+    assert users.drop("userId").null_count().row(0) == (users.height,) * 4
 
     # Saved and loaded through the shipped catalog entries, the dtypes survive.
     config = {
         name: relocated(project_config["catalog"][name], tmp_path / name)
-        for name in ("ratings", "movies")
+        for name in ("ratings", "movies", "users")
     }
     catalog = DataCatalog.from_config(config)
     catalog.save("ratings", ratings)
     catalog.save("movies", movies)
+    catalog.save("users", users)
     assert catalog.load("ratings").equals(ratings)
     assert catalog.load("movies").schema == movies.schema
+    assert catalog.load("users").equals(users)
 
 
 def test_synthetic_rerun_is_identical(ingestion, tmp_path):
     small = {**ingestion, "raw_dir": str(tmp_path)}
     small["synthetic"] = {**ingestion["synthetic"], "n_ratings": 5_000, "n_users": 300}
-    first, _ = run_ingestion(small)
-    second, _ = run_ingestion(small)
+    first, _, _ = run_ingestion(small)
+    second, _, _ = run_ingestion(small)
     assert first.equals(second)
 
 
 def test_release_folder_with_duplicates(ingestion, tmp_path):
-    """An ml-1m-format folder: parsed, deduplicated, sorted."""
+    """An ml-1m-format folder: parsed, deduplicated, sorted; its users' codes kept."""
     rows = [*RATINGS, (1, 10, 2.0, 978300999)]  # a later re-rating of (1, 10)
     lines = ["::".join(str(value) for value in row) for row in rows]
     movie_lines = [
@@ -132,9 +145,11 @@ def test_release_folder_with_duplicates(ingestion, tmp_path):
         {
             "ratings.dat": ("\n".join(lines) + "\n").encode(),
             "movies.dat": ("\n".join(movie_lines) + "\n").encode("latin-1"),
+            # Listed out of order: the table is sorted by userId.
+            "users.dat": users_file("users.dat", USERS["users.dat"][::-1]),
         },
     )
-    ratings, movies = run_ingestion(
+    ratings, movies, users = run_ingestion(
         {**ingestion, "dataset": "ml-1m", "raw_dir": str(tmp_path)}
     )
     assert ratings.rows() == [
@@ -143,6 +158,13 @@ def test_release_folder_with_duplicates(ingestion, tmp_path):
         (2, 10, 5.0, 978300762),
     ]
     assert movies["title"].to_list() == ["Amélie (2001)", "Heat (1995)"]
+    # Every user of users.dat, user 3 without a rating included.
+    assert users.schema == USERS_SCHEMA
+    assert users.rows() == [
+        (1, 1, "F", "10", "48067"),
+        (2, 56, "M", "16", "70072"),
+        (3, 25, "M", "15", "55117"),
+    ]
 
 
 @pytest.mark.slow
@@ -151,13 +173,15 @@ def test_real_ml_latest_small(ingestion):
     if not (ML_LATEST_SMALL / "ratings.csv").is_file():
         pytest.skip(f"{ML_LATEST_SMALL.resolve()} is not available")
     raw_dir = ML_LATEST_SMALL.resolve().parent
-    ratings, movies = run_ingestion(
+    ratings, movies, users = run_ingestion(
         {**ingestion, "dataset": "ml-latest-small", "raw_dir": str(raw_dir)}
     )
     assert ratings.height == 100_836
     assert ratings["userId"].n_unique() == 610
     assert ratings["movieId"].n_unique() == 9_724
     assert movies.height == 9_742
+    assert users.height == 610
+    assert users["gender"].null_count() == 610
     assert 3.4 < ratings["rating"].mean() < 3.6
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 
+import polars as pl
 import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.pipeline import Pipeline
 from kedro.runner import SequentialRunner
 
-from rating_prediction.data.schema import MOVIELENS_SCALE
+from rating_prediction.data.schema import MOVIELENS_SCALE, USERS_SCHEMA
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.pipelines.training import create_pipeline
 from rating_prediction.pipelines.training.pipeline import create_variant_pipeline
@@ -24,12 +25,21 @@ EVALUATION = {
 }
 
 
+def users_without_demographics(user_mapping: pl.DataFrame) -> pl.DataFrame:
+    """The ``users`` table of a release without a users file: every column null."""
+    return user_mapping.select(
+        pl.lit(None, dtype).alias(column) if column != "userId" else pl.col(column)
+        for column, dtype in USERS_SCHEMA.items()
+    )
+
+
 def _run(splits, training_parameters, variants=VARIANTS):
     pipeline = sum(
         (create_variant_pipeline(variant) for variant in variants), Pipeline([])
     )
     catalog = DataCatalog({name: MemoryDataset(splits[name]) for name in SPLIT_INPUTS})
     catalog["movies"] = MemoryDataset(fake_movies(splits["movie_mapping"]))
+    catalog["users"] = MemoryDataset(users_without_demographics(splits["user_mapping"]))
     catalog["rating_scale"] = MemoryDataset(MOVIELENS_SCALE.to_dict())
     catalog["params:evaluation"] = MemoryDataset(EVALUATION)
     for variant in variants:

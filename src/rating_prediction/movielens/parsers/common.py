@@ -14,7 +14,7 @@ from typing import TypeAlias
 
 import polars as pl
 
-from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA
+from rating_prediction.data.schema import MOVIES_SCHEMA, RATINGS_SCHEMA, USERS_SCHEMA
 from rating_prediction.movielens.releases import MovieLensError, ReleaseSource
 from rating_prediction.runtime.progress import Progress, waiting
 
@@ -161,6 +161,37 @@ def cast_movies(movies: pl.DataFrame, file_name: str) -> pl.DataFrame:
         pl.col("title").cast(MOVIES_SCHEMA["title"]),
         pl.col("genres").cast(MOVIES_SCHEMA["genres"]),
     )
+
+
+def cast_users(users: pl.DataFrame, file_name: str) -> pl.DataFrame:
+    """Cast string user columns to ``USERS_SCHEMA``, in its column order: every user
+    needs an integer id and age, and a line of its own; an empty text field is null.
+
+    Raises:
+        MovieLensError: Naming ``file_name``, the rows whose id or age does not parse,
+            or the ids on more than one line.
+    """
+    integers = {column: USERS_SCHEMA[column] for column in ("userId", "age")}
+    reject_unreadable(users.lazy(), integers, file_name, missing_is_bad=True)
+    typed = users.select(
+        pl.col(column).str.strip_chars().cast(dtype)
+        if column in integers
+        else _text_or_null(column)
+        for column, dtype in USERS_SCHEMA.items()
+    )
+    repeated = typed.filter(pl.col("userId").is_duplicated())["userId"].unique()
+    if repeated.len():
+        raise MovieLensError(
+            f"{file_name}: {repeated.len()} user id(s) are on more than one line "
+            f"(first: {repeated.sort().head(5).to_list()}); each user has one line. "
+            "Fix the file, or restore the release's original."
+        )
+    return typed
+
+
+def _text_or_null(column: str) -> pl.Expr:
+    text = pl.col(column).str.strip_chars()
+    return pl.when(text != "").then(text).alias(column)
 
 
 def reject_unreadable(

@@ -67,6 +67,15 @@ def explained_read_errors(
         raise MovieLensError(f"{file_name}: {problem}. {RESTORE_ADVICE}") from error
 
 
+def check_lines(content: Content, file_name: str, layout: TextLayout) -> None:
+    """Raise a MovieLensError naming ``file_name`` and its first line that breaks
+    ``layout`` (an empty file, the wrong number of fields, ...), as a failed read
+    would; for the small files read line by line, whose splitting fails on nothing."""
+    problem = _first_problem(content, layout)
+    if problem is not None:
+        raise MovieLensError(f"{file_name}: {problem}. {RESTORE_ADVICE}")
+
+
 def _first_problem(content: Content, layout: TextLayout) -> str | None:
     """Describe the first line of ``content`` that breaks ``layout`` (None if none)."""
     try:
@@ -120,10 +129,13 @@ def _separator_name(separator: str) -> str:
 
 def _rows(lines: Iterator[str], layout: TextLayout) -> Iterator[tuple[int, list[str]]]:
     """(first line number, fields) of each non-blank record."""
-    if len(layout.separator) != 1:  # "::" formats are split leniently; nothing to check
+    if len(layout.separator) != 1:
+        # csv reads single-character separators only: a "::" line is split here, its
+        # fields counted only where the format names them.
         for line_number, line in enumerate(lines, start=1):
             if line.strip():
-                yield line_number, []
+                fields = line.rstrip("\r\n").split(layout.separator)
+                yield line_number, fields if layout.columns else []
         return
     reader = csv.reader(
         lines,

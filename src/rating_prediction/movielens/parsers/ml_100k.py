@@ -1,5 +1,5 @@
-"""``u.data`` and ``u.item``: ml-100k's tab-separated ratings and ``|``-separated,
-Latin-1 movie list with one flag column per genre."""
+"""``u.data``, ``u.item`` and ``u.user``: ml-100k's tab-separated ratings, and its
+``|``-separated, Latin-1 movie list (one flag column per genre) and users."""
 
 from __future__ import annotations
 
@@ -7,14 +7,24 @@ import polars as pl
 
 from rating_prediction.data.schema import ML_100K_GENRES, RATINGS_SCHEMA
 
-from .common import Content, as_utf8, cast_movies, cast_ratings, reading, split_lines
-from .diagnosis import TextLayout, explained_read_errors
+from .common import (
+    Content,
+    as_utf8,
+    cast_movies,
+    cast_ratings,
+    cast_users,
+    reading,
+    split_lines,
+)
+from .diagnosis import TextLayout, check_lines, explained_read_errors
 
 U_DATA_LAYOUT = TextLayout("\t", columns=tuple(RATINGS_SCHEMA))
 U_ITEM_COLUMNS = ("movieId", "title", "released", "video_released", "imdb_url") + tuple(
     f"is_{genre}" for genre in ML_100K_GENRES
 )
 U_ITEM_LAYOUT = TextLayout("|", columns=U_ITEM_COLUMNS, utf8_only=False)
+U_USER_COLUMNS = ("userId", "age", "gender", "occupation", "zip")
+U_USER_LAYOUT = TextLayout("|", columns=U_USER_COLUMNS, utf8_only=False)
 
 
 def parse_u_data(content: Content, file_name: str = "u.data") -> pl.DataFrame:
@@ -75,3 +85,16 @@ def parse_u_item(content: Content, file_name: str = "u.item") -> pl.DataFrame:
         "movieId", "title", pl.when(genres != "").then(genres).alias("genres")
     )
     return cast_movies(movies, file_name)
+
+
+def parse_u_user(content: Content, file_name: str = "u.user") -> pl.DataFrame:
+    """Parse ml-100k's ``u.user`` (``|``-separated user id, age, gender, occupation,
+    zip code; Latin-1) into ``USERS_SCHEMA``: age in years, occupation by name.
+
+    Raises:
+        MovieLensError: Naming ``file_name`` and the first line without five fields,
+            or the rows whose id or age is not an integer.
+    """
+    check_lines(content, file_name, U_USER_LAYOUT)
+    users = split_lines(as_utf8(content), "|", list(U_USER_COLUMNS)).collect()
+    return cast_users(users, file_name)

@@ -44,7 +44,7 @@ def cross_validate(
 
     ``shared`` holds the datasets every fold feeds to the training and evaluation
     pipelines besides the splits: ``user_mapping``, ``movie_mapping``, ``movies``,
-    ``rating_scale``.
+    ``users``, ``rating_scale``.
 
     Returns:
         ``{fold: metrics.json of that fold}`` and ``{fold: what the fold is}``.

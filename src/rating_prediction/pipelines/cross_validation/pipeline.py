@@ -41,6 +41,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "user_mapping": "user_mapping",
                     "movie_mapping": "movie_mapping",
                     "movies": "movies",
+                    "users": "users",
                     "rating_scale": "rating_scale",
                 },
                 outputs=["cross_validation_fold_metrics", "cross_validation_folds"],
@@ -48,7 +49,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ],
         namespace=NAMESPACE,
-        inputs={"ratings", "predefined_folds", "movies", "rating_scale"},
+        inputs={"ratings", "predefined_folds", "movies", "users", "rating_scale"},
         outputs={"cross_validation_fold_metrics", "cross_validation_folds"},
         parameters={"params:processing"},
     )

@@ -1,4 +1,5 @@
-"""Ingestion: a MovieLens release (or a synthetic sample) into ``ratings`` and ``movies``."""
+"""Ingestion: a MovieLens release (or a synthetic sample) into ``ratings``, ``movies``
+and ``users``."""
 
 from .pipeline import create_pipeline
 

@@ -16,6 +16,7 @@ from rating_prediction.data.schema import (
     NO_GENRES,
     RATING_MAX,
     RATINGS_SCHEMA,
+    USERS_SCHEMA,
     RatingScale,
 )
 from rating_prediction.movielens import (
@@ -86,7 +87,7 @@ def check_ratings(
 ) -> dict[str, Any]:
     """Check every rating in one streaming pass, before anything is written; return
     what the pass found (``ratings_profile``): counts, whether the rows come sorted,
-    the id types and the rating scale.
+    the id types, the rating scale and the rated users' ids (``user_ids``).
 
     ``source`` is the release (or file of the user's own) the ratings were scanned
     from: a value that does not parse is then reported with the file's name, line or
@@ -120,7 +121,10 @@ def check_ratings(
     scale = declared or _inferred_scale(profile, source)
     schema = ratings.collect_schema()
     return {
-        **{name: profile[name] for name in ("rows", "users", "movies", "unordered")},
+        **{
+            name: profile[name]
+            for name in ("rows", "users", "movies", "unordered", "user_ids")
+        },
         "rating_scale": scale.to_dict(),
         "own_ids": own_ids,
         "id_dtypes": {column: str(schema[column]) for column in ID_COLUMNS},
@@ -244,9 +248,9 @@ def _profile(
     timestamps: bool,
 ) -> dict[str, Any]:
     """One streaming pass: rows, rows with a missing value, ratings outside the scale,
-    the lowest and highest rating, distinct users and movies, and rows whose (userId,
-    movieId) does not come strictly after the previous row's (out of order, or a
-    repeated pair)."""
+    the lowest and highest rating, distinct users (and their ids) and movies, and rows
+    whose (userId, movieId) does not come strictly after the previous row's (out of
+    order, or a repeated pair)."""
     try:
         with waiting("checking every rating (one streaming pass)", logger=logger):
             profile = ratings.select(
@@ -259,6 +263,9 @@ def _profile(
                 pl.col("rating").min().alias("lowest"),
                 pl.col("rating").max().alias("highest"),
                 pl.col("userId").n_unique().alias("users"),
+                # The users table of a release without demographics lists them: taken
+                # here, in the pass that reads every rating anyway.
+                pl.col("userId").unique().implode().alias("user_ids"),
                 pl.col("movieId").n_unique().alias("movies"),
                 _out_of_order(ratings.collect_schema()).sum().alias("unordered"),
             ).collect(engine="streaming")
@@ -269,11 +276,11 @@ def _profile(
             f"{_label(source)}the ratings file does not parse ({error}). Fix or "
             "remove the row at fault."
         ) from error
-    counts = profile.row(0, named=True)
+    counts = profile.drop("user_ids").row(0, named=True)
     return {
         name: value if name in ("lowest", "highest") else int(value or 0)
         for name, value in counts.items()
-    }
+    } | {"user_ids": profile["user_ids"].explode().drop_nulls()}
 
 
 def _out_of_order(schema: pl.Schema) -> pl.Expr:
@@ -355,6 +362,39 @@ def clean_movies(
         .unique("movieId", keep="first", maintain_order=True)
         .sort("movieId")
     )
+
+
+def clean_users(
+    raw_users: pl.DataFrame, ratings_profile: dict[str, Any]
+) -> pl.DataFrame:
+    """The users table: the release's demographics (``raw_users``, one row per line
+    of its users file), or, for a release without one, every rated user
+    (``ratings_profile``'s ``user_ids``) with null demographics; sorted by
+    ``userId``, which takes the ratings' id type.
+
+    Rated users missing from a users file get no row here (a warning counts them):
+    a join on ``userId`` gives them null demographics, as a release without the file.
+    """
+    rated = ratings_profile["user_ids"].alias("userId").to_frame()
+    if raw_users.is_empty():
+        logger.info("No users file: the users table holds no demographics")
+        users = rated.with_columns(
+            pl.lit(None, dtype).alias(column)
+            for column, dtype in USERS_SCHEMA.items()
+            if column != "userId"
+        )
+    else:
+        users = raw_users.select(USERS_SCHEMA.names()).cast(
+            {"userId": rated.schema["userId"]}
+        )
+        missing = rated.join(users, on="userId", how="anti").height
+        if missing:
+            logger.warning(
+                "%d rated user(s) are not in the release's users file: their "
+                "demographics are null",
+                missing,
+            )
+    return users.sort("userId")
 
 
 def _reject_rows(

@@ -1,13 +1,15 @@
-"""The data ingestion pipeline: a raw MovieLens release to ``ratings`` and ``movies``."""
+"""The data ingestion pipeline: a raw MovieLens release to ``ratings``, ``movies`` and
+``users``."""
 
 from kedro.pipeline import Node, Pipeline
 
-from rating_prediction.movielens import read_movies, scan_ratings
+from rating_prediction.movielens import read_movies, read_users, scan_ratings
 
 from .nodes import (
     check_release,
     clean_movies,
     clean_ratings,
+    clean_users,
     prepare_raw_release,
     read_predefined_folds,
 )
@@ -38,6 +40,12 @@ def _reading_nodes() -> list[Node]:
             inputs="raw_release",
             outputs="raw_movies",
             name="read_movies_node",
+        ),
+        Node(
+            func=read_users,
+            inputs="raw_release",
+            outputs="raw_users",
+            name="read_users_node",
         ),
     ]
 
@@ -73,5 +81,11 @@ def _writing_nodes() -> list[Node]:
             inputs=["raw_movies", "ratings_profile"],
             outputs="movies",
             name="clean_movies_node",
+        ),
+        Node(
+            func=clean_users,
+            inputs=["raw_users", "ratings_profile"],
+            outputs="users",
+            name="clean_users_node",
         ),
     ]

@@ -30,6 +30,7 @@ def train_model(
     parameters: dict[str, Any],
     variant_name: str,
     evaluation: dict[str, Any] | None = None,
+    users: pl.DataFrame | None = None,
 ) -> FitOutputs:
     """Fit ``variant_name`` with ``parameters`` (``training.<variant>``) by its fit
     function: the Lightning variants keep their best epoch on val, ``bayesian_fm``
@@ -37,7 +38,9 @@ def train_model(
     ``evaluation`` (its ranking settings), what the fit on train ranks on val is
     recorded before any refit (:mod:`~.val_ranking`): ``best_val_ndcg`` and the
     popularity blend's ``popularity_weight``; a ranker needs it. Every model predicts
-    on ``rating_scale`` (the data set's, as ingestion recorded it).
+    on ``rating_scale`` (the data set's, as ingestion recorded it). ``movies`` and
+    ``users`` (the demographics, null where the release has none) reach the fit
+    function as side information.
 
     Returns:
         The weights (a state dict), the model config as ``config.json`` holds it
@@ -58,6 +61,7 @@ def train_model(
         movie_mapping=movie_mapping,
         movies=movies,
         rating_scale=rating_scale,
+        users=users,
     )
     weights, config, history = fit_with_val_ranking(entry, options, data, evaluation)
     return weights, config.model_dump(), history

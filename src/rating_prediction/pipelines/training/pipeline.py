@@ -15,6 +15,7 @@ TRAINING_INPUTS = [
     "user_mapping",
     "movie_mapping",
     "movies",
+    "users",
     "rating_scale",
 ]
 

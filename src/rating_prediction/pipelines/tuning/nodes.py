@@ -25,6 +25,7 @@ def tune_hyperparameters(
     tuning_parameters: dict[str, Any],
     training_parameters: dict[str, Any],
     evaluation_parameters: dict[str, Any],
+    users: pl.DataFrame | None = None,
 ) -> tuple[dict[str, Any], pl.DataFrame]:
     """Add ``tuning.n_trials`` trials to the study of ``tuning.variant`` (created or
     resumed), each trained on train and scored on val: a rating model by its val MSE,
@@ -42,6 +43,7 @@ def tune_hyperparameters(
         movie_mapping=movie_mapping,
         movies=movies,
         rating_scale=rating_scale,
+        users=users,
     )
     objective = (
         tuning.VAL_MSE
