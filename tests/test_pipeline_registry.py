@@ -54,7 +54,7 @@ def test_a_run_of_some_pipelines_gets_no_default(monkeypatch):
     monkeypatch.setattr(
         pipeline_registry,
         "find_pipelines",
-        lambda raise_errors: {"inference": create_pipeline()},
+        lambda raise_errors, pipelines_to_find: {"inference": create_pipeline()},
     )
     assert set(register_pipelines()) == {"inference"}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import atexit
 import importlib
 import logging
-import pkgutil
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -21,11 +20,17 @@ from kedro.io import DataCatalog
 from kedro.pipeline import Node, Pipeline
 from mlflow.entities import RunStatus
 
-import rating_prediction.pipelines
+from rating_prediction.data.splitting import SPARK_STRATEGIES
 from rating_prediction.movielens.releases import check_release_parameters
-from rating_prediction.parameters import ParameterError, ProjectParameters, parse
-from rating_prediction.pipeline_registry import RUN_ALONE
+from rating_prediction.parameters import (
+    ParameterError,
+    ProcessingParameters,
+    ProjectParameters,
+    parse,
+)
+from rating_prediction.pipeline_registry import RUN_ALONE, environment_pipeline_names
 from rating_prediction.runtime.console import FILE_ONLY, narrow_console
+from rating_prediction.runtime.environment import env_uses_spark, run_uses_spark
 from rating_prediction.runtime.lineage import Lineage, StaleArtifactError
 from rating_prediction.runtime.run_guard import (
     RunEndGuard,
@@ -34,11 +39,21 @@ from rating_prediction.runtime.run_guard import (
     project_tags,
     remove_partial_files,
 )
+from rating_prediction.runtime.spark import (
+    SPARK_SETTINGS,
+    SparkSetupError,
+    spark_settings,
+    start_session,
+)
 from rating_prediction.serving.bundle import BEST_VARIANT, select_served_variant
 from rating_prediction.serving.ranker import select_served_ranker
 from rating_prediction.serving.registry import log_and_register
 
 LINEAGE_MANIFEST = Path("data") / "lineage.json"
+# A Spark environment's artifacts have the same names as a plain run's, in other files
+# (data/spark/): their lineage is recorded apart, so neither run finds the other's
+# files stale.
+SPARK_LINEAGE_MANIFEST = Path("data") / "spark" / "lineage.json"
 # A node quicker than this gets a line in the file log only (see NodeTimingHooks).
 QUICK_NODE_SECONDS = 0.1
 
@@ -98,6 +113,52 @@ def check_served_ranker(served_ranker: str) -> None:
         select_served_ranker({}, served_ranker)
     except ValueError as error:
         raise ParameterError(f"'inference.served_ranker': {error}") from None
+
+
+class RefusedSparkRun(SparkSetupError, click.ClickException):
+    """A :class:`~rating_prediction.runtime.spark.SparkSetupError` (no Java, a master
+    that does not answer) or a parameter Spark cannot honour, printed by ``kedro run``
+    as ``Error: <message>`` with exit status 1, before anything is written."""
+
+    def __init__(self, message: str) -> None:
+        click.ClickException.__init__(self, message)
+
+
+class SparkHooks:
+    """Starts the SparkSession of a Spark environment (``kedro run --env spark``, or
+    a notebook's session in it) from its ``spark.yml`` and ``conf/local/spark.yml``, as
+    Kedro's PySpark starter does; in any other environment it does nothing, and
+    nothing imports pyspark. ``trylast``: after the parameters are checked, so a bad
+    one is refused without starting a JVM."""
+
+    @hook_impl(trylast=True)
+    def after_context_created(self, context: KedroContext) -> None:
+        conf_source = Path(context.config_loader.conf_source)
+        if not env_uses_spark(conf_source, context.env):
+            return
+        try:
+            check_spark_split(context.params.get("processing", {}))
+            settings = spark_settings(
+                context.config_loader[SPARK_SETTINGS], conf_source, context.env
+            )
+            start_session(settings)
+        except (SparkSetupError, ParameterError) as error:
+            raise RefusedSparkRun(str(error)) from None
+
+
+def check_spark_split(processing: dict[str, Any]) -> None:
+    """``processing.split.strategy`` against the strategies Spark runs.
+
+    Raises:
+        ParameterError: For ``random`` or ``predefined``, saying to use ``hash``.
+    """
+    strategy = parse(ProcessingParameters, processing, "processing").split.strategy
+    if strategy not in SPARK_STRATEGIES:
+        raise ParameterError(
+            f"'processing.split.strategy' is {strategy!r}, which Spark does not run "
+            "(it needs the ratings in one place and one order); use 'hash', which "
+            "partitions and gives the same split on one machine, or 'temporal'."
+        )
 
 
 class RunGuardHooks:
@@ -252,8 +313,9 @@ class LineageHooks:
         self, run_params: dict[str, Any], catalog: DataCatalog
     ) -> None:
         rebuilt_by = _pipelines_writing_each_dataset()
+        manifest = SPARK_LINEAGE_MANIFEST if run_uses_spark() else LINEAGE_MANIFEST
         self._lineage = Lineage(
-            manifest_path=Path(run_params["project_path"]) / LINEAGE_MANIFEST,
+            manifest_path=Path(run_params["project_path"]) / manifest,
             filepaths=_local_paths(catalog, rebuilt_by),
             rebuilt_by=rebuilt_by,
             run_id=run_params["run_id"],
@@ -292,12 +354,10 @@ class LineageHooks:
 
 
 def _pipelines_writing_each_dataset() -> dict[str, str]:
-    """For every dataset some node of the project writes, the pipeline to rerun for it
-    (`kedro run --pipelines x` registers only x, so the modules are read directly)."""
-    names = sorted(
-        module.name
-        for module in pkgutil.iter_modules(rating_prediction.pipelines.__path__)
-    )
+    """For every dataset some node of the run's environment writes, the pipeline to
+    rerun for it (`kedro run --pipelines x` registers only x, so the modules are read
+    directly)."""
+    names = environment_pipeline_names()
     writers: dict[str, str] = {}
     for name in sorted(names, key=lambda name: name in RUN_ALONE):
         module = importlib.import_module(f"rating_prediction.pipelines.{name}")

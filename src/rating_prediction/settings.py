@@ -9,7 +9,9 @@ from rating_prediction.hooks import (
     RunGuardHooks,
     RunStatusHooks,
     ServingHooks,
+    SparkHooks,
 )
+from rating_prediction.runtime.environment import RunEnvironmentStore
 from rating_prediction.runtime.tracking import RedactingMlflowHook
 
 # RedactingMlflowHook replaces kedro-mlflow's own hook instance (disabled below); last,
@@ -25,9 +27,15 @@ HOOKS = (
     LINEAGE_HOOKS,
     NodeTimingHooks(),
     ServingHooks(LINEAGE_HOOKS),
+    SparkHooks(),
     RedactingMlflowHook(),
 )
 DISABLE_HOOKS_FOR_PLUGINS = ("kedro_mlflow",)
+
+# Kedro's default session store (nothing persisted) that also records the run's
+# configuration environment: register_pipelines() gets none, and `--env spark` runs
+# the Spark pipelines instead of the others (rating_prediction.runtime.environment).
+SESSION_STORE_CLASS = RunEnvironmentStore
 
 # `oc.env` is enabled for all configuration (Kedro enables it for credentials only) so that
 # conf/base/mlflow.yml can honour MLFLOW_TRACKING_URI and fall back to the SQLite store.
@@ -40,4 +48,7 @@ CONFIG_LOADER_ARGS = {
     # Environments (conf/local, conf/scale) override single keys of the nested parameters
     # instead of replacing whole top-level blocks.
     "merge_strategy": {"parameters": "soft"},
+    # conf/spark/spark.yml: the Spark properties the session of `--env spark` is built
+    # from (SparkHooks), as in Kedro's PySpark starter.
+    "config_patterns": {"spark": ["spark*", "spark*/**"]},
 }

@@ -48,8 +48,30 @@ def test_one_dispatcher_labels_the_split_and_every_fold():
     with pytest.raises(
         ValueError,
         match=r"Unknown split strategy 'by_user'; valid: random, temporal, "
-        r"predefined, kfold\.",
+        r"predefined, kfold, hash\.",
     ):
         split_labels(frame, "by_user")
     with pytest.raises(ValueError, match="run the data_ingestion pipeline first"):
         split_labels(frame, "predefined", fold="u1")
+
+
+def test_the_hash_split_labels_each_rating_by_its_indices_alone():
+    """Shares near the fractions, the same label whatever the row order or the other
+    rows, another split for another seed."""
+    rng = np.random.default_rng(0)
+    ratings = pl.DataFrame(
+        {
+            "userIdMapped": rng.integers(0, 5_000, 100_000, dtype=np.int32),
+            "movieIdMapped": rng.integers(0, 3_000, 100_000, dtype=np.int32),
+        }
+    )
+    labels = split_labels(ratings, "hash", seed=42, fractions=[0.7, 0.2, 0.1])
+    shares = labels.value_counts(normalize=True).sort(labels.name)["proportion"]
+    assert np.allclose(shares.to_list(), [0.7, 0.2, 0.1], atol=0.01)
+    order = rng.permutation(ratings.height)
+    shuffled = split_labels(ratings[order], "hash", seed=42, fractions=[0.7, 0.2, 0.1])
+    assert shuffled.equals(labels.gather(order))
+    head = split_labels(ratings.head(10), "hash", seed=42, fractions=[0.7, 0.2, 0.1])
+    assert head.equals(labels.head(10))
+    other = split_labels(ratings, "hash", seed=43, fractions=[0.7, 0.2, 0.1])
+    assert (other != labels).mean() > 0.3

@@ -5,5 +5,8 @@
 - :mod:`.ids`: original id <-> 0-based index, ``-1`` for unknown, the one "seen in
   training" mask;
 - :mod:`.splitting`: which split each rating goes to (random, temporal, K-fold, a
-  release's own folds), one dispatcher for processing and cross-validation.
+  release's own folds, a seeded hash), one dispatcher for processing and
+  cross-validation;
+- :mod:`.spark_processing`: the top-N filter, the id mappings and the hash and temporal
+  splits on Spark DataFrames (``--env spark``), the same as one machine's.
 """

@@ -5,6 +5,10 @@ for each cross-validation fold alike. Every function returns an Int8 series alig
 the mapped ids, as data_processing sorts them), so the same seed gives the same split.
 A label of ``EXCLUDED`` (3) drops the rating from every split (a predefined fold that
 does not hold it).
+
+The ``hash`` split labels each rating by a seeded hash of its (userIdMapped,
+movieIdMapped) alone, so it needs no row order and partitions: Spark computes the same
+labels, rating by rating (:mod:`rating_prediction.data.spark_processing`).
 """
 
 from __future__ import annotations
@@ -17,7 +21,27 @@ import polars as pl
 from rating_prediction.data.schema import SPLITS
 
 TRAIN, VAL, TEST, EXCLUDED = 0, 1, 2, 3
-STRATEGIES = ("random", "temporal", "predefined", "kfold")
+STRATEGIES = ("random", "temporal", "predefined", "kfold", "hash")
+# The strategies Spark runs: a rating's label there cannot depend on a row order
+# (random, kfold) or on a release's fold files (predefined).
+SPARK_STRATEGIES = ("hash", "temporal")
+
+# The hash split's hash: Spark's own `xxhash64` (XXH64 with Spark's seed 42) of the
+# split's seed (bigint), then of the user's and the movie's index (int), computed here
+# in polars' wrapping UInt64 arithmetic (polars' own hash changes between versions).
+# Its top 32 bits place a rating in 0..2**32, cut at the fractions.
+XXH_PRIMES = (
+    0x9E3779B185EBCA87,
+    0xC2B2AE3D27D4EB4F,
+    0x165667B19E3779F9,
+    0x85EBCA77C2B2AE63,
+    0x27D4EB2F165667C5,
+)
+SPARK_HASH_SEED = 42
+HASH_BITS = 32
+HASH_RANGE = 2**HASH_BITS
+WORD = 2**64
+HASH = "hash"
 
 
 def split_labels(
@@ -41,7 +65,9 @@ def split_labels(
     - ``predefined``: the release's fold ``fold`` of ``fold_pairs``, a seeded
       ``val_fraction`` of its base carved out as val (:func:`predefined_split_labels`);
     - ``kfold``: fold ``fold_index`` (0-based) of ``k``-fold cross validation, a seeded
-      ``val_fraction`` of the rest carved out as val (:func:`kfold_split_labels`).
+      ``val_fraction`` of the rest carved out as val (:func:`kfold_split_labels`);
+    - ``hash``: a seeded hash of each rating's mapped ids against ``fractions``
+      (:func:`hash_split_labels`), the same labels on Spark.
 
     The data_processing split and every cross-validation fold come from here, so a new
     strategy is one more branch (and its name in the parameters that may choose it).
@@ -63,6 +89,8 @@ def split_labels(
         return predefined_split_labels(ratings, fold_pairs, fold, val_fraction, seed)
     if strategy == "kfold":
         return kfold_split_labels(ratings.height, k, fold_index, val_fraction, seed)
+    if strategy == "hash":
+        return hash_split_labels(ratings, list(fractions), seed)
     raise ValueError(
         f"Unknown split strategy {strategy!r}; valid: {', '.join(STRATEGIES)}."
     )
@@ -100,6 +128,95 @@ def cut_points(n_ratings: int, fractions: list[float]) -> tuple[int, int]:
     train_end = round(n_ratings * train_fraction)
     val_end = min(n_ratings, round(n_ratings * (train_fraction + val_fraction)))
     return train_end, val_end
+
+
+def hash_thresholds(fractions: list[float]) -> tuple[int, int]:
+    """The hash values (in 0..2**32) where train ends and where val ends: a rating
+    whose hash lies below the first is train, below the second val, else test. Whole
+    numbers, so that both engines compare the same values."""
+    train_fraction, val_fraction, _ = fractions
+    train_end = round(train_fraction * HASH_RANGE)
+    return train_end, min(
+        HASH_RANGE, round((train_fraction + val_fraction) * HASH_RANGE)
+    )
+
+
+def hash_split_labels(
+    ratings: pl.DataFrame, fractions: list[float], seed: int
+) -> pl.Series:
+    """Labels each rating 0/1/2 by a seeded hash of (userIdMapped, movieIdMapped): the
+    shares come near ``fractions`` (each rating draws on its own), and a rating's label
+    depends on nothing else, so any engine, partitioning or row order gives the same
+    split (:func:`rating_prediction.data.spark_processing.hash_labels` on Spark).
+    """
+    seeded = xxh64_long(seed, SPARK_HASH_SEED)
+    hashed = ratings.lazy().select(
+        "userIdMapped", "movieIdMapped", pl.lit(seeded, dtype=pl.UInt64).alias(HASH)
+    )
+    for column in ("userIdMapped", "movieIdMapped"):
+        hashed = _xxh64_int(hashed, column)
+    train_end, val_end = hash_thresholds(fractions)
+    top_bits = pl.col(HASH) // _unsigned(2**HASH_BITS)
+    return (
+        hashed.select(
+            pl.when(top_bits < train_end)
+            .then(TRAIN)
+            .when(top_bits < val_end)
+            .then(VAL)
+            .otherwise(TEST)
+            .cast(pl.Int8)
+        )
+        .collect()
+        .to_series()
+    )
+
+
+def xxh64_long(value: int, seed: int) -> int:
+    """XXH64 of one 64-bit integer, as Spark's ``XXH64.hashLong`` (as unsigned)."""
+    p1, p2, _, p4, p5 = XXH_PRIMES
+    hashed = (seed + p5 + 8) % WORD
+    hashed ^= _rotated(value % WORD * p2 % WORD, 31) * p1 % WORD
+    hashed = (_rotated(hashed, 27) * p1 + p4) % WORD
+    return _finished(hashed)
+
+
+def _rotated(value: int, bits: int) -> int:
+    return (value << bits | value >> (64 - bits)) % WORD
+
+
+def _finished(hashed: int) -> int:
+    _, p2, p3, _, _ = XXH_PRIMES
+    hashed = (hashed ^ hashed >> 33) * p2 % WORD
+    hashed = (hashed ^ hashed >> 29) * p3 % WORD
+    return hashed ^ hashed >> 32
+
+
+def _xxh64_int(hashed: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """``HASH`` carried on through the XXH64 of ``column`` (non-negative 32-bit
+    integers), as Spark's ``XXH64.hashInt``, in polars' wrapping UInt64 arithmetic.
+    One step per projection: a step uses the previous value twice, and written as one
+    expression the steps would repeat each other."""
+    p1, p2, p3, _, p5 = (_unsigned(prime) for prime in XXH_PRIMES)
+    value = pl.col(HASH)
+    steps = [
+        value + p5 + _unsigned(4),
+        value.xor(pl.col(column).cast(pl.UInt64) * p1),
+        _rotated_expr(value, 23) * p2 + p3,
+        value.xor(value // _unsigned(2**33)) * p2,
+        value.xor(value // _unsigned(2**29)) * p3,
+        value.xor(value // _unsigned(2**32)),
+    ]
+    for step in steps:
+        hashed = hashed.with_columns(step.alias(HASH))
+    return hashed
+
+
+def _rotated_expr(value: pl.Expr, bits: int) -> pl.Expr:
+    return (value * _unsigned(2**bits)).or_(value // _unsigned(2 ** (64 - bits)))
+
+
+def _unsigned(value: int) -> pl.Expr:
+    return pl.lit(value, dtype=pl.UInt64)
 
 
 def temporal_split_labels(ratings: pl.DataFrame, fractions: list[float]) -> pl.Series:

@@ -24,9 +24,13 @@ class SplitParameters(Parameters):
     ``u5``, ``ua``, ``ub``): test is ``<fold>.test``, and a seeded ``val_fraction`` of
     ``<fold>.base`` becomes val (there is no official validation set); ``fractions``
     are then unused.
+
+    ``hash`` draws each rating's part from a seeded hash of its user's and movie's
+    indices: it partitions (no row order involved), so Spark (``--env spark``) gives
+    the very same split as one machine.
     """
 
-    strategy: Literal["random", "temporal", "predefined"]
+    strategy: Literal["random", "temporal", "predefined", "hash"]
     fractions: list[Annotated[float, Field(gt=0)]]
     seed: Seed
     fold: str = "u1"

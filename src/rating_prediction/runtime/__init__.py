@@ -11,5 +11,8 @@ tracking, the console and the progress of long steps.
 - :mod:`.console`: what a run prints, and what only the file log keeps;
 - :mod:`.progress`: long steps' progress, with an estimate of the time left;
 - :mod:`.library_warnings`: the few warnings libraries raise about each other, ignored
-  narrowly.
+  narrowly;
+- :mod:`.environment`: the run's configuration environment, for the pipeline registry;
+- :mod:`.spark`: the Spark session of ``--env spark``, and the checks that stop a run
+  when Spark cannot start.
 """
