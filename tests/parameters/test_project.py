@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kedro.config import OmegaConfigLoader
 
-from rating_prediction.models.variants import VARIANTS, UnknownVariantError, variant
+from rating_prediction.models.variants import ALL_VARIANTS, UnknownVariantError, variant
 from rating_prediction.parameters import (
     ParameterError,
     ProjectParameters,
@@ -34,7 +34,7 @@ def project_parameters(env: str = "local") -> dict[str, Any]:
 @pytest.mark.parametrize("env", ["local", "scale", "netflix-size"])
 def test_every_environment_parses(env):
     parameters = parse(ProjectParameters, project_parameters(env), "")
-    assert set(parameters.training.model_fields) == set(VARIANTS)
+    assert set(parameters.training.model_fields) == set(ALL_VARIANTS)
 
 
 def test_the_netflix_size_environment_has_the_prizes_shape():

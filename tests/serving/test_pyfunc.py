@@ -90,11 +90,13 @@ def test_logged_model_declares_its_columns_and_checks_them_itself(loaded_model):
         ("userId", "Any", False),
         ("movieId", "Any", False),
         ("rating", "Any", False),
+        ("timestamp", "Any", False),
     ]
     assert set(loaded_model.metadata.metadata["input_columns"]) == {
         "userId",
         "movieId",
         "rating",
+        "timestamp",
     }
     assert [param.name for param in loaded_model.metadata.get_params_schema()] == [
         "task",

@@ -327,7 +327,7 @@ def test_an_unexpected_error_is_logged_and_answered_in_short(
 
 
 def test_an_answer_with_nan_is_an_error_of_the_server(served, monkeypatch):
-    def nan_scores(served, users, movies):
+    def nan_scores(served, users, movies, timestamps=None):
         return {
             "prediction": np.full(len(users), np.nan),
             "known_user": np.ones(len(users), bool),

@@ -17,10 +17,11 @@ from rating_prediction.training import bayesian_fm
 from rating_prediction.training.bayesian_fm import (
     BayesianFMSettings,
     RelationBlocks,
+    SideFeatures,
     export_biased_mf,
     fit,
-    genre_matrix,
 )
+from rating_prediction.training.bayesian_fm.features import genre_matrix
 from rating_prediction.training.bayesian_fm.sampling import (
     myfm,
     without_myfms_own_bar,
@@ -76,7 +77,7 @@ def test_blocks_without_implicit_features_and_with_genres(data):
         (n_users, n_movies),
         implicit=False,
         flipped=False,
-        genres=genres,
+        side=SideFeatures(movies=(genres,)),
     )
     # The vocabulary is the genres that occur: Action, Comedy, Drama.
     assert genres.shape == (n_movies, 3)
@@ -95,7 +96,7 @@ def test_export_predicts_exactly_what_myfm_predicts(data, genres):
     blocks = RelationBlocks.from_ratings(
         data["train_ratings"],
         (n_users, n_movies),
-        genres=genre_table if genres else None,
+        side=SideFeatures(movies=(genre_table,) if genres else ()),
     )
     settings = BayesianFMSettings(rank=3, n_iter=12, n_kept_samples=6)
     model = fit(settings, data["train_ratings"], blocks)

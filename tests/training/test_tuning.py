@@ -3,10 +3,21 @@
 
 from __future__ import annotations
 
+import optuna
 import pytest
 
-from rating_prediction.parameters import ParameterError, TuningParameters, parse
-from rating_prediction.training.tuning import VAL_MSE, check_tunable, with_values
+from rating_prediction.parameters import (
+    BayesianFMParameters,
+    ParameterError,
+    TuningParameters,
+    parse,
+)
+from rating_prediction.training.tuning import (
+    VAL_MSE,
+    check_tunable,
+    suggest,
+    with_values,
+)
 
 
 @pytest.mark.parametrize("ranker", ["ease", "als", "bpr"])
@@ -67,3 +78,34 @@ def test_degenerate_or_unknown_tuning_parameters_are_rejected(change, message):
     assert parse(TuningParameters, VALID, "tuning").n_trials == 3
     with pytest.raises(ParameterError, match=message):
         parse(TuningParameters, VALID | change, "tuning")
+
+
+def test_a_categorical_choice_may_switch_a_nullable_key_off():
+    """bayesian_fm's time feature is tuned as ``features.time_bucket_days`` in
+    ``[null, 1, ...]``: ``None`` is a choice, and the trial's options hold it."""
+    settings = parse(
+        TuningParameters,
+        VALID
+        | space(
+            {
+                "features.time_bucket_days": {
+                    "type": "categorical",
+                    "choices": [None, 1, 30],
+                },
+                "likelihood": {
+                    "type": "categorical",
+                    "choices": ["regression", "ordered_probit"],
+                },
+            }
+        ),
+        "tuning",
+    )
+    drawn = {"features.time_bucket_days": None, "likelihood": "ordered_probit"}
+    values = suggest(optuna.trial.FixedTrial(drawn), settings.search_space)
+    assert values == drawn
+    options = with_values({"features": {"time_bucket_days": 7}}, values)
+    assert options == {
+        "features": {"time_bucket_days": None},
+        "likelihood": "ordered_probit",
+    }
+    parse(BayesianFMParameters, options, "training.bayesian_fm")

@@ -3,6 +3,8 @@
 Both map (user index, movie index) pairs, as 0-based mapped ids, to a rating. A negative index
 means "not seen in training": :meth:`RatingModel.predict` gives such ids zero factors and zero
 biases, which is each model's natural fallback (the global mean plus whatever is known).
+:meth:`RatingModel.predict` also takes each pair's timestamp (unix seconds), which only a
+model with a time feature reads (:class:`~rating_prediction.models.sampled.SampledFactorization`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,15 @@ class RatingModel(nn.Module):
         raise NotImplementedError
 
     @torch.no_grad()
-    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        """Ratings clipped to the rating scale; negative ids are treated as unknown."""
+    def predict(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Ratings clipped to the rating scale; negative ids are treated as unknown.
+        ``timestamps``: each pair's unix seconds (NaN or ``None``: none given, the
+        model's default), read by a model with a time feature, ignored by others."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -102,7 +111,12 @@ class InnerSigmoidModel(RatingModel):
         return [(self.user_embedding, seen_users), (self.movie_embedding, seen_movies)]
 
     @torch.no_grad()
-    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         return self._score(
             self.embed(self.user_embedding, users),
             self.embed(self.movie_embedding, movies),
@@ -187,7 +201,12 @@ class BiasedMatrixFactorization(RatingModel):
         ]
 
     @torch.no_grad()
-    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         raw = self._score(
             self.embed(self.user_factors, users),
             self.embed(self.movie_factors, movies),

@@ -145,7 +145,12 @@ class EaseRanker(RatingModel):
         return scores
 
     @torch.no_grad()
-    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The ranking score of each (user, movie) pair, ``-inf`` for a movie without
         weights (or ``-1``): ``sum_j x_uj B[j, movie]`` over the user's items, with
         memory bounded by the pairs' users' interactions, not by the catalogue."""
@@ -234,7 +239,12 @@ class FactorRanker(RatingModel):
         self.register_buffer("fitted_movies", torch.zeros(n_movies, dtype=torch.bool))
 
     @torch.no_grad()
-    def predict(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
+    def predict(
+        self,
+        users: torch.Tensor,
+        movies: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The ranking score of each (user, movie) pair: ``U[user] . V[movie]``; 0
         for an unknown user (``-1``), ``-inf`` for an unknown movie (``-1``) or one
         without factors."""

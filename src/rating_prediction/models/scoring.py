@@ -4,10 +4,14 @@ in evaluation and in serving, goes through here.
 - Score matrices (:func:`score_block`): every movie for a block of mapped users. A
   biased MF (``BiasedMatrixFactorization``, whatever variant built it) scores a block as
   ``mu + b_u + b_m + P_u Q^T``, one matrix product, with the users' own parameters or
-  folded-in ones (:class:`UserVectors`); other models score every movie with their own
-  ``predict_all_movies`` (a ranker's ``-inf`` marks a movie it does not score).
+  folded-in ones (:class:`UserVectors`); a ``SampledFactorization`` scores its expected
+  rating at its default time bucket, a few movies at a time (bounded memory), with the
+  users' own or folded-in per-sample parameters; other models score every movie with
+  their own ``predict_all_movies`` (a ranker's ``-inf`` marks a movie it does not
+  score).
 - Pair scoring (:class:`PairScorer`, :func:`score_pairs_in_batches`): (user, movie)
-  pairs, ``-1`` meaning unknown, with the users' own parameters or folded-in ones.
+  pairs, ``-1`` meaning unknown, with the users' own parameters or folded-in ones, and
+  each pair's timestamp where the model has a time feature.
 - Top-K (:func:`top_k`, :func:`top_k_indices`): each row's best columns, equal scores to
   the lower column (movie index), so evaluation and serving rank alike.
 - The popularity blend (:func:`popularity_blend`, :func:`blended_scorer`): model scores
@@ -29,6 +33,7 @@ from rating_prediction.models.factorization import (
     BiasedMatrixFactorization,
     RatingModel,
 )
+from rating_prediction.models.sampled import SampledFactorization
 
 # Candidates beyond K that top-K keeps to order ties without a key per score.
 TIE_CANDIDATES = 32
@@ -45,7 +50,9 @@ SCORE_BATCH_ROWS = 8_192
 
 @dataclass(frozen=True)
 class UserVectors:
-    """Users' factors ``(n, d)`` and biases ``(n,)``: looked up or folded in."""
+    """Users' factors ``(n, d)`` and biases: looked up or folded in. The biases are
+    ``(n,)`` for a biased MF, ``(n, S)`` (one per sample) for a
+    ``SampledFactorization``, whose factors stack its samples' (``d = S * rank``)."""
 
     factors: torch.Tensor
     biases: torch.Tensor
@@ -54,6 +61,12 @@ class UserVectors:
 def is_biased_mf(model: RatingModel) -> bool:
     """Whether ``model`` has the biased MF's factors and biases (fold-in applies)."""
     return isinstance(model, BiasedMatrixFactorization)
+
+
+def has_user_vectors(model: RatingModel) -> bool:
+    """Whether ``model`` scores users from :class:`UserVectors` (its own, looked up,
+    or folded-in ones): a biased MF or a ``SampledFactorization``."""
+    return isinstance(model, BiasedMatrixFactorization | SampledFactorization)
 
 
 def movie_factor_table(model: RatingModel) -> torch.Tensor:
@@ -72,23 +85,29 @@ def movie_count(model: RatingModel) -> int:
     return int(count) if count is not None else movie_factor_table(model).shape[0]
 
 
-def lookup_users(model: BiasedMatrixFactorization, users: np.ndarray) -> UserVectors:
+def lookup_users(
+    model: BiasedMatrixFactorization | SampledFactorization, users: np.ndarray
+) -> UserVectors:
     """Factors and biases of mapped users; zeros for ``-1`` (unknown)."""
     index = torch.from_numpy(np.asarray(users, dtype=np.int64))
     with torch.no_grad():
+        factors = model.embed(model.user_factors, index)
+        biases = model.embed(model.user_bias, index)
         return UserVectors(
-            model.embed(model.user_factors, index),
-            model.embed(model.user_bias, index).squeeze(-1),
+            factors, biases.squeeze(-1) if is_biased_mf(model) else biases
         )
 
 
 def score_block(model: RatingModel, users: np.ndarray, vectors=None) -> torch.Tensor:
     """Predicted ratings ``(len(users), n_movies)`` of a block of mapped users.
 
-    ``vectors`` (biased MF only) replaces the looked-up user parameters, e.g. with
-    folded-in ones.
+    ``vectors`` (a model with :func:`has_user_vectors` only) replaces the looked-up
+    user parameters, e.g. with folded-in ones.
     """
     with torch.no_grad():
+        if isinstance(model, SampledFactorization):
+            vectors = vectors or lookup_users(model, users)
+            return model.score_users(vectors.factors, vectors.biases)
         if is_biased_mf(model):
             vectors = vectors or lookup_users(model, users)
             # The user's bias and the mean ride in the product as one more factor
@@ -111,10 +130,11 @@ class PairScorer:
 
     A biased MF scores from copies of its tables with one extra zero row at the end,
     which index ``-1`` selects: unknown ids get zero factors and biases without a mask.
-    Other models go through their own ``predict``.
+    Other models go through their own ``predict``, with each pair's timestamp (a
+    ``SampledFactorization`` with folded-in users' vectors too).
 
     ``batch_rows`` is how many pairs to score at once: ``SCORE_BATCH_ROWS``, fewer for
-    a biased MF's wide factors, so the rows gathered from each table (at most
+    wide factors, so the rows gathered from each table (at most
     ``GATHERED_ELEMENTS`` values) stay in cache (benchmarks/pair_scoring.py).
     """
 
@@ -125,6 +145,12 @@ class PairScorer:
         self.model = model
         self.tables = None
         self.batch_rows = SCORE_BATCH_ROWS
+        if has_user_vectors(model):
+            width = max(1, model.movie_factors.weight.shape[1])
+            self.batch_rows = min(
+                SCORE_BATCH_ROWS,
+                max(self.MIN_BATCH_ROWS, self.GATHERED_ELEMENTS // width),
+            )
         if is_biased_mf(model):
             self.tables = [
                 _with_zero_row(table.weight.detach())
@@ -135,22 +161,23 @@ class PairScorer:
                     model.movie_bias,
                 )
             ]
-            width = max(1, model.movie_factors.weight.shape[1])
-            self.batch_rows = min(
-                SCORE_BATCH_ROWS,
-                max(self.MIN_BATCH_ROWS, self.GATHERED_ELEMENTS // width),
-            )
 
     def __call__(
         self,
         users: torch.Tensor,
         movies: torch.Tensor,
         vectors: UserVectors | None = None,
+        timestamps: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Scores of the pairs; with ``vectors`` (biased MF only), ``users`` index
-        its rows (folded-in users) instead of the model's users."""
+        """Scores of the pairs at their ``timestamps`` (unix seconds, NaN: none
+        given; read by a model with a time feature only); with ``vectors`` (a model
+        with :func:`has_user_vectors` only), ``users`` index its rows (folded-in
+        users) instead of the model's users."""
+        if isinstance(self.model, SampledFactorization):
+            rows = None if vectors is None else (vectors.factors, vectors.biases)
+            return self.model.predict(users, movies, timestamps, user_rows=rows)
         if self.tables is None:
-            return self.model.predict(users, movies)
+            return self.model.predict(users, movies, timestamps)
         model = self.model
         user_factors, movie_factors, user_bias, movie_bias = self.tables
         if vectors is not None:
@@ -178,13 +205,17 @@ def score_pairs_in_batches(
     movies: np.ndarray,
     batch_rows: int = SCORE_BATCH_ROWS,
     vectors: UserVectors | None = None,
+    *,
+    timestamps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predictions (float64) for mapped index pairs (``-1`` unknown), by ``scorer``
     (a model's ``predict`` or a :class:`PairScorer`, which alone takes ``vectors``),
-    ``batch_rows`` at a time."""
+    ``batch_rows`` at a time, at each pair's ``timestamps`` (float64 unix seconds, NaN:
+    none given) when given."""
     predictions = np.empty(len(users), dtype=np.float64)
     users, movies = torch.from_numpy(users), torch.from_numpy(movies)
     extra = {} if vectors is None else {"vectors": vectors}
+    seconds = None if timestamps is None else torch.from_numpy(timestamps)
     # Row gathers are bound by memory, not arithmetic: one thread is faster than
     # several contending ones, and leaves the other cores to other requests.
     threads = torch.get_num_threads()
@@ -193,6 +224,8 @@ def score_pairs_in_batches(
         with torch.no_grad():
             for start in range(0, len(predictions), batch_rows):
                 stop = start + batch_rows
+                if seconds is not None:
+                    extra["timestamps"] = seconds[start:stop]
                 predictions[start:stop] = scorer(
                     users[start:stop], movies[start:stop], **extra
                 )

@@ -8,7 +8,12 @@ adding a variant is one entry here (plus its parameter model and its conf block,
 test holds against this table).
 
 The fit function is named by its import path and imported on first use: the served
-model and the evaluation read this table too, and must load without Lightning or myFM.
+model and the evaluation read this table too, and must load without Lightning, myFM or
+pyspark.
+
+Each variant names its engine: the one-machine variants (:data:`VARIANTS`) are what the
+default environment trains; the Spark ones (``spark_als``, ``spark_als_implicit``) are
+fitted by ``kedro run --env spark`` only, and served by the same model classes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from rating_prediction.models.factorization import (
     RatingModel,
 )
 from rating_prediction.models.rankers import AlsRanker, BprRanker, EaseRanker
+from rating_prediction.models.sampled import SampledFactorization
 from rating_prediction.parameters import Parameters
 from rating_prediction.parameters.training import (
     AlsParameters,
@@ -32,8 +38,16 @@ from rating_prediction.parameters.training import (
     BprParameters,
     EaseParameters,
     InnerSigmoidArguments,
+    SparkAlsImplicitParameters,
+    SparkAlsParameters,
     VariantParameters,
 )
+
+# Where a variant is fitted: on one machine (the default environment's training,
+# tuning, cross-validation and evaluation pipelines), or on Apache Spark (`kedro run
+# --env spark`, the spark_modelling pipeline), its ratings never collected on the driver.
+LOCAL = "local"
+SPARK = "spark"
 
 
 class UnknownVariantError(ValueError):
@@ -56,6 +70,15 @@ class Variant:
         predicts_ratings: Whether it predicts ratings (scored on every split).
         ranks: Whether its scores rank movies (scored by the ranking metrics).
         folds_in: Whether a new user can be folded in from their own ratings.
+        other_model_classes: The classes its ``config.json`` may name instead of
+            ``model_class`` (``ModelConfig.model_class``): a closed table, so an
+            untrusted config names a class, never code to import.
+        engine: ``LOCAL`` or ``SPARK``: where it is fitted. A Spark variant's fit
+            takes a :class:`~rating_prediction.training.spark_als.SparkTrainingData`
+            and returns its factor tables (Spark DataFrames) in place of the
+            weights, which the spark_modelling pipeline exports; the one-machine
+            pipelines never see it (:data:`VARIANTS`), and its model class serves
+            it like any other.
     """
 
     name: str
@@ -65,6 +88,28 @@ class Variant:
     predicts_ratings: bool = True
     ranks: bool = True
     folds_in: bool = False
+    other_model_classes: tuple[type[RatingModel], ...] = ()
+    engine: str = LOCAL
+
+    def model_class_named(self, name: str | None) -> type[RatingModel]:
+        """The class a config of this variant rebuilds: ``model_class`` for ``None``,
+        else the one of ``model_class`` and ``other_model_classes`` called ``name``.
+
+        Raises:
+            ValueError: Naming the classes it may be, for any other name.
+        """
+        if name is None:
+            return self.model_class
+        classes = {
+            entry.__name__: entry
+            for entry in (self.model_class, *self.other_model_classes)
+        }
+        if name not in classes:
+            raise ValueError(
+                f"model_class {name!r} is not a model class of the {self.name} "
+                f"variant; valid: {', '.join(classes)}."
+            )
+        return classes[name]
 
     def fit_function(self) -> Callable[..., Any]:
         """The fit function, imported on first use."""
@@ -74,8 +119,11 @@ class Variant:
 
 LIGHTNING_FIT = "rating_prediction.training.fit:fit_variant"
 IMPLICIT_FIT = "rating_prediction.training.implicit_rankers:fit_variant"
+SPARK_FIT = "rating_prediction.training.spark_als:fit_variant"
 
-VARIANTS: dict[str, Variant] = {
+# Every variant of every engine: the training parameter blocks, the served model's
+# configs and the error messages know them all.
+ALL_VARIANTS: dict[str, Variant] = {
     entry.name: entry
     for entry in (
         # The notebook's model, faithfully.
@@ -93,13 +141,16 @@ VARIANTS: dict[str, Variant] = {
             folds_in=True,
         ),
         # myFM's Gibbs-sampled Bayesian FM, exported exactly as a biased MF: its
-        # posterior mean over S samples is a biased MF with S * rank factors.
+        # posterior mean over S samples is a biased MF with S * rank factors. With
+        # ordered probit or a time feature it is not one: its S samples are exported
+        # side by side (SampledFactorization, named by its config's model_class).
         Variant(
             "bayesian_fm",
             BiasedMatrixFactorization,
             BayesianFMParameters,
             "rating_prediction.training.bayesian_fm:fit_variant",
             folds_in=True,
+            other_model_classes=(SampledFactorization,),
         ),
         # EASE^R, a closed-form item-item ranker on implicit feedback: its scores
         # rank movies but are not ratings; a new user is folded in from their own
@@ -135,7 +186,35 @@ VARIANTS: dict[str, Variant] = {
             ranks=True,
             folds_in=True,
         ),
+        # Spark MLlib's ALS (`--env spark`). Explicit, for ratings: the global mean
+        # and regularised biases, then ALS on the residuals, exported as a biased MF.
+        # Implicit (implicitPrefs), a ranker beside als: exported as an AlsRanker, so
+        # the same served model answers with either, with no Spark at serving time.
+        Variant(
+            "spark_als",
+            BiasedMatrixFactorization,
+            SparkAlsParameters,
+            SPARK_FIT,
+            ranks=False,
+            folds_in=True,
+            engine=SPARK,
+        ),
+        Variant(
+            "spark_als_implicit",
+            AlsRanker,
+            SparkAlsImplicitParameters,
+            SPARK_FIT,
+            predicts_ratings=False,
+            ranks=True,
+            folds_in=True,
+            engine=SPARK,
+        ),
     )
+}
+# The one-machine variants: what the default environment's pipelines train, tune,
+# cross-validate, evaluate and serve.
+VARIANTS: dict[str, Variant] = {
+    name: entry for name, entry in ALL_VARIANTS.items() if entry.engine == LOCAL
 }
 
 
@@ -146,15 +225,19 @@ def variant(name: str, also_valid: tuple[str, ...] = ()) -> Variant:
         UnknownVariantError: Naming the known variants, after ``also_valid`` (the other
             values the caller accepts in place of a variant, such as ``best``).
     """
-    if name not in VARIANTS:
-        valid = ", ".join([*also_valid, *VARIANTS])
+    if name not in ALL_VARIANTS:
+        valid = ", ".join([*also_valid, *ALL_VARIANTS])
         raise UnknownVariantError(
             f"Unknown model variant {name!r}; valid variants: {valid}."
         )
-    return VARIANTS[name]
+    return ALL_VARIANTS[name]
 
 
-def variants_that(capability: str) -> list[str]:
-    """The names of the variants with ``capability`` (``predicts_ratings``, ``ranks``
-    or ``folds_in``), in registry order."""
-    return [name for name, entry in VARIANTS.items() if getattr(entry, capability)]
+def variants_that(capability: str, engine: str = LOCAL) -> list[str]:
+    """The names of the ``engine``'s variants with ``capability``
+    (``predicts_ratings``, ``ranks`` or ``folds_in``), in registry order."""
+    return [
+        name
+        for name, entry in ALL_VARIANTS.items()
+        if entry.engine == engine and getattr(entry, capability)
+    ]

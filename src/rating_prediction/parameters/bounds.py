@@ -60,6 +60,9 @@ MAX_THREADS = 1_024
 MAX_FOLDS = 100
 MAX_TRIALS = 10_000
 MAX_BUCKETS = 1_000
+# Days per time bucket of bayesian_fm's time feature: a bucket wider than a century
+# holds every rating of every release.
+MAX_BUCKET_DAYS = 36_500
 # Training processes per node (trainer.devices: GPUs, or CPU processes) and nodes:
 # the largest nodes hold 8 to 16 GPUs, the largest clusters a few thousand nodes.
 MAX_DEVICES = 1_024
@@ -78,6 +81,7 @@ EntityCap = Annotated[StrictInt, Field(ge=1, le=MAX_ENTITIES)]
 RowCap = Annotated[StrictInt, Field(ge=1, le=MAX_ROWS)]
 Timestamp = Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP)]
 Seed = Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]
+BucketDays = Annotated[StrictInt, Field(ge=1, le=MAX_BUCKET_DAYS)]
 Threads = Annotated[StrictInt, Field(ge=0, le=MAX_THREADS)]
 Trials = Annotated[StrictInt, Field(ge=1, le=MAX_TRIALS)]
 Buckets = Annotated[StrictInt, Field(ge=1, le=MAX_BUCKETS)]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from typing import Annotated, Any, Generic, Literal
 
 from pydantic import (
@@ -24,6 +26,7 @@ from rating_prediction.parameters.base import (
 from rating_prediction.parameters.bounds import (
     Batches,
     BatchSize,
+    BucketDays,
     Epochs,
     Factors,
     Iterations,
@@ -117,20 +120,33 @@ class VariantParameters(Parameters, Generic[ModelParametersT]):
 
 
 class BayesianFMFeatures(Parameters):
-    """``training.bayesian_fm.features``: which side features the relation blocks hold,
-    all built from the fitted ratings (and the movies table) only."""
+    """``training.bayesian_fm.features``: which features the relation blocks hold, all
+    built from the fitted ratings (and the movies and users tables) only.
+
+    ``time_bucket_days``: the rating date as a third block, one row per bucket of that
+    many days from the fitted ratings' first day (``None``: no time feature; the
+    served model then needs no timestamp). ``user_demographics``: the users table's
+    age, gender, occupation and zip-code region (releases without them add nothing).
+    ``release_year``: the year in the movie's title.
+    """
 
     implicit: StrictBool = True  # user block: the movies the user rated
     flipped: StrictBool = True  # movie block: the users who rated the movie
     genres: StrictBool = True  # movie block: the movie's genres
+    release_year: StrictBool = False  # movie block: the year in its title
+    user_demographics: StrictBool = False  # user block: age, gender, occupation, zip
+    time_bucket_days: BucketDays | None = None
 
 
 class BayesianFMParameters(ScaleFromData):
     """``training.bayesian_fm``: myFM's Gibbs-sampled Bayesian factorisation machine.
 
-    ``n_iter`` Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (the
-    exported model has ``n_kept_samples * rank`` factors, so it bounds memory). The number
-    of samples is chosen on val; with ``refit_on_train_val`` the final model is then
+    ``likelihood``: ``regression`` (Gaussian noise around the score) or
+    ``ordered_probit`` (the rating levels of the fitted ratings as ordered classes,
+    each sample with its own cutpoints; the prediction is the expected rating). ``n_iter``
+    Gibbs samples are drawn; the last ``n_kept_samples`` are averaged (``None``: every
+    one drawn; :attr:`kept_samples`). The exported model has ``kept_samples * rank``
+    factors, so it bounds memory. The number of samples is chosen on val; with ``refit_on_train_val`` the final model is then
     sampled again on train + val. ``history_rows`` measures the per-sample train and
     val MSE on a seeded sample of at most that many rows of each (``None``: all);
     ``max_fit_ratings`` samples on a seeded sample of at most that many of the fitted
@@ -138,18 +154,24 @@ class BayesianFMParameters(ScaleFromData):
     """
 
     seed: Seed = 42
+    likelihood: Literal["regression", "ordered_probit"] = "regression"
     rank: Factors = 10
     n_iter: Iterations = 100
-    n_kept_samples: Iterations = 80
+    n_kept_samples: Iterations | None = 80
     init_stdev: PositiveFloat = 0.1
     features: BayesianFMFeatures = BayesianFMFeatures()
     refit_on_train_val: StrictBool = True
     history_rows: RowCap | None = None
     max_fit_ratings: RowCap | None = None
 
+    @property
+    def kept_samples(self) -> int:
+        """The samples averaged: the last ``n_kept_samples``, or every one drawn."""
+        return self.n_iter if self.n_kept_samples is None else self.n_kept_samples
+
     @model_validator(mode="after")
     def _kept_at_most_drawn(self) -> BayesianFMParameters:
-        if self.n_kept_samples > self.n_iter:
+        if self.kept_samples > self.n_iter:
             raise ValueError(
                 f"n_kept_samples ({self.n_kept_samples}) must not exceed n_iter "
                 f"({self.n_iter})"
@@ -258,6 +280,86 @@ class BprParameters(ImplicitRankerParameters):
         return values
 
 
+# A Spark ALS grid fits every combination of its candidates on train, each a whole ALS
+# fit on the cluster (minutes at scale): a hundred is already a long search.
+MAX_SPARK_ALS_COMBINATIONS = 100
+# Spark ALS's user and item blocks: each is a task of every iteration; more than a few
+# times the cluster's cores only adds scheduling.
+MAX_SPARK_ALS_BLOCKS = 10_000
+
+
+class SparkAlsGridParameters(Parameters):
+    """What ``training.spark_als`` and ``training.spark_als_implicit`` share: Spark
+    MLlib's ALS (``pyspark.ml.recommendation.ALS``) with ``rank`` factors,
+    ``reg_param`` (its ``regParam``: Spark weighs it by each user's and movie's number
+    of ratings, ALS-WR) and ``max_iter`` iterations. Each is a list of candidates:
+    every combination is fitted on train and the one with the best val figure is
+    kept (a list of one value: no search); with ``refit_on_train_val`` it is then
+    fitted again on train + val. ``seed`` seeds the initial factors; ``num_blocks``
+    is ALS's number of user and of item blocks (its tasks per iteration)."""
+
+    rank: Annotated[list[Factors], Field(min_length=1)] = [10]
+    reg_param: Annotated[list[PositiveFloat], Field(min_length=1)] = [0.1]
+    max_iter: Annotated[list[Iterations], Field(min_length=1)] = [10]
+    seed: Seed = 42
+    num_blocks: Annotated[StrictInt, Field(ge=1, le=MAX_SPARK_ALS_BLOCKS)] = 10
+    refit_on_train_val: StrictBool = True
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every combination of the candidate values, in the order of the lists
+        (the last key varies fastest)."""
+        names = self.grid_keys()
+        return [
+            dict(zip(names, values))
+            for values in itertools.product(*(getattr(self, n) for n in names))
+        ]
+
+    def grid_keys(self) -> list[str]:
+        """The keys whose values are candidates."""
+        return ["rank", "reg_param", "max_iter"]
+
+    @model_validator(mode="after")
+    def _bounded_search(self) -> SparkAlsGridParameters:
+        combinations = math.prod(len(getattr(self, n)) for n in self.grid_keys())
+        if combinations > MAX_SPARK_ALS_COMBINATIONS:
+            raise ValueError(
+                f"{combinations} combinations of {', '.join(self.grid_keys())} would "
+                f"each be fitted on the cluster; at most "
+                f"{MAX_SPARK_ALS_COMBINATIONS}: shorten the lists"
+            )
+        return self
+
+
+class SparkAlsParameters(SparkAlsGridParameters):
+    """``training.spark_als``: explicit ALS for ratings. The global mean and
+    regularised user and movie biases are fitted first, on Spark, as the bias baseline
+    is (``bias_epochs`` alternating passes, movie then user biases, each
+    ``sum(r - mu - other bias) / (bias_reg_<side> + count)``); ALS then factorises the
+    residuals ``r - mu - b_u - b_m``. The model is exported as a biased MF, its
+    predictions clipped to the data set's rating scale. The candidates are chosen on
+    val RMSE."""
+
+    bias_reg_user: NonNegativeFloat = 15.0
+    bias_reg_movie: NonNegativeFloat = 10.0
+    bias_epochs: Epochs = 3
+
+
+class SparkAlsImplicitParameters(SparkAlsGridParameters):
+    """``training.spark_als_implicit``: implicit ALS (``implicitPrefs``), a ranker.
+    Each training rating of at least ``min_rating`` (``None``: every rating) is a
+    preference of confidence ``1 + alpha * value`` (value 1 for ``feedback: binary``,
+    the rating for ``rating``), as for ``training.als``. ``alpha`` is a list of
+    candidates too; the candidates are chosen on val NDCG@K
+    (``evaluation.ranking``)."""
+
+    alpha: Annotated[list[NonNegativeFloat], Field(min_length=1)] = [1.0]
+    feedback: Literal["binary", "rating"] = "rating"
+    min_rating: NonNegativeFloat | None = None
+
+    def grid_keys(self) -> list[str]:
+        return [*super().grid_keys(), "alpha"]
+
+
 class TrainingParameters(Parameters):
     """``training``: one block per model variant; the key names the variant."""
 
@@ -267,6 +369,8 @@ class TrainingParameters(Parameters):
     ease: EaseParameters = EaseParameters()
     als: AlsParameters = AlsParameters()
     bpr: BprParameters = BprParameters()
+    spark_als: SparkAlsParameters = SparkAlsParameters()
+    spark_als_implicit: SparkAlsImplicitParameters = SparkAlsImplicitParameters()
 
 
 def known_variant(variant: str) -> str:

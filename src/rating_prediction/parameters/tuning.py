@@ -22,14 +22,16 @@ from rating_prediction.parameters.training import TrainingParameters, VariantNam
 
 class SearchDimension(Parameters):
     """One tuned key: ``int`` or ``float`` between ``low`` and ``high`` (``log``:
-    log-uniform; ``step``: a grid), or one of ``choices`` (``categorical``)."""
+    log-uniform; ``step``: a grid), or one of ``choices`` (``categorical``; ``None``
+    among them switches off a key that may be null, e.g. bayesian_fm's
+    ``features.time_bucket_days``)."""
 
     type: Literal["int", "float", "categorical"]
     low: float | None = None
     high: float | None = None
     log: StrictBool = False
     step: PositiveFloat | None = None
-    choices: list[StrictBool | StrictInt | float | str] | None = None
+    choices: list[StrictBool | StrictInt | float | str | None] | None = None
 
     @model_validator(mode="after")
     def _bounded_or_listed(self) -> SearchDimension:

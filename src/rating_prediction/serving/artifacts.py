@@ -20,8 +20,10 @@ Loading checks each file's structure before using it, cheaply (vectorised): the 
 columns of the declared type, without nulls, strictly ascending (the mappings number ids
 in ascending order: a reordered file would answer users with other users' rows, a
 repeated id would have two); the CSR arrays in bounds and monotone; every weight finite;
-the sizes consistent with each other and with ``config.json``. A file that fails is
-refused, naming it.
+the sizes consistent with each other and with ``config.json``; for bayesian_fm's kept
+samples (``SampledFactorization``), its arguments (levels ascending on the rating
+scale, the time buckets), every tensor float32 of the format's shape for them, and each
+sample's cutpoints ascending. A file that fails is refused, naming it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ import torch
 
 from rating_prediction.data.ids import ID_DTYPES, IdIndex, as_id_array, id_type_of
 from rating_prediction.models.config import ModelConfig
+from rating_prediction.models.sampled import (
+    SampledFactorization,
+    check_arguments,
+    unordered_cutpoints,
+    weight_shapes,
+)
 from rating_prediction.runtime.atomic import atomic_destination
 from rating_prediction.runtime.lineage import file_digest
 
@@ -315,6 +323,38 @@ def _check_weights(folder: Path, name: str, weights: dict[str, torch.Tensor]) ->
             _refuse(folder, name, f"holds NaN or infinite values in {key!r}")
 
 
+def _check_sampled(
+    folder: Path, config: ModelConfig, weights: dict[str, torch.Tensor]
+) -> None:
+    """A ``SampledFactorization``'s arguments (``config.json``) and its tensors
+    (``weights.safetensors``: float32, the format's names and shapes for those
+    arguments, each sample's cutpoints ascending); other models are left to
+    ``load_state_dict``."""
+    if config.rebuilt_class() is not SampledFactorization:
+        return
+    try:
+        check_arguments(config.model_kwargs)
+    except ValueError as error:
+        _refuse(folder, "config.json", f"has invalid model_kwargs: {error}")
+    expected = weight_shapes(config.n_users, config.n_movies, config.model_kwargs)
+    found = {name: tuple(tensor.shape) for name, tensor in weights.items()}
+    if found != expected:
+        _refuse(
+            folder,
+            "weights.safetensors",
+            f"holds tensors of shapes {found}, not the {expected} of config.json",
+        )
+    if any(tensor.dtype != torch.float32 for tensor in weights.values()):
+        _refuse(folder, "weights.safetensors", "holds tensors other than float32")
+    sample = unordered_cutpoints(weights.get("cutpoints", torch.zeros(0, 0)))
+    if sample is not None:
+        _refuse(
+            folder,
+            "weights.safetensors",
+            f"has cutpoints that are not ascending in sample {sample}",
+        )
+
+
 def _check_csr(
     folder: Path, name: str, arrays: dict[str, np.ndarray], rows: int, columns: int
 ) -> RatedIndex:
@@ -440,6 +480,7 @@ def _read_checked(folder: Path) -> dict[str, Any]:
     )
     _check_sizes(folder, "config.json", config, len(user_ids), len(movie_ids))
     _check_weights(folder, "weights.safetensors", weights)
+    _check_sampled(folder, config, weights)
     if np.any(movies["train_ratings"].to_numpy() < 0):
         _refuse(folder, "movies.parquet", "has negative train_ratings")
     seen = movies["seen"].to_numpy()

@@ -5,6 +5,14 @@ movie parameters: for ratings ``r_j`` of known movies ``j``, the user's bias ``b
 factors ``p`` minimise ``sum_j (r_j - mu - b_j - b - q_j . p)^2 + reg * (b^2 + |p|^2)``:
 a ``(d + 1)``-dimensional ridge regression, solved in closed form.
 
+A ``SampledFactorization`` (bayesian_fm with ordered probit or time) folds a user in
+sample by sample: the same ridge, against each sample's movie factors (plus the default
+time bucket's, "now": a new user's ratings carry no date), for the user's per-sample
+bias and factors. Under ordered probit each rating is first mapped to the latent score
+whose expected rating (under that sample) is the rating, and the ridge fits that score:
+an approximation of the probit posterior, which has no closed form
+(:meth:`~rating_prediction.models.sampled.SampledFactorization.fold_in_problem`).
+
 A served ranker scores a new user with its own ``fold_in_scores`` from the ratings read
 as its fit read them (:class:`~.ranker.RankerFeedback`): it answers the fold-in
 recommendations when there is one; ``predict`` always folds in with the rating model.
@@ -18,6 +26,7 @@ import numpy as np
 import torch
 
 from rating_prediction.models.factorization import BiasedMatrixFactorization
+from rating_prediction.models.sampled import SampledFactorization
 from rating_prediction.models.scoring import UserVectors, lookup_users
 from rating_prediction.models.variants import variant
 
@@ -27,31 +36,52 @@ from .request_ids import quote
 
 
 def fold_in_user(
-    model: BiasedMatrixFactorization,
+    model: BiasedMatrixFactorization | SampledFactorization,
     movies: np.ndarray,
     ratings: np.ndarray,
     regularization: float,
 ) -> UserVectors:
-    """One user's bias and factors from ratings of mapped, known ``movies``."""
+    """One user's bias and factors from ratings of mapped, known ``movies``: one
+    ridge for a biased MF, one per sample for a ``SampledFactorization``."""
+    if isinstance(model, SampledFactorization):
+        regressors, targets = model.fold_in_problem(
+            torch.from_numpy(np.asarray(movies, dtype=np.int64)),
+            torch.as_tensor(ratings, dtype=torch.float64),
+        )
+        biases, factors = _ridge(regressors, targets, regularization)
+        return UserVectors(factors.reshape(1, -1), biases.reshape(1, -1))
     q = model.movie_factors.weight.detach()[movies].double()
     offsets = (
         model.global_mean.double()
         + model.movie_bias.weight.detach()[movies, 0].double()
     )
-    design = torch.cat([torch.ones(len(movies), 1, dtype=torch.float64), q], dim=1)
     target = torch.as_tensor(ratings, dtype=torch.float64) - offsets
+    biases, factors = _ridge(q[None], target[None], regularization)
+    return UserVectors(factors, biases)
+
+
+def _ridge(
+    regressors: torch.Tensor, targets: torch.Tensor, regularization: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per problem ``s`` (the first axis), the bias ``b`` and weights ``w`` (float32)
+    minimising ``sum_j (targets[s, j] - b - regressors[s, j] . w)^2 + reg * (b^2 +
+    |w|^2)``, in closed form (float64)."""
+    problems, rows, _ = regressors.shape
+    ones = torch.ones(problems, rows, 1, dtype=torch.float64)
+    design = torch.cat([ones, regressors.double()], dim=2)
     # A float64 identity: float32's would turn a ridge of 1e-300 into 0 and 1e308 into
     # infinity.
-    gram = design.T @ design + regularization * torch.eye(
-        design.shape[1], dtype=torch.float64
+    gram = design.transpose(1, 2) @ design + regularization * torch.eye(
+        design.shape[2], dtype=torch.float64
     )
+    moments = design.transpose(1, 2) @ targets.double()[:, :, None]
     try:
-        solution = torch.linalg.solve(gram, design.T @ target).float()
+        solution = torch.linalg.solve(gram, moments)[:, :, 0].float()
     except torch.linalg.LinAlgError:
         raise _too_small(regularization) from None
     if not torch.isfinite(solution).all():
         raise _too_small(regularization)
-    return UserVectors(solution[1:].unsqueeze(0), solution[:1])
+    return solution[:, 0], solution[:, 1:]
 
 
 def _too_small(regularization: float) -> ValueError:
@@ -74,13 +104,13 @@ def fold_in(
     none of the movies is known (the caller falls back to the unknown-user answer).
 
     Raises:
-        ValueError: If the served variant is not a biased MF, or a rating lies outside
+        ValueError: If the served variant does not fold in, or a rating lies outside
             the model's scale.
     """
     if not can_fold_in(served):
         raise ValueError(
-            f"Fold-in needs a biased MF model; the served variant {served.variant!r} "
-            "is not one."
+            f"Fold-in needs a model that folds in new users; the served variant "
+            f"{served.variant!r} does not."
         )
     model = served.model
     ratings = check_rating_scale(served, ratings)

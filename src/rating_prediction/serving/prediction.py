@@ -32,18 +32,24 @@ def pair_predictions_schema(served: ServedModel) -> pl.Schema:
 
 
 def score_pairs(
-    served: ServedModel, users: np.ndarray, movies: np.ndarray
+    served: ServedModel,
+    users: np.ndarray,
+    movies: np.ndarray,
+    timestamps: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """``prediction``, ``known_user`` and ``known_movie`` of each pair of validated
-    original ids (int64 or strings, as the served model's), by the served model's fast path: the dense id lookups and its
-    :class:`~rating_prediction.models.scoring.PairScorer`. The pipeline's pair
-    predictions and the MLflow model's both come from here."""
+    original ids (int64 or strings, as the served model's), by the served model's
+    fast path: the dense id lookups and its
+    :class:`~rating_prediction.models.scoring.PairScorer`, at each pair's validated
+    ``timestamps`` (float64 unix seconds, NaN: none given, the model's default; read
+    by a model with a time feature only). The pipeline's pair predictions and the
+    MLflow model's both come from here."""
     user_index = served.user_lookup(users)
     movie_index = served.movie_lookup(movies)
     scorer = served.scorer
     return {
         "prediction": score_pairs_in_batches(
-            scorer, user_index, movie_index, scorer.batch_rows
+            scorer, user_index, movie_index, scorer.batch_rows, timestamps=timestamps
         ),
         "known_user": user_index >= 0,
         "known_movie": movie_index >= 0,
@@ -64,11 +70,21 @@ def predict_pairs(served: ServedModel, pairs: pl.DataFrame) -> pl.DataFrame:
 
 
 def score_folded_pairs(
-    served: ServedModel, vectors: UserVectors, rows: np.ndarray, movies: np.ndarray
+    served: ServedModel,
+    vectors: UserVectors,
+    rows: np.ndarray,
+    movies: np.ndarray,
+    timestamps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predictions of pairs of a folded-in user (``rows`` index ``vectors``) and an
-    original movieId (validated, of the served model's type), by the same scorer as :func:`score_pairs`."""
+    original movieId (validated, of the served model's type) at their ``timestamps``
+    (as :func:`score_pairs`'), by the same scorer as :func:`score_pairs`."""
     scorer = served.scorer
     return score_pairs_in_batches(
-        scorer, rows, served.movie_lookup(movies), scorer.batch_rows, vectors
+        scorer,
+        rows,
+        served.movie_lookup(movies),
+        scorer.batch_rows,
+        vectors,
+        timestamps=timestamps,
     )

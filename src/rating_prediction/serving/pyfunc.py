@@ -46,8 +46,9 @@ MODEL_NAME = "model"
 # The request's columns, also declared as the signature's inputs, every one optional
 # (`similar` takes movieIds alone, `recommend` userIds alone): MLflow shows them and
 # keeps a request to them; the model checks what each task needs (integers in
-# 0..2**31-1, or non-empty strings for a data set whose ids are strings), answering 400
-# naming the column and quoting the value otherwise. Each is declared `Any`, which
+# 0..2**31-1, or non-empty strings for a data set whose ids are strings; timestamps
+# integer unix seconds in 0..MAX_TIMESTAMP or null), answering 400 naming the column
+# and quoting the value otherwise. Each is declared `Any`, which
 # MLflow passes through as sent: declared `long`, MLflow's REST parser would cast 1.9999
 # or true to 1 and 1e29 to -2**63 before the model sees them, and its own type errors
 # quote the whole request back. (Checking `Any` costs MLflow about 1.5 s per million
@@ -56,6 +57,11 @@ INPUT_COLUMNS = {
     "userId": "integer, original MovieLens id",
     "movieId": "integer, original MovieLens id",
     "rating": "optional float: a rating of the user's own, to fold them in",
+    "timestamp": (
+        "optional integer: unix seconds of the rating to predict, read by a model "
+        "with a time feature; absent or null: its default, the last period of its "
+        "training data"
+    ),
 }
 # The signature's type of each kind of id in an answer.
 ID_COLSPEC_TYPES = {"integer": "long", "string": "string"}

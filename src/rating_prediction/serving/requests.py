@@ -10,7 +10,10 @@ movies most like each distinct movieId); the served ranker answers these two whe
 is one, and their rows name the answering entry (``variant``). Rows that carry a
 ``rating`` are a user's own ratings: that user is folded in from them (by the ranker for
 ``recommend`` when there is one, else by a biased MF rating model), then predicted for or
-recommended to; they get no row of their own in a ``predict`` answer.
+recommended to; they get no row of their own in a ``predict`` answer. A ``predict``
+row may carry a ``timestamp`` (unix seconds) of the rating to predict, which a model
+with a time feature reads (a missing column or a null: its default bucket, the last of
+its training data); other models, and the other tasks, ignore it.
 
 This is the serving edge: ``params`` are checked with the bounds of the pipeline's own
 parameter models (:class:`~rating_prediction.parameters.inference.RequestParameters`),
@@ -31,6 +34,7 @@ import pandas as pd
 import polars as pl
 from pydantic import ValidationError
 
+from rating_prediction.parameters.bounds import MAX_TIMESTAMP
 from rating_prediction.parameters.inference import RequestParameters, ServingLimits
 
 from .bundle import ServedModel
@@ -48,6 +52,7 @@ from .request_ids import PAIR_COLUMNS, check_ids, quote, quote_value
 from .similar import similar_movies
 
 RATING_COLUMN = "rating"
+TIMESTAMP_COLUMN = "timestamp"
 # Where the model is served, each limit of `ServingLimits` is set by an environment
 # variable, read when the model is loaded: the limits guard the serving host, so they
 # are its operator's to set, for any logged model, without retraining or logging again.
@@ -140,7 +145,7 @@ def _checked_frame(frame: Any, limits: ServingLimits) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(
             "The request must be a table with columns userId, movieId and optionally "
-            f"rating, got a {type(frame).__name__}."
+            f"rating and timestamp, got a {type(frame).__name__}."
         )
     if len(frame) > limits.max_request_rows:
         raise _over_limit(
@@ -170,8 +175,8 @@ def _ids(served: ServedModel, frame: pd.DataFrame, column: str) -> np.ndarray:
         raise ValueError(
             f"The request lacks the column(s) [{column!r}]: expected "
             f"{list(PAIR_COLUMNS)} holding original MovieLens ids, got "
-            f"{quote(list(frame.columns))} (a column other than userId, movieId and "
-            f"{RATING_COLUMN} is not read)."
+            f"{quote(list(frame.columns))} (a column other than userId, movieId, "
+            f"{RATING_COLUMN} and {TIMESTAMP_COLUMN} is not read)."
         )
     index = served.users if column == "userId" else served.movies
     return check_ids(column, frame[column].to_numpy(), index.id_type)
@@ -202,6 +207,51 @@ def _ratings(frame: pd.DataFrame) -> np.ndarray:
             f"{quote([value for value in values[~missing] if abs(value) > 1e300])}."
         ) from None
     return ratings
+
+
+def _timestamps(frame: pd.DataFrame) -> np.ndarray | None:
+    """Per row, the unix seconds of the rating to predict (float64; NaN where null:
+    the model's default), ``None`` without a timestamp column: integers (or whole
+    floats) in 0..``MAX_TIMESTAMP`` only, never a boolean, a string or a date."""
+    if TIMESTAMP_COLUMN not in frame.columns:
+        return None
+    values = frame[TIMESTAMP_COLUMN].to_numpy()
+    if values.dtype.kind == "O":
+        values = _object_seconds(values)
+    if values.dtype.kind not in "iuf":
+        raise _bad_timestamps(values)
+    seconds = values.astype(np.float64)
+    valid = (seconds >= 0) & (seconds <= MAX_TIMESTAMP) & (seconds == np.floor(seconds))
+    bad = ~np.isnan(seconds) & ~valid
+    if bad.any():
+        raise _bad_timestamps(values[bad])
+    return seconds
+
+
+def _object_seconds(values: np.ndarray) -> np.ndarray:
+    """Python objects (JSON mixing types, nulls, huge integers) as float64 seconds,
+    NaN where null; a number beyond the bounds refused as sent (before a cast would
+    round or overflow it)."""
+    missing = pd.isna(values)
+    given = values[~missing]
+    bad = [
+        value
+        for value in given
+        if not _is_number(value) or not 0 <= value <= MAX_TIMESTAMP
+    ]
+    if bad:
+        raise _bad_timestamps(bad)
+    seconds = np.full(len(values), np.nan)
+    seconds[~missing] = np.asarray(given.tolist(), dtype=np.float64)
+    return seconds
+
+
+def _bad_timestamps(bad: Sequence | np.ndarray) -> ValueError:
+    return ValueError(
+        f"Column {TIMESTAMP_COLUMN!r} must hold the rating's time as integer unix "
+        f"seconds in 0..{MAX_TIMESTAMP}, or null for the model's default; got "
+        f"{quote(bad)}."
+    )
 
 
 def _is_number(value: object) -> bool:
@@ -235,12 +285,12 @@ def _own_ratings(
 
 
 def predict_frame(served: ServedModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The fast path: one prediction per row, no fold-in; ``fallback`` says which
-    rows got the model's default for an unknown user or movie."""
+    """The fast path: one prediction per row (at its ``timestamp``, when the frame
+    has one), no fold-in; ``fallback`` says which rows got the model's default for an
+    unknown user or movie."""
     users, movies = _ids(served, frame, "userId"), _ids(served, frame, "movieId")
-    answer = pd.DataFrame(
-        {"userId": users, "movieId": movies, **score_pairs(served, users, movies)}
-    )
+    scores = score_pairs(served, users, movies, _timestamps(frame))
+    answer = pd.DataFrame({"userId": users, "movieId": movies, **scores})
     known_user = answer["known_user"].to_numpy()
     no_one = np.zeros(len(answer), dtype=bool)
     reasons = user_fallbacks(known_user, no_one, no_one)
@@ -256,12 +306,15 @@ def _predict_folded(
     request: RequestParameters,
     limits: ServingLimits,
 ) -> pd.DataFrame:
-    """Predictions of the rows without a rating, the users who brought ratings of
-    their own folded in from them."""
+    """Predictions of the rows without a rating (at their timestamps), the users who
+    brought ratings of their own folded in from them."""
+    history = ~np.isnan(ratings)
+    # Every row's checked, the fold-in rows' too, though only the others are read.
+    seconds = _timestamps(frame)
+    seconds = None if seconds is None else seconds[~history]
     own = _own_ratings(served, frame, ratings, limits)
     users = np.unique(own[0])
     folded = fold_in_users(served, users, own, request.regularization)
-    history = ~np.isnan(ratings)
     answer = predict_frame(served, frame[~history])
     answered = served.users.as_ids(answer["userId"].to_numpy())
     position = np.searchsorted(users, answered)
@@ -275,7 +328,11 @@ def _predict_folded(
         return answer
     movies = served.movies.as_ids(answer["movieId"].to_numpy())
     answer.loc[mine, "prediction"] = score_folded_pairs(
-        served, folded.vectors, position[mine], movies[mine]
+        served,
+        folded.vectors,
+        position[mine],
+        movies[mine],
+        None if seconds is None else seconds[mine],
     )
     return answer
 

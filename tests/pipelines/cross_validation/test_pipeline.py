@@ -108,6 +108,9 @@ def test_cross_validation_is_not_part_of_the_default_run(monkeypatch):
         "cross_validation": create_pipeline(),
     }
     monkeypatch.setattr(pipeline_registry, "find_pipelines", lambda **_: dict(found))
+    monkeypatch.setattr(
+        pipeline_registry, "environment_pipeline_names", lambda: list(found)
+    )
     pipelines = pipeline_registry.register_pipelines()
     assert "cross_validation" in pipelines
     default_nodes = {node.name for node in pipelines["__default__"].nodes}

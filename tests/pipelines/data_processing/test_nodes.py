@@ -255,7 +255,7 @@ class TestSplitParameters:
         with pytest.raises(
             ParameterError,
             match=r"'processing\.split\.strategy': Input should be 'random', "
-            r"'temporal' or 'predefined'",
+            r"'temporal', 'predefined' or 'hash'",
         ):
             split_with(mapped_ratings, {"strategy": "by_user"})
 

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 import torch
 
-from rating_prediction.models.variants import VARIANTS
+from rating_prediction.models.variants import ALL_VARIANTS, VARIANTS
 from rating_prediction.parameters import ParameterError
 from rating_prediction.pipelines.inference.nodes import (
     NEW_USER_ID,
@@ -97,7 +97,7 @@ class TestSelectTrainedModel:
             ParameterError,
             match=re.escape(
                 "'inference.served_variant': must be one of "
-                f"{['best', *VARIANTS]}, got 'nope'"
+                f"{['best', *ALL_VARIANTS]}, got 'nope'"
             ),
         ):
             select_trained_model(

@@ -1,6 +1,11 @@
 """Nodes of the ``evaluation`` pipeline: predict every split with a trained model or a
 baseline, score the predictions and gather the scores into ``metrics.json``.
 
+A trained model predicts each rating at its own ``timestamp``, so a model with a time
+feature (bayesian_fm's ``SampledFactorization``) is scored exactly; the others ignore
+it. Ranking scores every movie at the model's default time bucket (the last of its
+training data), as the served model recommends.
+
 A prediction frame holds ``userId``, ``movieId``, ``rating`` and ``prediction``.
 """
 
@@ -87,10 +92,18 @@ def score_with_model(
 
 
 def _model_predictions(model: RatingModel, ratings: pl.DataFrame) -> np.ndarray:
+    """The model's predictions of ``ratings``, each at its own ``timestamp`` (a null
+    one, or none: the model's default), which a model with a time feature reads."""
+    timestamps = None
+    if "timestamp" in ratings.columns:
+        # A writable copy: torch refuses to share polars' read-only buffer.
+        seconds = ratings["timestamp"].cast(pl.Float64).fill_null(np.nan)
+        timestamps = torch.from_numpy(seconds.to_numpy(writable=True))
     with torch.no_grad():
         return model.predict(
             torch.from_numpy(ratings["userIdMapped"].to_numpy().astype(np.int64)),
             torch.from_numpy(ratings["movieIdMapped"].to_numpy().astype(np.int64)),
+            timestamps,
         ).numpy()
 
 

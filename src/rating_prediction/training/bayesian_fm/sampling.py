@@ -1,5 +1,12 @@
-"""Gibbs sampling with myFM, and the per-sample history of the running posterior
-mean that chooses how many samples to keep."""
+"""Gibbs sampling with myFM (regression or ordered probit), and the per-sample history
+of the running posterior mean that chooses how many samples to keep.
+
+Ordered probit reads the ratings as ordered classes, the rating levels of the fitted
+ratings (:func:`rating_levels`). myFM's convention, checked against its
+``predict_proba`` (``benchmarks/bayesian_fm_features.py --check-probit``): a sample
+of score ``f`` and ascending cutpoints ``c`` gives ``P(y <= k) = Phi(c_k - f)`` below
+the top level; its prediction is the expected rating ``sum_k levels[k] P(y = k)``.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 import scipy.sparse as sps
+from scipy.special import ndtr
 
 with warnings.catch_warnings():  # myFM 0.4 imports the deprecated pkg_resources
     warnings.simplefilter("ignore")
@@ -24,20 +32,74 @@ from rating_prediction.training.bayesian_fm.features import RelationBlocks
 
 logger = logging.getLogger(__name__)
 
+# Ordered probit learns one cutpoint per step between levels; a scale with more distinct
+# ratings than this is no discrete scale of stars or points.
+MAX_LEVELS = 32
+
+Sampler = myfm.MyFMRegressor | myfm.MyFMOrderedProbit
+
 
 @dataclass(frozen=True)
 class BayesianFMSettings:
-    """How to sample: factor rank, Gibbs iterations, samples kept (the last ones)."""
+    """How to sample: factor rank, Gibbs iterations, samples kept (the last ones), and
+    the likelihood: regression (``levels`` ``None``) or ordered probit over
+    ``levels``, the rating values in ascending order."""
 
     rank: int
     n_iter: int
     n_kept_samples: int
     seed: int = 42
     init_stdev: float = 0.1
+    levels: tuple[float, ...] | None = None
 
     @property
     def burn_in(self) -> int:
         return self.n_iter - self.n_kept_samples
+
+
+def rating_levels(ratings: pl.DataFrame) -> tuple[float, ...]:
+    """The distinct ratings of ``ratings`` in ascending order: ordered probit's classes.
+
+    Raises:
+        ValueError: Naming ``training.bayesian_fm.likelihood``, when they are fewer
+            than two or more than ``MAX_LEVELS`` (no discrete scale).
+    """
+    levels = tuple(float(level) for level in ratings["rating"].unique().sort())
+    if 2 <= len(levels) <= MAX_LEVELS:
+        return levels
+    shown = ", ".join(f"{level:g}" for level in levels[:8])
+    raise ValueError(
+        "training.bayesian_fm.likelihood: ordered_probit reads the ratings as ordered "
+        f"classes and needs a discrete scale of 2 to {MAX_LEVELS} rating values "
+        "(half stars, whole stars 1-5, points 1-10); the fitted ratings hold "
+        f"{len(levels)} distinct value(s) ({shown}{', ...' if levels[8:] else ''}). "
+        "Use likelihood: regression for this data."
+    )
+
+
+def expected_ratings(
+    sample: myfm._myfm.FM,
+    relations: list[myfm.RelationBlock],
+    levels: tuple[float, ...] | None,
+) -> np.ndarray:
+    """One sample's prediction for the rows of ``relations``: its score (regression)
+    or its expected rating over ``levels`` (ordered probit)."""
+    n_rows = relations[0].mapper_size
+    scores = np.asarray(
+        sample.predict_score(sps.csr_matrix((n_rows, 0), dtype=np.float64), relations)
+    )
+    if levels is None:
+        return scores
+    return expected_rating(scores, np.asarray(sample.cutpoints[0]), levels)
+
+
+def expected_rating(
+    scores: np.ndarray, cutpoints: np.ndarray, levels: tuple[float, ...]
+) -> np.ndarray:
+    """``sum_k levels[k] P(y = k)`` with ``P(y <= k) = Phi(cutpoints[k] - score)``,
+    summed by parts: ``levels[-1] - sum_k (levels[k+1] - levels[k]) P(y <= k)``."""
+    below = ndtr(cutpoints[None, :] - scores[:, None])
+    return levels[-1] - below @ np.diff(levels)
 
 
 @dataclass
@@ -48,6 +110,7 @@ class RunningMean:
     targets: dict[str, np.ndarray]
     relations: dict[str, list[myfm.RelationBlock]]
     burn_in: int
+    levels: tuple[float, ...] | None = None
     sums: dict[str, np.ndarray] = field(default_factory=dict)
     rows: list[dict[str, float]] = field(default_factory=list)
 
@@ -56,11 +119,9 @@ class RunningMean:
         until then the "mean" is the sample itself."""
         row: dict[str, float] = {"epoch": iteration + 1}
         for name in self.names:
-            n_rows = len(self.targets[name])
-            empty = sps.csr_matrix((n_rows, 0), dtype=np.float64)
-            prediction = np.asarray(sample.predict_score(empty, self.relations[name]))
+            prediction = expected_ratings(sample, self.relations[name], self.levels)
             if iteration <= self.burn_in:
-                self.sums[name] = np.zeros(n_rows)
+                self.sums[name] = np.zeros(len(prediction))
             self.sums[name] += prediction
             kept = max(iteration - self.burn_in + 1, 1)
             mean = self.sums[name] / kept
@@ -76,10 +137,13 @@ def fit(
     ratings: pl.DataFrame,
     blocks: RelationBlocks,
     callback: Callable[[int, myfm._myfm.FM], None] | None = None,
-) -> myfm.MyFMRegressor:
+) -> Sampler:
     """Gibbs-sample a Bayesian FM on ``ratings`` with ``blocks`` (no dense features),
-    reporting the samples drawn (:class:`~rating_prediction.runtime.progress.Progress`)."""
-    model = myfm.MyFMRegressor(
+    reporting the samples drawn (:class:`~rating_prediction.runtime.progress.Progress`):
+    a regressor, or with ``settings.levels`` an ordered probit model whose classes are
+    the levels' indices (every rating must be one of them)."""
+    sampler = myfm.MyFMRegressor if settings.levels is None else myfm.MyFMOrderedProbit
+    model = sampler(
         rank=settings.rank, init_stdev=settings.init_stdev, random_seed=settings.seed
     )
     what = f"bayesian_fm sampling on {ratings.height:,} ratings"
@@ -94,7 +158,7 @@ def fit(
     with without_myfms_own_bar(), progress:
         model.fit(
             None,
-            ratings["rating"].to_numpy().astype(np.float64),
+            targets(ratings, settings.levels),
             X_rel=blocks.for_rows(ratings),
             n_iter=settings.n_iter,
             n_kept_samples=settings.n_kept_samples,
@@ -102,6 +166,23 @@ def fit(
             callback=on_sample,
         )
     return model
+
+
+def targets(ratings: pl.DataFrame, levels: tuple[float, ...] | None) -> np.ndarray:
+    """What the sampler fits: the ratings, or with ``levels`` each rating's class
+    (its index among the levels).
+
+    Raises:
+        ValueError: If a rating is none of the levels.
+    """
+    values = ratings["rating"].to_numpy().astype(np.float64)
+    if levels is None:
+        return values
+    grid = np.asarray(levels)
+    classes = np.minimum(np.searchsorted(grid, values), len(grid) - 1)
+    if not np.array_equal(grid[classes], values):
+        raise ValueError(f"Ratings outside the ordered probit's levels {levels}.")
+    return classes
 
 
 @contextmanager
@@ -124,9 +205,10 @@ def fit_with_history(
     val: pl.DataFrame,
     blocks: RelationBlocks,
     history_rows: int | None = None,
-) -> tuple[myfm.MyFMRegressor, pl.DataFrame]:
+) -> tuple[Sampler, pl.DataFrame]:
     """Fit on ``train`` and record, after every sample, the train and held-out val MSE
-    of the running posterior mean: the history (``epoch``, ``train_loss``, ``val_loss``).
+    of the running posterior mean (of the expected rating, with ordered probit): the
+    history (``epoch``, ``train_loss``, ``val_loss``).
 
     With ``history_rows``, each MSE is measured on a seeded sample of at most that many
     rows: predicting every training rating after every sample would cost as much as
@@ -141,6 +223,7 @@ def fit_with_history(
         targets={name: frame["rating"].to_numpy() for name, frame in tracked},
         relations={name: blocks.for_rows(frame) for name, frame in tracked},
         burn_in=settings.burn_in,
+        levels=settings.levels,
     )
     model = fit(settings, train, blocks, callback=tracker.record)
     return model, tracker.history()
