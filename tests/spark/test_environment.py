@@ -296,3 +296,9 @@ def test_a_spark_session_of_kedro_starts_spark_from_the_environment(
             assert spark.conf.get("spark.sql.shuffle.partitions") == "16"
     finally:
         spark.conf.set("spark.sql.shuffle.partitions", "4")
+
+
+def test_the_executors_run_this_interpreter_unless_the_settings_name_one(spark):
+    """The evaluation runs the project's code in the executors' Python workers: they
+    must start the interpreter whose environment holds it, not the first on PATH."""
+    assert spark.conf.get("spark.pyspark.python") == sys.executable

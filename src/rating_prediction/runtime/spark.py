@@ -14,6 +14,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 SPARK_SETTINGS = "spark"
 MASTER_KEY = "spark.master"
+PYTHON_KEY = "spark.pyspark.python"
 MIN_JAVA_VERSION = 17
 JAVA_VERSION_TIMEOUT_S = 30
 # How long the master's address may take to accept a connection before the run stops.
@@ -244,8 +246,12 @@ def start_session(
             "pyspark is not installed: `pip install -e '.[spark]'` installs it."
         ) from None
 
+    # The evaluation and batch recommendations run this project's code in the
+    # executors' Python workers: by default the interpreter of this run, whose
+    # environment has it (a cluster whose workers keep it elsewhere names theirs).
+    properties = {PYTHON_KEY: sys.executable, **settings.properties}
     builder = SparkSession.builder
-    for key, value in settings.properties.items():
+    for key, value in properties.items():
         builder = builder.config(key, value)
     logger.info(
         "Starting Spark (%s = %s, Java %d at %s)",
