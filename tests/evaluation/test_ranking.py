@@ -12,9 +12,16 @@ from rating_prediction.evaluation.ranking import (
     candidate_rating_counts,
     random_scorer,
     ranking_metrics,
+    ranking_metrics_of,
     ranking_task,
 )
-from rating_prediction.models.scoring import blended_scorer, count_scorer, top_k
+from rating_prediction.models.scoring import (
+    blended_scorer,
+    count_scorer,
+    log_count_scorer,
+    scored_once,
+    top_k,
+)
 
 
 def frame(rows: list[tuple[int, int, float]]) -> pl.DataFrame:
@@ -181,6 +188,42 @@ def test_random_data_matches_a_plain_per_user_computation(max_pairs):
     ndcg, coverage = reference_metrics(train, test, scores, 5)
     assert metrics["ndcg@5"] == pytest.approx(ndcg)
     assert metrics["coverage"] == pytest.approx(coverage)
+
+
+@pytest.mark.parametrize("max_pairs", [1, 37, 10**6])
+def test_blends_in_one_pass_score_each_block_once_and_match_one_at_a_time(max_pairs):
+    """A model's popularity blends ranked together (val's choice of the blend weight)
+    give each weight's figures alone, from one model score per block of users."""
+    rng = np.random.default_rng(7)
+    pairs = rng.choice(40 * 30, size=500, replace=False)
+    ratings = frame(
+        [(int(p // 30), int(p % 30), float(rng.integers(1, 6))) for p in pairs]
+    )
+    task = ranking_task(ratings.head(350), ratings.tail(150), relevance_threshold=4.0)
+    scores = rng.normal(size=(40, task.candidates.size))
+    blocks = []
+
+    def model(users: np.ndarray) -> np.ndarray:
+        blocks.append(users.copy())
+        return scores[users]
+
+    own = scored_once(model)
+    popularity = log_count_scorer(task.candidate_counts)
+    weights = (0.0, 0.3, 1.0)
+    together = ranking_metrics_of(
+        task,
+        {w: blended_scorer(own, popularity, w) if w else own for w in weights},
+        5,
+        max_pairs,
+    )
+    n_blocks = len(blocks)
+    assert n_blocks == len({tuple(block) for block in blocks})
+    for weight in weights:
+        alone = blended_scorer(lambda users: scores[users], popularity, weight)
+        assert together[weight] == ranking_metrics(
+            task, alone if weight else (lambda users: scores[users]), 5, max_pairs
+        )
+    assert len(blocks) == n_blocks
 
 
 def test_a_user_sample_keeps_the_sampled_users_pairs_only():

@@ -32,8 +32,9 @@ any data size.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import polars as pl
@@ -47,6 +48,9 @@ from rating_prediction.models.scoring import (
     score_block,
     top_k,
 )
+
+# The key of a scorer among several scored in one pass.
+Key = TypeVar("Key", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,23 @@ def ranking_metrics(
 ) -> dict[str, float]:
     """NDCG, precision, recall and MAP at ``k`` (means over ``task.users``) and the
     catalogue coverage of the top-``k`` lists that ``scorer`` gives."""
-    per_user, recommended = user_ranking_metrics(task, scorer, k, max_pairs)
-    metrics = {name: float(values.mean()) for name, values in per_user.items()}
-    metrics["coverage"] = float(recommended.mean())
-    return metrics
+    return ranking_metrics_of(task, {"scorer": scorer}, k, max_pairs)["scorer"]
+
+
+def ranking_metrics_of(
+    task: RankingTask, scorers: Mapping[Key, Scorer], k: int, max_pairs: int
+) -> dict[Key, dict[str, float]]:
+    """:func:`ranking_metrics` of each of ``scorers``, in one pass over the blocks of
+    users: scorers built on one :func:`~rating_prediction.models.scoring.scored_once`
+    scorer (a model's popularity blends) score each block with it once."""
+    by_scorer = user_ranking_metrics_of(task, scorers, k, max_pairs)
+    summaries = {}
+    for key, (per_user, recommended) in by_scorer.items():
+        summaries[key] = {
+            name: float(values.mean()) for name, values in per_user.items()
+        }
+        summaries[key]["coverage"] = float(recommended.mean())
+    return summaries
 
 
 def user_ranking_metrics(
@@ -137,16 +154,33 @@ def user_ranking_metrics(
     """Each ranked user's NDCG, precision, recall and average precision at ``k`` (in
     ``task.users`` order: two scorers' figures pair user by user), and whether some
     top-``k`` list recommends each candidate."""
-    per_user = {name: [] for name in ranking_metric_names(k)[:4]}
-    recommended = np.zeros(task.candidates.size, dtype=bool)
-    for start, block, top, valid in ranked_lists(task, scorer, k, max_pairs):
-        recommended[top[valid]] = True
-        hits = _is_relevant(task, block[:, None] * task.n_keys + task.candidates[top])
-        hits &= valid
+    return user_ranking_metrics_of(task, {"scorer": scorer}, k, max_pairs)["scorer"]
+
+
+def user_ranking_metrics_of(
+    task: RankingTask, scorers: Mapping[Key, Scorer], k: int, max_pairs: int
+) -> dict[Key, tuple[dict[str, np.ndarray], np.ndarray]]:
+    """:func:`user_ranking_metrics` of each of ``scorers``, block by block of users."""
+    names = ranking_metric_names(k)[:4]
+    per_user = {key: {name: [] for name in names} for key in scorers}
+    recommended = {key: np.zeros(task.candidates.size, dtype=bool) for key in scorers}
+    for start, block in _user_blocks(task, max_pairs):
         n_relevant = task.n_relevant[start : start + block.size]
-        for name, values in zip(per_user, _per_user_metrics(hits, n_relevant, k)):
-            per_user[name].append(values)
-    return {name: np.concatenate(v) for name, v in per_user.items()}, recommended
+        for key, scorer in scorers.items():
+            top, valid = top_k(_mask_history(task, block, scorer(block)), k)
+            recommended[key][top[valid]] = True
+            keys = block[:, None] * task.n_keys + task.candidates[top]
+            hits = _is_relevant(task, keys) & valid
+            figures = _per_user_metrics(hits, n_relevant, k)
+            for name, values in zip(names, figures):
+                per_user[key][name].append(values)
+    return {
+        key: (
+            {name: np.concatenate(values) for name, values in per_user[key].items()},
+            recommended[key],
+        )
+        for key in scorers
+    }
 
 
 def ranked_lists(

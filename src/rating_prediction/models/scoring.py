@@ -304,6 +304,19 @@ def count_scorer(counts: np.ndarray) -> Scorer:
     return lambda users: np.broadcast_to(popularity, (users.size, popularity.size))
 
 
+def scored_once(scorer: Scorer) -> Scorer:
+    """``scorer``, remembering its last block: the scorers built on it (the blends of
+    one model with popularity, each weight in turn on a block) score a block once."""
+    last: dict[str, np.ndarray] = {}
+
+    def score(users: np.ndarray) -> np.ndarray:
+        if "users" not in last or not np.array_equal(last["users"], users):
+            last["users"], last["scores"] = users.copy(), scorer(users)
+        return last["scores"]
+
+    return score
+
+
 def blended_scorer(first: Scorer, second: Scorer, weight: float) -> Scorer:
     """``(1 - weight) * z(first) + weight * z(second)``, each standardised per user, so
     a rating scale and a count can be mixed (``weight`` 0 gives ``first``'s order)."""

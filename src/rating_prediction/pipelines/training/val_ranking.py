@@ -31,12 +31,16 @@ import torch
 from rating_prediction.evaluation.ranking import (
     RankingTask,
     model_scorer,
-    ranking_metrics,
+    ranking_metrics_of,
     ranking_task,
 )
 from rating_prediction.models.config import ModelConfig, load_trained_model
 from rating_prediction.models.factorization import RatingModel
-from rating_prediction.models.scoring import blended_scorer, log_count_scorer
+from rating_prediction.models.scoring import (
+    blended_scorer,
+    log_count_scorer,
+    scored_once,
+)
 from rating_prediction.models.variants import Variant
 from rating_prediction.parameters import EvaluationParameters, Parameters, parse
 from rating_prediction.training.data import TrainingData
@@ -68,19 +72,20 @@ def val_ranking(
     if task is None:
         return {"best_val_ndcg": None, "popularity_weight": None}, "no val NDCG"
 
-    def ndcg(weight: float) -> float:
-        scorer = model_scorer(model, task.candidates)
-        if weight > 0:
-            popularity = log_count_scorer(task.candidate_counts)
-            scorer = blended_scorer(scorer, popularity, weight)
-        metrics = ranking_metrics(task, scorer, k, settings.prediction_batch_size)
-        return metrics[f"ndcg@{k}"]
-
-    own = ndcg(0.0)
-    figures = {"best_val_ndcg": round(own, 6)}
-    summary = f"val NDCG@{k} {own:.4f}"
+    weights = (0.0,)
     if blend and settings.ranking.popularity_weight == "val":
-        by_weight = {0.0: own} | {w: ndcg(w) for w in BLEND_WEIGHTS[1:]}
+        weights = BLEND_WEIGHTS
+    own = scored_once(model_scorer(model, task.candidates))
+    popularity = log_count_scorer(task.candidate_counts)
+    scorers = {
+        weight: blended_scorer(own, popularity, weight) if weight > 0 else own
+        for weight in weights
+    }
+    metrics = ranking_metrics_of(task, scorers, k, settings.prediction_batch_size)
+    by_weight = {weight: metrics[weight][f"ndcg@{k}"] for weight in weights}
+    figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
+    summary = f"val NDCG@{k} {by_weight[0.0]:.4f}"
+    if len(weights) > 1:
         weight = max(by_weight, key=lambda w: (by_weight[w], -w))
         figures["popularity_weight"] = weight
         summary += f" (popularity blend {weight:.1f}: {by_weight[weight]:.4f})"
