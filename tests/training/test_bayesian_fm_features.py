@@ -330,10 +330,33 @@ def test_the_new_switches_are_checked(values, key):
         parse(BayesianFMParameters, values, "training.bayesian_fm")
 
 
-def test_the_time_feature_refuses_ratings_without_a_timestamp(data):
-    """A file of the user's own without a timestamp column has null timestamps."""
-    undated = data["train_ratings"].with_columns(
-        pl.lit(None, pl.Int64).alias("timestamp")
+def _undated(ratings: pl.DataFrame) -> pl.DataFrame:
+    """``ratings`` as a file of the user's own without a timestamp column reads."""
+    return ratings.with_columns(pl.lit(None, pl.Int64).alias("timestamp"))
+
+
+def test_ratings_without_timestamps_are_fitted_without_the_time_feature(data, caplog):
+    """The default time feature cannot make a file without timestamps fail: the fit
+    leaves the time block out and says so."""
+    splits = (_undated(data["train_ratings"]), _undated(data["val_ratings"]))
+    options = _fit_options(features={"time_bucket_days": 1})
+    with caplog.at_level("WARNING"):
+        _, config, _ = bayesian_fm.fit_bayesian_fm(options, splits, (N_USERS, N_MOVIES))
+    assert config.model_class is None
+    assert "features.time_bucket_days) is left out" in caplog.text
+
+
+def test_the_time_feature_refuses_ratings_with_some_timestamps_missing(data):
+    train = data["train_ratings"]
+    partly = train.with_columns(
+        pl.when(pl.int_range(pl.len()) % 2 == 0).then(pl.col("timestamp"))
     )
+    options = _fit_options(features={"time_bucket_days": 1})
     with pytest.raises(ValueError, match="features.time_bucket_days: the time feature"):
-        RelationBlocks.from_ratings(undated, (N_USERS, N_MOVIES), time_bucket_days=1)
+        bayesian_fm.fit_bayesian_fm(
+            options, (partly, data["val_ratings"]), (N_USERS, N_MOVIES)
+        )
+    with pytest.raises(ValueError, match="features.time_bucket_days: the time feature"):
+        RelationBlocks.from_ratings(
+            _undated(train), (N_USERS, N_MOVIES), time_bucket_days=1
+        )

@@ -132,6 +132,7 @@ def fit_bayesian_fm(
     """
     started = time.perf_counter()
     train, val = splits
+    options = without_time_when_undated(options, train)
     fitted = fitted_ratings([train], options)
     on_train = choose_samples(options, (fitted, val), id_counts, side)
     best, chosen = on_train.best, on_train.settings
@@ -202,6 +203,26 @@ def exported(
         "time": None if blocks.time is None else blocks.time.served(),
     }
     return export_samples(model, blocks, n_samples), SAMPLED_CLASS, kwargs
+
+
+def without_time_when_undated(
+    options: BayesianFMParameters, train: pl.DataFrame
+) -> BayesianFMParameters:
+    """``options`` without the time feature when no training rating has a timestamp
+    (a file of your own without ``ingestion.file.columns.timestamp``): the default
+    configuration then fits any ratings file. Some timestamps missing stays an error
+    (:meth:`.features.TimeBuckets.spanning`)."""
+    if options.features.time_bucket_days is None or (
+        train.height and train["timestamp"].null_count() < train.height
+    ):
+        return options
+    logger.warning(
+        "%s: the ratings have no timestamps, so the time feature "
+        "(training.bayesian_fm.features.time_bucket_days) is left out",
+        VARIANT,
+    )
+    undated = options.features.model_copy(update={"time_bucket_days": None})
+    return options.model_copy(update={"features": undated})
 
 
 def fitted_ratings(
