@@ -14,14 +14,13 @@ import pytest
 
 from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
-    MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
-    USER_MAPPING_SCHEMA,
 )
 from rating_prediction.evaluation.ranking import candidate_rating_counts, model_scorer
 from rating_prediction.models.config import build_model
 from rating_prediction.models.scoring import blended_scorer, log_count_scorer, top_k
 from rating_prediction.serving.bundle import assemble_served_model
+from tests.serving.fixtures import identity_mappings
 
 N_USERS, N_MOVIES, N_TRAIN_MOVIES = 30, 40, 35
 K = 8
@@ -73,13 +72,7 @@ def blend_served(train):
     return assemble_served_model(
         config,
         model.state_dict(),
-        user_mapping=pl.DataFrame(
-            {"userId": np.arange(1, N_USERS + 1), "userIdMapped": np.arange(N_USERS)},
-            schema=USER_MAPPING_SCHEMA,
-        ),
-        movie_mapping=pl.DataFrame(
-            {"movieId": ids, "movieIdMapped": ids - 1}, schema=MOVIE_MAPPING_SCHEMA
-        ),
+        **identity_mappings(N_USERS, N_MOVIES),
         train_ratings=train,
         movies=pl.DataFrame(
             {"movieId": ids, "title": [f"M{i}" for i in ids], "genres": "Drama"},

@@ -7,7 +7,9 @@ Session-scoped: the frames are immutable and no test changes the configs or weig
 """
 
 import copy
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -24,6 +26,7 @@ from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.variants import VARIANTS
 from rating_prediction.parameters import parse
 from rating_prediction.serving import bundle as serving_bundle
+from rating_prediction.serving.artifacts import load_served_model
 from rating_prediction.serving.bundle import ServedModel, assemble_served_model
 from rating_prediction.serving.ranker import RankerChoice, feedback_of, ranker_variants
 from rating_prediction.training.data import TrainingData
@@ -50,6 +53,35 @@ RANKER_TRAINING = {"ease": {"regularization": 1.0, "feedback": "binary"}}
 # The held-out val NDCG@K set in each fitted ranker's config (the fit on these fixtures
 # measures none): ease's is the highest, so `best` serves it.
 EASE_VAL_NDCG = 0.4
+
+
+def identity_mappings(n_users: int, n_movies: int) -> dict[str, pl.DataFrame]:
+    """``user_mapping`` and ``movie_mapping`` of users and movies numbered from 1,
+    mapped to ``id - 1``: the served model's arguments of that name."""
+    return {
+        "user_mapping": pl.DataFrame(
+            {"userId": range(1, n_users + 1), "userIdMapped": range(n_users)},
+            schema=USER_MAPPING_SCHEMA,
+        ),
+        "movie_mapping": pl.DataFrame(
+            {"movieId": range(1, n_movies + 1), "movieIdMapped": range(n_movies)},
+            schema=MOVIE_MAPPING_SCHEMA,
+        ),
+    }
+
+
+def assert_damage_refused_at_load(
+    folder: Path, work: Path, case: tuple[str, Callable[[Path], Any], str]
+) -> None:
+    """A copy of the saved served model ``folder`` (made in ``work``) loads whole, and
+    once ``case``'s damage is done to it, is refused naming its part and problem:
+    ``case`` is ``(part name, damage, problem pattern)``."""
+    name, damage, problem = case
+    copied = shutil.copytree(folder, work / "served_model")
+    load_served_model(copied)
+    damage(copied)
+    with pytest.raises(ValueError, match=rf"served model's {name} \(.*\) .*{problem}"):
+        load_served_model(copied)
 
 
 def inference_parameters(**changes: Any) -> dict[str, Any]:

@@ -9,14 +9,13 @@ import torch
 
 from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
-    MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
-    USER_MAPPING_SCHEMA,
 )
 from rating_prediction.models.config import build_model
 from rating_prediction.serving.bundle import assemble_served_model
 from rating_prediction.serving.foldin import fold_in
 from rating_prediction.serving.requests import answer_request
+from tests.serving.fixtures import identity_mappings
 
 N_USERS, N_MOVIES, RANK, DENSITY = 300, 120, 3, 0.4
 HELD_OUT = N_USERS + 1  # userIds 1..N_USERS are trained; this one is not
@@ -93,14 +92,7 @@ def served_and_held_out():
     served = assemble_served_model(
         config,
         weights,
-        user_mapping=pl.DataFrame(
-            {"userId": range(1, N_USERS + 1), "userIdMapped": range(N_USERS)},
-            schema=USER_MAPPING_SCHEMA,
-        ),
-        movie_mapping=pl.DataFrame(
-            {"movieId": range(1, N_MOVIES + 1), "movieIdMapped": range(N_MOVIES)},
-            schema=MOVIE_MAPPING_SCHEMA,
-        ),
+        **identity_mappings(N_USERS, N_MOVIES),
         train_ratings=mapped.cast(MAPPED_RATINGS_SCHEMA),
         movies=pl.DataFrame(
             {

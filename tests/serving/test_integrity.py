@@ -42,6 +42,7 @@ from rating_prediction.serving.verify import (
     IntegrityError,
     load_verified_model,
 )
+from tests.serving.fixtures import assert_damage_refused_at_load
 from tests.serving.rest import free_port, post, wait_until_up
 
 NAME = registered_model_name("integrity")
@@ -206,12 +207,7 @@ STRUCTURE_CASES = {
 def test_a_model_with_broken_structure_is_refused_at_load_naming_the_file(
     ranked_folder, tmp_path, case
 ):
-    name, damage, problem = STRUCTURE_CASES[case]
-    folder = shutil.copytree(ranked_folder, tmp_path / "served_model")
-    load_served_model(folder)  # whole, it loads
-    damage(folder)
-    with pytest.raises(ValueError, match=rf"served model's {name} \(.*\) .*{problem}"):
-        load_served_model(folder)
+    assert_damage_refused_at_load(ranked_folder, tmp_path, STRUCTURE_CASES[case])
 
 
 def test_ids_of_another_type_than_the_format_declares_are_refused(

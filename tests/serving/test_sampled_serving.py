@@ -6,7 +6,6 @@ checked at load. Built from random tensors in the exported format (no myFM)."""
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,9 +18,7 @@ import torch
 
 from rating_prediction.data.schema import (
     MAPPED_RATINGS_SCHEMA,
-    MOVIE_MAPPING_SCHEMA,
     MOVIES_SCHEMA,
-    USER_MAPPING_SCHEMA,
 )
 from rating_prediction.models.config import load_trained_model
 from rating_prediction.serving.artifacts import load_served_model, save_served_model
@@ -35,6 +32,7 @@ from tests.models.sampled_fixtures import (
     random_weights,
     sampled_config,
 )
+from tests.serving.fixtures import assert_damage_refused_at_load, identity_mappings
 
 KINDS = {
     "regression with time": {"time": TIME},
@@ -249,14 +247,7 @@ def served_on_every_pair(config: dict, weights: dict) -> ServedModel:
     return assemble_served_model(
         config,
         weights,
-        user_mapping=pl.DataFrame(
-            {"userId": range(1, N_USERS + 1), "userIdMapped": range(N_USERS)},
-            schema=USER_MAPPING_SCHEMA,
-        ),
-        movie_mapping=pl.DataFrame(
-            {"movieId": range(1, N_MOVIES + 1), "movieIdMapped": range(N_MOVIES)},
-            schema=MOVIE_MAPPING_SCHEMA,
-        ),
+        **identity_mappings(N_USERS, N_MOVIES),
         train_ratings=train,
         movies=pl.DataFrame(
             {
@@ -426,12 +417,7 @@ def probit_folder(served_inputs, tmp_path_factory) -> Path:
 def test_a_broken_sampled_model_is_refused_at_load_naming_the_file(
     probit_folder, tmp_path, case
 ):
-    name, damage, problem = STRUCTURE_CASES[case]
-    folder = shutil.copytree(probit_folder, tmp_path / "served_model")
-    load_served_model(folder)  # whole, it loads
-    damage(folder)
-    with pytest.raises(ValueError, match=rf"served model's {name} \(.*\) .*{problem}"):
-        load_served_model(folder)
+    assert_damage_refused_at_load(probit_folder, tmp_path, STRUCTURE_CASES[case])
 
 
 def test_a_bad_timestamp_on_a_fold_in_row_is_refused_too(sampled_parts):

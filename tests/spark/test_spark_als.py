@@ -29,6 +29,7 @@ from rating_prediction.pipelines.evaluation.nodes import (
     score_with_model,
 )
 from tests.fakes import learnable_splits
+from tests.spark.fitting import fit_spark_variant
 
 pytest.importorskip("pyspark")
 
@@ -78,15 +79,8 @@ def frames(spark, tables) -> dict:
 def _fit(frames, variant: str, parameters: dict) -> tuple:
     from rating_prediction.pipelines.spark_modelling import nodes  # noqa: PLC0415
 
-    users, movies, config, history = nodes.fit_spark_model(
-        train_ratings=frames["train_ratings"],
-        val_ratings=frames["val_ratings"],
-        user_mapping=frames["user_mapping"],
-        movie_mapping=frames["movie_mapping"],
-        rating_scale=SCALE,
-        parameters=parameters,
-        evaluation=EVALUATION,
-        variant_name=variant,
+    users, movies, config, history = fit_spark_variant(
+        frames, variant, parameters, EVALUATION
     )
     weights = nodes.export_spark_model(users, movies, config)
     return users, movies, config, history, weights

@@ -11,6 +11,7 @@ from kedro.runner import SequentialRunner
 
 from rating_prediction.pipelines import data_ingestion, data_processing
 from tests.project import SHARED_DATA
+from tests.spark.fitting import fit_spark_variant
 from tests.training.fixtures import project_training_parameters
 
 pytest.importorskip("pyspark")
@@ -74,18 +75,12 @@ def test_spark_als_reaches_the_target_rmse_on_ml_latest_small(spark):
     # reg_param 0.15): one fit on train, scored on val, then the refit on train + val.
     parameters = project_training_parameters()["spark_als"] | {"reg_param": [0.15]}
     scale = {"min": 0.5, "max": 5.0, "inferred": False}
-    users, movies, config, _ = nodes.fit_spark_model(
-        train_ratings=frames["train_ratings"],
-        val_ratings=frames["val_ratings"],
-        user_mapping=frames["user_mapping"],
-        movie_mapping=frames["movie_mapping"],
-        rating_scale=scale,
-        parameters=parameters,
-        evaluation={
-            "prediction_batch_size": 1_000_000,
-            "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
-        },
-        variant_name="spark_als",
+    evaluation = {
+        "prediction_batch_size": 1_000_000,
+        "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
+    }
+    users, movies, config, _ = fit_spark_variant(
+        frames, "spark_als", parameters, evaluation, scale
     )
     metrics = nodes.evaluate_spark_model(
         train_ratings=frames["train_ratings"],
