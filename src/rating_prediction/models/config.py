@@ -42,7 +42,8 @@ class ModelConfig(BaseModel):
         popularity_weight: The popularity blend's weight with the best held-out val
             NDCG@K (``evaluation.ranking.popularity_weight: val``).
         refit_on_train_val: Whether the saved weights were retrained on train + val.
-        fit_seconds: Wall time of the whole fit, refit included.
+        fit_seconds: Wall time of the whole fit, refit included (not the ranking of
+            val with the fit on train, which the training pipeline adds).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

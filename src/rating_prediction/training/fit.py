@@ -60,7 +60,7 @@ def fit_variant(
     history = _fit_keeping_best(variant, options, model, train, val)
     seconds = time.perf_counter() - started
     best = history.row(int(history["val_loss"].arg_min()), named=True)
-    data.report_fitted_on_train(model)
+    started += data.report_fitted_on_train(model)
     if options.refit_on_train_val:
         model, config = _refit_on_train_and_val(
             variant, options, (train, val), data, best["epoch"]
