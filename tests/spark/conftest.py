@@ -1,7 +1,8 @@
-"""The Spark tests' session: one ``local[2]`` SparkSession for the whole test run.
+"""The Spark tests' session: one ``local[2]`` SparkSession for this folder's tests.
 
-Starting a JVM takes some 15 s, so every Spark test shares one session (session scope),
-started as ``kedro run --env spark`` starts its own
+Starting a JVM takes some 15 s, so every Spark test shares one session (package scope:
+it stops after this folder's last test, so the idle JVM's heartbeats and 1.5 GB do not
+weigh on the tests after it), started as ``kedro run --env spark`` starts its own
 (:func:`rating_prediction.runtime.spark.start_session`) with conf/spark/spark.yml's
 settings made small: two cores, no web UI, four shuffle partitions. Every test of this
 folder is marked ``spark`` (``pytest -m "not spark"`` leaves them out); those that
@@ -42,9 +43,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.spark)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def spark() -> Iterator:
-    """A ``local[2]`` SparkSession shared by the test run, stopped at its end."""
+    """A ``local[2]`` SparkSession shared by this folder's tests, stopped after them."""
     try:
         find_java()
     except SparkSetupError as error:
