@@ -178,7 +178,7 @@ def test_the_ranking_on_spark_is_the_one_machine_ranking(implicit, frames, table
     for on_spark, local in (
         (
             nodes.rank_spark_model(task, users, config, weights, EVALUATION),
-            rank_with_model(config, weights, local_task, EVALUATION),
+            rank_with_model(config, weights, local_task, EVALUATION)[0],
         ),
         (
             nodes.rank_by_popularity_on_spark(task, EVALUATION),

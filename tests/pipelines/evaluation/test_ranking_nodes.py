@@ -11,9 +11,15 @@ import pytest
 
 from rating_prediction.data.schema import MOVIELENS_SCALE
 from rating_prediction.evaluation.names import ranking_metric_names
-from rating_prediction.evaluation.ranking import ranking_task
+from rating_prediction.evaluation.ranking import (
+    ranking_metrics,
+    ranking_task,
+)
+from rating_prediction.models.config import load_trained_model
+from rating_prediction.models.scoring import blended_scorer, log_count_scorer
 from rating_prediction.parameters import ParameterError
 from rating_prediction.parameters.training import EaseParameters
+from rating_prediction.pipelines.evaluation import nodes
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
     compare_best_ranker_to_popularity,
@@ -22,7 +28,6 @@ from rating_prediction.pipelines.evaluation.nodes import (
     rank_at_random,
     rank_by_popularity,
     rank_with_model,
-    rank_with_popularity_blend,
 )
 from rating_prediction.pipelines.reporting.figures import plot_ranking_metrics
 from rating_prediction.pipelines.reporting.summary import (
@@ -56,21 +61,21 @@ def task(splits):
     )
 
 
+def _blend_at(weight):
+    return {
+        **EVALUATION,
+        "ranking": {**EVALUATION["ranking"], "popularity_weight": weight},
+    }
+
+
 def test_every_ranking_node_reports_the_five_metrics(task):
     config, weights = fake_trained_model("biased_mf")
+    own, blend = rank_with_model(config, weights, task, _blend_at(1))
     for result in (
-        rank_with_model(config, weights, task, EVALUATION),
+        own,
+        blend,
         rank_by_popularity(task, EVALUATION),
         rank_at_random(task, EVALUATION),
-        rank_with_popularity_blend(
-            config,
-            weights,
-            task,
-            {
-                **EVALUATION,
-                "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
-            },
-        ),
     ):
         assert list(result) == ["test"]
         assert list(result["test"]) == NAMES
@@ -81,15 +86,52 @@ def test_every_ranking_node_reports_the_five_metrics(task):
 
 def test_blend_of_weight_one_is_the_popularity_list_and_zero_is_off(task):
     config, weights = fake_trained_model("biased_mf")
-    only_popularity = {
-        **EVALUATION,
-        "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
-    }
-    blend = rank_with_popularity_blend(config, weights, task, only_popularity)
+    _, blend = rank_with_model(config, weights, task, _blend_at(1))
     popularity = rank_by_popularity(task, EVALUATION)
     assert blend["test"]["ndcg@5"] == pytest.approx(popularity["test"]["ndcg@5"])
-    off = {**EVALUATION, "ranking": {**EVALUATION["ranking"], "popularity_weight": 0}}
-    assert rank_with_popularity_blend(config, weights, task, off) == {}
+    own, off = rank_with_model(config, weights, task, _blend_at(0))
+    assert off == {}
+    assert own == rank_with_model(config, weights, task, _blend_at(1))[0]
+
+
+def test_the_model_scores_each_block_once_for_its_ranking_and_its_blend(
+    task, monkeypatch
+):
+    """The blend's figures are those of ranking the blended scores alone, and the
+    model scored each block of users once for both rankings."""
+    config, weights = fake_trained_model("biased_mf")
+    scored_blocks = []
+    model_scorer = nodes.model_scorer
+
+    def counting_scorer(model, candidates):
+        score = model_scorer(model, candidates)
+
+        def counted(users):
+            scored_blocks.append(users.copy())
+            return score(users)
+
+        return counted
+
+    monkeypatch.setattr(nodes, "model_scorer", counting_scorer)
+    own, blend = rank_with_model(config, weights, task, _blend_at(0.3))
+    # Several blocks, each user scored once: not once per ranking.
+    assert len(scored_blocks) > 1
+    np.testing.assert_array_equal(np.concatenate(scored_blocks), task.users)
+    model = load_trained_model(config, weights)
+    alone = blended_scorer(
+        model_scorer(model, task.candidates),
+        log_count_scorer(task.candidate_counts),
+        0.3,
+    )
+    assert blend["test"] == ranking_metrics(
+        task, alone, 5, EVALUATION["prediction_batch_size"]
+    )
+    assert own["test"] == ranking_metrics(
+        task,
+        model_scorer(model, task.candidates),
+        5,
+        EVALUATION["prediction_batch_size"],
+    )
 
 
 def test_by_default_the_blend_takes_the_weight_the_model_chose_on_val(task):
@@ -99,31 +141,22 @@ def test_by_default_the_blend_takes_the_weight_the_model_chose_on_val(task):
     chosen_on_val = {**EVALUATION, "ranking": {**EVALUATION["ranking"]}}
     chosen_on_val["ranking"].pop("popularity_weight", None)
     popularity = rank_by_popularity(task, EVALUATION)["test"]["ndcg@5"]
-    blend = rank_with_popularity_blend(
+    _, blend = rank_with_model(
         config | {"popularity_weight": 1.0}, weights, task, chosen_on_val
     )
     assert blend["test"]["ndcg@5"] == pytest.approx(popularity)
     # Chosen 0: the blend is the model's own ranking; none chosen: no entry.
-    own = rank_with_model(config, weights, task, chosen_on_val)
-    assert (
-        rank_with_popularity_blend(
-            config | {"popularity_weight": 0.0}, weights, task, chosen_on_val
-        )
-        == own
+    own, blend = rank_with_model(
+        config | {"popularity_weight": 0.0}, weights, task, chosen_on_val
     )
-    assert (
-        rank_with_popularity_blend(
-            config | {"popularity_weight": None}, weights, task, chosen_on_val
-        )
-        == {}
+    assert blend == own
+    _, blend = rank_with_model(
+        config | {"popularity_weight": None}, weights, task, chosen_on_val
     )
+    assert blend == {}
     # A stated weight wins over the model's.
-    stated = {
-        **EVALUATION,
-        "ranking": {**EVALUATION["ranking"], "popularity_weight": 1},
-    }
-    stated_blend = rank_with_popularity_blend(
-        config | {"popularity_weight": 0.0}, weights, task, stated
+    _, stated_blend = rank_with_model(
+        config | {"popularity_weight": 0.0}, weights, task, _blend_at(1)
     )
     assert stated_blend["test"]["ndcg@5"] == pytest.approx(popularity)
 
@@ -293,7 +326,7 @@ def test_the_best_ranker_by_val_is_compared_with_popularity_user_by_user(splits,
     ease = fitted_ease(splits, best_val_ndcg=0.4)
     models = {"ease": ease, "als": fake_ranker("als", 0.1)}
     comparison = compare_best_ranker_to_popularity(task, EVALUATION, *models.values())
-    own = rank_with_model(*ease, task, EVALUATION)["test"]["ndcg@5"]
+    own = rank_with_model(*ease, task, EVALUATION)[0]["test"]["ndcg@5"]
     popularity = rank_by_popularity(task, EVALUATION)["test"]["ndcg@5"]
     assert comparison["best_ranker"] == "ease"
     assert comparison["metric"] == "ndcg@5"
@@ -313,7 +346,7 @@ def test_the_best_ranker_is_chosen_on_val_not_on_test(splits, task):
     models = {"ease": fitted_ease(splits, 0.1), "als": fake_ranker("als", 0.9)}
     comparison = compare_best_ranker_to_popularity(task, EVALUATION, *models.values())
     assert comparison["best_ranker"] == "als"
-    als = rank_with_model(*models["als"], task, EVALUATION)["test"]["ndcg@5"]
+    als = rank_with_model(*models["als"], task, EVALUATION)[0]["test"]["ndcg@5"]
     assert comparison["best_ranker_mean"] == pytest.approx(als)
 
 

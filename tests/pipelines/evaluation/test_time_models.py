@@ -91,6 +91,6 @@ def test_a_time_model_ranks_by_its_predictions_at_the_default_bucket(splits):
         predicted = model.predict(*(torch.from_numpy(ids) for ids in pairs))
         return predicted.numpy().reshape(users.size, task.candidates.size)
 
-    metrics = rank_with_model(config, weights, task, EVALUATION)
+    metrics, _ = rank_with_model(config, weights, task, EVALUATION)
     assert metrics["test"] == ranking_metrics(task, by_predict, 5, 7)
     assert metrics["test"]["coverage"] > 0

@@ -29,7 +29,7 @@ from rating_prediction.evaluation.ranking import (
     RankingTask,
     model_scorer,
     random_scorer,
-    ranking_metrics,
+    ranking_metrics_of,
     ranking_task,
     user_ranking_metrics,
 )
@@ -42,6 +42,7 @@ from rating_prediction.models.scoring import (
     blended_scorer,
     count_scorer,
     log_count_scorer,
+    scored_once,
 )
 from rating_prediction.parameters import EvaluationParameters, parse
 from rating_prediction.serving.ranker import BEST_RANKER, select_served_ranker
@@ -245,37 +246,33 @@ def rank_with_model(
     model_weights: dict[str, torch.Tensor],
     ranking_task: RankingTask,
     evaluation: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Ranking metrics (``evaluation.ranking``) of a trained model's top-K lists:
-    ``{"test": {"ndcg@K": .., "precision@K": .., ..., "coverage": ..}}``."""
-    model = load_trained_model(model_config, model_weights)
-    return _rank(ranking_task, evaluation, model_scorer(model, ranking_task.candidates))
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Ranking metrics (``evaluation.ranking``) of a trained model's top-K lists and of
+    its popularity blend, each ``{"test": {"ndcg@K": .., ..., "coverage": ..}}``.
 
-
-def rank_with_popularity_blend(
-    model_config: dict[str, Any],
-    model_weights: dict[str, torch.Tensor],
-    ranking_task: RankingTask,
-    evaluation: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Ranking metrics of the model's scores blended with log popularity (both
-    standardised per user) at ``evaluation.ranking.popularity_weight``: the weight
-    the training node chose on val for this model (``val``; 0 is the model's own
-    ranking), or the stated one. Empty (no blend entry: Kedro saves no ``None``) for
-    a stated 0, or when no weight could be chosen on val."""
+    The blend ranks the model's scores and log popularity (both standardised per
+    user) at ``evaluation.ranking.popularity_weight``: the weight the training node
+    chose on val for this model (``val``; 0 is the model's own ranking), or the
+    stated one. Its metrics are empty (no blend entry: Kedro saves no ``None``) for a
+    stated 0, or when no weight could be chosen on val. Both rankings come from one
+    pass over the users, the model scoring each block once: a sampled probit model's
+    scores cost far more than the ranking.
+    """
     stated = parse(
         EvaluationParameters, evaluation, "evaluation"
     ).ranking.popularity_weight
     config = ModelConfig.model_validate(model_config)
     weight = config.popularity_weight if stated == "val" else stated
-    if weight is None or stated == 0:
-        return {}
     model = load_trained_model(config, model_weights)
-    scorer = model_scorer(model, ranking_task.candidates)
-    if weight > 0:
+    scorers = {"model": scored_once(model_scorer(model, ranking_task.candidates))}
+    if weight:
         popularity = log_count_scorer(ranking_task.candidate_counts)
-        scorer = blended_scorer(scorer, popularity, weight)
-    return _rank(ranking_task, evaluation, scorer)
+        scorers["blend"] = blended_scorer(scorers["model"], popularity, weight)
+    rankings = _rank_each(ranking_task, evaluation, scorers)
+    if weight == 0 and stated != 0:
+        # Chosen 0 on val: the blend entry is the model's own ranking.
+        rankings["blend"] = rankings["model"]
+    return rankings["model"], rankings.get("blend", {})
 
 
 def rank_by_popularity(
@@ -380,12 +377,18 @@ def _user_ndcg(
 def _rank(
     task: RankingTask, evaluation: dict[str, Any], scorer: Scorer
 ) -> dict[str, dict[str, float]]:
+    return _rank_each(task, evaluation, {"scorer": scorer})["scorer"]
+
+
+def _rank_each(
+    task: RankingTask, evaluation: dict[str, Any], scorers: dict[str, Scorer]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Each of ``scorers``' ranking metrics on test, in one pass over the users."""
     settings = parse(EvaluationParameters, evaluation, "evaluation")
-    return {
-        "test": ranking_metrics(
-            task, scorer, settings.ranking.k, settings.prediction_batch_size
-        )
-    }
+    by_scorer = ranking_metrics_of(
+        task, scorers, settings.ranking.k, settings.prediction_batch_size
+    )
+    return {key: {"test": metrics} for key, metrics in by_scorer.items()}
 
 
 def gather_metrics(

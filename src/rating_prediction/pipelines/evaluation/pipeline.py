@@ -36,7 +36,6 @@ from .nodes import (
     rank_at_random,
     rank_by_popularity,
     rank_with_model,
-    rank_with_popularity_blend,
     score_with_baseline,
     score_with_model,
 )
@@ -138,7 +137,7 @@ def _gathering() -> list[Node]:
 
 def _variant_evaluation(variant: str) -> Pipeline:
     """``variant``'s rating predictions scored on every split and its top-K lists
-    ranked (alone and blended with popularity), as far as it can do each."""
+    ranked (alone and blended with popularity, in one pass), as far as it can do each."""
     outputs = [SPLIT] if variant in RATING_VARIANTS else []
     outputs += [RANKING, BLEND_RANKING] if variant in RANKING_VARIANTS else []
     outputs += [COMPARED_RANKER] if variant in ranker_variants() else []
@@ -204,19 +203,14 @@ def _model_evaluation(variant: str) -> list[Node]:
             predict_with_model, score_with_model, model_inputs, {}
         )
     if variant in RANKING_VARIANTS:
-        ranking = Node(
-            func=rank_with_model,
-            inputs={**model_inputs, "ranking_task": RANKING_TASK},
-            outputs="ranking_metrics",
-            name="rank_with_model_node",
+        nodes.append(
+            Node(
+                func=rank_with_model,
+                inputs={**model_inputs, "ranking_task": RANKING_TASK},
+                outputs=["ranking_metrics", "blend_ranking_metrics"],
+                name="rank_with_model_node",
+            )
         )
-        blend = Node(
-            func=rank_with_popularity_blend,
-            inputs=ranking.inputs,
-            outputs="blend_ranking_metrics",
-            name="rank_with_popularity_blend_node",
-        )
-        nodes += [ranking, blend]
     if variant in ranker_variants():
         nodes.append(
             Node(
