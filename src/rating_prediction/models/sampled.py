@@ -331,7 +331,12 @@ class SampledFactorization(RatingModel):
             self._split_samples(user_factors).transpose(0, 1),
             self._split_samples(movie_factors).permute(1, 2, 0),
         )
-        return self._summed_expectations(scores.permute(1, 2, 0), slice(None))
+        # Each sample's expected rating in float32, summed over the samples in
+        # float64: the users x movies x samples x levels normal probabilities of a
+        # whole catalogue are most of a ranking's time, and float32's erfc is four
+        # times faster than float64's. The scores stay within 1e-6 of `predict`'s
+        # (a test holds them to it), inside the served model's 1e-5 contract.
+        return self._summed_expectations(scores.permute(1, 2, 0).float(), slice(None))
 
     def _user_terms(
         self, user_factors: torch.Tensor, user_bias: torch.Tensor
@@ -394,7 +399,7 @@ class SampledFactorization(RatingModel):
         self, scores: torch.Tensor, samples: slice
     ) -> torch.Tensor:
         """The sum over the last axis of :meth:`_expectations`."""
-        return self._expectations(scores, samples).sum(-1)
+        return self._expectations(scores, samples).sum(-1, dtype=torch.float64)
 
     def _expectations(self, scores: torch.Tensor, samples: slice) -> torch.Tensor:
         """Each sample's expected rating given its scores, the last axis of
@@ -412,6 +417,7 @@ class SampledFactorization(RatingModel):
         if self.cutpoints is None:
             return scores
         scaled_cutpoints = self.cutpoints[samples].double() * SQRT_HALF
+        scaled_cutpoints = scaled_cutpoints.to(scores.dtype)
         steps = self.levels.diff().tolist()
         scaled = scores * SQRT_HALF
         expected = torch.full_like(scores, float(self.levels[-1]))
