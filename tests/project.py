@@ -6,9 +6,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow.tracking import MlflowClient
@@ -49,6 +52,24 @@ def copy_project(destination: Path) -> Path:
     shutil.copy(PROJECT_ROOT / "pyproject.toml", destination)
     (destination / "src").mkdir()
     return destination
+
+
+@contextmanager
+def scratch_project(
+    tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[Path]:
+    """:func:`copy_project` in a new temporary folder, deleted when the block ends.
+
+    For fixtures wider than a test: pytest keeps their folders until the session ends,
+    and a whole run writes hundreds of MB (bayesian_fm's sampled model three times:
+    trained, served, logged to MLflow), more than a CI machine's disk may hold summed
+    over the suite.
+    """
+    folder = tmp_path_factory.mktemp(name)
+    try:
+        yield copy_project(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_project(

@@ -23,7 +23,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from tests.project import PROJECT_ROOT, copy_project
+from tests.project import PROJECT_ROOT, scratch_project
 from tests.serving.rest import free_port, strict_json, wait_until_up
 from tests.test_docs import README, code_blocks
 
@@ -67,19 +67,21 @@ CURL_EXPECTATIONS: list[Callable[[list[dict]], None]] = [
 def default_run(tmp_path_factory) -> Iterator[Path]:
     """A project after a default ``kedro run`` (its MLflow store the default
     ``mlflow.db`` in the project's root, as a user has it)."""
-    project = copy_project(tmp_path_factory.mktemp("examples"))
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    run = subprocess.run(
-        [sys.executable, "-m", "kedro", "run"],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    yield project
+    with scratch_project(tmp_path_factory, "examples") as project:
+        environment = {
+            k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"
+        }
+        run = subprocess.run(
+            [sys.executable, "-m", "kedro", "run"],
+            cwd=project,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        yield project
 
 
 def _shell_commands(block: str) -> list[str]:

@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.project import SHARED_DATA, copy_project
+from tests.project import SHARED_DATA, copy_project, scratch_project
 from tests.serving.rest import post, serving
 
 RELEASE = SHARED_DATA / "ml-latest-small"
@@ -39,9 +40,12 @@ pytestmark = [
 # Every movie; bayesian_fm with 40 samples, not 200: these runs compare the layouts
 # with each other (tests/test_real_data.py holds the accuracy targets), and the
 # default's sampling and sampled model would make most of their time.
+# EASE^R on 1,000 movies: on all 9,351 training movies its weights are 350 MB, written
+# three times per run (trained, served, logged), and these runs compare layouts, not
+# rankers.
 ALL_MOVIES = {
     "processing": {"top_n_movies": None},
-    "training": {"bayesian_fm": {"n_iter": 40}},
+    "training": {"bayesian_fm": {"n_iter": 40}, "ease": {"max_items": 1000}},
 }
 SHORT_CROSS_VALIDATION = {
     "cross_validation": {
@@ -136,28 +140,32 @@ def pairs(project: Path, split: str) -> pl.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def release_run(tmp_path_factory) -> Path:
+def release_run(tmp_path_factory) -> Iterator[Path]:
     """The same ratings as the release itself, for reference."""
-    project = copy_project(tmp_path_factory.mktemp("release"))
-    release = {"ingestion": {"dataset": "ml-latest-small", "raw_dir": str(SHARED_DATA)}}
-    kedro_run(project, release | ALL_MOVIES)
-    return project
+    with scratch_project(tmp_path_factory, "release") as project:
+        release = {
+            "ingestion": {"dataset": "ml-latest-small", "raw_dir": str(SHARED_DATA)}
+        }
+        kedro_run(project, release | ALL_MOVIES)
+        yield project
 
 
 @pytest.fixture(scope="module")
-def integer_ids_run(tmp_path_factory) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("integer_ids"))
-    ingestion = own_layout(project, text_ids=False)
-    kedro_run(project, {"ingestion": ingestion} | ALL_MOVIES | examples(1, 318))
-    return project
+def integer_ids_run(tmp_path_factory) -> Iterator[Path]:
+    with scratch_project(tmp_path_factory, "integer_ids") as project:
+        ingestion = own_layout(project, text_ids=False)
+        kedro_run(project, {"ingestion": ingestion} | ALL_MOVIES | examples(1, 318))
+        yield project
 
 
 @pytest.fixture(scope="module")
-def text_ids_run(tmp_path_factory) -> Path:
-    project = copy_project(tmp_path_factory.mktemp("text_ids"))
-    ingestion = own_layout(project, text_ids=True)
-    kedro_run(project, {"ingestion": ingestion} | ALL_MOVIES | examples("c1", "p318"))
-    return project
+def text_ids_run(tmp_path_factory) -> Iterator[Path]:
+    with scratch_project(tmp_path_factory, "text_ids") as project:
+        ingestion = own_layout(project, text_ids=True)
+        kedro_run(
+            project, {"ingestion": ingestion} | ALL_MOVIES | examples("c1", "p318")
+        )
+        yield project
 
 
 def test_integer_ids_give_the_release_split_and_twice_its_errors(
