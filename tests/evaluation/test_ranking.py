@@ -124,6 +124,19 @@ def test_popularity_ranks_by_training_count_and_random_is_seeded():
     np.testing.assert_array_equal(first, again)
 
 
+def test_a_users_random_scores_are_the_same_in_any_block():
+    """Seeded by the seed and the user: Spark's partitions rank a user as one
+    machine's blocks do."""
+    scorer = random_scorer(6, seed=3)
+    together = scorer(np.array([0, 1, 2]))
+    np.testing.assert_array_equal(scorer(np.array([2]))[0], together[2])
+    np.testing.assert_array_equal(
+        random_scorer(6, seed=3)(np.array([1, 2]))[0], together[1]
+    )
+    assert not np.array_equal(together[0], together[1])
+    assert not np.array_equal(random_scorer(6, seed=4)(np.array([0]))[0], together[0])
+
+
 def test_blend_weights_interpolate_between_the_two_orders():
     users = np.array([0])
     first = lambda u: np.tile([3.0, 2.0, 1.0], (u.size, 1))  # noqa: E731

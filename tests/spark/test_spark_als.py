@@ -24,6 +24,7 @@ from rating_prediction.parameters.training import (
 )
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
+    rank_at_random,
     rank_by_popularity,
     rank_with_model,
     score_with_model,
@@ -183,6 +184,10 @@ def test_the_ranking_on_spark_is_the_one_machine_ranking(implicit, frames, table
         (
             nodes.rank_by_popularity_on_spark(task, EVALUATION),
             rank_by_popularity(local_task, EVALUATION),
+        ),
+        (
+            nodes.rank_at_random_on_spark(task, EVALUATION),
+            rank_at_random(local_task, EVALUATION),
         ),
     ):
         assert list(on_spark["test"]) == list(local["test"])

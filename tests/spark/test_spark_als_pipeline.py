@@ -101,12 +101,12 @@ def catalog(spark, tables, tmp_path_factory) -> DataCatalog:
 
 def test_metrics_hold_spark_als_errors_and_the_rankers_lists(catalog):
     metrics = catalog.load("metrics")
-    assert list(metrics) == ["spark_als", "spark_als_implicit", "popularity"]
+    assert list(metrics) == ["spark_als", "spark_als_implicit", "popularity", "random"]
     assert list(metrics["spark_als"]) == ["train", "val", "test"]
     for values in metrics["spark_als"].values():
         assert set(values) == {"mse", "rmse", "mae"}
         assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
-    for entry in ("spark_als_implicit", "popularity"):
+    for entry in ("spark_als_implicit", "popularity", "random"):
         assert list(metrics[entry]) == ["test"]
         assert list(metrics[entry]["test"]) == ranking_metric_names(5)
 

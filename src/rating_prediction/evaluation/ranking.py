@@ -223,9 +223,17 @@ def candidate_rating_counts(
 
 
 def random_scorer(n_candidates: int, seed: int) -> Scorer:
-    """Independent uniform scores per user and movie, from one seeded generator."""
-    rng = np.random.default_rng(seed)
-    return lambda users: rng.random((users.size, n_candidates))
+    """Independent uniform scores per user and movie, each user's from a generator
+    seeded by ``(seed, user)``: a user's list is the same whichever block, partition or
+    engine ranks it (the Spark evaluation's partitions give one machine's figures)."""
+
+    def score(users: np.ndarray) -> np.ndarray:
+        scores = np.empty((users.size, n_candidates))
+        for row, user in enumerate(users):
+            scores[row] = np.random.default_rng((seed, int(user))).random(n_candidates)
+        return scores
+
+    return score
 
 
 def _per_user_metrics(

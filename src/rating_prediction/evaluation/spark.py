@@ -45,7 +45,11 @@ from pyspark.sql import functions as F
 
 from rating_prediction.data.schema import RatingScale
 from rating_prediction.evaluation.names import ranking_metric_names
-from rating_prediction.evaluation.ranking import RankingTask, user_ranking_metrics
+from rating_prediction.evaluation.ranking import (
+    RankingTask,
+    random_scorer,
+    user_ranking_metrics,
+)
 from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
@@ -246,8 +250,9 @@ def _user_rows(rows: pd.DataFrame, shape: torch.Size, bias: bool) -> torch.Tenso
 @dataclass(frozen=True)
 class RankingSpec:
     """What each partition needs: the candidates, their counts (popularity) and key
-    width, K, the block bound (pairs), the model (``None``: the popularity list) and
-    the popularity blend's weight of the top-K lists."""
+    width, K, the block bound (pairs), the model (``None``: the popularity list, or
+    with ``random_seed`` seeded random lists) and the popularity blend's weight of the
+    top-K lists."""
 
     candidates: np.ndarray
     candidate_counts: np.ndarray
@@ -256,6 +261,7 @@ class RankingSpec:
     max_pairs: int
     model: BlockModel | None
     popularity_weight: float = 0.0
+    random_seed: int | None = None
 
 
 def spark_ranking_metrics(
@@ -264,20 +270,27 @@ def spark_ranking_metrics(
     factors: DataFrame | None,
     k: int,
     max_pairs: int,
+    *,
+    random_seed: int | None = None,
 ) -> dict[str, float]:
     """NDCG, precision, recall and MAP at ``k`` (means over the task's users) and
     the coverage of the top-``k`` lists of ``model`` (its user rows ``factors``:
-    ``userIdMapped``, ``bias``, ``factors``), or of the popularity list (most-rated
-    in the history first) for ``model`` ``None``."""
+    ``userIdMapped``, ``bias``, ``factors``); for ``model`` ``None``, of the
+    popularity list, or with ``random_seed`` of one machine's seeded random lists."""
     users = task.users
     if factors is not None:
         users = users.join(factors.select(USER, BIAS, FACTORS), USER, "left")
     spec = RankingSpec(
-        task.candidates, task.candidate_counts, task.n_keys, k, max_pairs, model
+        task.candidates,
+        task.candidate_counts,
+        task.n_keys,
+        k,
+        max_pairs,
+        model,
+        random_seed=random_seed,
     )
     shared = users.sparkSession.sparkContext.broadcast(spec)
-    ranked = users.mapInPandas(partial(rank_partition, shared), RANKED_SCHEMA)
-    ranked = ranked.cache()
+    ranked = users.mapInPandas(partial(rank_partition, shared), RANKED_SCHEMA).cache()
     try:
         means = (
             ranked.filter(F.col(USER) >= 0)
@@ -353,7 +366,12 @@ def _keys(lists: pd.Series, n_keys: int) -> np.ndarray:
 
 
 def _scorer(rows: pd.DataFrame, spec: RankingSpec) -> Scorer:
-    """The partition's scorer: the model built for its users, or popularity."""
+    """The partition's scorer of its users' positions: the model built for its
+    users, seeded random lists (by the users' own ids), or popularity."""
+    if spec.model is None and spec.random_seed is not None:
+        by_user = random_scorer(spec.candidates.size, spec.random_seed)
+        user_ids = rows[USER].to_numpy()
+        return lambda positions: by_user(user_ids[positions])
     if spec.model is None:
         return count_scorer(spec.candidate_counts)
     model = spec.model.build(rows)

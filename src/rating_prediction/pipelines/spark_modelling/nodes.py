@@ -232,14 +232,30 @@ def rank_by_popularity_on_spark(
     spark_ranking_task: SparkRankingTask, evaluation: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
     """Test ranking metrics of the most-rated movies of train + val, on Spark."""
+    return _baseline_ranking_on_spark(spark_ranking_task, evaluation, at_random=False)
+
+
+def rank_at_random_on_spark(
+    spark_ranking_task: SparkRankingTask, evaluation: dict[str, Any]
+) -> dict[str, dict[str, float]]:
+    """Test ranking metrics of seeded random lists
+    (``evaluation.ranking.random_seed``), on Spark: one machine's lists, user by
+    user."""
+    return _baseline_ranking_on_spark(spark_ranking_task, evaluation, at_random=True)
+
+
+def _baseline_ranking_on_spark(
+    task: SparkRankingTask, evaluation: dict[str, Any], *, at_random: bool
+) -> dict[str, dict[str, float]]:
     settings = parse(EvaluationParameters, evaluation, "evaluation")
     return {
         "test": spark_ranking_metrics(
-            spark_ranking_task,
+            task,
             None,
             None,
             settings.ranking.k,
             settings.prediction_batch_size,
+            random_seed=settings.ranking.random_seed if at_random else None,
         )
     }
 

@@ -37,6 +37,7 @@ from .nodes import (
     export_spark_model,
     fit_spark_model,
     local_table,
+    rank_at_random_on_spark,
     rank_by_popularity_on_spark,
     rank_spark_model,
     recommend_on_spark,
@@ -49,7 +50,7 @@ FIT_INPUTS = ["train_ratings", "val_ratings", "user_mapping", "movie_mapping"]
 TRAINED_MODEL, USER_FACTORS = "trained_model", "user_factors"
 SPLIT_METRICS, RANKING_METRICS = "split_metrics", "ranking_metrics"
 RANKING_TASK = "spark_ranking_task"
-POPULARITY = "popularity"
+POPULARITY, RANDOM = "popularity", "random"
 # The one-machine inference nodes' inputs that the Spark environment holds as Spark
 # DataFrames: they read polars tables collected from them instead.
 LOCAL_TABLES = [*SPLITS, "user_mapping", "movie_mapping", "movies"]
@@ -82,6 +83,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=[RANKING_TASK, "params:evaluation"],
                 outputs=handed_out(POPULARITY, RANKING_METRICS),
                 name="rank_by_popularity_on_spark_node",
+            ),
+            Node(
+                func=rank_at_random_on_spark,
+                inputs=[RANKING_TASK, "params:evaluation"],
+                outputs=handed_out(RANDOM, RANKING_METRICS),
+                name="rank_at_random_on_spark_node",
             ),
             *_gathering(),
             *_choice_nodes(),
@@ -185,7 +192,7 @@ def _ranking_node() -> Node:
 
 def _gathering() -> list[Node]:
     """Every entry's metrics into ``metrics`` (metrics.json) and ``mlflow_metrics``."""
-    ranked = [*spark_variants("ranks"), POPULARITY]
+    ranked = [*spark_variants("ranks"), POPULARITY, RANDOM]
     return [
         Node(
             func=gather_ranking_metrics,
