@@ -24,6 +24,7 @@ from rating_prediction.parameters.training import (
 )
 from rating_prediction.pipelines.evaluation.nodes import (
     build_ranking_task,
+    compare_best_ranker_to_popularity,
     rank_at_random,
     rank_by_popularity,
     rank_with_model,
@@ -194,6 +195,35 @@ def test_the_ranking_on_spark_is_the_one_machine_ranking(implicit, frames, table
         for metric, value in local["test"].items():
             assert on_spark["test"][metric] == pytest.approx(value, rel=1e-6), metric
     assert 0 < on_spark["test"]["ndcg@5"] <= 1
+
+
+def test_the_comparison_with_popularity_on_spark_is_one_machines(
+    implicit, frames, tables
+):
+    """ranking_comparison.json: the per-user NDCG differences summed on the
+    cluster give one machine's paired test."""
+    from rating_prediction.pipelines.spark_modelling import nodes  # noqa: PLC0415
+
+    users, _, config, _, weights = implicit
+    task = nodes.build_spark_ranking_task(
+        *(frames[s] for s in SPLITS), EVALUATION, SCALE
+    )
+    local_task = build_ranking_task(*(tables[s] for s in SPLITS), EVALUATION, SCALE)
+    on_spark = nodes.compare_spark_ranker_to_popularity(
+        task,
+        EVALUATION,
+        **{config["variant"]: (config, weights)},
+        **{f"{config['variant']}_user_factors": users},
+    )
+    local = compare_best_ranker_to_popularity(local_task, EVALUATION, (config, weights))
+    assert list(on_spark) == list(local)
+    assert local["users"] > 2
+    assert local["p_value"] is not None
+    for key, value in local.items():
+        if isinstance(value, float):
+            assert on_spark[key] == pytest.approx(value, rel=1e-6, abs=1e-12), key
+        else:
+            assert on_spark[key] == value, key
 
 
 def test_a_grid_beyond_its_bound_is_refused_naming_the_key():

@@ -111,6 +111,19 @@ def test_metrics_hold_spark_als_errors_and_the_rankers_lists(catalog):
         assert list(metrics[entry]["test"]) == ranking_metric_names(5)
 
 
+def test_the_best_spark_ranker_is_compared_with_popularity(catalog):
+    comparison = catalog.load("ranking_comparison")
+    assert comparison["best_ranker"] == "spark_als_implicit"
+    assert comparison["versus"] == "popularity"
+    assert comparison["users"] > 2
+    assert (
+        comparison["ci_low"] <= comparison["mean_difference"] <= comparison["ci_high"]
+    )
+    assert comparison["mean_difference"] == pytest.approx(
+        comparison["best_ranker_mean"] - comparison["popularity_mean"]
+    )
+
+
 def test_the_served_model_answers_with_the_spark_variants(catalog):
     served = catalog.load("served_model")
     assert served.answered_by == {

@@ -55,19 +55,31 @@ def paired_comparison(
             f"got {a.size} and {b.size}."
         )
     summary = interval(a - b, confidence)
-    if summary["sd"] > 0:
-        t_statistic, p_value = stats.ttest_rel(a, b)
-        t_statistic, p_value = float(t_statistic), float(p_value)
+    return paired_comparison_of_moments(
+        summary["n"], summary["mean"], summary["sd"], confidence
+    )
+
+
+def paired_comparison_of_moments(
+    n: int, mean_difference: float, sd_difference: float, confidence: float = 0.95
+) -> dict[str, float | bool]:
+    """:func:`paired_comparison` from the ``n`` differences' mean and sample standard
+    deviation alone (the Spark evaluation sums them on the cluster): the paired
+    t-test is the one-sample t-test of the differences."""
+    half = _half_width(sd_difference, n, confidence)
+    if sd_difference > 0:
+        t_statistic = mean_difference / (sd_difference / math.sqrt(n))
+        p_value = float(2 * stats.t.sf(abs(t_statistic), n - 1))
     else:
         t_statistic = (
-            math.copysign(math.inf, summary["mean"]) if summary["mean"] else 0.0
+            math.copysign(math.inf, mean_difference) if mean_difference else 0.0
         )
-        p_value = 0.0 if summary["mean"] else 1.0
+        p_value = 0.0 if mean_difference else 1.0
     return {
-        "mean_difference": summary["mean"],
-        "ci_low": summary["ci_low"],
-        "ci_high": summary["ci_high"],
-        "t": t_statistic,
+        "mean_difference": mean_difference,
+        "ci_low": mean_difference - half,
+        "ci_high": mean_difference + half,
+        "t": float(t_statistic),
         "p_value": p_value,
         "significant": bool(p_value < 1 - confidence),
     }

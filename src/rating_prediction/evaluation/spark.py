@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -277,9 +278,6 @@ def spark_ranking_metrics(
     the coverage of the top-``k`` lists of ``model`` (its user rows ``factors``:
     ``userIdMapped``, ``bias``, ``factors``); for ``model`` ``None``, of the
     popularity list, or with ``random_seed`` of one machine's seeded random lists."""
-    users = task.users
-    if factors is not None:
-        users = users.join(factors.select(USER, BIAS, FACTORS), USER, "left")
     spec = RankingSpec(
         task.candidates,
         task.candidate_counts,
@@ -289,9 +287,7 @@ def spark_ranking_metrics(
         model,
         random_seed=random_seed,
     )
-    shared = users.sparkSession.sparkContext.broadcast(spec)
-    ranked = users.mapInPandas(partial(rank_partition, shared), RANKED_SCHEMA).cache()
-    try:
+    with _ranked_users(task, spec, factors) as ranked:
         means = (
             ranked.filter(F.col(USER) >= 0)
             .agg(*(F.avg(name).alias(name) for name in USER_FIGURES))
@@ -303,9 +299,6 @@ def spark_ranking_metrics(
             .distinct()
             .count()
         )
-    finally:
-        ranked.unpersist()
-        shared.destroy()
     names = ranking_metric_names(k)
     # No user to rank: NaN, as the one-machine means over no user.
     metrics = {
@@ -314,6 +307,63 @@ def spark_ranking_metrics(
     }
     metrics[names[-1]] = recommended / max(1, task.candidates.size)
     return metrics
+
+
+def spark_ndcg_against_popularity(
+    task: SparkRankingTask,
+    model: BlockModel,
+    factors: DataFrame,
+    k: int,
+    max_pairs: int,
+) -> dict[str, float]:
+    """Each user's NDCG@``k`` under ``model`` (its user rows ``factors``) minus under
+    the popularity list, summed on the cluster: ``users``, both means and the
+    differences' mean and sample standard deviation (``sd_difference``), from which
+    :func:`~rating_prediction.evaluation.intervals.paired_comparison_of_moments`
+    makes the paired t-test. Only those five figures come back."""
+    spec = RankingSpec(
+        task.candidates, task.candidate_counts, task.n_keys, k, max_pairs, model
+    )
+    popularity = replace(spec, model=None)
+    with (
+        _ranked_users(task, spec, factors) as first,
+        _ranked_users(task, popularity, None) as second,
+    ):
+        pairs = _user_ndcg(first, "ranker").join(_user_ndcg(second, "popular"), USER)
+        difference = F.col("ranker") - F.col("popular")
+        row = pairs.agg(
+            F.count(F.lit(1)).alias("users"),
+            F.avg("ranker").alias("ranker_mean"),
+            F.avg("popular").alias("popularity_mean"),
+            F.avg(difference).alias("mean_difference"),
+            F.stddev_samp(difference).alias("sd_difference"),
+        ).first()
+    return {
+        name: math.nan if value is None else float(value)
+        for name, value in row.asDict().items()
+    }
+
+
+def _user_ndcg(ranked: DataFrame, name: str) -> DataFrame:
+    return ranked.filter(F.col(USER) >= 0).select(USER, F.col("ndcg").alias(name))
+
+
+@contextmanager
+def _ranked_users(
+    task: SparkRankingTask, spec: RankingSpec, factors: DataFrame | None
+) -> Iterator[DataFrame]:
+    """The task's users ranked by ``spec`` (:func:`rank_partition`'s rows), cached
+    while the block runs; the users' rows ``factors`` joined in for a model."""
+    users = task.users
+    if factors is not None:
+        users = users.join(factors.select(USER, BIAS, FACTORS), USER, "left")
+    shared = users.sparkSession.sparkContext.broadcast(spec)
+    ranked = users.mapInPandas(partial(rank_partition, shared), RANKED_SCHEMA).cache()
+    try:
+        yield ranked
+    finally:
+        ranked.unpersist()
+        shared.destroy()
 
 
 def rank_partition(

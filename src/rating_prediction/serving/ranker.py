@@ -62,10 +62,12 @@ def select_served_ranker(
     if not trained:
         return None
     # max keeps the first of equal keys: the registry order breaks ties.
-    return max(trained, key=lambda name: _ndcg_key(held_out_val_ndcg[name]))
+    return max(trained, key=lambda name: held_out_ndcg_key(held_out_val_ndcg[name]))
 
 
-def _ndcg_key(ndcg: float | None) -> tuple[bool, float]:
+def held_out_ndcg_key(ndcg: float | None) -> tuple[bool, float]:
+    """The order of rankers by held-out val NDCG@K: one without a figure ranks below
+    any with one."""
     return (ndcg is not None, ndcg if ndcg is not None else 0.0)
 
 

@@ -19,7 +19,7 @@ import polars as pl
 import torch
 
 from rating_prediction.data.schema import SPLITS, RatingScale
-from rating_prediction.evaluation.intervals import paired_comparison
+from rating_prediction.evaluation.intervals import paired_comparison_of_moments
 from rating_prediction.evaluation.metrics import (
     batched_regression_metrics,
     regression_metrics,
@@ -45,7 +45,7 @@ from rating_prediction.models.scoring import (
     scored_once,
 )
 from rating_prediction.parameters import EvaluationParameters, parse
-from rating_prediction.serving.ranker import BEST_RANKER, select_served_ranker
+from rating_prediction.serving.ranker import held_out_ndcg_key
 
 logger = logging.getLogger(__name__)
 # Columns of the rated pairs that a prediction frame keeps next to its `prediction`.
@@ -310,26 +310,55 @@ def compare_best_ranker_to_popularity(
     """
     settings = parse(EvaluationParameters, evaluation, "evaluation")
     by_name = {config["variant"]: (config, weights) for config, weights in rankers}
-    configs = {name: ModelConfig.model_validate(c) for name, (c, _) in by_name.items()}
-    best = select_served_ranker(
-        {name: config.best_val_ndcg for name, config in configs.items()}, BEST_RANKER
-    )
-    model = load_trained_model(configs[best], by_name[best][1])
+    best = best_ranker_config({name: config for name, (config, _) in by_name.items()})
+    model = load_trained_model(best, by_name[best.variant][1])
     ranker = _user_ndcg(
         ranking_task, settings, model_scorer(model, ranking_task.candidates)
     )
     popular = _user_ndcg(
         ranking_task, settings, count_scorer(ranking_task.candidate_counts)
     )
-    comparison = {
-        "metric": f"ndcg@{settings.ranking.k}",
-        "best_ranker": best,
-        "best_val_ndcg": configs[best].best_val_ndcg,
-        "versus": "popularity",
+    difference = ranker - popular
+    figures = {
         "users": int(ranker.size),
         "best_ranker_mean": float(ranker.mean()),
         "popularity_mean": float(popular.mean()),
-        **_paired(ranker, popular),
+        "mean_difference": float(difference.mean()),
+        "sd_difference": float(difference.std(ddof=1)) if ranker.size > 1 else 0.0,
+    }
+    return ranker_comparison(best, settings.ranking.k, figures)
+
+
+def best_ranker_config(configs: dict[str, dict[str, Any]]) -> ModelConfig:
+    """The config of the ranker the served model recommends with, among ``configs``
+    (by name, in registry order): the highest held-out val NDCG@K, equal ones to the
+    first."""
+    checked = [ModelConfig.model_validate(config) for config in configs.values()]
+    return max(checked, key=lambda config: held_out_ndcg_key(config.best_val_ndcg))
+
+
+def ranker_comparison(
+    best: ModelConfig, k: int, figures: dict[str, float]
+) -> dict[str, Any]:
+    """``ranking_comparison.json`` of the best ranker ``best`` against the popularity
+    list, from the per-user NDCG@``k`` ``figures`` (``users``, both means, the
+    differences' mean and sample standard deviation), logged: the same on one machine
+    and on Spark."""
+    n, mean, sd = figures["users"], figures["mean_difference"], figures["sd_difference"]
+    if n >= 2:
+        paired = paired_comparison_of_moments(n, mean, sd)
+    else:
+        untested = dict.fromkeys(("ci_low", "ci_high", "t", "p_value"))
+        paired = {"mean_difference": mean, **untested, "significant": False}
+    comparison = {
+        "metric": f"ndcg@{k}",
+        "best_ranker": best.variant,
+        "best_val_ndcg": best.best_val_ndcg,
+        "versus": "popularity",
+        "users": int(n),
+        "best_ranker_mean": figures["best_ranker_mean"],
+        "popularity_mean": figures["popularity_mean"],
+        **paired,
     }
     _log_comparison(comparison)
     return comparison
@@ -349,19 +378,6 @@ def _log_comparison(comparison: dict[str, Any]) -> None:
         ", p = %(p_value).2g over %(users)d users)",
         comparison,
     )
-
-
-def _paired(first: np.ndarray, second: np.ndarray) -> dict[str, Any]:
-    """:func:`paired_comparison` of the two users' figures; one user cannot be
-    tested: the mean difference only, ``None`` for the rest."""
-    if first.size >= 2:
-        return paired_comparison(first, second)
-    untested = dict.fromkeys(("ci_low", "ci_high", "t", "p_value"))
-    return {
-        "mean_difference": float((first - second).mean()),
-        **untested,
-        "significant": False,
-    }
 
 
 def _user_ndcg(

@@ -26,6 +26,7 @@ from rating_prediction.evaluation.spark import (
     BlockModel,
     SparkRankingTask,
     pair_metrics,
+    spark_ndcg_against_popularity,
     spark_ranking_metrics,
     spark_ranking_task,
     spark_top_k,
@@ -36,6 +37,10 @@ from rating_prediction.parameters import (
     EvaluationParameters,
     InferenceParameters,
     parse,
+)
+from rating_prediction.pipelines.evaluation.nodes import (
+    best_ranker_config,
+    ranker_comparison,
 )
 from rating_prediction.serving.ranker import NO_RANKER, RankerChoice, feedback_of
 from rating_prediction.training.spark_als import (
@@ -50,6 +55,8 @@ logger = logging.getLogger(__name__)
 USER, MOVIE = "userIdMapped", "movieIdMapped"
 PAIR = [USER, MOVIE]
 Trained = tuple[dict[str, Any], dict[str, torch.Tensor]]
+# The key of a ranker's user rows among compare_spark_ranker_to_popularity's inputs.
+USER_FACTORS_SUFFIX = "_user_factors"
 
 
 def fit_spark_model(
@@ -258,6 +265,35 @@ def _baseline_ranking_on_spark(
             random_seed=settings.ranking.random_seed if at_random else None,
         )
     }
+
+
+def compare_spark_ranker_to_popularity(
+    spark_ranking_task: SparkRankingTask,
+    evaluation: dict[str, Any],
+    **rankers: Any,
+) -> dict[str, Any]:
+    """``ranking_comparison.json`` on Spark: the best Spark ranker (highest val
+    NDCG@K) against the popularity list, user by user on test, as one machine's
+    :func:`~rating_prediction.pipelines.evaluation.nodes.compare_best_ranker_to_popularity`.
+    ``rankers`` holds each ranker's trained model (``<name>``: config and weights)
+    and user rows (``<name>_user_factors``); the per-user differences are summed on
+    the cluster, and only their count, means and spread come back."""
+    settings = parse(EvaluationParameters, evaluation, "evaluation")
+    trained = {
+        name: model
+        for name, model in rankers.items()
+        if not name.endswith(USER_FACTORS_SUFFIX)
+    }
+    best = best_ranker_config({name: config for name, (config, _) in trained.items()})
+    figures = spark_ndcg_against_popularity(
+        spark_ranking_task,
+        BlockModel.of(*trained[best.variant]),
+        rankers[f"{best.variant}{USER_FACTORS_SUFFIX}"],
+        settings.ranking.k,
+        settings.prediction_batch_size,
+    )
+    figures["best_ranker_mean"] = figures.pop("ranker_mean")
+    return ranker_comparison(best, settings.ranking.k, figures)
 
 
 def select_spark_ranker(

@@ -32,7 +32,9 @@ from rating_prediction.pipelines.inference.nodes import (
 )
 
 from .nodes import (
+    USER_FACTORS_SUFFIX,
     build_spark_ranking_task,
+    compare_spark_ranker_to_popularity,
     evaluate_spark_model,
     export_spark_model,
     fit_spark_model,
@@ -91,6 +93,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="rank_at_random_on_spark_node",
             ),
             *_gathering(),
+            _comparison(),
             *_choice_nodes(),
             _batch_recommendations(),
             _served_model(),
@@ -215,11 +218,36 @@ def _gathering() -> list[Node]:
     ]
 
 
+def _comparison() -> Node:
+    """``ranking_comparison``: the best Spark ranker against the popularity list."""
+    rankers = _rankers()
+    return Node(
+        func=compare_spark_ranker_to_popularity,
+        inputs={
+            "spark_ranking_task": RANKING_TASK,
+            "evaluation": "params:evaluation",
+            **{name: handed_out(name, TRAINED_MODEL) for name in rankers},
+            **{
+                f"{name}{USER_FACTORS_SUFFIX}": handed_out(name, USER_FACTORS)
+                for name in rankers
+            },
+        },
+        outputs="ranking_comparison",
+        name="compare_spark_ranker_to_popularity_node",
+    )
+
+
+def _rankers() -> list[str]:
+    """The Spark rankers that are not rating models (the served ranker's choice)."""
+    rating_models = spark_variants("predicts_ratings")
+    return [name for name in spark_variants("ranks") if name not in rating_models]
+
+
 def _choice_nodes() -> list[Node]:
     """The served rating model (``inference.served_variant``) and ranker
     (``inference.served_ranker``) among the Spark variants."""
     rating_models = spark_variants("predicts_ratings")
-    rankers = [name for name in spark_variants("ranks") if name not in rating_models]
+    rankers = _rankers()
     return [
         Node(
             func=select_trained_model,
