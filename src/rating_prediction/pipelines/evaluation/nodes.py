@@ -321,7 +321,7 @@ def compare_best_ranker_to_popularity(
     difference = ranker - popular
     figures = {
         "users": int(ranker.size),
-        "best_ranker_mean": float(ranker.mean()),
+        "ranker_mean": float(ranker.mean()),
         "popularity_mean": float(popular.mean()),
         "mean_difference": float(difference.mean()),
         "sd_difference": float(difference.std(ddof=1)) if ranker.size > 1 else 0.0,
@@ -341,9 +341,9 @@ def ranker_comparison(
     best: ModelConfig, k: int, figures: dict[str, float]
 ) -> dict[str, Any]:
     """``ranking_comparison.json`` of the best ranker ``best`` against the popularity
-    list, from the per-user NDCG@``k`` ``figures`` (``users``, both means, the
-    differences' mean and sample standard deviation), logged: the same on one machine
-    and on Spark."""
+    list, from the per-user NDCG@``k`` ``figures`` (``users``, ``ranker_mean``,
+    ``popularity_mean`` and the differences' ``mean_difference`` and sample standard
+    deviation ``sd_difference``), logged: the same on one machine and on Spark."""
     n, mean, sd = figures["users"], figures["mean_difference"], figures["sd_difference"]
     if n >= 2:
         paired = paired_comparison_of_moments(n, mean, sd)
@@ -356,7 +356,7 @@ def ranker_comparison(
         "best_val_ndcg": best.best_val_ndcg,
         "versus": "popularity",
         "users": int(n),
-        "best_ranker_mean": figures["best_ranker_mean"],
+        "best_ranker_mean": figures["ranker_mean"],
         "popularity_mean": figures["popularity_mean"],
         **paired,
     }

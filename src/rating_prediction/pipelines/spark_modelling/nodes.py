@@ -292,7 +292,6 @@ def compare_spark_ranker_to_popularity(
         settings.ranking.k,
         settings.prediction_batch_size,
     )
-    figures["best_ranker_mean"] = figures.pop("ranker_mean")
     return ranker_comparison(best, settings.ranking.k, figures)
 
 
