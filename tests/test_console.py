@@ -5,11 +5,8 @@ whichever pipeline is built first, so each pipeline is checked on its own)."""
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import re
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -77,21 +74,10 @@ def _warnings_of_the_run(log: str, stderr: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_default_kedro_run_prints_no_warning(project_copy):
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    run = subprocess.run(
-        [sys.executable, "-m", "kedro", "run"],
-        cwd=project_copy,
-        env=environment,
-        capture_output=True,
-        check=False,
-        timeout=600,
-    )
-    # Decoded by hand: text mode would turn a progress bar's carriage returns into
-    # line breaks, which neither a terminal nor a log file shows.
-    stdout, stderr = run.stdout.decode(), run.stderr.decode()
-    assert run.returncode == 0, stderr[-3000:]
-    log = (project_copy / "info.log").read_text()
+def test_a_default_kedro_run_prints_no_warning(default_kedro_run):
+    stdout, stderr = default_kedro_run.stdout, default_kedro_run.stderr
+    assert default_kedro_run.returncode == 0, stderr[-3000:]
+    log = (default_kedro_run.project / "info.log").read_text()
     assert "Pipeline execution completed successfully" in log
     shown = _warnings_of_the_run(log, stderr)
     known = {

@@ -16,14 +16,14 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
-from tests.project import PROJECT_ROOT, scratch_project
+from tests.project import PROJECT_ROOT
 from tests.serving.rest import free_port, strict_json, wait_until_up
 from tests.test_docs import README, code_blocks
 
@@ -63,25 +63,12 @@ CURL_EXPECTATIONS: list[Callable[[list[dict]], None]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def default_run(tmp_path_factory) -> Iterator[Path]:
+@pytest.fixture
+def default_run(default_kedro_run) -> Path:
     """A project after a default ``kedro run`` (its MLflow store the default
     ``mlflow.db`` in the project's root, as a user has it)."""
-    with scratch_project(tmp_path_factory, "examples") as project:
-        environment = {
-            k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"
-        }
-        run = subprocess.run(
-            [sys.executable, "-m", "kedro", "run"],
-            cwd=project,
-            env=environment,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=900,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        yield project
+    assert default_kedro_run.returncode == 0, default_kedro_run.stderr[-3000:]
+    return default_kedro_run.project
 
 
 def _shell_commands(block: str) -> list[str]:
