@@ -11,8 +11,9 @@ import rating_prediction.pipelines
 from rating_prediction.runtime.environment import run_uses_spark
 
 # Pipelines that only `kedro run --pipelines <name>` runs, never `kedro run`:
-# cross_validation trains every variant once per fold; tuning runs an Optuna search.
-RUN_ALONE = ("cross_validation", "tuning")
+# cross_validation trains every variant once per fold; tuning and spark_tuning run an
+# Optuna search.
+RUN_ALONE = ("cross_validation", "tuning", "spark_tuning")
 # The pipeline packages named so run on Spark DataFrames: they are the pipelines of a
 # Spark environment (`--env spark`), and only of one. The others run on one machine,
 # never under `--env spark`, whose catalog holds Spark datasets.
@@ -35,10 +36,10 @@ def environment_pipeline_names() -> list[str]:
 def register_pipelines() -> dict[str, Pipeline]:
     """Register the project's pipelines.
 
-    ``__default__`` runs every pipeline of the run's environment but cross_validation
-    and tuning: from ingestion to reporting and inference, or under ``--env spark``
-    the Spark pipelines (``spark_*``: data preparation, Spark ALS, batch
-    recommendations). The MLflow model ``model`` is logged at the end of any run that
+    ``__default__`` runs every pipeline of the run's environment but those run alone
+    (``RUN_ALONE``: cross-validation and the searches): from ingestion to reporting
+    and inference, or under ``--env spark`` the Spark pipelines (``spark_*``: data
+    preparation, Spark ALS, batch recommendations). The MLflow model ``model`` is logged at the end of any run that
     builds the served model, by ``rating_prediction.hooks.ServingHooks`` (not
     kedro-mlflow's ``PipelineML``, whose model runs a Kedro runner and deep-copies its
     catalog on every request).

@@ -253,11 +253,27 @@ def test_tuning_reports_its_trials(slow_clock, caplog, tmp_path):
     objective = Objective("x", "minimize", lambda name, options, data: options["rank"])
     run_study(settings, {"rank": 4}, None, objective)
     printed = lines(caplog, "rating_prediction.training.tuning")
-    assert [line.split(",")[0] for line in printed[1:]] == [
+    trials = [line for line in printed if line.startswith("trial ")]
+    assert [line.split(",")[0] for line in printed[1:] if line not in trials] == [
         "tuning bayesian_fm: 1/3 trials (33%)",
         "tuning bayesian_fm: 2/3 trials (67%)",
         "tuning bayesian_fm: done",
     ]
+    # One line per trial, before its progress line: its figure, the best so far, the
+    # values tried (the objective is the rank itself).
+    assert len(trials) == 3
+    best = None
+    for number, line in enumerate(trials):
+        found = re.fullmatch(
+            rf"trial {number}: x (\d) \(best (\d), trial \d\) with rank=(\d)", line
+        )
+        assert found, line
+        value, best_so_far, rank = map(int, found.groups())
+        best = value if best is None else min(best, value)
+        assert value == rank and best_so_far == best
+    assert printed.index(trials[0]) < printed.index(
+        next(line for line in printed if "1/3 trials" in line)
+    )
 
 
 RELEASE = "ml-latest-small"

@@ -279,6 +279,11 @@ def test_a_notebook_session_in_the_spark_environment_gets_its_pipelines(
             "spark_split_ratings_node",
             "spark_check_ratings_node",
         }
+        # The search runs alone: `kedro run --env spark --pipelines spark_tuning`.
+        assert "tune_spark_variant_node" in {
+            node.name for node in pipelines["spark_tuning"].nodes
+        }
+        assert "tune_spark_variant_node" not in {node.name for node in default.nodes}
     with KedroSession.create(project_path=project_copy):
         assert "spark_preparation" not in pipelines
 

@@ -235,6 +235,17 @@ def test_a_grid_beyond_its_bound_is_refused_naming_the_key():
     assert MAX_SPARK_ALS_COMBINATIONS >= len(SparkAlsParameters().candidates())
 
 
+def test_a_single_value_is_one_candidate():
+    options = SparkAlsImplicitParameters(rank=16, reg_param=0.5, alpha=[1.0, 3.0])
+    assert [(c["rank"], c["reg_param"]) for c in options.candidates()] == [
+        (16, 0.5)
+    ] * 2
+    with pytest.raises(ParameterError, match="training.spark_als.rank"):
+        parse(SparkAlsParameters, {"rank": "16"}, "training.spark_als")
+    with pytest.raises(ParameterError, match="training.spark_als.max_iter"):
+        parse(SparkAlsParameters, {"max_iter": True}, "training.spark_als")
+
+
 def test_the_candidates_are_every_combination_in_order():
     options = SparkAlsImplicitParameters(rank=[2, 4], alpha=[1.0, 3.0])
     assert [(c["rank"], c["alpha"]) for c in options.candidates()] == [

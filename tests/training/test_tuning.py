@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from rating_prediction.models.variants import LOCAL, SPARK
 from rating_prediction.parameters import (
     BayesianFMParameters,
     ParameterError,
@@ -14,6 +15,7 @@ from rating_prediction.parameters import (
 )
 from rating_prediction.training.tuning import (
     VAL_MSE,
+    check_engine,
     check_tunable,
     suggest,
     with_values,
@@ -27,6 +29,17 @@ def test_a_ranker_is_not_tuned_on_val_mse(ranker):
         ParameterError, match=f"'tuning.variant': '{ranker}' ranks movies"
     ):
         check_tunable(ranker, VAL_MSE)
+
+
+def test_each_search_refuses_the_other_engines_variants():
+    check_engine("als", LOCAL)
+    check_engine("spark_als", SPARK)
+    with pytest.raises(ParameterError) as refused:
+        check_engine("spark_als", LOCAL)
+    assert "'tuning.variant': 'spark_als' is fitted on spark" in str(refused.value)
+    assert "`kedro run --env spark --pipelines spark_tuning`" in str(refused.value)
+    with pytest.raises(ParameterError, match="`kedro run --pipelines tuning`"):
+        check_engine("bayesian_fm", SPARK)
 
 
 def test_with_values_sets_dotted_keys_on_a_copy():

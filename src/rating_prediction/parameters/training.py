@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Annotated, Any, Generic, Literal
+from typing import Annotated, Any, ClassVar, Generic, Literal
 
 from pydantic import (
     AfterValidator,
@@ -294,9 +294,12 @@ class SparkAlsGridParameters(Parameters):
     ``reg_param`` (its ``regParam``: Spark weighs it by each user's and movie's number
     of ratings, ALS-WR) and ``max_iter`` iterations. Each is a list of candidates:
     every combination is fitted on train and the one with the best val figure is
-    kept (a list of one value: no search); with ``refit_on_train_val`` it is then
-    fitted again on train + val. ``seed`` seeds the initial factors; ``num_blocks``
-    is ALS's number of user and of item blocks (its tasks per iteration)."""
+    kept (a list of one value, or a single value as a tuned file writes it: no
+    search); with ``refit_on_train_val`` it is then fitted again on train + val.
+    ``seed`` seeds the initial factors; ``num_blocks`` is ALS's number of user and of
+    item blocks (its tasks per iteration)."""
+
+    GRID_KEYS: ClassVar[tuple[str, ...]] = ("rank", "reg_param", "max_iter")
 
     rank: Annotated[list[Factors], Field(min_length=1)] = [10]
     reg_param: Annotated[list[PositiveFloat], Field(min_length=1)] = [0.1]
@@ -316,7 +319,19 @@ class SparkAlsGridParameters(Parameters):
 
     def grid_keys(self) -> list[str]:
         """The keys whose values are candidates."""
-        return ["rank", "reg_param", "max_iter"]
+        return list(self.GRID_KEYS)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_value_is_one_candidate(cls, values: Any) -> Any:
+        """``rank: 50`` reads as ``rank: [50]`` (the Spark tuning's best trial is
+        written so)."""
+        if not isinstance(values, dict):
+            return values
+        return {
+            key: [value] if key in cls.GRID_KEYS and _is_scalar(value) else value
+            for key, value in values.items()
+        }
 
     @model_validator(mode="after")
     def _bounded_search(self) -> SparkAlsGridParameters:
@@ -328,6 +343,10 @@ class SparkAlsGridParameters(Parameters):
                 f"{MAX_SPARK_ALS_COMBINATIONS}: shorten the lists"
             )
         return self
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class SparkAlsParameters(SparkAlsGridParameters):
@@ -356,8 +375,7 @@ class SparkAlsImplicitParameters(SparkAlsGridParameters):
     feedback: Literal["binary", "rating"] = "rating"
     min_rating: NonNegativeFloat | None = None
 
-    def grid_keys(self) -> list[str]:
-        return [*super().grid_keys(), "alpha"]
+    GRID_KEYS: ClassVar[tuple[str, ...]] = (*SparkAlsGridParameters.GRID_KEYS, "alpha")
 
 
 class TrainingParameters(Parameters):

@@ -4,7 +4,9 @@ The study lives in an Optuna RDB storage (SQLite by default, next to ``mlflow.db
 second search with the same ``study_name`` resumes it and adds trials. Each trial trains
 the variant on train, scores it on val with the study's :class:`Objective` (never on
 test) and, inside a ``kedro run``, is logged as an MLflow run nested under the run's
-own. A rating model minimises the held-out val MSE the training pipeline records as
+own. What a trial fits on is the objective's: a :class:`~rating_prediction.training.data.
+TrainingData` on one machine, the Spark variants' ``SparkTrainingData`` on Spark
+(``rating_prediction.pipelines.spark_tuning``); this module passes it through. A rating model minimises the held-out val MSE the training pipeline records as
 ``best_val_loss`` (:data:`VAL_MSE`); a ranker maximises val NDCG@K, an objective the
 tuning node builds from the evaluation's ranking settings.
 """
@@ -22,7 +24,7 @@ import mlflow
 import optuna
 import polars as pl
 
-from rating_prediction.models.variants import variant, variants_that
+from rating_prediction.models.variants import LOCAL, SPARK, variant, variants_that
 from rating_prediction.parameters import (
     ParameterError,
     SearchDimension,
@@ -81,17 +83,19 @@ class Objective:
             (``best_<name>``).
         direction: Optuna's ``minimize`` or ``maximize``.
         score: The figure of a variant fitted on train with the given options,
-            measured on val: ``score(variant, options, data)``.
+            measured on val: ``score(variant, options, data)``, ``data`` the
+            training data of the variant's engine.
     """
 
     name: str
     direction: Literal["minimize", "maximize"]
-    score: Callable[[str, dict[str, Any], TrainingData], float]
+    score: Callable[[str, dict[str, Any], Any], float]
 
 
-def fitted_on_train(name: str, options: dict[str, Any], data: TrainingData):
-    """The variant ``name`` fitted on train with ``options``, never refitted on
-    train + val: ``(weights, config, history)``."""
+def fitted_on_train(name: str, options: dict[str, Any], data: Any):
+    """The variant ``name`` fitted on train (``data``, its engine's training data) with
+    ``options``, never refitted on train + val: what its fit function returns
+    (``(weights, config, history)``; a Spark variant's factor tables for weights)."""
     entry = variant(name)
     parsed = parse(
         entry.parameters,
@@ -128,10 +132,40 @@ def check_tunable(name: str, objective: Objective) -> None:
         )
 
 
+# How to tune a variant of each engine.
+TUNING_COMMANDS = {
+    LOCAL: "kedro run --pipelines tuning",
+    SPARK: "kedro run --env spark --pipelines spark_tuning",
+}
+
+
+def check_engine(name: str, engine: str) -> None:
+    """Refuse a variant another engine fits: a Spark variant in the one-machine
+    search, a one-machine variant in the Spark one.
+
+    Raises:
+        ParameterError: Naming ``tuning.variant``, the command that tunes it and the
+            variants this search tunes.
+    """
+    fitted_on = variant(name).engine
+    if fitted_on == engine:
+        return
+    here = [
+        *dict.fromkeys(
+            variants_that("predicts_ratings", engine) + variants_that("ranks", engine)
+        )
+    ]
+    raise ParameterError(
+        f"Invalid parameters:\n- 'tuning.variant': {name!r} is fitted on "
+        f"{fitted_on}: tune it with `{TUNING_COMMANDS[fitted_on]}`. This search "
+        f"(`{TUNING_COMMANDS[engine]}`) tunes {', '.join(here)}."
+    )
+
+
 def run_study(
     settings: TuningParameters,
     base_options: dict[str, Any],
-    data: TrainingData,
+    data: Any,
     objective: Objective = VAL_MSE,
 ) -> optuna.Study:
     """Create or resume the study and add ``settings.n_trials`` trials, each scored by
@@ -142,6 +176,9 @@ def run_study(
             (:func:`check_tunable`).
     """
     check_tunable(settings.variant, objective)
+    # Optuna's own handler prints a line per trial beside the run's progress; the run
+    # logs each trial itself (_trial), in the project's format.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=settings.study_name,
         storage=settings.storage,
@@ -167,9 +204,34 @@ def run_study(
             n_trials=settings.n_trials,
             # A combination the parameter checks refuse fails its trial, not the search.
             catch=(ParameterError,),
-            callbacks=[lambda study, trial: progress.advance()],
+            callbacks=[
+                lambda study, trial: _log_trial(study, trial, objective),
+                lambda study, trial: progress.advance(),
+            ],
         )
     return study
+
+
+def _log_trial(
+    study: optuna.Study, trial: optuna.trial.FrozenTrial, objective: Objective
+) -> None:
+    """One line per trial: its figure (or why it failed) and values, and the best."""
+    values = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in trial.params.items()
+    )
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        logger.info("trial %d %s (%s)", trial.number, trial.state.name.lower(), values)
+        return
+    logger.info(
+        "trial %d: %s %.6g (best %.6g, trial %d) with %s",
+        trial.number,
+        objective.name,
+        trial.value,
+        study.best_value,
+        study.best_trial.number,
+        values,
+    )
 
 
 def _n_trials(settings: TuningParameters) -> int:
@@ -185,7 +247,7 @@ def _trial(
     trial: optuna.Trial,
     settings: TuningParameters,
     base_options: dict[str, Any],
-    data: TrainingData,
+    data: Any,
     objective: Objective,
 ) -> float:
     """Train with the trial's values and return the objective's val figure, inside a

@@ -80,20 +80,12 @@ def fit_spark_model(
     """
     entry = variant(variant_name)
     options = parse(entry.parameters, parameters, f"training.{variant_name}")
-    scale = RatingScale.from_dict(rating_scale)
-    n_movies = movie_mapping.count()
-    template = ModelConfig(  # the served class's config, for scoring on val
-        variant=variant_name, n_users=0, n_movies=n_movies, model_kwargs={}
-    )
-    data = SparkTrainingData(
-        train=train_ratings,
-        val=val_ratings,
-        n_users=user_mapping.count(),
-        n_movies=n_movies,
-        rating_scale=scale,
-        score_on_val=val_scorer(
-            template, train_ratings, val_ratings, scale, evaluation
-        ),
+    data = spark_training_data(
+        variant_name,
+        {"train": train_ratings, "val": val_ratings},
+        (user_mapping, movie_mapping),
+        rating_scale,
+        evaluation,
     )
     tables, config, history = entry.fit_function()(variant_name, options, data)
     logger.info(
@@ -104,6 +96,34 @@ def fit_spark_model(
         "; refitted on train + val" if config.refit_on_train_val else "",
     )
     return tables.users, tables.movies, config.model_dump(), history
+
+
+def spark_training_data(
+    variant_name: str,
+    splits: dict[str, DataFrame],
+    mappings: tuple[DataFrame, DataFrame],
+    rating_scale: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> SparkTrainingData:
+    """What ``variant_name``'s fit reads: the ``train`` and ``val`` splits, the sizes
+    of the (user, movie) ``mappings``, the rating scale, and how a candidate is
+    scored on val (:func:`val_scorer`)."""
+    user_mapping, movie_mapping = mappings
+    scale = RatingScale.from_dict(rating_scale)
+    n_movies = movie_mapping.count()
+    template = ModelConfig(  # the served class's config, for scoring on val
+        variant=variant_name, n_users=0, n_movies=n_movies, model_kwargs={}
+    )
+    return SparkTrainingData(
+        train=splits["train"],
+        val=splits["val"],
+        n_users=user_mapping.count(),
+        n_movies=n_movies,
+        rating_scale=scale,
+        score_on_val=val_scorer(
+            template, splits["train"], splits["val"], scale, evaluation
+        ),
+    )
 
 
 def val_scorer(

@@ -7,7 +7,7 @@ from typing import Any
 import polars as pl
 
 from rating_prediction.models.config import load_trained_model
-from rating_prediction.models.variants import variant
+from rating_prediction.models.variants import LOCAL, variant
 from rating_prediction.parameters import EvaluationParameters, TuningParameters, parse
 from rating_prediction.pipelines.training.val_ranking import val_ranking
 from rating_prediction.training import tuning
@@ -36,6 +36,7 @@ def tune_hyperparameters(
         overrides and a ``_tuning`` record) and every trial of the study.
     """
     settings = parse(TuningParameters, tuning_parameters, "tuning")
+    tuning.check_engine(settings.variant, LOCAL)
     data = TrainingData.from_catalog(
         train_ratings=train_ratings,
         val_ratings=val_ratings,
