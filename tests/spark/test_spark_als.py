@@ -30,7 +30,9 @@ from rating_prediction.pipelines.evaluation.nodes import (
     rank_with_model,
     score_with_model,
 )
-from tests.fakes import learnable_splits
+from rating_prediction.pipelines.training.val_ranking import val_ranking
+from rating_prediction.training.data import TrainingData
+from tests.fakes import fake_movies, learnable_splits
 from tests.spark.fitting import fit_spark_variant
 
 pytest.importorskip("pyspark")
@@ -177,11 +179,29 @@ def test_the_ranking_on_spark_is_the_one_machine_ranking(implicit, frames, table
         *(frames[s] for s in SPLITS), EVALUATION, SCALE
     )
     local_task = build_ranking_task(*(tables[s] for s in SPLITS), EVALUATION, SCALE)
-    for on_spark, local in (
+    # The model's lists and its popularity blend: at the weight chosen on val, and
+    # at a stated one.
+    stated = {
+        **EVALUATION,
+        "ranking": {**EVALUATION["ranking"], "popularity_weight": 0.5},
+    }
+    model_and_blends = [
         (
-            nodes.rank_spark_model(task, users, config, weights, EVALUATION),
-            rank_with_model(config, weights, local_task, EVALUATION)[0],
-        ),
+            nodes.rank_spark_model(task, users, config, weights, evaluation),
+            rank_with_model(config, weights, local_task, evaluation),
+        )
+        for evaluation in (EVALUATION, stated)
+    ]
+    assert model_and_blends[1][1][1] != model_and_blends[1][1][0]
+    for (on_spark, on_spark_blend), (local, local_blend) in model_and_blends:
+        for spark_entry, local_entry in (
+            (on_spark, local),
+            (on_spark_blend, local_blend),
+        ):
+            for metric, value in local_entry["test"].items():
+                assert spark_entry["test"][metric] == pytest.approx(value, rel=1e-6)
+    for on_spark, local in (
+        (model_and_blends[0][0][0], model_and_blends[0][1][0]),
         (
             nodes.rank_by_popularity_on_spark(task, EVALUATION),
             rank_by_popularity(local_task, EVALUATION),
@@ -195,6 +215,28 @@ def test_the_ranking_on_spark_is_the_one_machine_ranking(implicit, frames, table
         for metric, value in local["test"].items():
             assert on_spark["test"][metric] == pytest.approx(value, rel=1e-6), metric
     assert 0 < on_spark["test"]["ndcg@5"] <= 1
+
+
+def test_the_blend_weight_is_chosen_on_val_as_on_one_machine(frames, tables):
+    """The val NDCG of the fit on train and the popularity blend's weight chosen on
+    val (of 0, 0.1, ..., 1) on Spark are one machine's val ranking's of the exported
+    weights."""
+    _, _, config, history, weights = _fit(
+        frames,
+        "spark_als_implicit",
+        IMPLICIT | {"alpha": [4.0], "refit_on_train_val": False},
+    )
+    data = TrainingData.from_catalog(
+        **{name: tables[name] for name in ("train_ratings", "val_ratings")},
+        user_mapping=tables["user_mapping"],
+        movie_mapping=tables["movie_mapping"],
+        movies=fake_movies(tables["movie_mapping"]),
+        rating_scale=SCALE,
+    )
+    local, _ = val_ranking(load_trained_model(config, weights), data, EVALUATION)
+    assert config["best_val_ndcg"] == pytest.approx(local["best_val_ndcg"], abs=1e-6)
+    assert config["popularity_weight"] == local["popularity_weight"]
+    assert history["popularity_weight"].to_list() == [local["popularity_weight"]]
 
 
 def test_the_comparison_with_popularity_on_spark_is_one_machines(

@@ -30,7 +30,7 @@ pytest.importorskip("pyspark")
 EVALUATION = {
     "prediction_batch_size": 50_000,
     "bias_baseline": {"reg_user": 15, "reg_movie": 10, "n_epochs": 10},
-    "ranking": {"k": 5, "popularity_weight": 0},
+    "ranking": {"k": 5, "popularity_weight": "val"},
 }
 # One candidate each, no refit: test_spark_als.py covers the search and the refit.
 ONE_FIT = {"max_iter": [5], "num_blocks": 2, "refit_on_train_val": False}
@@ -101,12 +101,18 @@ def catalog(spark, tables, tmp_path_factory) -> DataCatalog:
 
 def test_metrics_hold_spark_als_errors_and_the_rankers_lists(catalog):
     metrics = catalog.load("metrics")
-    assert list(metrics) == ["spark_als", "spark_als_implicit", "popularity", "random"]
+    ranked = [
+        "spark_als_implicit",
+        "popularity",
+        "random",
+        "spark_als_implicit_popularity_blend",
+    ]
+    assert list(metrics) == ["spark_als", *ranked]
     assert list(metrics["spark_als"]) == ["train", "val", "test"]
     for values in metrics["spark_als"].values():
         assert set(values) == {"mse", "rmse", "mae"}
         assert values["rmse"] == pytest.approx(values["mse"] ** 0.5)
-    for entry in ("spark_als_implicit", "popularity", "random"):
+    for entry in ranked:
         assert list(metrics[entry]) == ["test"]
         assert list(metrics[entry]["test"]) == ranking_metric_names(5)
 

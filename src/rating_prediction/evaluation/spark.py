@@ -13,8 +13,10 @@ ratings never collected on the driver.
   for the partition's users from their factor rows and the movie-side weights, through
   :func:`~rating_prediction.models.scoring.score_block`) and ranked by
   :func:`~rating_prediction.evaluation.ranking.user_ranking_metrics`, so ties and
-  masks are the one-machine evaluation's. Only the per-user figures' means and the
-  number of candidates recommended come back.
+  masks are the one-machine evaluation's. A model's popularity blends
+  (:func:`spark_ranking_metrics_by_weight`) rank the same scores, computed once per
+  block, at each weight. Only the per-user figures' means and the number of
+  candidates recommended come back.
 - Top-K lists (:func:`spark_top_k`): every user's best ``k`` candidates outside their
   excluded movies, the batch recommendations' lists, ranked by the same kernel.
 
@@ -49,15 +51,18 @@ from rating_prediction.evaluation.names import ranking_metric_names
 from rating_prediction.evaluation.ranking import (
     RankingTask,
     random_scorer,
-    user_ranking_metrics,
+    user_ranking_metrics_of,
 )
 from rating_prediction.models.config import ModelConfig, build_model
 from rating_prediction.models.factorization import RatingModel
 from rating_prediction.models.scoring import (
     Scorer,
+    blended_scorer,
     count_scorer,
+    log_count_scorer,
     popularity_blend,
     score_block,
+    scored_once,
     top_k,
 )
 
@@ -66,11 +71,12 @@ BIAS, FACTORS = "bias", "factors"
 HISTORY, RELEVANT, EXCLUDED = "history", "relevant", "excluded"
 # The per-user figures a ranking partition returns (NDCG, precision, recall and
 # average precision at K, in ranking_metric_names order), and the column of the one
-# row per partition that lists the candidates some list of the partition recommends.
+# row per partition that lists the candidates some list of the partition recommends;
+# each row for one popularity blend weight (0: the model's own ranking).
 USER_FIGURES = ("ndcg", "precision", "recall", "map")
-RECOMMENDED = "recommended"
+RECOMMENDED, WEIGHT = "recommended", "weight"
 RANKED_SCHEMA = (
-    f"{USER} int, "
+    f"{USER} int, {WEIGHT} double, "
     + ", ".join(f"{name} double" for name in USER_FIGURES)
     + f", {RECOMMENDED} array<int>"
 )
@@ -252,8 +258,9 @@ def _user_rows(rows: pd.DataFrame, shape: torch.Size, bias: bool) -> torch.Tenso
 class RankingSpec:
     """What each partition needs: the candidates, their counts (popularity) and key
     width, K, the block bound (pairs), the model (``None``: the popularity list, or
-    with ``random_seed`` seeded random lists) and the popularity blend's weight of the
-    top-K lists."""
+    with ``random_seed`` seeded random lists), the popularity blend's weight of the
+    top-K lists and the blend weights a model's ranking is measured at besides its
+    own (``blend_weights``, each above 0)."""
 
     candidates: np.ndarray
     candidate_counts: np.ndarray
@@ -263,6 +270,7 @@ class RankingSpec:
     model: BlockModel | None
     popularity_weight: float = 0.0
     random_seed: int | None = None
+    blend_weights: tuple[float, ...] = ()
 
 
 def spark_ranking_metrics(
@@ -287,26 +295,70 @@ def spark_ranking_metrics(
         model,
         random_seed=random_seed,
     )
+    return _metrics_by_weight(task, spec, factors)[0.0]
+
+
+def spark_ranking_metrics_by_weight(
+    task: SparkRankingTask,
+    model: BlockModel,
+    factors: DataFrame,
+    k: int,
+    max_pairs: int,
+    *,
+    weights: tuple[float, ...],
+) -> dict[float, dict[str, float]]:
+    """:func:`spark_ranking_metrics` of ``model`` (key 0.0) and of its popularity
+    blend at each of ``weights`` (the one-machine evaluation's
+    :func:`~rating_prediction.models.scoring.blended_scorer` of the model's scores
+    and log popularity), in one pass: each block of users is scored once."""
+    blends = tuple(sorted({w for w in weights if w > 0}))
+    spec = RankingSpec(
+        task.candidates,
+        task.candidate_counts,
+        task.n_keys,
+        k,
+        max_pairs,
+        model,
+        blend_weights=blends,
+    )
+    return _metrics_by_weight(task, spec, factors)
+
+
+def _metrics_by_weight(
+    task: SparkRankingTask, spec: RankingSpec, factors: DataFrame | None
+) -> dict[float, dict[str, float]]:
+    """The means and coverage of each weight's lists (0.0 and ``spec.blend_weights``):
+    a row of figures per weight comes back."""
+    names = ranking_metric_names(spec.k)
+    weights = (0.0, *spec.blend_weights)
     with _ranked_users(task, spec, factors) as ranked:
-        means = (
-            ranked.filter(F.col(USER) >= 0)
+        means = {
+            row[WEIGHT]: row
+            for row in ranked.filter(F.col(USER) >= 0)
+            .groupBy(WEIGHT)
             .agg(*(F.avg(name).alias(name) for name in USER_FIGURES))
-            .first()
-        )
-        recommended = (
-            ranked.filter(F.col(USER) < 0)
-            .select(F.explode(RECOMMENDED).alias("candidate"))
+            .collect()
+        }
+        recommended = {
+            row[WEIGHT]: row["count"]
+            for row in ranked.filter(F.col(USER) < 0)
+            .select(WEIGHT, F.explode(RECOMMENDED).alias("candidate"))
             .distinct()
+            .groupBy(WEIGHT)
             .count()
-        )
-    names = ranking_metric_names(k)
-    # No user to rank: NaN, as the one-machine means over no user.
-    metrics = {
-        names[i]: math.nan if means[name] is None else float(means[name])
-        for i, name in enumerate(USER_FIGURES)
-    }
-    metrics[names[-1]] = recommended / max(1, task.candidates.size)
-    return metrics
+            .collect()
+        }
+    by_weight = {}
+    for weight in weights:
+        row = means.get(weight)
+        # No user to rank: NaN, as the one-machine means over no user.
+        metrics = {
+            names[i]: math.nan if row is None or row[name] is None else float(row[name])
+            for i, name in enumerate(USER_FIGURES)
+        }
+        metrics[names[-1]] = recommended.get(weight, 0) / max(1, task.candidates.size)
+        by_weight[weight] = metrics
+    return by_weight
 
 
 def spark_ndcg_against_popularity(
@@ -345,7 +397,9 @@ def spark_ndcg_against_popularity(
 
 
 def _user_ndcg(ranked: DataFrame, name: str) -> DataFrame:
-    return ranked.filter(F.col(USER) >= 0).select(USER, F.col("ndcg").alias(name))
+    """Each user's NDCG of the model's own ranking (weight 0), as ``name``."""
+    users = ranked.filter((F.col(USER) >= 0) & (F.col(WEIGHT) == 0.0))
+    return users.select(USER, F.col("ndcg").alias(name))
 
 
 @contextmanager
@@ -369,26 +423,32 @@ def _ranked_users(
 def rank_partition(
     shared: Any, batches: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
-    """A partition's users ranked (``mapInPandas``): one row of figures per user, and
-    one row (``userIdMapped`` -1) of the candidate positions its lists recommend."""
+    """A partition's users ranked (``mapInPandas``): for each weight (0.0, the
+    spec's own lists, then each blend weight), one row of figures per user and one
+    row (``userIdMapped`` -1) of the candidate positions its lists recommend."""
     spec: RankingSpec = shared.value
     for batch in batches:
         if batch.empty:
             continue
         rows = batch.sort_values(USER, kind="stable").reset_index(drop=True)
         task = _block_task(rows, spec)
-        per_user, recommended = user_ranking_metrics(
-            task, _scorer(rows, spec), spec.k, spec.max_pairs
+        by_weight = user_ranking_metrics_of(
+            task, _scorers(rows, spec), spec.k, spec.max_pairs
         )
-        figures = {
-            name: per_user[full]
-            for name, full in zip(USER_FIGURES, ranking_metric_names(spec.k))
-        }
-        yield pd.DataFrame({USER: rows[USER].to_numpy(), **figures, RECOMMENDED: None})
-        yield pd.DataFrame(
-            {USER: [-1], RECOMMENDED: [np.flatnonzero(recommended).astype(np.int32)]}
-            | {name: [np.nan] for name in USER_FIGURES}
-        )
+        for weight, (per_user, recommended) in by_weight.items():
+            figures = {
+                name: per_user[full]
+                for name, full in zip(USER_FIGURES, ranking_metric_names(spec.k))
+            }
+            yield pd.DataFrame(
+                {USER: rows[USER].to_numpy(), WEIGHT: weight, **figures}
+                | {RECOMMENDED: None}
+            )
+            yield pd.DataFrame(
+                {USER: [-1], WEIGHT: [weight]}
+                | {name: [np.nan] for name in USER_FIGURES}
+                | {RECOMMENDED: [np.flatnonzero(recommended).astype(np.int32)]}
+            )
 
 
 def _block_task(rows: pd.DataFrame, spec: RankingSpec) -> RankingTask:
@@ -413,6 +473,19 @@ def _keys(lists: pd.Series, n_keys: int) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     movies = np.concatenate([np.asarray(m, dtype=np.int64) for m in lists])
     return np.repeat(np.arange(len(lists)), lengths) * n_keys + movies
+
+
+def _scorers(rows: pd.DataFrame, spec: RankingSpec) -> dict[float, Scorer]:
+    """The partition's scorer (key 0.0) and, for a model with blend weights, its
+    popularity blends, the model's scores of each block computed once."""
+    own = _scorer(rows, spec)
+    if not spec.blend_weights:
+        return {0.0: own}
+    own = scored_once(own)
+    popularity = log_count_scorer(spec.candidate_counts)
+    return {0.0: own} | {
+        weight: blended_scorer(own, popularity, weight) for weight in spec.blend_weights
+    }
 
 
 def _scorer(rows: pd.DataFrame, spec: RankingSpec) -> Scorer:

@@ -60,8 +60,10 @@ logger = logging.getLogger(__name__)
 USER, MOVIE, RATING = "userIdMapped", "movieIdMapped", "rating"
 BIAS, FACTORS = "bias", "factors"
 # The val figures a candidate is chosen on (the lowest MSE, the highest NDCG@K), as
-# config.json names them.
+# config.json names them, and a ranker's popularity blend weight chosen on val.
 VAL_LOSS, VAL_NDCG = "best_val_loss", "best_val_ndcg"
+VAL_FIGURES = (VAL_LOSS, VAL_NDCG)
+BLEND_WEIGHT = "popularity_weight"
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ class SparkTrainingData:
         n_movies: The size of ``movie_mapping``.
         rating_scale: The data set's rating scale (predictions are clipped to it).
         score_on_val: Tables fitted on train to their val figures, keyed as the
-            config names them (``best_val_loss``: val MSE; ``best_val_ndcg``).
+            config names them (``best_val_loss``: val MSE; ``best_val_ndcg`` and,
+            when chosen on val, the ``popularity_weight`` of the best blend).
     """
 
     train: DataFrame
@@ -150,7 +153,7 @@ def fit_variant(
         model_kwargs=model_arguments(options, chosen, tables, data),
         refit_on_train_val=options.refit_on_train_val,
         fit_seconds=round(time.perf_counter() - started, 3),
-        **{key: best[key] for key in (VAL_LOSS, VAL_NDCG) if key in best},
+        **{key: best[key] for key in (*VAL_FIGURES, BLEND_WEIGHT) if key in best},
     )
     return tables, config, pl.DataFrame(rows[:-1])
 

@@ -28,6 +28,7 @@ from rating_prediction.evaluation.spark import (
     pair_metrics,
     spark_ndcg_against_popularity,
     spark_ranking_metrics,
+    spark_ranking_metrics_by_weight,
     spark_ranking_task,
     spark_top_k,
 )
@@ -42,6 +43,7 @@ from rating_prediction.pipelines.evaluation.nodes import (
     best_ranker_config,
     ranker_comparison,
 )
+from rating_prediction.pipelines.training.val_ranking import BLEND_WEIGHTS
 from rating_prediction.serving.ranker import NO_RANKER, RankerChoice, feedback_of
 from rating_prediction.training.spark_als import (
     FactorTables,
@@ -144,8 +146,14 @@ def val_scorer(
     settings = parse(EvaluationParameters, evaluation, "evaluation")
     task = _ranking_task(train_ratings, val_ratings, train_ratings, settings, scale)
     if task.users.isEmpty():
-        logger.warning("No val rating is relevant: the val NDCG@K is not measured.")
+        logger.warning(
+            "No val rating is relevant: the val NDCG@K and the popularity blend's "
+            "weight are not measured."
+        )
         return lambda tables: {"best_val_ndcg": None}
+
+    blend = settings.ranking.popularity_weight == "val"
+    weights = BLEND_WEIGHTS if blend else (0.0,)
 
     def ndcg(tables: FactorTables) -> dict[str, float | None]:
         config = template.model_copy(
@@ -153,10 +161,25 @@ def val_scorer(
         )
         model = BlockModel.of(config, movie_weights(tables, config))
         k = settings.ranking.k
-        metrics = spark_ranking_metrics(
-            task, model, tables.users, k, settings.prediction_batch_size
-        )
-        return {"best_val_ndcg": round(metrics[f"ndcg@{k}"], 6)}
+        by_weight = {
+            weight: metrics[f"ndcg@{k}"]
+            for weight, metrics in spark_ranking_metrics_by_weight(
+                task,
+                model,
+                tables.users,
+                k,
+                settings.prediction_batch_size,
+                weights=weights,
+            ).items()
+        }
+        figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
+        if blend:
+            # The one-machine val ranking's choice: the best blend, ties to the lower
+            # weight.
+            figures["popularity_weight"] = max(
+                by_weight, key=lambda w: (by_weight[w], -w)
+            )
+        return figures
 
     return ndcg
 
@@ -239,20 +262,30 @@ def rank_spark_model(
     model_config: dict[str, Any],
     model_weights: dict[str, torch.Tensor],
     evaluation: dict[str, Any],
-) -> dict[str, dict[str, float]]:
-    """Test ranking metrics of a Spark model's lists, computed on Spark:
-    ``{"test": {"ndcg@K": .., ..., "coverage": ..}}``."""
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Test ranking metrics of a Spark model's lists and of its popularity blend,
+    computed on Spark in one pass, each ``{"test": {"ndcg@K": .., ...,
+    "coverage": ..}}``: the one-machine ``rank_with_model``'s entries. The blend's
+    weight is the one chosen on val (``popularity_weight: val``; 0: the model's own
+    ranking) or the stated one; its metrics are empty (no entry) for a stated 0 or
+    when no weight could be chosen on val."""
     settings = parse(EvaluationParameters, evaluation, "evaluation")
-    model = BlockModel.of(model_config, model_weights)
-    return {
-        "test": spark_ranking_metrics(
-            spark_ranking_task,
-            model,
-            user_factors,
-            settings.ranking.k,
-            settings.prediction_batch_size,
-        )
-    }
+    stated = settings.ranking.popularity_weight
+    config = ModelConfig.model_validate(model_config)
+    weight = config.popularity_weight if stated == "val" else stated
+    by_weight = spark_ranking_metrics_by_weight(
+        spark_ranking_task,
+        BlockModel.of(config, model_weights),
+        user_factors,
+        settings.ranking.k,
+        settings.prediction_batch_size,
+        weights=(weight,) if weight else (),
+    )
+    own = {"test": by_weight[0.0]}
+    if weight:
+        return own, {"test": by_weight[weight]}
+    # Chosen 0 on val: the blend entry is the model's own ranking.
+    return own, own if weight == 0 and stated != 0 else {}
 
 
 def rank_by_popularity_on_spark(

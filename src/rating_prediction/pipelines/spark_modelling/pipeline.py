@@ -19,6 +19,7 @@ from typing import Any
 
 from kedro.pipeline import Node, Pipeline, pipeline
 
+from rating_prediction.evaluation.names import BLEND_SUFFIX
 from rating_prediction.models.variants import SPARK, variant, variants_that
 from rating_prediction.pipelines import handed_out
 from rating_prediction.pipelines.evaluation.nodes import (
@@ -51,6 +52,7 @@ FIT_INPUTS = ["train_ratings", "val_ratings", "user_mapping", "movie_mapping"]
 # What each variant's namespace hands out to the nodes outside it.
 TRAINED_MODEL, USER_FACTORS = "trained_model", "user_factors"
 SPLIT_METRICS, RANKING_METRICS = "split_metrics", "ranking_metrics"
+BLEND_RANKING_METRICS = "blend_ranking_metrics"
 RANKING_TASK = "spark_ranking_task"
 POPULARITY, RANDOM = "popularity", "random"
 # The one-machine inference nodes' inputs that the Spark environment holds as Spark
@@ -137,7 +139,7 @@ def _variant_pipeline(name: str) -> Pipeline:
         outputs.append(SPLIT_METRICS)
     if entry.ranks:
         nodes.append(_ranking_node())
-        outputs.append(RANKING_METRICS)
+        outputs += [RANKING_METRICS, BLEND_RANKING_METRICS]
     return pipeline(
         nodes,
         namespace=name,
@@ -188,18 +190,27 @@ def _ranking_node() -> Node:
             "model_weights",
             "params:evaluation",
         ],
-        outputs=RANKING_METRICS,
+        outputs=[RANKING_METRICS, BLEND_RANKING_METRICS],
         name="rank_spark_model_node",
     )
 
 
 def _gathering() -> list[Node]:
-    """Every entry's metrics into ``metrics`` (metrics.json) and ``mlflow_metrics``."""
+    """Every entry's metrics into ``metrics`` (metrics.json) and ``mlflow_metrics``:
+    each ranker's own lists and its popularity blend (``<name>_popularity_blend``),
+    the popularity and random lists."""
     ranked = [*spark_variants("ranks"), POPULARITY, RANDOM]
+    blends = {
+        f"{name}{BLEND_SUFFIX}": handed_out(name, BLEND_RANKING_METRICS)
+        for name in spark_variants("ranks")
+    }
     return [
         Node(
             func=gather_ranking_metrics,
-            inputs={entry: handed_out(entry, RANKING_METRICS) for entry in ranked},
+            inputs={
+                **{entry: handed_out(entry, RANKING_METRICS) for entry in ranked},
+                **blends,
+            },
             outputs="ranking_metrics",
             name="gather_ranking_metrics_node",
         ),
