@@ -56,8 +56,9 @@ def test_ingestion_and_processing_keep_every_rating_user_and_movie():
 @pytest.mark.slow
 def test_the_variants_reach_the_accuracy_targets_on_ml_latest_small(project_copy):
     """One whole `kedro run`: biased_mf within 0.850, bayesian_fm (the best variant)
-    within 0.820 with its fit (sampling on train, then on train + val) under 2 minutes,
-    and below every other entry, the train + val baselines included."""
+    within 0.805 (the accuracy issue's target on this split; 0.8016 measured) with its
+    fit (sampling on train, then on train + val) under 2 minutes, and below every other
+    entry, the train + val baselines included."""
     project_path = project_copy
     run_project(
         project_path,
@@ -79,7 +80,7 @@ def test_the_variants_reach_the_accuracy_targets_on_ml_latest_small(project_copy
         for entry, by_split in metrics.items()
         if "rmse" in by_split.get("test", {})
     }
-    assert test_rmse["bayesian_fm"] <= 0.820
+    assert test_rmse["bayesian_fm"] <= 0.805
     assert min(test_rmse, key=test_rmse.get) == "bayesian_fm"
     config = json.loads(
         (project_path / "data/06_models/bayesian_fm/config.json").read_text()
