@@ -28,7 +28,7 @@ from rating_prediction.parameters import (
 )
 from rating_prediction.pipelines.inference.nodes import recommend_for_all_users
 from rating_prediction.runtime import progress
-from rating_prediction.runtime.progress import Progress, waiting
+from rating_prediction.runtime.progress import Progress, key_values, waiting
 from rating_prediction.training.bayesian_fm import (
     BayesianFMSettings,
     RelationBlocks,
@@ -369,3 +369,8 @@ def test_recommendations_for_every_user_report_the_users_done(
     assert re.fullmatch(
         rf"recommending: done, {users}/{users} users in .*", printed[-1]
     )
+
+
+def test_key_values_lists_settings_with_short_floats():
+    values = {"rank": 50, "reg_param": 0.123456, "alpha": 2.0, "best": None}
+    assert key_values(values) == "rank=50, reg_param=0.1235, alpha=2, best=None"

@@ -117,7 +117,18 @@ def standalone_cluster(folder: Path) -> Iterator[tuple[str, int]]:
                 process.wait()
 
 
-def kedro_run(project: Path, *arguments: str) -> None:
+# What Spark's default log4j profile prints on every run, which conf/spark's
+# log4j2.properties leaves out.
+DEFAULT_PROFILE_NOTICES = (
+    "Using Spark's default log4j profile",
+    "Setting default log level",
+    "NativeCodeLoader",
+    "resolves to a loopback address",
+)
+
+
+def kedro_run(project: Path, *arguments: str) -> str:
+    """What ``kedro run *arguments`` printed; it must succeed."""
     result = subprocess.run(
         [sys.executable, "-m", "kedro", "run", *arguments],
         cwd=project,
@@ -126,7 +137,9 @@ def kedro_run(project: Path, *arguments: str) -> None:
         check=False,
         timeout=400,
     )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    printed = result.stdout + result.stderr
+    assert result.returncode == 0, printed[-5000:]
+    return printed
 
 
 def one_machine_preparation(
@@ -198,7 +211,7 @@ def test_a_two_worker_cluster_prepares_the_data_as_one_machine_does(
             "spark.ui.enabled: false\n"
             "spark.sql.shuffle.partitions: 4\n"
         )
-        kedro_run(
+        printed = kedro_run(
             project_copy,
             "--env",
             "spark",
@@ -208,6 +221,7 @@ def test_a_two_worker_cluster_prepares_the_data_as_one_machine_does(
             params,
         )
         applications = master_status(ui_port)["completedapps"]
+    assert [n for n in DEFAULT_PROFILE_NOTICES if n in printed] == [], printed[-3000:]
     assert [app["name"] for app in applications] == ["rating-prediction"]
 
     expected = one_machine_preparation(project_copy, ingestion)

@@ -23,6 +23,7 @@ from rating_prediction.parameters import ParameterError, ProjectParameters, pars
 from rating_prediction.runtime import environment
 from rating_prediction.runtime.environment import RunEnvironmentStore, run_uses_spark
 from rating_prediction.runtime.spark import (
+    DRIVER_JAVA_OPTIONS,
     SparkSettings,
     SparkSetupError,
     check_master,
@@ -150,6 +151,32 @@ def test_conf_local_overrides_the_spark_environment_and_is_named(tmp_path):
         spark_settings({"master": "local[*]"}, tmp_path / "nowhere", "spark")
     with pytest.raises(SparkSetupError, match="spark.master is set in neither"):
         spark_settings({"spark.app.name": "x"}, tmp_path / "nowhere", "spark")
+
+
+def test_the_driver_logs_by_the_environments_log4j_file(tmp_path):
+    """conf/spark/log4j2.properties reaches the driver's JVM, before other options; a
+    conf/local one replaces it; options naming a file of their own keep it."""
+    base = {"spark.master": "local[*]"}
+    assert DRIVER_JAVA_OPTIONS not in spark_settings(base, tmp_path, "spark").properties
+    for env in ("spark", "local"):
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "log4j2.properties").write_text("rootLogger.level = warn\n")
+    options = {**base, DRIVER_JAVA_OPTIONS: "-Xss4m"}
+    found = spark_settings(options, tmp_path, "spark").properties[DRIVER_JAVA_OPTIONS]
+    assert (
+        found
+        == f"-Dlog4j2.configurationFile={tmp_path / 'local' / 'log4j2.properties'} -Xss4m"
+    )
+    (tmp_path / "local" / "log4j2.properties").unlink()
+    found = spark_settings(base, tmp_path, "spark").properties[DRIVER_JAVA_OPTIONS]
+    assert (
+        found
+        == f"-Dlog4j2.configurationFile={tmp_path / 'spark' / 'log4j2.properties'}"
+    )
+    own = {**base, DRIVER_JAVA_OPTIONS: "-Dlog4j2.configurationFile=/mine.xml"}
+    assert spark_settings(own, tmp_path, "spark").properties == own
+    # The project's own file is there.
+    assert (PROJECT_ROOT / "conf" / "spark" / "log4j2.properties").is_file()
 
 
 def test_master_addresses_of_each_kind_of_cluster():

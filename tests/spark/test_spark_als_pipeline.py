@@ -246,3 +246,22 @@ def test_the_served_model_answers_in_a_process_without_pyspark(catalog, tmp_path
     )
     np.testing.assert_allclose(answered["predictions"], here["prediction"], rtol=1e-6)
     assert len(answered["recommended"]) == 6
+
+
+def test_the_metrics_are_printed_as_a_plain_run_prints_them(caplog):
+    from rating_prediction.pipelines.spark_modelling.nodes import (  # noqa: PLC0415
+        gather_spark_metrics,
+    )
+
+    errors = {"mse": 0.81, "rmse": 0.9, "mae": 0.7}
+    with caplog.at_level("INFO"):
+        metrics, _ = gather_spark_metrics(
+            {"popularity": {"test": {"ndcg@5": 0.125}}},
+            spark_als={split: errors for split in ("train", "val", "test")},
+        )
+    assert list(metrics) == ["spark_als", "popularity"]
+    (printed,) = [r.getMessage() for r in caplog.records if "Results" in r.message]
+    header, als, popularity = printed.splitlines()[1:]
+    assert header.split() == ["rmse", "ndcg@5"]
+    assert als.split() == ["spark_als", "0.9000", "-"]
+    assert popularity.split() == ["popularity", "-", "0.1250"]

@@ -14,7 +14,8 @@ in MB.
 
 - :class:`Progress`: a step of ``total`` units, advanced as they are done;
 - :func:`waiting`: a single long call that reports nothing itself (one polars read),
-  a line every interval with the time so far.
+  a line every interval with the time so far;
+- :func:`key_values`: the settings a step tried, for its line.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -179,6 +180,14 @@ def waiting(
         finally:
             stop.set()
             thread.join()
+
+
+def key_values(values: Mapping[str, Any]) -> str:
+    """``rank=50, reg_param=0.125``: floats to 4 significant digits."""
+    return ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    )
 
 
 def _on_a_terminal() -> bool:

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 SPARK_SETTINGS = "spark"
 MASTER_KEY = "spark.master"
 PYTHON_KEY = "spark.pyspark.python"
+# The driver's logging: a log4j 2 file beside spark.yml, handed to the driver's JVM.
+LOG4J_FILE = "log4j2.properties"
+LOG4J_OPTION = "-Dlog4j2.configurationFile"
+DRIVER_JAVA_OPTIONS = "spark.driver.extraJavaOptions"
 MIN_JAVA_VERSION = 17
 JAVA_VERSION_TIMEOUT_S = 30
 # How long the master's address may take to accept a connection before the run stops.
@@ -162,7 +166,27 @@ def spark_settings(
             "(local[*] runs on this machine)."
         )
     properties = {str(key): _spark_value(value) for key, value in merged.items()}
+    properties = with_driver_logging(properties, conf_source, env)
     return SparkSettings(properties, local_origin if MASTER_KEY in local else origin)
+
+
+def with_driver_logging(
+    properties: dict[str, str], conf_source: Path, env: str
+) -> dict[str, str]:
+    """``properties`` with the driver's JVM started on the ``log4j2.properties`` of
+    ``conf/local`` or else of the environment (``-Dlog4j2.configurationFile``, before
+    any other ``spark.driver.extraJavaOptions``); as they are where neither has one,
+    or where those options name a log4j file of their own."""
+    options = properties.get(DRIVER_JAVA_OPTIONS, "")
+    found = [
+        folder / LOG4J_FILE
+        for folder in (conf_source / LOCAL_ENV, conf_source / env)
+        if (folder / LOG4J_FILE).is_file()
+    ]
+    if not found or LOG4J_OPTION in options:
+        return properties
+    option = f"{LOG4J_OPTION}={found[0].resolve()}"
+    return {**properties, DRIVER_JAVA_OPTIONS: f"{option} {options}".strip()}
 
 
 def local_spark_settings(conf_source: Path) -> dict[str, Any]:

@@ -54,6 +54,7 @@ from rating_prediction.parameters.training import (
     SparkAlsGridParameters,
     SparkAlsImplicitParameters,
 )
+from rating_prediction.runtime.progress import key_values
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +172,12 @@ def _search(
         figures = data.score_on_val(tables)
         seconds = round(time.perf_counter() - begun, 3)
         rows.append({**combination, **figures, "fit_seconds": seconds})
-        logger.info("%s on train: %s (%.1f s)", combination, figures, seconds)
+        logger.info(
+            "%s on train: %s (%.1f s)",
+            key_values(combination),
+            key_values(figures),
+            seconds,
+        )
         if best is None or _better(figures, best):
             if best_tables is not None:
                 best_tables.unpersist()

@@ -31,7 +31,7 @@ from rating_prediction.parameters import (
     TuningParameters,
     parse,
 )
-from rating_prediction.runtime.progress import Progress
+from rating_prediction.runtime.progress import Progress, key_values
 from rating_prediction.training.data import TrainingData
 
 logger = logging.getLogger(__name__)
@@ -216,10 +216,7 @@ def _log_trial(
     study: optuna.Study, trial: optuna.trial.FrozenTrial, objective: Objective
 ) -> None:
     """One line per trial: its figure (or why it failed) and values, and the best."""
-    values = ", ".join(
-        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in trial.params.items()
-    )
+    values = key_values(trial.params)
     if trial.state != optuna.trial.TrialState.COMPLETE:
         logger.info("trial %d %s (%s)", trial.number, trial.state.name.lower(), values)
         return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -41,8 +42,10 @@ from rating_prediction.parameters import (
 )
 from rating_prediction.pipelines.evaluation.nodes import (
     best_ranker_config,
+    gather_metrics,
     ranker_comparison,
 )
+from rating_prediction.pipelines.reporting.summary import results_table
 from rating_prediction.pipelines.training.val_ranking import BLEND_WEIGHTS
 from rating_prediction.serving.ranker import NO_RANKER, RankerChoice, feedback_of
 from rating_prediction.training.spark_als import (
@@ -137,8 +140,9 @@ def val_scorer(
 ) -> Callable[[FactorTables], dict[str, float | None]]:
     """How a candidate fitted on train is scored on val, on Spark: a rating model by
     its val MSE (``best_val_loss``); a ranker by its val NDCG@K (``best_val_ndcg``:
-    history train, relevance from val, candidates the train movies), ``None`` when
-    no val rating is relevant."""
+    history train, relevance from val, candidates the train movies, and with
+    ``popularity_weight: val`` the weight of its best popularity blend), ``None``
+    when no val rating is relevant."""
     if variant(template.variant).predicts_ratings:
         return lambda tables: {
             "best_val_loss": pair_metrics(val_ratings, tables, scale)["mse"]
@@ -151,37 +155,36 @@ def val_scorer(
             "weight are not measured."
         )
         return lambda tables: {"best_val_ndcg": None}
+    return partial(_val_ranking, template, task, settings)
 
+
+def _val_ranking(
+    template: ModelConfig,
+    task: SparkRankingTask,
+    settings: EvaluationParameters,
+    tables: FactorTables,
+) -> dict[str, float | None]:
+    """A ranker's val NDCG@K and, with ``popularity_weight: val``, the weight of 0,
+    0.1, ..., 1 whose blend ranks best (ties to the lower weight, as one machine's
+    val ranking chooses it), in one pass on Spark."""
     blend = settings.ranking.popularity_weight == "val"
-    weights = BLEND_WEIGHTS if blend else (0.0,)
-
-    def ndcg(tables: FactorTables) -> dict[str, float | None]:
-        config = template.model_copy(
-            update={"model_kwargs": {"n_factors": tables.rank}}
-        )
-        model = BlockModel.of(config, movie_weights(tables, config))
-        k = settings.ranking.k
-        by_weight = {
-            weight: metrics[f"ndcg@{k}"]
-            for weight, metrics in spark_ranking_metrics_by_weight(
-                task,
-                model,
-                tables.users,
-                k,
-                settings.prediction_batch_size,
-                weights=weights,
-            ).items()
-        }
-        figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
-        if blend:
-            # The one-machine val ranking's choice: the best blend, ties to the lower
-            # weight.
-            figures["popularity_weight"] = max(
-                by_weight, key=lambda w: (by_weight[w], -w)
-            )
-        return figures
-
-    return ndcg
+    config = template.model_copy(update={"model_kwargs": {"n_factors": tables.rank}})
+    k = settings.ranking.k
+    by_weight = {
+        weight: metrics[f"ndcg@{k}"]
+        for weight, metrics in spark_ranking_metrics_by_weight(
+            task,
+            BlockModel.of(config, movie_weights(tables, config)),
+            tables.users,
+            k,
+            settings.prediction_batch_size,
+            weights=BLEND_WEIGHTS if blend else (0.0,),
+        ).items()
+    }
+    figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
+    if blend:
+        figures["popularity_weight"] = max(by_weight, key=lambda w: (by_weight[w], -w))
+    return figures
 
 
 def _ranking_task(
@@ -286,6 +289,18 @@ def rank_spark_model(
         return own, {"test": by_weight[weight]}
     # Chosen 0 on val: the blend entry is the model's own ranking.
     return own, own if weight == 0 and stated != 0 else {}
+
+
+def gather_spark_metrics(
+    ranking_metrics: dict[str, dict[str, dict[str, float]]],
+    **split_metrics: dict[str, dict[str, float]],
+) -> tuple[dict[str, dict[str, dict[str, float]]], dict[str, dict[str, float]]]:
+    """:func:`~rating_prediction.pipelines.evaluation.nodes.gather_metrics`, and the
+    console's table of every entry's test figures, which a plain run's reporting
+    prints."""
+    metrics, flat = gather_metrics(ranking_metrics, **split_metrics)
+    logger.info("Results on the test split:\n%s", results_table(metrics))
+    return metrics, flat
 
 
 def rank_by_popularity_on_spark(

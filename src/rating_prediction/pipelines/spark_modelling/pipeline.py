@@ -22,10 +22,7 @@ from kedro.pipeline import Node, Pipeline, pipeline
 from rating_prediction.evaluation.names import BLEND_SUFFIX
 from rating_prediction.models.variants import SPARK, variant, variants_that
 from rating_prediction.pipelines import handed_out
-from rating_prediction.pipelines.evaluation.nodes import (
-    gather_metrics,
-    gather_ranking_metrics,
-)
+from rating_prediction.pipelines.evaluation.nodes import gather_ranking_metrics
 from rating_prediction.pipelines.inference import create_pipeline as inference_pipeline
 from rating_prediction.pipelines.inference.nodes import (
     offer_trained_model,
@@ -39,6 +36,7 @@ from .nodes import (
     evaluate_spark_model,
     export_spark_model,
     fit_spark_model,
+    gather_spark_metrics,
     local_table,
     rank_at_random_on_spark,
     rank_by_popularity_on_spark,
@@ -215,7 +213,7 @@ def _gathering() -> list[Node]:
             name="gather_ranking_metrics_node",
         ),
         Node(
-            func=gather_metrics,
+            func=gather_spark_metrics,
             inputs={
                 "ranking_metrics": "ranking_metrics",
                 **{
