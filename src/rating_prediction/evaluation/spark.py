@@ -273,6 +273,16 @@ class RankingSpec:
     blend_weights: tuple[float, ...] = ()
 
 
+def _task_spec(
+    task: SparkRankingTask, k: int, max_pairs: int, model: BlockModel | None
+) -> RankingSpec:
+    """What each partition needs to rank ``task``'s users by ``model`` (``None``: by
+    popularity)."""
+    return RankingSpec(
+        task.candidates, task.candidate_counts, task.n_keys, k, max_pairs, model
+    )
+
+
 def spark_ranking_metrics(
     task: SparkRankingTask,
     model: BlockModel | None,
@@ -286,15 +296,7 @@ def spark_ranking_metrics(
     the coverage of the top-``k`` lists of ``model`` (its user rows ``factors``:
     ``userIdMapped``, ``bias``, ``factors``); for ``model`` ``None``, of the
     popularity list, or with ``random_seed`` of one machine's seeded random lists."""
-    spec = RankingSpec(
-        task.candidates,
-        task.candidate_counts,
-        task.n_keys,
-        k,
-        max_pairs,
-        model,
-        random_seed=random_seed,
-    )
+    spec = replace(_task_spec(task, k, max_pairs, model), random_seed=random_seed)
     return _metrics_by_weight(task, spec, factors)[0.0]
 
 
@@ -312,15 +314,7 @@ def spark_ranking_metrics_by_weight(
     :func:`~rating_prediction.models.scoring.blended_scorer` of the model's scores
     and log popularity), in one pass: each block of users is scored once."""
     blends = tuple(sorted({w for w in weights if w > 0}))
-    spec = RankingSpec(
-        task.candidates,
-        task.candidate_counts,
-        task.n_keys,
-        k,
-        max_pairs,
-        model,
-        blend_weights=blends,
-    )
+    spec = replace(_task_spec(task, k, max_pairs, model), blend_weights=blends)
     return _metrics_by_weight(task, spec, factors)
 
 
@@ -373,9 +367,7 @@ def spark_ndcg_against_popularity(
     differences' mean and sample standard deviation (``sd_difference``), from which
     :func:`~rating_prediction.evaluation.intervals.paired_comparison_of_moments`
     makes the paired t-test. Only those five figures come back."""
-    spec = RankingSpec(
-        task.candidates, task.candidate_counts, task.n_keys, k, max_pairs, model
-    )
+    spec = _task_spec(task, k, max_pairs, model)
     popularity = replace(spec, model=None)
     with (
         _ranked_users(task, spec, factors) as first,
