@@ -14,7 +14,13 @@ from rating_prediction.models.scoring import score_block, top_k
 from rating_prediction.parameters import EaseParameters, ParameterError, parse
 from rating_prediction.parameters.training import TrainingParameters
 from rating_prediction.training.data import TrainingData
-from rating_prediction.training.ease import ease_weights, fit_variant, kept_items
+from rating_prediction.training.ease import (
+    MIN_USERS_PER_PART,
+    ease_weights,
+    fit_variant,
+    gram_matrix,
+    kept_items,
+)
 from rating_prediction.training.feedback import implicit_feedback
 
 # Four users, five movies; movie 4 has no training rating.
@@ -206,3 +212,31 @@ def test_the_training_block_defaults_to_the_documented_settings():
     assert options == EaseParameters()
     assert options.feedback == "rating"
     assert options.max_items == 10_000
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_gram_matrix_summed_over_parts_of_the_users_is_x_transpose_x(threads):
+    """Parts of the users summed on several threads, users without interactions
+    included: the dense ``X^T X``."""
+    rng = np.random.default_rng(7)
+    n_users, n_items = 3 * MIN_USERS_PER_PART + 5, 40
+    dense = np.where(
+        rng.random((n_users, n_items)) < 0.1,
+        rng.integers(1, 11, (n_users, n_items)) / 2,
+        0,
+    ).astype(np.float32)
+    dense[::7] = 0
+    rows, columns = np.nonzero(dense)
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_users))])
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        gram = gram_matrix(
+            offsets, columns.astype(np.int32), dense[rows, columns], n_items
+        )
+    finally:
+        torch.set_num_threads(previous)
+    assert gram.dtype == torch.float32
+    np.testing.assert_allclose(
+        gram.numpy(), dense.T.astype(np.float64) @ dense, rtol=1e-6
+    )

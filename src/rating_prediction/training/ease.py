@@ -9,26 +9,28 @@ others, without the item itself. Scores are ``x_u B``
 
 Only the ``max_items`` most-rated training movies are kept (ties to the lower movie
 index): the Gram matrix is ``max_items``^2 float32 values, built from the sparse
-interactions in blocks of users, and inverted through its Cholesky factor.
+interactions as sparse products over parts of the users, and inverted through its
+Cholesky factor.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import polars as pl
+import scipy.sparse as sp
 import torch
 
 from rating_prediction.models.config import ModelConfig
-from rating_prediction.models.rankers import sparse_rows
 from rating_prediction.parameters import EaseParameters
 from rating_prediction.training.data import TrainingData
 from rating_prediction.training.feedback import implicit_feedback
 
-# Users x items values of the dense block of users whose product is added to the Gram
-# matrix at a time (128 MB of float32).
-GRAM_BLOCK_VALUES = 2**25
+# Users per part of the Gram matrix's sum: parts are summed by threads at once, and a
+# part's sparse product is at most max_items^2 entries.
+MIN_USERS_PER_PART = 1_024
 
 
 def fit_variant(
@@ -111,32 +113,26 @@ def user_rows(
 def gram_matrix(
     offsets: np.ndarray, columns: np.ndarray, values: np.ndarray, n_items: int
 ) -> torch.Tensor:
-    """``X^T X`` (float32, ``(n_items, n_items)``) of the CSR interactions, summed
-    over blocks of users as sparse-times-dense products (cost: interactions times
-    items, not users times items squared): ``X_b^T`` as CSR (its rows the items, the
-    block's users ascending in each) times the dense ``X_b``."""
-    gram = torch.zeros(n_items, n_items)
+    """``X^T X`` (float32, ``(n_items, n_items)``) of the CSR interactions as sparse
+    products, ``X_p^T X_p`` over parts of the users summed: each user adds the
+    products of its own interactions, so the cost is the sum over users of their
+    interactions squared, not interactions times items. The parts run on
+    ``torch.get_num_threads()`` threads (scipy's product releases the GIL)."""
     n_users = len(offsets) - 1
-    step = max(1, GRAM_BLOCK_VALUES // max(1, n_items))
-    for low in range(0, n_users, step):
-        high = min(low + step, n_users)
-        first, last = offsets[low], offsets[high]
-        if last == first:
-            continue
-        rows = np.repeat(np.arange(high - low), np.diff(offsets[low : high + 1]))
-        block_columns, block_values = columns[first:last], values[first:last]
-        dense = torch.zeros(high - low, n_items)
-        dense[rows, block_columns] = torch.from_numpy(block_values)
-        # By item, then user: a stable sort keeps each item's users ascending.
-        by_item = np.argsort(block_columns, kind="stable")
-        transposed = sparse_rows(
-            torch.from_numpy(np.bincount(block_columns, minlength=n_items)),
-            torch.from_numpy(rows[by_item]),
-            torch.from_numpy(block_values[by_item]),
-            high - low,
-        )
-        gram += transposed @ dense
-    return gram
+    interactions = sp.csr_matrix((values, columns, offsets), shape=(n_users, n_items))
+    n_parts = max(1, min(torch.get_num_threads(), n_users // MIN_USERS_PER_PART))
+    bounds = np.linspace(0, n_users, n_parts + 1).astype(np.int64)
+
+    def part(low: int, high: int) -> np.ndarray:
+        block = interactions[low:high]
+        return (block.T.tocsr() @ block).toarray()
+
+    with ThreadPoolExecutor(n_parts) as pool:
+        parts = list(pool.map(part, bounds[:-1], bounds[1:]))
+    gram = parts[0]
+    for other in parts[1:]:
+        gram += other
+    return torch.from_numpy(np.ascontiguousarray(gram, dtype=np.float32))
 
 
 def ease_weights(gram: torch.Tensor, regularization: float) -> torch.Tensor:
