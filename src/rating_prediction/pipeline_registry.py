@@ -39,10 +39,10 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``__default__`` runs every pipeline of the run's environment but those run alone
     (``RUN_ALONE``: cross-validation and the searches): from ingestion to reporting
     and inference, or under ``--env spark`` the Spark pipelines (``spark_*``: data
-    preparation, Spark ALS, batch recommendations). The MLflow model ``model`` is logged at the end of any run that
-    builds the served model, by ``rating_prediction.hooks.ServingHooks`` (not
-    kedro-mlflow's ``PipelineML``, whose model runs a Kedro runner and deep-copies its
-    catalog on every request).
+    preparation, Spark ALS, batch recommendations). The MLflow model ``model`` is
+    logged at the end of any run that builds the served model, by
+    ``rating_prediction.hooks.ServingHooks`` (not kedro-mlflow's ``PipelineML``, whose
+    model runs a Kedro runner and deep-copies its catalog on every request).
 
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.

@@ -233,6 +233,11 @@ def variant(name: str, also_valid: tuple[str, ...] = ()) -> Variant:
     return ALL_VARIANTS[name]
 
 
+def variants_of(engine: str) -> list[str]:
+    """The names of every variant ``engine`` fits, in registry order."""
+    return [name for name, entry in ALL_VARIANTS.items() if entry.engine == engine]
+
+
 def variants_that(capability: str, engine: str = LOCAL) -> list[str]:
     """The names of the ``engine``'s variants with ``capability``
     (``predicts_ratings``, ``ranks`` or ``folds_in``), in registry order."""

@@ -4,11 +4,12 @@ The study lives in an Optuna RDB storage (SQLite by default, next to ``mlflow.db
 second search with the same ``study_name`` resumes it and adds trials. Each trial trains
 the variant on train, scores it on val with the study's :class:`Objective` (never on
 test) and, inside a ``kedro run``, is logged as an MLflow run nested under the run's
-own. What a trial fits on is the objective's: a :class:`~rating_prediction.training.data.
-TrainingData` on one machine, the Spark variants' ``SparkTrainingData`` on Spark
-(``rating_prediction.pipelines.spark_tuning``); this module passes it through. A rating model minimises the held-out val MSE the training pipeline records as
-``best_val_loss`` (:data:`VAL_MSE`); a ranker maximises val NDCG@K, an objective the
-tuning node builds from the evaluation's ranking settings.
+own. What a trial fits on is the objective's: a
+:class:`~rating_prediction.training.data.TrainingData` on one machine, the Spark
+variants' ``SparkTrainingData`` on Spark (``rating_prediction.pipelines.spark_tuning``);
+this module passes it through. A rating model minimises the held-out val MSE the
+training pipeline records as ``best_val_loss`` (:data:`VAL_MSE`); a ranker maximises
+val NDCG@K, an objective the tuning node builds from the evaluation's ranking settings.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import mlflow
 import optuna
 import polars as pl
 
-from rating_prediction.models.variants import LOCAL, SPARK, variant, variants_that
+from rating_prediction.models.variants import (
+    LOCAL,
+    SPARK,
+    variant,
+    variants_of,
+    variants_that,
+)
 from rating_prediction.parameters import (
     ParameterError,
     SearchDimension,
@@ -150,15 +157,10 @@ def check_engine(name: str, engine: str) -> None:
     fitted_on = variant(name).engine
     if fitted_on == engine:
         return
-    here = [
-        *dict.fromkeys(
-            variants_that("predicts_ratings", engine) + variants_that("ranks", engine)
-        )
-    ]
     raise ParameterError(
         f"Invalid parameters:\n- 'tuning.variant': {name!r} is fitted on "
         f"{fitted_on}: tune it with `{TUNING_COMMANDS[fitted_on]}`. This search "
-        f"(`{TUNING_COMMANDS[engine]}`) tunes {', '.join(here)}."
+        f"(`{TUNING_COMMANDS[engine]}`) tunes {', '.join(variants_of(engine))}."
     )
 
 

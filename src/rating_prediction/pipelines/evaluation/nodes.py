@@ -258,21 +258,41 @@ def rank_with_model(
     pass over the users, the model scoring each block once: a sampled probit model's
     scores cost far more than the ranking.
     """
-    stated = parse(
-        EvaluationParameters, evaluation, "evaluation"
-    ).ranking.popularity_weight
+    settings = parse(EvaluationParameters, evaluation, "evaluation")
     config = ModelConfig.model_validate(model_config)
-    weight = config.popularity_weight if stated == "val" else stated
+    stated, weight = blend_weight_on_test(config, settings)
     model = load_trained_model(config, model_weights)
     scorers = {"model": scored_once(model_scorer(model, ranking_task.candidates))}
     if weight:
         popularity = log_count_scorer(ranking_task.candidate_counts)
         scorers["blend"] = blended_scorer(scorers["model"], popularity, weight)
     rankings = _rank_each(ranking_task, evaluation, scorers)
-    if weight == 0 and stated != 0:
-        # Chosen 0 on val: the blend entry is the model's own ranking.
-        rankings["blend"] = rankings["model"]
-    return rankings["model"], rankings.get("blend", {})
+    blended = rankings.get("blend", {})
+    return rankings["model"], blend_entry(rankings["model"], blended, stated, weight)
+
+
+def blend_weight_on_test(
+    config: ModelConfig, settings: EvaluationParameters
+) -> tuple[float | str, float | None]:
+    """``evaluation.ranking.popularity_weight`` as stated, and the weight a model's
+    test blend ranks at: the one its fit chose on val (``val``; ``None`` when none
+    could be chosen) or the stated one."""
+    stated = settings.ranking.popularity_weight
+    return stated, config.popularity_weight if stated == "val" else stated
+
+
+def blend_entry(
+    own: dict[str, dict[str, float]],
+    blended: dict[str, dict[str, float]],
+    stated: float | str,
+    weight: float | None,
+) -> dict[str, dict[str, float]]:
+    """The popularity blend's entry in the metrics: its ``blended`` figures at a
+    weight above 0; the model's ``own`` when val chose 0; none (empty: Kedro saves no
+    ``None``) for a stated 0 or when no weight could be chosen."""
+    if weight:
+        return blended
+    return own if weight == 0 and stated != 0 else {}
 
 
 def rank_by_popularity(

@@ -42,11 +42,16 @@ from rating_prediction.parameters import (
 )
 from rating_prediction.pipelines.evaluation.nodes import (
     best_ranker_config,
+    blend_entry,
+    blend_weight_on_test,
     gather_metrics,
     ranker_comparison,
 )
 from rating_prediction.pipelines.reporting.summary import results_table
-from rating_prediction.pipelines.training.val_ranking import BLEND_WEIGHTS
+from rating_prediction.pipelines.training.val_ranking import (
+    BLEND_WEIGHTS,
+    best_blend_weight,
+)
 from rating_prediction.serving.ranker import NO_RANKER, RankerChoice, feedback_of
 from rating_prediction.training.spark_als import (
     FactorTables,
@@ -183,7 +188,7 @@ def _val_ranking(
     }
     figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
     if blend:
-        figures["popularity_weight"] = max(by_weight, key=lambda w: (by_weight[w], -w))
+        figures["popularity_weight"] = best_blend_weight(by_weight)
     return figures
 
 
@@ -273,9 +278,8 @@ def rank_spark_model(
     ranking) or the stated one; its metrics are empty (no entry) for a stated 0 or
     when no weight could be chosen on val."""
     settings = parse(EvaluationParameters, evaluation, "evaluation")
-    stated = settings.ranking.popularity_weight
     config = ModelConfig.model_validate(model_config)
-    weight = config.popularity_weight if stated == "val" else stated
+    stated, weight = blend_weight_on_test(config, settings)
     by_weight = spark_ranking_metrics_by_weight(
         spark_ranking_task,
         BlockModel.of(config, model_weights),
@@ -285,10 +289,8 @@ def rank_spark_model(
         weights=(weight,) if weight else (),
     )
     own = {"test": by_weight[0.0]}
-    if weight:
-        return own, {"test": by_weight[weight]}
-    # Chosen 0 on val: the blend entry is the model's own ranking.
-    return own, own if weight == 0 and stated != 0 else {}
+    blended = {"test": by_weight[weight]} if weight else {}
+    return own, blend_entry(own, blended, stated, weight)
 
 
 def gather_spark_metrics(

@@ -20,7 +20,12 @@ from typing import Any
 from kedro.pipeline import Node, Pipeline, pipeline
 
 from rating_prediction.evaluation.names import BLEND_SUFFIX
-from rating_prediction.models.variants import SPARK, variant, variants_that
+from rating_prediction.models.variants import (
+    SPARK,
+    variant,
+    variants_of,
+    variants_that,
+)
 from rating_prediction.pipelines import handed_out
 from rating_prediction.pipelines.evaluation.nodes import gather_ranking_metrics
 from rating_prediction.pipelines.inference import create_pipeline as inference_pipeline
@@ -68,9 +73,6 @@ def spark_variants(capability: str) -> list[str]:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    every = [
-        *dict.fromkeys(spark_variants("predicts_ratings") + spark_variants("ranks"))
-    ]
     return Pipeline(
         [
             Node(
@@ -79,7 +81,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs=RANKING_TASK,
                 name="build_spark_ranking_task_node",
             ),
-            *(_variant_pipeline(name) for name in every),
+            *(_variant_pipeline(name) for name in variants_of(SPARK)),
             Node(
                 func=rank_by_popularity_on_spark,
                 inputs=[RANKING_TASK, "params:evaluation"],

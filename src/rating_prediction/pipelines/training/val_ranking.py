@@ -86,10 +86,16 @@ def val_ranking(
     figures = {"best_val_ndcg": round(by_weight[0.0], 6)}
     summary = f"val NDCG@{k} {by_weight[0.0]:.4f}"
     if len(weights) > 1:
-        weight = max(by_weight, key=lambda w: (by_weight[w], -w))
+        weight = best_blend_weight(by_weight)
         figures["popularity_weight"] = weight
         summary += f" (popularity blend {weight:.1f}: {by_weight[weight]:.4f})"
     return figures, summary
+
+
+def best_blend_weight(ndcg_by_weight: dict[float, float]) -> float:
+    """The popularity blend's weight with the best val NDCG@K, equal ones to the lower
+    weight (on one machine and on Spark)."""
+    return max(ndcg_by_weight, key=lambda w: (ndcg_by_weight[w], -w))
 
 
 def _val_task(data: TrainingData, settings: EvaluationParameters) -> RankingTask | None:
