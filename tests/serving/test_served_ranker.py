@@ -204,6 +204,20 @@ class TestRecommend:
             assert movies[:K] == expected[user]
             assert 0 < len(movies) <= 20 and set(movies) <= kept
 
+    def test_known_and_unknown_users_in_one_block_list_as_each_alone(
+        self, served, splits
+    ):
+        # The capped ranker scores its known users on its kept movies only; the
+        # unknown user's most-rated list needs every column, in the same block.
+        known = splits["user_mapping"]["userId"].to_list()[:3]
+        users = [known[0], NEW_USER, *known[1:]]
+        together = recommend_users(served, users, pl.DataFrame(), K)
+        assert set(together["variant"]) == {"ease", POPULARITY}
+        for user in users:
+            alone = recommend_users(served, [user], pl.DataFrame(), K)
+            assert alone.height == K
+            assert together.filter(pl.col("userId") == user).equals(alone)
+
 
 class TestFoldIn:
     def test_a_user_folded_in_from_their_own_ratings_scores_as_their_row(

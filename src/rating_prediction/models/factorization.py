@@ -67,6 +67,17 @@ class RatingModel(nn.Module):
         pairs_movies = torch.arange(n_movies).repeat(len(users))
         return self.predict(pairs_users, pairs_movies).reshape(len(users), n_movies)
 
+    def scored_movies(self, n_movies: int) -> torch.Tensor | None:
+        """The movies (ascending, below ``n_movies``) that :meth:`predict_scored_movies`
+        scores, where the model scores some movies only and every other one scores
+        ``-inf`` for every user (EASE^R's kept items); ``None``: every movie."""
+        return None
+
+    @torch.no_grad()
+    def predict_scored_movies(self, users: torch.Tensor, n_movies: int) -> torch.Tensor:
+        """:meth:`predict_all_movies` on the columns of :meth:`scored_movies` only."""
+        return self.predict_all_movies(users, n_movies)
+
 
 class InnerSigmoidModel(RatingModel):
     """The notebook's model: ``min + (max - min) * sigmoid(w * <p_u, q_m> + b)``.

@@ -8,7 +8,8 @@ in evaluation and in serving, goes through here.
   rating at its default time bucket, a few movies at a time (bounded memory), with the
   users' own or folded-in per-sample parameters; other models score every movie with
   their own ``predict_all_movies`` (a ranker's ``-inf`` marks a movie it does not
-  score).
+  score). :func:`score_scored_block` leaves out the columns of a model that scores
+  some movies only (a capped EASE^R), for a top K over the others.
 - Pair scoring (:class:`PairScorer`, :func:`score_pairs_in_batches`): (user, movie)
   pairs, ``-1`` meaning unknown, with the users' own parameters or folded-in ones, and
   each pair's timestamp where the model has a time feature.
@@ -123,6 +124,30 @@ def score_block(model: RatingModel, users: np.ndarray, vectors=None) -> torch.Te
             return scores.clamp_(model.rating_min, model.rating_max)
         index = torch.from_numpy(np.asarray(users, dtype=np.int64))
         return model.predict_all_movies(index, movie_count(model))
+
+
+def score_scored_block(
+    model: RatingModel, users: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`score_block` on the movies ``model`` scores (its
+    :meth:`~rating_prediction.models.factorization.RatingModel.scored_movies`):
+    ``(scores, movies)``, ``movies`` the ascending movie index of each column where
+    the model scores some movies only (every other one ranks last for every user),
+    else ``None`` and every movie's scores. A top K over the scored columns ranks as
+    one over every column, at a fraction of the cost for a capped EASE^R."""
+    n_movies = movie_count(model)
+    movies = model.scored_movies(n_movies)
+    if movies is None:
+        return score_block(model, users), None
+    index = torch.from_numpy(np.asarray(users, dtype=np.int64))
+    return model.predict_scored_movies(index, n_movies), movies
+
+
+def widened(scores: torch.Tensor, movies: torch.Tensor, n_movies: int) -> torch.Tensor:
+    """Scores of :func:`score_scored_block` on every movie: ``-inf`` for the movies
+    the model does not score."""
+    every_movie = torch.full((scores.shape[0], n_movies), -torch.inf)
+    return every_movie.index_copy_(1, movies, scores)
 
 
 class PairScorer:

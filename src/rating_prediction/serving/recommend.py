@@ -5,8 +5,10 @@ The served ranker answers when there is one (:attr:`ServedModel.ranker`), the ra
 model otherwise. Blocks of users are scored against every movie by the scoring kernel
 (:func:`~rating_prediction.models.scoring.score_block`: a matrix product per block for
 factor models, the ranker's ``predict_all_movies`` for a ranker, as the ranking
-evaluation scores them), rated pairs masked out, and cut by the kernel's top K, equal
-scores to the lower movie index as the evaluation ranks; memory is bounded by the block.
+evaluation scores them; a ranker that scores some movies only, such as a capped
+EASE^R, on those columns alone), rated pairs masked out, and cut by the kernel's top
+K, equal scores to the lower movie index as the evaluation ranks; memory is bounded by
+the block.
 Each row names the entry that ranked it (``variant``): the rating variant, the ranker,
 or ``popularity`` for a user the ranker does not know and who brought no ratings."""
 
@@ -112,73 +114,72 @@ def _rated_in_block(
 
 def _block_scores(
     served: ServedModel, user_ids: np.ndarray, folded: FoldedUsers | None, start: int
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
-    """Every movie's score for a block of users (rows ``start`` on of a request),
-    whether the model that scores them knows each user, and the entry that ranks each
-    user's row."""
+) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray, np.ndarray]:
+    """The scores of a block of users (rows ``start`` on of a request), the movie of
+    each column (``None``: every movie, in order), whether the model that scores them
+    knows each user, and the entry that ranks each user's row."""
     if served.ranker is not None:
         return _ranker_block_scores(served, user_ids, folded, start)
     user_index = served.users.lookup(user_ids)
     vectors = None if folded is None else _rows(folded.vectors, start, len(user_ids))
     scores = scoring.score_block(served.model, user_index, vectors)
-    return scores, user_index >= 0, np.full(len(user_ids), served.variant)
+    return scores, None, user_index >= 0, np.full(len(user_ids), served.variant)
 
 
 def _ranker_block_scores(
     served: ServedModel, user_ids: np.ndarray, folded: FoldedUsers | None, start: int
-) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+) -> tuple[torch.Tensor, torch.Tensor | None, np.ndarray, np.ndarray]:
     """:func:`_block_scores` of the served ranker: the kernel's scores of its known
-    users, the fold-in scores of the users with ratings of their own, and the most-rated
-    movies for the others."""
+    users on the movies it scores, the fold-in scores of the users with ratings of their
+    own, and the most-rated movies (every known movie's column) for the others."""
     ranker = served.ranker
     user_index = ranker.users.lookup(user_ids)
-    scores = scoring.score_block(ranker.model, user_index)
-    own = np.zeros(len(user_ids), dtype=bool)
-    for row, row_scores in ((folded and folded.scores) or {}).items():
-        if start <= row < start + len(user_ids):
-            scores[row - start] = row_scores
-            own[row - start] = True
-    fallback = (user_index < 0) & ~own
+    scores, movies = scoring.score_scored_block(ranker.model, user_index)
+    own = {
+        row - start: row_scores
+        for row, row_scores in ((folded and folded.scores) or {}).items()
+        if start <= row < start + len(user_ids)
+    }
+    fallback = user_index < 0
+    fallback[list(own)] = False
+    if fallback.any() and movies is not None:
+        scores, movies = scoring.widened(scores, movies, len(served.movies)), None
+    for row, row_scores in own.items():
+        scores[row] = row_scores if movies is None else row_scores[movies]
     if fallback.any():
         counts = torch.from_numpy(popularity_counts(served)).to(scores.dtype)
         scores[torch.from_numpy(fallback), : len(counts)] = counts
     entries = np.where(fallback, POPULARITY, ranker.variant)
-    return scores, user_index >= 0, entries
+    return scores, movies, user_index >= 0, entries
 
 
 def _model_top_k(
     served: ServedModel,
     scores: torch.Tensor,
+    movies: torch.Tensor | None,
     rated: tuple[np.ndarray, np.ndarray],
     k: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Movie indices, predictions and validity of each row's ``k`` best predictions;
-    equal predictions go to the lower movie index, as the evaluation's top K orders
-    them (``torch.topk`` alone leaves the order of ties unspecified)."""
-    rows, movies = rated
-    if not served.movies.seen.all():
-        scores[:, torch.from_numpy(~served.movies.seen)] = -torch.inf
-    scores[torch.from_numpy(rows), torch.from_numpy(movies)] = -torch.inf
-    columns = _scored_columns(scores)
-    if columns is None:
-        indices = scoring.top_k_indices(scores, min(k, scores.shape[1]))
-    else:
-        scored = scores.index_select(1, columns)
-        indices = columns[scoring.top_k_indices(scored, min(k, len(columns)))]
-    values = scores.gather(1, indices)
+    """Movie indices, predictions and validity of each row's ``k`` best predictions
+    (``scores`` of the movies ``movies``, ``None``: every movie); equal predictions go
+    to the lower movie index, as the evaluation's top K orders them (``torch.topk``
+    alone leaves the order of ties unspecified)."""
+    rated_rows, rated_movies = rated
+    seen = served.movies.seen
+    if movies is not None:
+        seen = seen[movies.numpy()]
+        column = np.full(len(served.movies), -1, dtype=np.int64)
+        column[movies.numpy()] = np.arange(len(movies))
+        rated_movies = column[rated_movies]
+        rated_rows = rated_rows[rated_movies >= 0]
+        rated_movies = rated_movies[rated_movies >= 0]
+    if not seen.all():
+        scores[:, torch.from_numpy(~seen)] = -torch.inf
+    scores[torch.from_numpy(rated_rows), torch.from_numpy(rated_movies)] = -torch.inf
+    top = scoring.top_k_indices(scores, min(k, scores.shape[1]))
+    values = scores.gather(1, top)
+    indices = top if movies is None else movies[top]
     return indices.numpy(), values.double().numpy(), torch.isfinite(values).numpy()
-
-
-def _scored_columns(scores: torch.Tensor) -> torch.Tensor | None:
-    """The columns (ascending) with a finite score in some row of the block, when they
-    are at most half of them, e.g. a capped EASE^R's kept movies; ``None`` otherwise.
-    A top K over those alone ranks as over every column (the others are ``-inf`` in
-    every row: no candidate), ties still to the lower movie index, and costs a
-    fraction of it (2,000 of 59,047 movies: about a tenth)."""
-    if scores.shape[0] == 0:
-        return None
-    columns = torch.nonzero(scores.amax(dim=0) > -torch.inf).ravel()
-    return columns if 2 * len(columns) <= scores.shape[1] else None
 
 
 def _blended_top_k(
@@ -228,14 +229,16 @@ def _block_top_k(
     start: int,
     popularity_weight: float,
 ) -> pl.DataFrame:
-    scores, known, entries = _block_scores(served, user_ids, folded, start)
+    scores, movies, known, entries = _block_scores(served, user_ids, folded, start)
     excluded = _rated_in_block(served, user_ids, rated, folded, start)
     if popularity_weight > 0:
+        if movies is not None:
+            scores = scoring.widened(scores, movies, len(served.movies))
         indices, values, valid = _blended_top_k(
             served, scores, excluded, top_k, popularity_weight
         )
     else:
-        indices, values, valid = _model_top_k(served, scores, excluded, top_k)
+        indices, values, valid = _model_top_k(served, scores, movies, excluded, top_k)
     k = indices.shape[1]
     valid = valid.ravel()
     movie_index = indices.ravel()[valid]
