@@ -121,13 +121,14 @@ def fit_bias_baseline(
     movie_counts = np.bincount(movies)
     user_bias = np.zeros(user_counts.size)
     movie_bias = np.zeros(movie_counts.size)
+    # One buffer for every epoch's residuals less the other side's biases: a fresh
+    # array per pass costs more in page faults than the pass itself.
+    partial = np.empty_like(residuals)
     for _ in range(n_epochs):
-        movie_bias = _shrunk_mean(
-            movies, residuals - user_bias[users], movie_counts, reg_movie
-        )
-        user_bias = _shrunk_mean(
-            users, residuals - movie_bias[movies], user_counts, reg_user
-        )
+        np.subtract(residuals, np.take(user_bias, users, out=partial), out=partial)
+        movie_bias = _shrunk_mean(movies, partial, movie_counts, reg_movie)
+        np.subtract(residuals, np.take(movie_bias, movies, out=partial), out=partial)
+        user_bias = _shrunk_mean(users, partial, user_counts, reg_user)
     # Ids in the dense range but without training ratings are left out: they are unknown.
     seen_users = np.flatnonzero(seen_mask(users, user_counts.size))
     seen_movies = np.flatnonzero(seen_mask(movies, movie_counts.size))
