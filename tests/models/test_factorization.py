@@ -115,6 +115,31 @@ def test_regularization_penalises_the_batch_rows():
     assert penalty.item() == pytest.approx(0.5 * (4 + 1) + 0.1 * 1)
 
 
+def test_one_lookup_gives_the_predictions_penalty_and_gradients_of_two():
+    torch.manual_seed(0)
+    model = BiasedMatrixFactorization(
+        5, 4, embedding_dim=3, factor_reg=0.3, bias_reg=0.2, init_std=0.5
+    )
+    users, movies = torch.tensor([0, 2, 2, 4]), torch.tensor([1, 1, 3, 0])
+    target = torch.tensor([4.0, 3.0, 1.5, 5.0])
+    gradients = []
+    for combined in (False, True):
+        model.zero_grad()
+        if combined:
+            predictions, penalty = model.forward_and_penalty(users, movies)
+        else:
+            predictions = model(users, movies)
+            penalty = model.regularization(users, movies)
+        ((predictions - target) ** 2).mean().add(penalty).backward()
+        gradients.append([p.grad.clone() for p in model.parameters()])
+        if combined:
+            assert torch.equal(predictions, model(users, movies))
+            assert penalty == model.regularization(users, movies)
+    for separate, combined in zip(*gradients):
+        assert separate.abs().sum() > 0
+        torch.testing.assert_close(combined, separate, rtol=1e-6, atol=1e-7)
+
+
 def test_build_model_rejects_unknown_variants():
     with pytest.raises(ValueError, match="valid variants: inner_sigmoid, biased_mf"):
         build_model({"variant": "svd", "n_users": 2, "n_movies": 2, "model_kwargs": {}})

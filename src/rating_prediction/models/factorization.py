@@ -33,6 +33,13 @@ class RatingModel(nn.Module):
         """L2 penalty on the parameters a batch touches (zero for unregularised models)."""
         return torch.zeros((), device=users.device)
 
+    def forward_and_penalty(
+        self, users: torch.Tensor, movies: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` and :meth:`regularization` of a training batch together (a
+        model may look its rows up once for both)."""
+        return self(users, movies), self.regularization(users, movies)
+
     @torch.no_grad()
     def forget_unseen(
         self, seen_users: torch.Tensor, seen_movies: torch.Tensor
@@ -195,13 +202,19 @@ class BiasedMatrixFactorization(RatingModel):
         )
 
     def regularization(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        factors = self.user_factors(users).pow(2).sum(1) + self.movie_factors(
-            movies
-        ).pow(2).sum(1)
-        biases = self.user_bias(users).pow(2).sum(1) + self.movie_bias(movies).pow(
-            2
-        ).sum(1)
-        return (self.factor_reg * factors + self.bias_reg * biases).mean()
+        return self.forward_and_penalty(users, movies)[1]
+
+    def forward_and_penalty(
+        self, users: torch.Tensor, movies: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's predictions and penalty from one lookup of its rows: a second
+        lookup doubles the embeddings' backward, the most of a dense step's time."""
+        p_u, q_m = self.user_factors(users), self.movie_factors(movies)
+        b_u, b_m = self.user_bias(users), self.movie_bias(movies)
+        factors = p_u.pow(2).sum(1) + q_m.pow(2).sum(1)
+        biases = b_u.pow(2).sum(1) + b_m.pow(2).sum(1)
+        penalty = (self.factor_reg * factors + self.bias_reg * biases).mean()
+        return self._score(p_u, q_m, b_u, b_m), penalty
 
     def id_tables(self, seen_users, seen_movies):
         return [

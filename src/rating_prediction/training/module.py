@@ -178,10 +178,13 @@ class RatingRegressor(LightningModule):
         users, movies, ratings = batch
         for optimizer in optimizers:
             optimizer.zero_grad(set_to_none=True)
-        squared_error = nn.functional.mse_loss(self.model(users, movies), ratings)
-        loss = squared_error
         if self._regularized:
-            loss = loss + self.model.regularization(users, movies)
+            predictions, penalty = self.model.forward_and_penalty(users, movies)
+            squared_error = nn.functional.mse_loss(predictions, ratings)
+            loss = squared_error + penalty
+        else:
+            squared_error = nn.functional.mse_loss(self.model(users, movies), ratings)
+            loss = squared_error
         if self._plain_backward:
             loss.backward()
         else:
