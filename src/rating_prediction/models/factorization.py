@@ -86,6 +86,17 @@ class RatingModel(nn.Module):
         return self.predict_all_movies(users, n_movies)
 
 
+def on_every_movie(
+    scores: torch.Tensor, movies: torch.Tensor, n_movies: int
+) -> torch.Tensor:
+    """Scores ``(rows, len(movies))`` of the ascending ``movies`` (a model's
+    :meth:`~RatingModel.scored_movies`) placed on every movie ``(rows, n_movies)``,
+    ``-inf`` for the others: a column copy, not a masked scatter (half the time at
+    128 x 59,047)."""
+    every_movie = torch.full((scores.shape[0], n_movies), -torch.inf)
+    return every_movie.index_copy_(1, movies, scores)
+
+
 class InnerSigmoidModel(RatingModel):
     """The notebook's model: ``min + (max - min) * sigmoid(w * <p_u, q_m> + b)``.
 
@@ -194,27 +205,33 @@ class BiasedMatrixFactorization(RatingModel):
         )
 
     def forward(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        return self._score(
+        return self._score(*self._rows(users, movies))
+
+    def _rows(
+        self, users: torch.Tensor, movies: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
             self.user_factors(users),
             self.movie_factors(movies),
             self.user_bias(users),
             self.movie_bias(movies),
         )
 
+    def _penalty(self, p_u, q_m, b_u, b_m) -> torch.Tensor:
+        factors = p_u.pow(2).sum(1) + q_m.pow(2).sum(1)
+        biases = b_u.pow(2).sum(1) + b_m.pow(2).sum(1)
+        return (self.factor_reg * factors + self.bias_reg * biases).mean()
+
     def regularization(self, users: torch.Tensor, movies: torch.Tensor) -> torch.Tensor:
-        return self.forward_and_penalty(users, movies)[1]
+        return self._penalty(*self._rows(users, movies))
 
     def forward_and_penalty(
         self, users: torch.Tensor, movies: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch's predictions and penalty from one lookup of its rows: a second
         lookup doubles the embeddings' backward, the most of a dense step's time."""
-        p_u, q_m = self.user_factors(users), self.movie_factors(movies)
-        b_u, b_m = self.user_bias(users), self.movie_bias(movies)
-        factors = p_u.pow(2).sum(1) + q_m.pow(2).sum(1)
-        biases = b_u.pow(2).sum(1) + b_m.pow(2).sum(1)
-        penalty = (self.factor_reg * factors + self.bias_reg * biases).mean()
-        return self._score(p_u, q_m, b_u, b_m), penalty
+        rows = self._rows(users, movies)
+        return self._score(*rows), self._penalty(*rows)
 
     def id_tables(self, seen_users, seen_movies):
         return [

@@ -30,7 +30,7 @@ import warnings
 
 import torch
 
-from rating_prediction.models.factorization import RatingModel
+from rating_prediction.models.factorization import RatingModel, on_every_movie
 
 
 def sparse_rows(
@@ -135,12 +135,10 @@ class EaseRanker(RatingModel):
         items^2 for a dense ``x_u`` (at MovieLens 25M's shape about 138 x 10,000
         instead of 10,000^2). CSR, not COO: torch multiplies a CSR matrix on every
         thread, a COO one on one (``benchmarks/serving_latency.py --ranker ease``)."""
-        scores = torch.full((len(users), n_movies), -torch.inf)
-        # A column copy, not a masked scatter: half the time at 128 x 59,047.
-        return scores.index_copy_(
-            1,
-            self.scored_movies(n_movies),
+        return on_every_movie(
             self.predict_scored_movies(users, n_movies),
+            self.scored_movies(n_movies),
+            n_movies,
         )
 
     def scored_movies(self, n_movies: int) -> torch.Tensor:

@@ -143,13 +143,6 @@ def score_scored_block(
     return model.predict_scored_movies(index, n_movies), movies
 
 
-def widened(scores: torch.Tensor, movies: torch.Tensor, n_movies: int) -> torch.Tensor:
-    """Scores of :func:`score_scored_block` on every movie: ``-inf`` for the movies
-    the model does not score."""
-    every_movie = torch.full((scores.shape[0], n_movies), -torch.inf)
-    return every_movie.index_copy_(1, movies, scores)
-
-
 class PairScorer:
     """Scores (mapped user, mapped movie) pairs, ``-1`` meaning unknown, built once.
 

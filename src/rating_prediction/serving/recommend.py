@@ -23,6 +23,7 @@ import torch
 
 from rating_prediction.data.ids import IdIndex
 from rating_prediction.models import scoring
+from rating_prediction.models.factorization import on_every_movie
 from rating_prediction.models.scoring import UserVectors
 
 from .bundle import ServedModel
@@ -143,7 +144,7 @@ def _ranker_block_scores(
     fallback = user_index < 0
     fallback[list(own)] = False
     if fallback.any() and movies is not None:
-        scores, movies = scoring.widened(scores, movies, len(served.movies)), None
+        scores, movies = on_every_movie(scores, movies, len(served.movies)), None
     for row, row_scores in own.items():
         scores[row] = row_scores if movies is None else row_scores[movies]
     if fallback.any():
@@ -164,22 +165,31 @@ def _model_top_k(
     (``scores`` of the movies ``movies``, ``None``: every movie); equal predictions go
     to the lower movie index, as the evaluation's top K orders them (``torch.topk``
     alone leaves the order of ties unspecified)."""
-    rated_rows, rated_movies = rated
     seen = served.movies.seen
+    rated_rows, rated_columns = rated
     if movies is not None:
         seen = seen[movies.numpy()]
-        column = np.full(len(served.movies), -1, dtype=np.int64)
-        column[movies.numpy()] = np.arange(len(movies))
-        rated_movies = column[rated_movies]
-        rated_rows = rated_rows[rated_movies >= 0]
-        rated_movies = rated_movies[rated_movies >= 0]
+        rated_rows, rated_columns = _rated_on_columns(served, rated, movies.numpy())
     if not seen.all():
         scores[:, torch.from_numpy(~seen)] = -torch.inf
-    scores[torch.from_numpy(rated_rows), torch.from_numpy(rated_movies)] = -torch.inf
+    scores[torch.from_numpy(rated_rows), torch.from_numpy(rated_columns)] = -torch.inf
     top = scoring.top_k_indices(scores, min(k, scores.shape[1]))
     values = scores.gather(1, top)
     indices = top if movies is None else movies[top]
     return indices.numpy(), values.double().numpy(), torch.isfinite(values).numpy()
+
+
+def _rated_on_columns(
+    served: ServedModel, rated: tuple[np.ndarray, np.ndarray], columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``rated`` (row, movie index) pairs whose movie is one of ``columns``
+    (ascending movie indices, the columns of a block's scores), as (row, column)."""
+    position = np.full(len(served.movies), -1, dtype=np.int64)
+    position[columns] = np.arange(columns.size)
+    rows, movies = rated
+    on_columns = position[movies]
+    kept = on_columns >= 0
+    return rows[kept], on_columns[kept]
 
 
 def _blended_top_k(
@@ -199,11 +209,7 @@ def _blended_top_k(
     blended = scoring.popularity_blend(
         predictions, popularity_counts(served)[known], weight
     )
-    column = np.full(len(served.movies), -1, dtype=np.int64)
-    column[known] = np.arange(known.size)
-    rows, movies = rated
-    candidate = column[movies] >= 0
-    blended[rows[candidate], column[movies[candidate]]] = -np.inf
+    blended[_rated_on_columns(served, rated, known)] = -np.inf
     top, valid = scoring.top_k(blended, k)
     return known[top], np.take_along_axis(predictions, top, axis=1), valid
 
@@ -233,7 +239,7 @@ def _block_top_k(
     excluded = _rated_in_block(served, user_ids, rated, folded, start)
     if popularity_weight > 0:
         if movies is not None:
-            scores = scoring.widened(scores, movies, len(served.movies))
+            scores = on_every_movie(scores, movies, len(served.movies))
         indices, values, valid = _blended_top_k(
             served, scores, excluded, top_k, popularity_weight
         )
